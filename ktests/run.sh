@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Host side of the QEMU bench: boots the cached test kernel under TCG with the host
+# filesystem read-only over 9p, runs the cases in the guest, and prints
+# `N passed, N failed`. A case fails if its script fails, if it gives no result
+# (guest died or timed out), or if the kernel log or kmemleak it produced shows an
+# oops/BUG/WARNING/KASAN/lockdep/leak report; the offending lines are shown.
+#   ktests/run.sh [--demo] [--dir CASE_DIR] [CASE_NAME...]
+# Env: KERNEL_FLAVOUR (debug|bench), ISCSI_RS_KVM=1 (use KVM; broken on this host),
+#      KTEST_TIMEOUT (whole boot, s), CASE_TIMEOUT (per case, s), GUEST_MEM, GUEST_CPUS.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/env.sh"
+
+demo=0 dir=ktests/cases out=${KTEST_OUT:-$repo/ktests/out}
+names=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --demo) demo=1 ;;
+    --dir) dir=$2; shift ;;
+    --out) out=$2; shift ;;
+    *) names+=("$1") ;;
+    esac
+    shift
+done
+
+kdir=$("$here/build-kernel.sh" "${KERNEL_FLAVOUR:-debug}")
+initrd=$("$here/qemu/initramfs.sh")
+[ -f "$repo/iscsi_rs.ko" ] || { echo "run.sh: iscsi_rs.ko missing (make module)"; exit 1; }
+
+rm -rf "$out" && mkdir -p "$out"
+: > "$out/plan"
+if [ $demo = 1 ]; then
+    printf 'demo\tktests/qemu/demo.sh\n' > "$out/plan"
+else
+    for f in "$repo/$dir"/*.sh; do
+        name=$(basename "$f" .sh); name=${name#[0-9][0-9]-}
+        if [ ${#names[@]} -gt 0 ] && ! printf '%s\n' "${names[@]}" | grep -qx "$name"; then continue; fi
+        printf '%s\t%s\n' "$name" "${f#$repo/}" >> "$out/plan"
+    done
+fi
+total=$(wc -l < "$out/plan")
+[ "$total" -gt 0 ] || { echo "run.sh: no cases selected"; exit 1; }
+
+accel=(-accel tcg,thread=multi -cpu max)
+[ "${ISCSI_RS_KVM:-0}" = 1 ] && accel=(-accel kvm -cpu host)
+start=$(date +%s.%N)
+set +e
+timeout -k 10 "${KTEST_TIMEOUT:-3000}" qemu-system-x86_64 "${accel[@]}" \
+    -m "${GUEST_MEM:-2G}" -smp "${GUEST_CPUS:-2}" -display none -no-reboot -nodefaults \
+    -serial stdio -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" \
+    -append "console=ttyS0 panic=-1 loglevel=4 iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.out=$out" \
+    -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+    -virtfs "local,path=$out,mount_tag=out,security_model=none" \
+    < /dev/null 2>&1 | tee "$out/console.log" | grep --line-buffered -E '^(ok|not ok|#|guest:|init:)' 
+qemu_rc=${PIPESTATUS[0]}
+set -e
+elapsed=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $start}")
+[ $demo = 1 ] && { echo "demo: guest ran for $elapsed s"; exit "$qemu_rc"; }
+[ "$qemu_rc" = 124 ] && echo "# QEMU killed after ${KTEST_TIMEOUT:-3000} s"
+
+# Kernel-log lines that fail whatever case produced them.
+bad='BUG:|WARNING:|Oops|KASAN|UBSAN|kernel BUG|general protection|Kernel panic|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|suspicious RCU usage|blocked for more than|self-detected stall|unreferenced object|new suspected memory leak'
+passed=0 failed=0 n=0
+scan() {  # file label -> prints offending lines, returns 1 if any
+    [ -s "$1" ] || return 0
+    local hits
+    hits=$(grep -E -A3 "$bad" "$1" | head -40) || return 0
+    echo "# $2: kernel report:"; sed 's/^/#   /' <<<"$hits"; return 1
+}
+scan "$out/dmesg-boot.txt" "boot" || { echo "not ok 0 - boot (kernel report before the first case)"; failed=$((failed + 1)); }
+while IFS=$'\t' read -r name script; do
+    n=$((n + 1))
+    line=$(grep -E "^(ok|not ok) $n - " "$out/results" 2>/dev/null | head -1 || true)
+    if [ -z "$line" ]; then
+        echo "not ok $n - $name # no result: guest died or timed out (see $out/console.log)"
+        tail -n 30 "$out/console.log" | sed 's/^/#   /'
+        failed=$((failed + 1)); continue
+    fi
+    ok=1
+    [[ "$line" == "ok "* ]] || ok=0
+    scan "$out/dmesg-$n.txt" "$name" || ok=0
+    scan "$out/kmemleak-$n.txt" "$name" || ok=0
+    if [ $ok = 1 ]; then passed=$((passed + 1)); else
+        [[ "$line" == "ok "* ]] && echo "not ok $n - $name # kernel report"
+        failed=$((failed + 1))
+    fi
+done < "$out/plan"
+# Cases may report finer-grained results (e.g. each KUnit case) in subtests-*.
+for f in "$out"/subtests-*; do
+    [ -f "$f" ] || continue
+    while read -r status rest; do
+        case "$status $rest" in
+        "ok "*) passed=$((passed + 1)); total=$((total + 1)) ;;
+        "not ok "*) failed=$((failed + 1)); total=$((total + 1)); echo "not ok - ${rest#ok }" ;;
+        esac
+    done < "$f"
+done
+echo "guest run took $elapsed s"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" = "$total" ]

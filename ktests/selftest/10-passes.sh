@@ -1,0 +1,2 @@
+# Runner self-test: a case that passes.
+true

@@ -1,0 +1,39 @@
+//! iscsi_rs: an iSCSI initiator (RFC 7143) for Linux, in Rust. Crate root: the
+//! module declaration, the list of modules, and load/unload. Nothing else.
+
+use kernel::prelude::*;
+
+pub mod proto;
+
+mod ctl;
+mod sys;
+
+#[cfg(CONFIG_KUNIT)]
+#[path = "../ktests/kunit/mod.rs"]
+mod kunit_tests;
+
+module! {
+    type: IscsiRs,
+    name: "iscsi_rs",
+    author: "iscsi-rs developers",
+    description: "iSCSI initiator (RFC 7143) in Rust",
+    license: "GPL",
+}
+
+struct IscsiRs {
+    _control: Pin<KBox<sys::chardev::MiscDevice<ctl::Control>>>,
+}
+
+impl kernel::Module for IscsiRs {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let control = sys::chardev::MiscDevice::register(c_str!("iscsi_rs"), module, ctl::Control)?;
+        pr_info!("loaded, control device /dev/iscsi_rs\n");
+        Ok(IscsiRs { _control: control })
+    }
+}
+
+impl Drop for IscsiRs {
+    fn drop(&mut self) {
+        pr_info!("unloaded\n");
+    }
+}
