@@ -16,7 +16,22 @@ key=$( { echo "$srcver"; cat "${frags[@]}"; rustc -V; clang-19 --version | head 
          bindgen --version; } | sha256sum | cut -c1-16)
 tree="$CACHE/kernel-$flavour-$key"
 
+# objtool of 6.12 knows Rust's `panic_const_*` functions only when their name is 24
+# characters long ("24panic_const_"), so calls to e.g. panic_const_div_by_zero (23)
+# that rustc 1.95 emits in core's generic iterators are reported as "falls through
+# to next function". Widen the match to every panic_const function (the upstream
+# fix does the same); the module build must stay warning-free.
+patch_objtool() {
+    local f=$1/tools/objtool/check.c
+    grep -q '"_4core9panicking11panic_const")' "$f" && return 1
+    sed -i 's/"_4core9panicking11panic_const24panic_const_")/"_4core9panicking11panic_const")/' "$f"
+    grep -q '"_4core9panicking11panic_const")' "$f" || { echo "objtool patch did not apply" >&2; exit 1; }
+}
+
 if [ -f "$tree/.iscsi-rs-built" ]; then
+    if patch_objtool "$tree"; then
+        make -C "$tree" LLVM=1 tools/objtool >/dev/null 2>&1 || { echo "objtool rebuild failed" >&2; exit 1; }
+    fi
     echo "$tree"
     exit 0
 fi
@@ -27,6 +42,7 @@ start=$(date +%s)
 rm -rf "$tree" "$tree.tmp"
 mkdir -p "$tree.tmp"
 tar -xf /usr/src/linux-source-6.12.tar.xz -C "$tree.tmp" --strip-components=1
+patch_objtool "$tree.tmp" || true
 cat "${frags[@]}" > "$tree.tmp/kernel/configs/iscsi_rs.config"
 {
     make -C "$tree.tmp" LLVM=1 tinyconfig iscsi_rs.config

@@ -49,7 +49,7 @@ set +e
 timeout -k 10 "${KTEST_TIMEOUT:-3000}" qemu-system-x86_64 "${accel[@]}" \
     -m "${GUEST_MEM:-2G}" -smp "${GUEST_CPUS:-2}" -display none -no-reboot -nodefaults \
     -serial stdio -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 loglevel=4 iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.out=$out" \
+    -append "console=ttyS0 panic=-1 loglevel=4 ${KTEST_APPEND:-} iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.out=$out" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$out,mount_tag=out,security_model=none" \
     < /dev/null 2>&1 | tee "$out/console.log" | grep --line-buffered -E '^(ok|not ok|#|guest:|init:)' 

@@ -1,6 +1,7 @@
 //! iscsi_rs: an iSCSI initiator (RFC 7143) for Linux, in Rust. Crate root: the
 //! module declaration, the list of modules, and load/unload. Nothing else.
 
+use kernel::c_str;
 use kernel::prelude::*;
 
 pub mod proto;

@@ -267,6 +267,20 @@ impl<T: AsRef<[u8]>> Bhs<T> {
     }
 }
 
+impl<'a> Bhs<&'a [u8; BHS_LEN]> {
+    /// Wraps an exact 48-byte header; cannot fail, so no `Result`.
+    pub fn from_array(header: &'a [u8; BHS_LEN]) -> Self {
+        Bhs { buffer: header }
+    }
+}
+
+impl<'a> Bhs<&'a mut [u8; BHS_LEN]> {
+    /// Wraps an exact 48-byte header for writing; cannot fail, so no `Result`.
+    pub fn from_array_mut(header: &'a mut [u8; BHS_LEN]) -> Self {
+        Bhs { buffer: header }
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Bhs<T> {
     /// The 48 header bytes, writable.
     pub fn header_mut(&mut self) -> &mut [u8] {
@@ -323,7 +337,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Bhs<T> {
     /// Sets TotalAHSLength from a byte count; it must be a multiple of 4 and at
     /// most 1020, else `false` is returned and nothing is written.
     pub fn set_total_ahs_len(&mut self, bytes: usize) -> bool {
-        if bytes % 4 != 0 || bytes / 4 > usize::from(u8::MAX) {
+        if bytes & 3 != 0 || bytes / 4 > usize::from(u8::MAX) {
             return false;
         }
         self.set_byte(field::TOTAL_AHS_LEN, (bytes / 4) as u8);
@@ -369,7 +383,10 @@ mod tests {
 
     #[test]
     fn short_buffer_is_refused() {
-        assert_eq!(Bhs::new_checked(&[0u8; 47][..]).err(), Some(BhsError::Truncated));
+        assert_eq!(
+            Bhs::new_checked(&[0u8; 47][..]).err(),
+            Some(BhsError::Truncated)
+        );
     }
 
     #[test]

@@ -69,21 +69,11 @@ pub fn crc32c_update(crc_state: u32, data: &[u8]) -> u32 {
     let mut crc = crc_state;
     let mut chunks = data.chunks_exact(8);
     for chunk in &mut chunks {
-        let [b0, b1, b2, b3, b4, b5, b6, b7] = match <[u8; 8]>::try_from(chunk) {
-            Ok(a) => a,
-            // chunks_exact yields 8-byte chunks only.
-            Err(_) => [0; 8],
-        };
+        // chunks_exact yields 8-byte chunks only, so the default never occurs.
+        let [b0, b1, b2, b3, b4, b5, b6, b7] = <[u8; 8]>::try_from(chunk).unwrap_or_default();
         let lo = crc ^ u32::from_le_bytes([b0, b1, b2, b3]);
         let [l0, l1, l2, l3] = lo.to_le_bytes();
-        crc = t(7, l0)
-            ^ t(6, l1)
-            ^ t(5, l2)
-            ^ t(4, l3)
-            ^ t(3, b4)
-            ^ t(2, b5)
-            ^ t(1, b6)
-            ^ t(0, b7);
+        crc = t(7, l0) ^ t(6, l1) ^ t(5, l2) ^ t(4, l3) ^ t(3, b4) ^ t(2, b5) ^ t(1, b6) ^ t(0, b7);
     }
     for &b in chunks.remainder() {
         crc = (crc >> 8) ^ t(0, (crc as u8) ^ b);
@@ -135,9 +125,7 @@ impl Default for Crc32c {
 impl Crc32c {
     /// A hasher over the empty message.
     pub const fn new() -> Self {
-        Crc32c {
-            state: CRC32C_INIT,
-        }
+        Crc32c { state: CRC32C_INIT }
     }
 
     /// Resumes from a raw register (e.g. one the kernel's `crc32c()` returned).
@@ -200,10 +188,10 @@ mod tests {
 
     /// RFC 3720 B.4: the iSCSI Read(10) command PDU (48-byte BHS).
     const READ_PDU: [u8; 48] = [
-        0x01, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x14,
-        0x00, 0x00, 0x00, 0x18, 0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x01, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00,
+        0x00, 0x18, 0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00,
     ];
 
     #[test]

@@ -198,13 +198,23 @@ impl CmdWindow {
     /// invalid pair is ignored whole (reported as `Err` so the caller can count
     /// it); otherwise each value replaces the local one unless it is older.
     /// A value exactly 2^31 from the local one has no defined order and is
-    /// ignored rather than trusted.
+    /// ignored rather than trusted; a pair that would leave an invalid merged
+    /// window is refused whole ([`WindowError::Inconsistent`]). On `Err` nothing
+    /// changes, and RFC 7143 asks for no more than ignoring the values.
     pub fn update(&mut self, exp_cmd_sn: Sn, max_cmd_sn: Sn) -> Result<WindowUpdate, WindowError> {
         window_size(exp_cmd_sn, max_cmd_sn)?;
         let exp_advanced = exp_cmd_sn.gt(self.exp_cmd_sn);
         let max_advanced = max_cmd_sn.gt(self.max_cmd_sn);
-        let exp = if exp_advanced { exp_cmd_sn } else { self.exp_cmd_sn };
-        let max = if max_advanced { max_cmd_sn } else { self.max_cmd_sn };
+        let exp = if exp_advanced {
+            exp_cmd_sn
+        } else {
+            self.exp_cmd_sn
+        };
+        let max = if max_advanced {
+            max_cmd_sn
+        } else {
+            self.max_cmd_sn
+        };
         // Two valid windows merged bound by bound stay valid unless the target
         // jumped by about 2^31; then keep the old state rather than guess.
         if window_size(exp, max).is_err() {
@@ -297,7 +307,16 @@ mod tests {
 
     #[test]
     fn comparison_is_antisymmetric() {
-        let samples = [0u32, 1, 2, 0x7fff_fffe, 0x7fff_ffff, 0x8000_0000, 0x8000_0001, u32::MAX];
+        let samples = [
+            0u32,
+            1,
+            2,
+            0x7fff_fffe,
+            0x7fff_ffff,
+            0x8000_0000,
+            0x8000_0001,
+            u32::MAX,
+        ];
         for &x in &samples {
             for &y in &samples {
                 let (a, b) = (Sn(x), Sn(y));

@@ -40,6 +40,12 @@ pub(crate) struct MiscDevice<T: ControlOps> {
     _pin: PhantomPinned,
 }
 
+// SAFETY: after registration the C fields are only touched by the misc core under
+// its own lock and by `drop`; `ops` is `Send + Sync` itself.
+unsafe impl<T: ControlOps> Send for MiscDevice<T> {}
+// SAFETY: as above; shared references only reach `ops` (Sync) and the atomic flag.
+unsafe impl<T: ControlOps> Sync for MiscDevice<T> {}
+
 impl<T: ControlOps> MiscDevice<T> {
     /// Registers `/dev/<name>` (mode 0600) served by `ops`.
     pub(crate) fn register(

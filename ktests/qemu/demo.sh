@@ -1,0 +1,17 @@
+#!/bin/bash
+# `make demo`: what a user sees today, narrated on the console.
+set -u
+. "$REPO/ktests/qemu/lio.sh"
+say() { printf '\n=== %s\n' "$*"; }
+run() { echo "# $*"; "$@"; }
+say "LIO target in the guest: 2 LUNs of 64 MiB on 127.0.0.1:3260"
+lio_setup -t iqn.2026-11.dev.iscsi-rs:demo -l 2 -s 64 && ls /sys/kernel/config/target/iscsi/
+say "loading the module"
+run insmod "$KO"
+run ls -l /dev/iscsi_rs
+dmesg | grep -E 'iscsi_rs' | tail -5
+run "$CTL" --version
+say "unloading"
+run rmmod iscsi_rs
+lio_teardown
+echo "demo: done"

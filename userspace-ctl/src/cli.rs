@@ -1,0 +1,484 @@
+//! The command line (clap derive): verbs, flags and per-flag validation. Values are
+//! parsed into their final types here (portals, names, digests) so a typo is a
+//! usage error (exit 2) naming the flag, before anything touches the network.
+//!
+//! Secrets never appear as flag values: only `--*-secret-file` paths, because argv
+//! is readable by every user through /proc.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+use crate::names::{IscsiName, TargetName};
+use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param};
+use crate::portal::Portal;
+
+/// Default for both timeouts, open-iscsi's login_timeout.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 15;
+/// Help text of -p (kept out of doc comments, where rustdoc reads [IPv6] as a link).
+const PORTAL_HELP: &str = "Portal: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT (default port 3260)";
+
+/// Upper bound for timeouts; more is surely a typo (ms instead of s).
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+
+/// iSCSI initiator control for iscsi_rs.ko.
+#[derive(Parser, Debug)]
+#[command(
+    name = "iscsictl",
+    version,
+    about = "iSCSI initiator control for iscsi_rs.ko",
+    long_about = "Discovers iSCSI targets, logs in over TCP and hands the connection to the \
+                  iscsi_rs kernel module.",
+    arg_required_else_help = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the targets a portal offers (SendTargets discovery).
+    Discover(DiscoverArgs),
+    /// Log in to a target and attach it as a SCSI host.
+    Login(Box<LoginArgs>),
+    /// Show the sessions of the kernel module.
+    List(ListArgs),
+    /// Log out of sessions and remove their SCSI hosts.
+    Logout(LogoutArgs),
+    /// Serve the kernel module's re-login requests (connection recovery).
+    Daemon(DaemonArgs),
+}
+
+/// Options shared by every verb that opens a connection.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    /// Initiator name to log in with. Takes precedence over InitiatorName in the
+    /// config file and over /etc/iscsi/initiatorname.iscsi; without any of them a
+    /// name is generated and printed.
+    #[arg(long, value_name = "NAME", value_parser = parse_initiator_name)]
+    pub initiator_name: Option<IscsiName>,
+
+    /// Seconds to wait for the TCP connection.
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_TIMEOUT_SECS,
+          value_parser = parse_seconds)]
+    pub connect_timeout: u64,
+
+    /// Seconds to wait for the whole login exchange.
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_TIMEOUT_SECS,
+          value_parser = parse_seconds)]
+    pub login_timeout: u64,
+}
+
+impl ConnectArgs {
+    /// `--connect-timeout` as a Duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout)
+    }
+
+    /// `--login-timeout` as a Duration.
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.login_timeout)
+    }
+}
+
+/// `iscsictl discover -p HOST[:PORT] [--json]`.
+#[derive(Args, Debug)]
+pub struct DiscoverArgs {
+    /// Portal to ask.
+    #[arg(short, long, value_name = "HOST[:PORT]", value_parser = parse_portal,
+          help = PORTAL_HELP)]
+    pub portal: Portal,
+
+    /// Print the targets as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `iscsictl login (-p HOST[:PORT] -t IQN | -n NICKNAME | -a) …`.
+#[derive(Args, Debug)]
+#[command(
+    override_usage = "iscsictl login (-p HOST[:PORT] -t IQN | -n NICKNAME | -a) [OPTIONS]",
+    group(ArgGroup::new("selector").required(true).multiple(true)
+        .args(["portal", "target", "nickname", "all"])),
+    group(ArgGroup::new("from_config").multiple(false).args(["nickname", "all"])),
+)]
+pub struct LoginArgs {
+    /// Portal of the target.
+    #[arg(short, long, value_name = "HOST[:PORT]", value_parser = parse_portal,
+          requires = "target", help = PORTAL_HELP)]
+    pub portal: Option<Portal>,
+
+    /// Target name (IQN) to log in to; needs -p.
+    #[arg(short, long, value_name = "IQN", value_parser = parse_target_name,
+          requires = "portal")]
+    pub target: Option<TargetName>,
+
+    /// Log in to the config file's block with this nickname.
+    #[arg(short, long, value_name = "NICKNAME", conflicts_with_all = ["portal", "target"])]
+    pub nickname: Option<String>,
+
+    /// Log in to every block of the config file.
+    #[arg(short, long, conflicts_with_all = ["portal", "target"])]
+    pub all: bool,
+
+    /// Config file for -n/-a [default: /etc/iscsi-rs.conf].
+    #[arg(short, long, value_name = "CONFIG", requires = "from_config")]
+    pub config: Option<PathBuf>,
+
+    /// Scan LUNs after login (otherwise the kernel's default scan policy applies).
+    #[arg(long)]
+    pub lun_scan: bool,
+
+    /// CHAP name we authenticate with (CHAP_N); needs --chap-secret-file.
+    #[arg(long, value_name = "U", requires = "chap_secret_file", value_parser = parse_chap_name)]
+    pub chap_user: Option<String>,
+
+    /// File holding our CHAP secret (raw bytes, one trailing newline removed); must
+    /// not be accessible by group or others.
+    #[arg(long, value_name = "F", requires = "chap_user")]
+    pub chap_secret_file: Option<PathBuf>,
+
+    /// CHAP name the target must present for mutual CHAP; needs --mutual-secret-file.
+    #[arg(long, value_name = "U", requires = "mutual_secret_file",
+          value_parser = parse_chap_name)]
+    pub mutual_user: Option<String>,
+
+    /// File holding the target's CHAP secret for mutual CHAP (same rules as
+    /// --chap-secret-file; must differ from our secret).
+    #[arg(long, value_name = "F", requires = "mutual_user")]
+    pub mutual_secret_file: Option<PathBuf>,
+
+    /// CHAP algorithms to offer, in order of preference (sha256, sha3-256, sha1,
+    /// md5) [default: sha256,sha3-256,sha1,md5].
+    #[arg(long, value_name = "LIST", value_parser = ChapAlgs::parse)]
+    pub chap_algs: Option<ChapAlgs>,
+
+    /// Header digest to ask for [default: none].
+    #[arg(long, value_name = "DIGEST", ignore_case = true)]
+    pub header_digest: Option<Digest>,
+
+    /// Data digest to ask for [default: none].
+    #[arg(long, value_name = "DIGEST", ignore_case = true)]
+    pub data_digest: Option<Digest>,
+
+    /// Extra operational key to propose, e.g. MaxRecvDataSegmentLength=262144
+    /// (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = Param::parse)]
+    pub params: Vec<Param>,
+
+    /// Commands in flight per session (1-65535).
+    #[arg(long, value_name = "N", value_parser = parse_queue_depth)]
+    pub queue_depth: Option<u16>,
+
+    /// Log in, print the negotiated parameters, log out; do not attach to the kernel.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `iscsictl list [--json]`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print the sessions as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `iscsictl logout (-t IQN | -a | --host N)`.
+#[derive(Args, Debug)]
+#[command(override_usage = "iscsictl logout (-t IQN | -a | --host N)")]
+#[command(group(ArgGroup::new("which").required(true).multiple(false)
+    .args(["target", "all", "host"])))]
+pub struct LogoutArgs {
+    /// Log out of every session with this target.
+    #[arg(short, long, value_name = "IQN", value_parser = parse_target_name)]
+    pub target: Option<TargetName>,
+
+    /// Log out of every session.
+    #[arg(short, long)]
+    pub all: bool,
+
+    /// Log out of the session behind SCSI host N (as in /sys/class/scsi_host/hostN).
+    #[arg(long, value_name = "N")]
+    pub host: Option<u32>,
+}
+
+/// `iscsictl daemon`.
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Config file with the credentials for re-logins [default: /etc/iscsi-rs.conf].
+    #[arg(short, long, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+// clap value parsers: return the reason only; clap adds the flag and the value.
+
+fn parse_portal(s: &str) -> Result<Portal, String> {
+    Portal::parse(s).map_err(|e| e.reason)
+}
+
+fn parse_initiator_name(s: &str) -> Result<IscsiName, String> {
+    IscsiName::parse(s).map_err(|e| name_reason(e.to_string()))
+}
+
+fn parse_target_name(s: &str) -> Result<TargetName, String> {
+    TargetName::parse(s).map_err(|e| name_reason(e.to_string()))
+}
+
+/// Drops the "invalid iSCSI name "x": " prefix that clap's message already implies.
+fn name_reason(msg: String) -> String {
+    match msg.split_once("\": ") {
+        Some((_, reason)) => reason.to_owned(),
+        None => msg,
+    }
+}
+
+fn parse_chap_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the CHAP name is empty".into());
+    }
+    if s.chars().any(char::is_control) {
+        return Err("the CHAP name holds a control character".into());
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if (1..=MAX_TIMEOUT_SECS).contains(&n) && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(n)
+        }
+        _ => Err(format!("expected whole seconds, 1..={MAX_TIMEOUT_SECS}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("iscsictl").chain(args.iter().copied()))
+    }
+
+    fn login(args: &[&str]) -> LoginArgs {
+        let mut full = vec!["login"];
+        full.extend_from_slice(args);
+        match parse(&full)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+        {
+            Command::Login(l) => *l,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        let e = parse(args)
+            .map(|c| panic!("{args:?} should fail: {c:?}"))
+            .unwrap_err();
+        assert!(e.use_stderr(), "{args:?}");
+        assert_eq!(e.exit_code(), 2, "{args:?}");
+        e.to_string()
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn discover() {
+        let c = parse(&["discover", "-p", "[2001:db8::1]:3261", "--json"]).unwrap();
+        let Command::Discover(d) = c.command else {
+            panic!()
+        };
+        assert_eq!(d.portal.to_string(), "[2001:db8::1]:3261");
+        assert!(d.json);
+        assert_eq!(d.connect.connect_timeout(), Duration::from_secs(15));
+        assert_eq!(d.connect.login_timeout(), Duration::from_secs(15));
+        let msg = usage_error(&["discover"]);
+        assert!(msg.contains("--portal"), "{msg}");
+        let msg = usage_error(&["discover", "-p", "host:0"]);
+        assert!(msg.contains("out of range"), "{msg}");
+    }
+
+    #[test]
+    fn login_by_portal_and_target() {
+        let l = login(&[
+            "-p",
+            "192.0.2.1",
+            "-t",
+            "iqn.2001-04.com.example:disk1",
+            "--lun-scan",
+            "--chap-user",
+            "me",
+            "--chap-secret-file",
+            "/root/s",
+            "--mutual-user",
+            "tgt",
+            "--mutual-secret-file",
+            "/root/m",
+            "--chap-algs",
+            "sha256,md5",
+            "--header-digest",
+            "crc32c",
+            "--data-digest",
+            "CRC32C",
+            "--param",
+            "MaxRecvDataSegmentLength=262144",
+            "--param",
+            "ImmediateData=No",
+            "--queue-depth",
+            "32",
+            "--dry-run",
+            "--initiator-name",
+            "iqn.2001-04.com.example:host",
+            "--connect-timeout",
+            "5",
+            "--login-timeout",
+            "30",
+        ]);
+        assert_eq!(l.portal.unwrap().to_string(), "192.0.2.1:3260");
+        assert_eq!(l.target.unwrap().as_str(), "iqn.2001-04.com.example:disk1");
+        assert!(l.lun_scan && l.dry_run && !l.all);
+        assert_eq!(l.chap_user.as_deref(), Some("me"));
+        assert_eq!(l.mutual_user.as_deref(), Some("tgt"));
+        assert_eq!(l.chap_algs.unwrap().to_string(), "sha256,md5");
+        assert_eq!(l.header_digest, Some(Digest::Crc32c));
+        assert_eq!(l.data_digest, Some(Digest::Crc32c));
+        assert_eq!(l.params.len(), 2);
+        assert_eq!(l.queue_depth, Some(32));
+        assert_eq!(
+            l.connect.initiator_name.as_ref().unwrap().as_str(),
+            "iqn.2001-04.com.example:host"
+        );
+        assert_eq!(l.connect.connect_timeout(), Duration::from_secs(5));
+        assert_eq!(l.connect.login_timeout(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn login_from_config() {
+        let l = login(&["-n", "myiscsi", "-c", "/tmp/x.conf"]);
+        assert_eq!(l.nickname.as_deref(), Some("myiscsi"));
+        assert_eq!(l.config, Some(PathBuf::from("/tmp/x.conf")));
+        let l = login(&["-a"]);
+        assert!(l.all && l.config.is_none());
+    }
+
+    #[test]
+    fn login_selector_rules() {
+        usage_error(&["login"]);
+        let msg = usage_error(&["login", "-p", "h"]);
+        assert!(msg.contains("--target"), "{msg}");
+        let msg = usage_error(&["login", "-t", "iqn.2001-04.com.example:x"]);
+        assert!(msg.contains("--portal"), "{msg}");
+        usage_error(&["login", "-n", "a", "-a"]);
+        usage_error(&["login", "-n", "a", "-p", "h", "-t", "x"]);
+        usage_error(&["login", "-a", "-p", "h", "-t", "x"]);
+        let msg = usage_error(&["login", "-p", "h", "-t", "x", "-c", "/etc/f"]);
+        assert!(msg.contains("--nickname"), "{msg}");
+    }
+
+    #[test]
+    fn login_flag_rules() {
+        let base = ["login", "-p", "h", "-t", "iqn.2001-04.com.example:x"];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            usage_error(&v)
+        };
+        assert!(with(&["--chap-user", "u"]).contains("--chap-secret-file"));
+        assert!(with(&["--chap-secret-file", "f"]).contains("--chap-user"));
+        assert!(with(&["--mutual-user", "u"]).contains("--mutual-secret-file"));
+        assert!(with(&["--mutual-secret-file", "f"]).contains("--mutual-user"));
+        assert!(with(&["--chap-user", "", "--chap-secret-file", "f"]).contains("empty"));
+        assert!(with(&["--chap-algs", "md5,md5"]).contains("twice"));
+        assert!(with(&["--header-digest", "crc16"]).contains("crc32c"));
+        assert!(with(&["--param", "HeaderDigest=None"]).contains("--header-digest"));
+        assert!(with(&["--param", "oops"]).contains("Key=Value"));
+        assert!(with(&["--queue-depth", "0"]).contains("out of range"));
+        assert!(with(&["--connect-timeout", "0"]).contains("1..=3600"));
+        assert!(with(&["--login-timeout", "1.5"]).contains("whole seconds"));
+        assert!(with(&["--initiator-name", "iqn.2001-13.com.example"]).contains("month 13"));
+        // No flag takes a secret itself.
+        assert!(with(&["--chap-secret", "x"]).contains("unexpected argument"));
+    }
+
+    #[test]
+    fn bad_target_names_are_usage_errors() {
+        let msg = usage_error(&["login", "-p", "h", "-t", "a b"]);
+        assert!(msg.contains("whitespace"), "{msg}");
+        let msg = usage_error(&["login", "-p", "h", "-t", ""]);
+        assert!(msg.contains("empty"), "{msg}");
+    }
+
+    #[test]
+    fn list_logout_daemon() {
+        let Command::List(l) = parse(&["list", "--json"]).unwrap().command else {
+            panic!()
+        };
+        assert!(l.json);
+        let Command::Logout(l) = parse(&["logout", "--host", "3"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(l.host, Some(3));
+        let Command::Logout(l) = parse(&["logout", "-a"]).unwrap().command else {
+            panic!()
+        };
+        assert!(l.all);
+        let Command::Logout(l) = parse(&["logout", "-t", "iqn.2001-04.com.example:x"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert!(l.target.is_some());
+        usage_error(&["logout"]);
+        usage_error(&["logout", "-a", "--host", "1"]);
+        usage_error(&["logout", "--host", "-1"]);
+        assert!(matches!(
+            parse(&["daemon", "-c", "/x"]).unwrap().command,
+            Command::Daemon(DaemonArgs { config: Some(_) })
+        ));
+    }
+
+    #[test]
+    fn help_and_version_are_not_errors() {
+        for args in [&["--help"][..], &["--version"], &["login", "--help"]] {
+            let e = parse(args).unwrap_err();
+            assert!(!e.use_stderr(), "{args:?}");
+            assert!(matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ));
+        }
+        // No verb at all shows help but is still a usage error.
+        let e = parse(&[]).unwrap_err();
+        assert!(e.use_stderr());
+    }
+
+    #[test]
+    fn help_mentions_precedence() {
+        let help = Cli::command()
+            .find_subcommand_mut("login")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("Takes precedence over InitiatorName"),
+            "{help}"
+        );
+        assert!(help.contains("[default: 15]"), "{help}");
+    }
+}

@@ -1,0 +1,227 @@
+//! Runs the verbs. Each does all the checking it can without the protocol core or
+//! the kernel (arguments, config, secret files, initiator name, module presence)
+//! and then stops with a clear "not implemented yet" until those parts land.
+
+use std::io::{self, Write};
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::device::require_module;
+use crate::exit::Error;
+use crate::names::{self, NameSource};
+use crate::plan::{plan_login, SystemPaths};
+
+const NEEDS_LOGIN: &str = "the iscsi-proto login state machine";
+const NEEDS_DISCOVERY: &str = "the iscsi-proto login state machine and SendTargets";
+const NEEDS_KERNEL: &str = "the kernel session interface of iscsi_rs.ko";
+
+/// Runs `cli` against the real system paths, notices to stderr.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    run_with(cli, &SystemPaths::default(), &mut io::stderr())
+}
+
+/// Runs `cli` with explicit paths; one-time notices (a generated initiator name,
+/// warnings) go to `notices`.
+pub fn run_with(cli: Cli, paths: &SystemPaths, notices: &mut dyn Write) -> Result<(), Error> {
+    match cli.command {
+        Command::Discover(args) => {
+            let name = names::resolve_initiator_name(
+                args.connect.initiator_name.as_ref(),
+                None,
+                &paths.initiatorname_file,
+            )?;
+            if name.source == NameSource::Generated {
+                announce_generated(notices, &name.name, paths);
+            }
+            Err(Error::NotImplemented {
+                verb: "discover",
+                needs: NEEDS_DISCOVERY,
+            })
+        }
+        Command::Login(args) => {
+            let plan = plan_login(&args, paths)?;
+            if let Some(name) = &plan.generated_name {
+                announce_generated(notices, name, paths);
+            }
+            for w in &plan.warnings {
+                let _ = writeln!(notices, "iscsictl: warning: {w}");
+            }
+            // A real login ends in a handoff to the module: do not log in for nothing.
+            if !args.dry_run {
+                require_module(&paths.device)?;
+            }
+            Err(Error::NotImplemented {
+                verb: "login",
+                needs: NEEDS_LOGIN,
+            })
+        }
+        Command::List(_) => {
+            require_module(&paths.device)?;
+            Err(Error::NotImplemented {
+                verb: "list",
+                needs: NEEDS_KERNEL,
+            })
+        }
+        Command::Logout(_) => {
+            require_module(&paths.device)?;
+            Err(Error::NotImplemented {
+                verb: "logout",
+                needs: NEEDS_KERNEL,
+            })
+        }
+        Command::Daemon(args) => {
+            if let Some(path) = &args.config {
+                Config::load(path)?;
+            }
+            require_module(&paths.device)?;
+            Err(Error::NotImplemented {
+                verb: "daemon",
+                needs: NEEDS_KERNEL,
+            })
+        }
+    }
+}
+
+/// Said once per run: the name changes on every run until it is saved.
+fn announce_generated(out: &mut dyn Write, name: &names::IscsiName, paths: &SystemPaths) {
+    let _ = writeln!(
+        out,
+        "iscsictl: no initiator name configured; using generated name {name} (to keep it, \
+         write InitiatorName={name} to {} or pass --initiator-name)",
+        paths.initiatorname_file.display()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit;
+    use clap::Parser;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    struct Bench {
+        _dir: tempfile::TempDir,
+        paths: SystemPaths,
+    }
+
+    fn bench() -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = SystemPaths {
+            device: dir.path().join("iscsi_rs"),
+            default_config: dir.path().join("iscsi-rs.conf"),
+            initiatorname_file: dir.path().join("initiatorname.iscsi"),
+        };
+        Bench { _dir: dir, paths }
+    }
+
+    fn run_args(b: &Bench, args: &[&str]) -> (Result<(), Error>, String) {
+        let cli = Cli::try_parse_from(std::iter::once("iscsictl").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let mut out = Vec::new();
+        let r = run_with(cli, &b.paths, &mut out);
+        (r, String::from_utf8(out).unwrap())
+    }
+
+    fn write_private(p: &Path, text: &str) {
+        std::fs::write(p, text).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn list_logout_daemon_need_the_module() {
+        let b = bench();
+        for args in [
+            &["list"][..],
+            &["list", "--json"],
+            &["logout", "-a"],
+            &["daemon"],
+        ] {
+            let (r, _) = run_args(&b, args);
+            let e = r.unwrap_err();
+            assert_eq!(e.exit_code(), exit::MODULE_NOT_LOADED, "{args:?}");
+            assert_eq!(
+                e.to_string(),
+                "iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)"
+            );
+        }
+        std::fs::write(&b.paths.device, b"").unwrap();
+        let (r, _) = run_args(&b, &["list"]);
+        let e = r.unwrap_err();
+        assert_eq!(e.exit_code(), exit::NOT_IMPLEMENTED);
+        assert_eq!(
+            e.to_string(),
+            "list is not implemented yet: it needs the kernel session interface of \
+             iscsi_rs.ko"
+        );
+    }
+
+    #[test]
+    fn discover_announces_a_generated_name_once() {
+        let b = bench();
+        let (r, out) = run_args(&b, &["discover", "-p", "192.0.2.1"]);
+        assert_eq!(r.unwrap_err().exit_code(), exit::NOT_IMPLEMENTED);
+        assert_eq!(
+            out.matches("using generated name iqn.2026-11.dev.iscsi-rs:")
+                .count(),
+            1
+        );
+        // With a name file, nothing to announce.
+        std::fs::write(
+            &b.paths.initiatorname_file,
+            "InitiatorName=iqn.2001-04.com.example:h\n",
+        )
+        .unwrap();
+        let (_, out) = run_args(&b, &["discover", "-p", "192.0.2.1"]);
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn login_dry_run_validates_then_stops() {
+        let b = bench();
+        write_private(
+            &b.paths.default_config,
+            "a { TargetAddress = h1; TargetName = iqn.1900.com.com:sn.1 }\n\
+             b { TargetAddress = h2; TargetName = iqn.2001-04.com.example:b }\n",
+        );
+        let (r, out) = run_args(&b, &["login", "-a", "--dry-run"]);
+        let e = r.unwrap_err();
+        assert_eq!(e.exit_code(), exit::NOT_IMPLEMENTED, "{e}");
+        // One generated name for both targets, announced once, plus the RFC warning.
+        assert_eq!(out.matches("using generated name").count(), 1, "{out}");
+        assert_eq!(out.matches("does not follow RFC 3720").count(), 1, "{out}");
+        // Without --dry-run the missing module is reported first.
+        let (r, _) = run_args(&b, &["login", "-a"]);
+        assert_eq!(r.unwrap_err().exit_code(), exit::MODULE_NOT_LOADED);
+    }
+
+    #[test]
+    fn login_config_errors_come_first() {
+        let b = bench();
+        let (r, _) = run_args(&b, &["login", "-n", "x"]);
+        let e = r.unwrap_err();
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        assert!(e.to_string().contains("cannot read the config file"), "{e}");
+        write_private(&b.paths.default_config, "a {\n  Colour = red\n}\n");
+        let (r, _) = run_args(&b, &["login", "-n", "a"]);
+        let e = r.unwrap_err();
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        assert!(
+            e.to_string()
+                .contains("iscsi-rs.conf:2: unknown key \"Colour\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn daemon_checks_its_config() {
+        let b = bench();
+        let conf = b.paths.default_config.clone();
+        std::fs::write(&conf, "chapSecret = abcdefabcdef\n").unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (r, _) = run_args(&b, &["daemon", "-c", conf.to_str().unwrap()]);
+        let e = r.unwrap_err();
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+}

@@ -1,0 +1,111 @@
+//! Exit codes of iscsictl and the top-level error type that maps onto them.
+//!
+//! Every failure a user can meet ends up here as one plain sentence plus one of the
+//! distinct codes below, so scripts can tell "wrong password" from "target down"
+//! without parsing text. The codes are part of the command-line interface: never
+//! renumber one, only add.
+
+use crate::config::ConfigError;
+use crate::names::NameError;
+use crate::secret::SecretError;
+
+/// Success.
+pub const OK: u8 = 0;
+/// A failure that none of the codes below describes.
+pub const FAILURE: u8 = 1;
+/// Bad command line; clap uses 2 as well, so all usage errors share it.
+pub const USAGE: u8 = 2;
+/// Bad config file, secret file or initiator name file (syntax, value, permissions).
+pub const CONFIG: u8 = 3;
+/// The portal could not be reached: refused, unreachable, or connect/login timeout.
+pub const UNREACHABLE: u8 = 4;
+/// The target rejected our credentials, or mutual CHAP failed to verify the target.
+pub const AUTH_FAILED: u8 = 5;
+/// The target does not know the requested TargetName (login status 0x0203/0x0204).
+pub const TARGET_NOT_FOUND: u8 = 6;
+/// The target broke the protocol (malformed PDU, illegal negotiation answer).
+pub const PROTOCOL: u8 = 7;
+/// `/dev/iscsi_rs` is missing: the kernel module is not loaded.
+pub const MODULE_NOT_LOADED: u8 = 8;
+/// The verb exists on the command line but its implementation has not landed yet.
+pub const NOT_IMPLEMENTED: u8 = 9;
+
+/// Every error `iscsictl` reports; `Display` is the one sentence printed to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command-line combination clap cannot express (checked after parsing).
+    #[error("{0}")]
+    Usage(String),
+    /// The config file is unreadable, malformed, inconsistent or too open.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The initiator name file is unreadable or holds a bad name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A secret file is unreadable, empty or too open.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// `/dev/iscsi_rs` does not exist.
+    #[error("iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)")]
+    ModuleNotLoaded,
+    /// The verb is recognised but cannot run yet.
+    #[error("{verb} is not implemented yet: it needs {needs}")]
+    NotImplemented {
+        /// The verb as typed, e.g. "login".
+        verb: &'static str,
+        /// What is missing, e.g. "the iscsi-proto login state machine".
+        needs: &'static str,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => USAGE,
+            Error::Config(_) | Error::Name(_) | Error::Secret(_) => CONFIG,
+            Error::ModuleNotLoaded => MODULE_NOT_LOADED,
+            Error::NotImplemented { .. } => NOT_IMPLEMENTED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct() {
+        let all = [
+            OK,
+            FAILURE,
+            USAGE,
+            CONFIG,
+            UNREACHABLE,
+            AUTH_FAILED,
+            TARGET_NOT_FOUND,
+            PROTOCOL,
+            MODULE_NOT_LOADED,
+            NOT_IMPLEMENTED,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(
+            USAGE, 2,
+            "clap exits with 2 on usage errors; keep them equal"
+        );
+    }
+
+    #[test]
+    fn module_not_loaded_message() {
+        let e = Error::ModuleNotLoaded;
+        assert_eq!(
+            e.to_string(),
+            "iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)"
+        );
+        assert_eq!(e.exit_code(), MODULE_NOT_LOADED);
+    }
+}
