@@ -11,6 +11,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 frags=("$here/kernel.config")
 [ "$flavour" = debug ] && frags+=("$here/kernel-debug.config")
 
+# One build at a time per cache: a second caller waits, then finds it built.
+exec 9> "$CACHE/kernel.lock"
+flock 9
+
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 key=$( { echo "$srcver"; cat "${frags[@]}"; rustc -V; clang-19 --version | head -1;
          bindgen --version; } | sha256sum | cut -c1-16)

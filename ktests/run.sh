@@ -24,21 +24,16 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-kdir=$("$here/build-kernel.sh" "${KERNEL_FLAVOUR:-debug}")
+kdir=${KTEST_KDIR:-$("$here/build-kernel.sh" "${KERNEL_FLAVOUR:-debug}")}
 initrd=$("$here/qemu/initramfs.sh")
 [ -f "$repo/iscsi_rs.ko" ] || { echo "run.sh: iscsi_rs.ko missing (make module)"; exit 1; }
 
 rm -rf "$out" && mkdir -p "$out"
-: > "$out/plan"
 if [ $demo = 1 ]; then
-    printf 'demo\tktests/qemu/demo.sh\n' > "$out/plan"
-else
-    for f in "$repo/$dir"/*.sh; do
-        name=$(basename "$f" .sh); name=${name#[0-9][0-9]-}
-        if [ ${#names[@]} -gt 0 ] && ! printf '%s\n' "${names[@]}" | grep -qx "$name"; then continue; fi
-        printf '%s\t%s\n' "$name" "${f#$repo/}" >> "$out/plan"
-    done
+    dir=ktests/qemu names=(demo)
 fi
+"$here/qemu/plan.sh" "$repo" "$dir" "${names[@]}" > "$out/plan"
+only=$(IFS=,; echo "${names[*]}")
 total=$(wc -l < "$out/plan")
 [ "$total" -gt 0 ] || { echo "run.sh: no cases selected"; exit 1; }
 
@@ -49,14 +44,33 @@ set +e
 timeout -k 10 "${KTEST_TIMEOUT:-3000}" qemu-system-x86_64 "${accel[@]}" \
     -m "${GUEST_MEM:-2G}" -smp "${GUEST_CPUS:-2}" -display none -no-reboot -nodefaults \
     -serial stdio -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 loglevel=4 ${KTEST_APPEND:-} iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.out=$out" \
+    -serial "file:$out/channel.txt" \
+    -append "console=ttyS0 panic=-1 loglevel=4 ${KTEST_APPEND:-} iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.dir=$dir iscsirs.only=$only" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
-    -virtfs "local,path=$out,mount_tag=out,security_model=none" \
-    < /dev/null 2>&1 | tee "$out/console.log" | grep --line-buffered -E '^(ok|not ok|#|guest:|init:)' 
+    < /dev/null 2>&1 | tee "$out/console.log" | { if [ $demo = 1 ]; then cat; else
+      grep --line-buffered -E '^(ok|not ok|#|guest:|init:)'; fi; }
 qemu_rc=${PIPESTATUS[0]}
 set -e
 elapsed=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $start}")
 [ $demo = 1 ] && { echo "demo: guest ran for $elapsed s"; exit "$qemu_rc"; }
+
+# Unpack the files the guest sent over ttyS1.
+python3 - "$out" <<'PY'
+import base64, os, sys
+out = sys.argv[1]
+name, buf = None, []
+for line in open(os.path.join(out, "channel.txt"), errors="replace"):
+    line = line.strip()
+    if line.startswith("@@FILE "):
+        name, buf = os.path.basename(line[7:]), []
+    elif line == "@@END" and name:
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(base64.b64decode("".join(buf), validate=False))
+        name = None
+    elif name:
+        buf.append(line)
+PY
+cat "$out"/result-* > "$out/results" 2>/dev/null || : > "$out/results"
 [ "$qemu_rc" = 124 ] && echo "# QEMU killed after ${KTEST_TIMEOUT:-3000} s"
 
 # Kernel-log lines that fail whatever case produced them.

@@ -1,6 +1,7 @@
 #!/bin/bash
 # `make demo`: what a user sees today, narrated on the console.
 set -u
+exec > /dev/console 2>&1  # the demo narrates on the console
 . "$REPO/ktests/qemu/lio.sh"
 say() { printf '\n=== %s\n' "$*"; }
 run() { echo "# $*"; "$@"; }

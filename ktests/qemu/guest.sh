@@ -1,17 +1,43 @@
 #!/bin/bash
-# In-guest harness: runs each case listed in $OUT/plan ("name<TAB>script" lines),
-# prints TAP-style `ok N - name` / `not ok N - name`, and stores per case its
-# output and the kernel log it produced (plus kmemleak findings) in $OUT for the
-# host runner to scan. Environment for cases: REPO, OUT, KO (the module), CTL.
+# In-guest harness: runs each case of the plan (ktests/qemu/plan.sh over the
+# kernel command line's iscsirs.dir= and iscsirs.only=), prints TAP-style
+# `ok N - name` / `not ok N - name`, and sends per case its output, the kernel log
+# it produced and kmemleak's findings to the host over ttyS1 as base64 records
+# ("@@FILE name" … "@@END"), right after the case so a later crash loses nothing.
+# Environment for cases: REPO, OUT (a scratch dir whose files are sent back),
+# KO (the module), CTL (iscsictl).
 set -u
+OUT=/tmp/ktest-out
+mkdir -p $OUT
 export REPO OUT
 export KO="$REPO/iscsi_rs.ko" CTL="$REPO/target/release/iscsictl"
 export PATH="$REPO/ktests/qemu:$PATH"
 kmemleak=/sys/kernel/debug/kmemleak
 case_timeout=${CASE_TIMEOUT:-900}
 
+channel=/dev/ttyS1
+stty -F $channel raw -echo 2>/dev/null
+send() {  # send FILE...: ship files to the host and forget them
+    local f
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        { echo "@@FILE ${f##*/}"; base64 -w 76 "$f"; echo "@@END"; } > $channel
+        rm -f "$f"
+    done
+}
+dir= only=
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+    iscsirs.dir=*) dir=${arg#*=} ;;
+    iscsirs.only=*) only=${arg#*=} ;;
+    esac
+done
+# shellcheck disable=SC2086
+"$REPO/ktests/qemu/plan.sh" "$REPO" "$dir" ${only//,/ } > /tmp/plan
+
 echo "guest: up after $(cut -d' ' -f1 /proc/uptime) s"
 dmesg -c > "$OUT/dmesg-boot.txt"
+send "$OUT/dmesg-boot.txt"
 [ -w $kmemleak ] && echo clear > $kmemleak
 
 n=0
@@ -34,7 +60,8 @@ while IFS=$'\t' read -r name script; do
         [ $rc -eq 124 ] && echo "# $name: timed out after $case_timeout s"
         sed 's/^/#   /' "$OUT/case-$n.log" | tail -n 25
         echo "not ok $n - $name"
-    fi | tee -a "$OUT/results"
+    fi | tee "$OUT/result-$n"
     echo "# $name took $(awk "BEGIN{print $end - $start}") s"
-done < "$OUT/plan"
+    send "$OUT/result-$n" "$OUT/case-$n.log" "$OUT/dmesg-$n.txt" "$OUT/kmemleak-$n.txt" "$OUT"/subtests-*
+done < /tmp/plan
 echo "guest: done"

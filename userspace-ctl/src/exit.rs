@@ -48,6 +48,22 @@ pub enum Error {
     /// `/dev/iscsi_rs` does not exist.
     #[error("iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)")]
     ModuleNotLoaded,
+    /// The portal could not be reached or did not answer in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The target refused our credentials, or failed to prove its own.
+    #[error("{0}")]
+    AuthFailed(String),
+    /// The target does not exist (any more) at this portal.
+    #[error("{0}")]
+    TargetNotFound(String),
+    /// The target broke the protocol, or hung up mid-exchange.
+    #[error("{0}")]
+    Protocol(String),
+    /// Any other failure: the target refused for a reason none of the above
+    /// names (out of resources, not allowed, …), or the host could not help.
+    #[error("{0}")]
+    Failed(String),
     /// The verb is recognised but cannot run yet.
     #[error("{verb} is not implemented yet: it needs {needs}")]
     NotImplemented {
@@ -58,6 +74,23 @@ pub enum Error {
     },
 }
 
+impl From<crate::transport::TransportError> for Error {
+    fn from(e: crate::transport::TransportError) -> Self {
+        let msg = e.to_string();
+        match e.exit_code() {
+            UNREACHABLE => Error::Unreachable(msg),
+            PROTOCOL => Error::Protocol(msg),
+            _ => Error::Failed(msg),
+        }
+    }
+}
+
+impl From<crate::crypto::RandomError> for Error {
+    fn from(e: crate::crypto::RandomError) -> Self {
+        Error::Failed(e.to_string())
+    }
+}
+
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
@@ -65,6 +98,11 @@ impl Error {
             Error::Usage(_) => USAGE,
             Error::Config(_) | Error::Name(_) | Error::Secret(_) => CONFIG,
             Error::ModuleNotLoaded => MODULE_NOT_LOADED,
+            Error::Unreachable(_) => UNREACHABLE,
+            Error::AuthFailed(_) => AUTH_FAILED,
+            Error::TargetNotFound(_) => TARGET_NOT_FOUND,
+            Error::Protocol(_) => PROTOCOL,
+            Error::Failed(_) => FAILURE,
             Error::NotImplemented { .. } => NOT_IMPLEMENTED,
         }
     }

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod device;
 pub mod exit;
 pub mod names;
@@ -11,5 +12,6 @@ pub mod params;
 pub mod plan;
 pub mod portal;
 pub mod secret;
+pub mod transport;
 
 pub use commands::{run, run_with};

@@ -1,0 +1,556 @@
+//! One TCP connection to a portal, as the login engine sees it: connect with a
+//! timeout, send whole PDUs framed by iscsi-proto's `write_pdu`, receive whole PDUs
+//! through `RxFramer::feed_collect`, every read and write bounded by one deadline.
+//!
+//! Only I/O lives here; what the bytes mean is iscsi-proto's business. Every I/O
+//! failure becomes a [`TransportError`] whose `Display` is the sentence the user
+//! reads and whose [`exit_code`](TransportError::exit_code) is the script's answer:
+//!
+//! * refused, unreachable, unresolvable, connect or answer timeout → `UNREACHABLE`:
+//!   nobody usable is there, retrying later may help;
+//! * the peer closing (or resetting) an established connection mid-exchange →
+//!   `PROTOCOL`: a target must answer a login with a Login Response (a reject
+//!   carries a status), so hanging up instead is the target breaking RFC 7143,
+//!   or the port belonging to something that does not speak iSCSI;
+//! * a PDU that does not frame (digest mismatch, oversized segment) → `PROTOCOL`.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use iscsi_proto::bhs::BHS_LEN;
+use iscsi_proto::framing::{self, FramingError, FramingSettings, RxFramer};
+
+use crate::exit;
+use crate::portal::{Host, Portal};
+
+/// Bytes asked of the kernel per read(2); PDUs larger than this arrive in pieces.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the connection is doing, for error sentences ("… during login").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Login,
+    Discovery,
+    Logout,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Login => "login",
+            Phase::Discovery => "discovery",
+            Phase::Logout => "logout",
+        })
+    }
+}
+
+/// An I/O failure, worded for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot resolve {host:?}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("connection to {addr} refused: no iSCSI target listens there")]
+    Refused { addr: SocketAddr },
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable { addr: SocketAddr, reason: String },
+    #[error("no TCP connection to {portal} within {} (--connect-timeout)", secs(*.limit))]
+    ConnectTimeout { portal: String, limit: Duration },
+    #[error("target {addr} did not answer within {} during {phase} (--login-timeout)",
+            secs(*.limit))]
+    Timeout {
+        addr: SocketAddr,
+        phase: Phase,
+        limit: Duration,
+    },
+    #[error("target closed the connection during {phase} ({addr})")]
+    Closed { addr: SocketAddr, phase: Phase },
+    #[error("connection to {addr} failed during {phase}: {reason}")]
+    Io {
+        addr: SocketAddr,
+        phase: Phase,
+        reason: String,
+    },
+    #[error("target {addr} sent a PDU that does not frame during {phase}: {error:?}")]
+    Framing {
+        addr: SocketAddr,
+        phase: Phase,
+        error: FramingError,
+    },
+}
+
+impl TransportError {
+    /// The exit code (see the module docs for the reasoning).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TransportError::Resolve { .. }
+            | TransportError::Refused { .. }
+            | TransportError::Unreachable { .. }
+            | TransportError::ConnectTimeout { .. }
+            | TransportError::Timeout { .. }
+            | TransportError::Io { .. } => exit::UNREACHABLE,
+            TransportError::Closed { .. } | TransportError::Framing { .. } => exit::PROTOCOL,
+        }
+    }
+}
+
+/// "15 s", or "0.5 s" for the sub-second limits tests use.
+fn secs(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// One PDU as received: its header and data segment (digests already checked).
+#[derive(Debug)]
+pub struct Received<'a> {
+    pub bhs: [u8; BHS_LEN],
+    pub data: &'a [u8],
+}
+
+/// A connected socket plus the framing state of both directions.
+pub struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    phase: Phase,
+    /// The budget the current deadline was set from, for the timeout message.
+    limit: Duration,
+    deadline: Instant,
+    framer: RxFramer,
+    /// Bytes read but not yet framed: `inbuf[in_start..in_end]`.
+    inbuf: Box<[u8]>,
+    in_start: usize,
+    in_end: usize,
+    /// Data segment of the PDU being received; as long as our MaxRecvDataSegmentLength.
+    data: Vec<u8>,
+    /// Reused transmit buffer.
+    tx: Vec<u8>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("phase", &self.phase)
+            .field("settings", &self.framer.settings())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Resolves `portal` and connects to the first address that answers, all within
+    /// `connect_timeout`; the exchange then has `phase_timeout` (see [`Self::begin`]).
+    pub fn connect(
+        portal: &Portal,
+        connect_timeout: Duration,
+        phase: Phase,
+        phase_timeout: Duration,
+    ) -> Result<Connection, TransportError> {
+        let addrs = resolve(portal)?;
+        let start = Instant::now();
+        let mut last = None;
+        for addr in addrs {
+            let left = connect_timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            match TcpStream::connect_timeout(&addr, left) {
+                Ok(stream) => return Connection::from_stream(stream, phase, phase_timeout),
+                Err(e) => last = Some(connect_error(addr, e, portal, connect_timeout)),
+            }
+        }
+        Err(last.unwrap_or_else(|| TransportError::ConnectTimeout {
+            portal: portal.to_string(),
+            limit: connect_timeout,
+        }))
+    }
+
+    /// Wraps an already connected stream (tests, and the kernel handoff's reverse).
+    pub fn from_stream(
+        stream: TcpStream,
+        phase: Phase,
+        phase_timeout: Duration,
+    ) -> Result<Connection, TransportError> {
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| TransportError::Unreachable {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                reason: e.to_string(),
+            })?;
+        // Login is strict request/response: do not let Nagle hold a PDU back.
+        let _ = stream.set_nodelay(true);
+        let settings = FramingSettings::default();
+        Ok(Connection {
+            stream,
+            peer,
+            phase,
+            limit: phase_timeout,
+            deadline: Instant::now() + phase_timeout,
+            framer: RxFramer::new(settings),
+            inbuf: vec![0; READ_CHUNK].into_boxed_slice(),
+            in_start: 0,
+            in_end: 0,
+            data: vec![0; data_buf_len(settings)],
+            tx: Vec::new(),
+        })
+    }
+
+    /// The address actually connected to.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Starts a new phase with a fresh deadline `timeout` from now: logout after a
+    /// long login still gets its full budget.
+    pub fn begin(&mut self, phase: Phase, timeout: Duration) {
+        self.phase = phase;
+        self.limit = timeout;
+        self.deadline = Instant::now() + timeout;
+    }
+
+    /// Switches digests and the receive limit, from the next PDU on both ways (login
+    /// turns the negotiated values on for the full feature phase). The receive
+    /// buffer follows our declared MaxRecvDataSegmentLength.
+    pub fn set_framing(&mut self, settings: FramingSettings) {
+        self.framer.set_settings(settings);
+        self.data.resize(data_buf_len(settings), 0);
+    }
+
+    /// The framing in force for the next PDU.
+    pub fn framing(&self) -> FramingSettings {
+        self.framer.settings()
+    }
+
+    /// Sends one PDU (no AHS: login, text and logout never carry one).
+    pub fn send(&mut self, bhs: &[u8; BHS_LEN], data: &[u8]) -> Result<(), TransportError> {
+        let s = self.framer.settings();
+        let data_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let len = framing::pdu_wire_len(0, data_len, s.header_digest, s.data_digest)
+            .unwrap_or(usize::MAX);
+        // A PDU longer than memory cannot come from iscsi-proto; refuse, not abort.
+        if len == usize::MAX {
+            return Err(self.framing_error(FramingError::BufferTooSmall {
+                needed: len,
+                have: 0,
+            }));
+        }
+        self.tx.resize(len, 0);
+        let n = framing::write_pdu(
+            bhs,
+            &[],
+            data,
+            s.header_digest,
+            s.data_digest,
+            &mut self.tx,
+        )
+        .map_err(|e| self.framing_error(e))?;
+        let timeout = self.remaining()?;
+        self.stream
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| self.io_error(e))?;
+        let mut tx = std::mem::take(&mut self.tx);
+        let r = tx
+            .get(..n)
+            .map_or(Ok(()), |bytes| self.stream.write_all(bytes));
+        tx.clear();
+        self.tx = tx;
+        r.map_err(|e| self.io_error(e))
+    }
+
+    /// Receives the next whole PDU, waiting until the deadline.
+    pub fn recv(&mut self) -> Result<Received<'_>, TransportError> {
+        loop {
+            let input = self.inbuf.get(self.in_start..self.in_end).unwrap_or(&[]);
+            let (used, pdu) = self
+                .framer
+                .feed_collect(input, &mut self.data)
+                .map_err(|e| TransportError::Framing {
+                    addr: self.peer,
+                    phase: self.phase,
+                    error: e,
+                })?;
+            self.in_start = self.in_start.saturating_add(used).min(self.in_end);
+            if let Some(pdu) = pdu {
+                let len = usize::try_from(pdu.data_len).unwrap_or(usize::MAX);
+                return Ok(Received {
+                    bhs: pdu.bhs,
+                    data: self.data.get(..len).unwrap_or(&[]),
+                });
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Closes both directions; errors are moot at this point.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Gives up the socket, e.g. to hand it to the kernel after login. Bytes
+    /// already read past the last PDU would be lost, so this refuses if any are.
+    pub fn into_stream(self) -> Result<TcpStream, Connection> {
+        if self.in_start == self.in_end && self.framer.at_pdu_boundary() {
+            Ok(self.stream)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Reads more bytes into the (drained) input buffer.
+    fn fill(&mut self) -> Result<(), TransportError> {
+        let timeout = self.remaining()?;
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| self.io_error(e))?;
+        self.in_start = 0;
+        self.in_end = 0;
+        loop {
+            match self.stream.read(&mut self.inbuf) {
+                Ok(0) => {
+                    return Err(TransportError::Closed {
+                        addr: self.peer,
+                        phase: self.phase,
+                    })
+                }
+                Ok(n) => {
+                    self.in_end = n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_error(e)),
+            }
+        }
+    }
+
+    /// Time left before the deadline; a spent budget is a timeout, not a zero
+    /// socket timeout (which std refuses).
+    fn remaining(&self) -> Result<Duration, TransportError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.timeout());
+        }
+        Ok(left)
+    }
+
+    fn timeout(&self) -> TransportError {
+        TransportError::Timeout {
+            addr: self.peer,
+            phase: self.phase,
+            limit: self.limit,
+        }
+    }
+
+    fn framing_error(&self, error: FramingError) -> TransportError {
+        TransportError::Framing {
+            addr: self.peer,
+            phase: self.phase,
+            error,
+        }
+    }
+
+    fn io_error(&self, e: io::Error) -> TransportError {
+        use io::ErrorKind as K;
+        match e.kind() {
+            // SO_RCVTIMEO/SO_SNDTIMEO expiry shows up as EAGAIN.
+            K::WouldBlock | K::TimedOut => self.timeout(),
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                TransportError::Closed {
+                    addr: self.peer,
+                    phase: self.phase,
+                }
+            }
+            _ => TransportError::Io {
+                addr: self.peer,
+                phase: self.phase,
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Receive buffer length for `settings`: what the framer lets through, at least the
+/// login limit so a login PDU always fits.
+fn data_buf_len(settings: FramingSettings) -> usize {
+    let max = settings
+        .max_recv_data_segment_len
+        .max(framing::DEFAULT_MAX_RECV_DATA_SEGMENT_LEN);
+    usize::try_from(max).unwrap_or(usize::MAX)
+}
+
+/// The addresses to try, in resolver order. Literal addresses skip the resolver.
+fn resolve(portal: &Portal) -> Result<Vec<SocketAddr>, TransportError> {
+    let ip = match &portal.host {
+        Host::V4(a) => Some(IpAddr::V4(*a)),
+        Host::V6(a) => Some(IpAddr::V6(*a)),
+        Host::Name(_) => None,
+    };
+    if let Some(ip) = ip {
+        return Ok(vec![SocketAddr::new(ip, portal.port)]);
+    }
+    let host = portal.host.to_string();
+    // getaddrinfo has no timeout of its own; the resolver's (resolv.conf) applies.
+    let addrs: Vec<SocketAddr> = (host.as_str(), portal.port)
+        .to_socket_addrs()
+        .map_err(|e| TransportError::Resolve {
+            host: host.clone(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(TransportError::Resolve {
+            host,
+            reason: "the name has no addresses".into(),
+        });
+    }
+    Ok(addrs)
+}
+
+fn connect_error(
+    addr: SocketAddr,
+    e: io::Error,
+    portal: &Portal,
+    limit: Duration,
+) -> TransportError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => TransportError::Refused { addr },
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportError::ConnectTimeout {
+            portal: portal.to_string(),
+            limit,
+        },
+        _ => TransportError::Unreachable {
+            addr,
+            reason: e.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn listener() -> (TcpListener, Portal) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        (l, Portal::parse(&format!("127.0.0.1:{port}")).unwrap())
+    }
+
+    fn nop_in_bhs(data_len: u8) -> [u8; BHS_LEN] {
+        let mut b = [0u8; BHS_LEN];
+        b[0] = 0x20; // NOP-In, a target opcode
+        b[1] = 0x80;
+        b[7] = data_len;
+        b[16..20].copy_from_slice(&[0xff; 4]);
+        b
+    }
+
+    #[test]
+    fn refused_is_unreachable() {
+        let (l, portal) = listener();
+        drop(l);
+        let e = Connection::connect(&portal, Duration::from_secs(2), Phase::Login, Duration::from_secs(2))
+            .unwrap_err();
+        assert!(matches!(e, TransportError::Refused { .. }), "{e}");
+        assert_eq!(e.exit_code(), exit::UNREACHABLE);
+        assert!(e.to_string().contains("refused"), "{e}");
+    }
+
+    #[test]
+    fn pdus_cross_in_pieces_and_leftovers_are_kept() {
+        let (l, portal) = listener();
+        let server = thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut wire = Vec::new();
+            for n in [5u8, 0] {
+                let data = vec![b'x'; n.into()];
+                let mut out = vec![0u8; 128];
+                let len = framing::write_pdu(&nop_in_bhs(n), &[], &data, false, false, &mut out)
+                    .unwrap();
+                wire.extend_from_slice(&out[..len]);
+            }
+            // Dribble the first bytes, then the rest (second PDU whole) in one go.
+            for b in &wire[..10] {
+                s.write_all(&[*b]).unwrap();
+                s.flush().unwrap();
+            }
+            s.write_all(&wire[10..]).unwrap();
+            let mut got = [0u8; BHS_LEN];
+            s.read_exact(&mut got).unwrap();
+            got
+        });
+        let mut c = Connection::connect(
+            &portal,
+            Duration::from_secs(5),
+            Phase::Login,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let r = c.recv().unwrap();
+        assert_eq!((r.bhs[0], r.data), (0x20, &b"xxxxx"[..]));
+        let r = c.recv().unwrap();
+        assert_eq!(r.data.len(), 0);
+        let mut out = [0u8; BHS_LEN];
+        out[0] = 0x40;
+        c.send(&out, &[]).unwrap();
+        assert_eq!(server.join().unwrap()[0], 0x40);
+    }
+
+    #[test]
+    fn silence_hits_the_deadline_and_close_is_reported() {
+        let (l, portal) = listener();
+        let server = thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            thread::sleep(Duration::from_millis(700));
+            drop(s);
+        });
+        let mut c = Connection::connect(
+            &portal,
+            Duration::from_secs(2),
+            Phase::Login,
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        let t = Instant::now();
+        let e = c.recv().unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(matches!(e, TransportError::Timeout { .. }), "{e}");
+        assert!(e.to_string().contains("within 0.3 s during login"), "{e}");
+        assert_eq!(e.exit_code(), exit::UNREACHABLE);
+        c.begin(Phase::Logout, Duration::from_secs(5));
+        let e = c.recv().unwrap_err();
+        server.join().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("target closed the connection during logout"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), exit::PROTOCOL);
+    }
+
+    #[test]
+    fn framing_errors_are_protocol_errors() {
+        let (l, portal) = listener();
+        let server = thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = nop_in_bhs(0);
+            b[0] = 0x01; // SCSI Command: an initiator opcode
+            s.write_all(&b).unwrap();
+            thread::sleep(Duration::from_millis(200));
+        });
+        let mut c = Connection::connect(
+            &portal,
+            Duration::from_secs(2),
+            Phase::Discovery,
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let e = c.recv().unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(e, TransportError::Framing { .. }), "{e}");
+        assert_eq!(e.exit_code(), exit::PROTOCOL);
+    }
+}
