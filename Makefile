@@ -12,7 +12,7 @@ SHELL := /bin/bash
 
 ENV := . ktests/env.sh
 KERNEL_FLAVOUR ?= debug
-STAMP := $(HOME)/.cache/iscsi-rs/deps.stamp
+STAMP := $(or $(ISCSI_RS_CACHE),$(HOME)/.cache/iscsi-rs)/deps.stamp
 
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# *//'

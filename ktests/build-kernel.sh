@@ -43,29 +43,36 @@ fi
 log="$CACHE/kernel-$flavour-$key.log"
 echo "building $flavour kernel in $tree (log: $log)" >&2
 start=$(date +%s)
-rm -rf "$tree" "$tree.tmp"
-mkdir -p "$tree.tmp"
-tar -xf /usr/src/linux-source-6.12.tar.xz -C "$tree.tmp" --strip-components=1
-patch_objtool "$tree.tmp" || true
-cat "${frags[@]}" > "$tree.tmp/kernel/configs/iscsi_rs.config"
-{
-    make -C "$tree.tmp" LLVM=1 tinyconfig iscsi_rs.config
-    make -C "$tree.tmp" LLVM=1 rustavailable
-} > "$log" 2>&1 || { tail -30 "$log" >&2; exit 1; }
+# An interrupted build of the same key resumes (make is incremental); the stamp
+# says extraction and configuration completed.
+if [ ! -f "$tree.tmp/.iscsi-rs-configured" ]; then
+    rm -rf "$tree" "$tree.tmp"
+    mkdir -p "$tree.tmp"
+    tar -xf /usr/src/linux-source-6.12.tar.xz -C "$tree.tmp" --strip-components=1
+    patch_objtool "$tree.tmp" || true
+    cat "${frags[@]}" > "$tree.tmp/kernel/configs/iscsi_rs.config"
+    {
+        make -C "$tree.tmp" LLVM=1 tinyconfig iscsi_rs.config
+        make -C "$tree.tmp" LLVM=1 rustavailable
+    } > "$log" 2>&1 || { tail -30 "$log" >&2; exit 1; }
 
-# A fragment line Kconfig silently dropped (unmet dependency) would quietly test
-# another kernel than we think: refuse it.
-missing=0
-while read -r line; do
-    case "$line" in
-    CONFIG_*=*)
-        grep -qx -- "$line" "$tree.tmp/.config" || { echo "config: $line did not stick" >&2; missing=1; } ;;
-    "# CONFIG_"*" is not set")
-        opt=${line#\# }; opt=${opt%% *}
-        ! grep -q "^$opt=" "$tree.tmp/.config" || { echo "config: $opt is set, fragment wants it off" >&2; missing=1; } ;;
-    esac
-done < <(cat "${frags[@]}")
-[ "$missing" = 0 ] || exit 1
+    # A fragment line Kconfig silently dropped (unmet dependency) would quietly
+    # test another kernel than we think: refuse it.
+    missing=0
+    while read -r line; do
+        case "$line" in
+        CONFIG_*=*)
+            grep -qx -- "$line" "$tree.tmp/.config" || { echo "config: $line did not stick" >&2; missing=1; } ;;
+        "# CONFIG_"*" is not set")
+            opt=${line#\# }; opt=${opt%% *}
+            ! grep -q "^$opt=" "$tree.tmp/.config" || { echo "config: $opt is set, fragment wants it off" >&2; missing=1; } ;;
+        esac
+    done < <(cat "${frags[@]}")
+    [ "$missing" = 0 ] || exit 1
+    touch "$tree.tmp/.iscsi-rs-configured"
+else
+    echo "resuming the interrupted build in $tree.tmp" >&2
+fi
 
 make -C "$tree.tmp" LLVM=1 -j"$(nproc)" >> "$log" 2>&1 || { tail -40 "$log" >&2; exit 1; }
 mv "$tree.tmp" "$tree"

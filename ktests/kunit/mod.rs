@@ -15,11 +15,17 @@ pub(crate) type Case = (&'static CStr, fn() -> Result<(), &'static str>);
 
 /// Every case, in run order.
 pub(crate) static CASES: &[Case] = &[
-    (c_str!("bhs_common_fields_round_trip"), bhs_common_fields_round_trip),
+    (
+        c_str!("bhs_common_fields_round_trip"),
+        bhs_common_fields_round_trip,
+    ),
     (c_str!("bhs_rejects_short_buffer"), bhs_rejects_short_buffer),
     (c_str!("crc32c_rfc3720_vectors"), crc32c_rfc3720_vectors),
     (c_str!("data_in_emit_frame_parse"), data_in_emit_frame_parse),
-    (c_str!("framer_catches_data_digest_error"), framer_catches_data_digest_error),
+    (
+        c_str!("framer_catches_data_digest_error"),
+        framer_catches_data_digest_error,
+    ),
 ];
 
 fn check(cond: bool, msg: &'static str) -> Result<(), &'static str> {
@@ -34,8 +40,14 @@ fn bhs_common_fields_round_trip() -> Result<(), &'static str> {
     let mut buf = [0u8; BHS_LEN];
     let mut bhs = Bhs::new_checked(&mut buf[..]).map_err(|_| "48 bytes refused")?;
     bhs.set_opcode(Opcode::ScsiCommand, true);
-    check(bhs.set_data_segment_len(0x00ab_cdef), "24-bit length refused")?;
-    check(!bhs.set_data_segment_len(0x0100_0000), "25-bit length accepted")?;
+    check(
+        bhs.set_data_segment_len(0x00ab_cdef),
+        "24-bit length refused",
+    )?;
+    check(
+        !bhs.set_data_segment_len(0x0100_0000),
+        "25-bit length accepted",
+    )?;
     bhs.set_itt(0x1234_5678);
     let bhs = Bhs::new_checked(&buf[..]).map_err(|_| "48 bytes refused")?;
     check(bhs.opcode() == Opcode::ScsiCommand, "opcode")?;
@@ -45,7 +57,10 @@ fn bhs_common_fields_round_trip() -> Result<(), &'static str> {
 }
 
 fn bhs_rejects_short_buffer() -> Result<(), &'static str> {
-    check(Bhs::new_checked(&[0u8; BHS_LEN - 1][..]).is_err(), "47-byte BHS accepted")
+    check(
+        Bhs::new_checked(&[0u8; BHS_LEN - 1][..]).is_err(),
+        "47-byte BHS accepted",
+    )
 }
 
 fn crc32c_rfc3720_vectors() -> Result<(), &'static str> {
@@ -91,12 +106,17 @@ fn digest_settings() -> FramingSettings {
 fn data_in_emit_frame_parse() -> Result<(), &'static str> {
     let mut wire = [0u8; 128];
     let len = sample_data_in(&mut wire)?;
-    check(len == BHS_LEN + 4 + 8 + 4, "wire length with digests and padding")?;
+    check(
+        len == BHS_LEN + 4 + 8 + 4,
+        "wire length with digests and padding",
+    )?;
     let mut framer = RxFramer::new(digest_settings());
     let mut data = [0u8; 16];
     let mut done = None;
     for byte in wire.get(..len).ok_or("length")?.chunks(1) {
-        let (used, pdu) = framer.feed_collect(byte, &mut data).map_err(|_| "framing error")?;
+        let (used, pdu) = framer
+            .feed_collect(byte, &mut data)
+            .map_err(|_| "framing error")?;
         check(used == 1, "framer did not take the byte")?;
         if pdu.is_some() {
             done = pdu;

@@ -10,9 +10,11 @@
 pub mod bhs;
 pub mod chap;
 pub mod crc32c;
+pub mod discovery;
 pub mod framing;
 pub mod login;
 pub mod negotiate;
 pub mod pdu;
 pub mod serial;
 pub mod text;
+pub mod uapi;

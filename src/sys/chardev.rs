@@ -90,7 +90,11 @@ impl<T: ControlOps> MiscDevice<T> {
     /// # Safety
     ///
     /// Called by the VFS with a file opened through our misc device.
-    unsafe extern "C" fn ioctl_callback(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    unsafe extern "C" fn ioctl_callback(
+        file: *mut bindings::file,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
         // SAFETY: plain capability check of the calling task.
         if !unsafe { bindings::iscsi_rs_capable_admin() } {
             return code::EPERM.to_errno() as c_long;

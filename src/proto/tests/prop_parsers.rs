@@ -17,18 +17,22 @@ use proptest::prelude::*;
 /// per-opcode parsers get exercised past their opcode check.
 fn header() -> impl Strategy<Value = [u8; BHS_LEN]> {
     let opcodes = prop::sample::select(vec![
-        0x00u8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25,
-        0x26, 0x31, 0x32, 0x3f, 0x1c, 0x3d, 0x11,
+        0x00u8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x10, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26,
+        0x31, 0x32, 0x3f, 0x1c, 0x3d, 0x11,
     ]);
-    (opcodes, any::<bool>(), prop::array::uniform32(any::<u8>()), prop::array::uniform16(any::<u8>())).prop_map(
-        |(op, imm, a, b)| {
+    (
+        opcodes,
+        any::<bool>(),
+        prop::array::uniform32(any::<u8>()),
+        prop::array::uniform16(any::<u8>()),
+    )
+        .prop_map(|(op, imm, a, b)| {
             let mut h = [0u8; BHS_LEN];
             h[..32].copy_from_slice(&a);
             h[32..].copy_from_slice(&b);
             h[0] = op | if imm { 0x40 } else { 0 } | (a[0] & 0x80);
             h
-        },
-    )
+        })
 }
 
 /// Parses with `parse`; if that succeeds, emit must produce a header that
@@ -38,7 +42,12 @@ macro_rules! stable {
         if let Ok(v) = <$ty>::parse(&$h[..]) {
             let mut out = [0u8; BHS_LEN];
             v.emit(&mut out);
-            prop_assert_eq!(<$ty>::parse(&out[..]), Ok(v), "{} not stable", stringify!($ty));
+            prop_assert_eq!(
+                <$ty>::parse(&out[..]),
+                Ok(v),
+                "{} not stable",
+                stringify!($ty)
+            );
         }
     };
 }

@@ -32,9 +32,11 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 pub struct Tgtd {
     child: Child,
     tgtadm: PathBuf,
-    /// The portal port; also the control "port" (a socket name), unique while
-    /// this tgtd holds the TCP port.
+    /// The portal port.
     pub port: u16,
+    /// The control "port": names tgtd's management socket; tgtd refuses one that
+    /// another tgtd holds (lock file) and anything above 32767.
+    ctl: u16,
     pub dir: tempfile::TempDir,
     tids: Vec<u32>,
 }
@@ -51,10 +53,13 @@ impl Tgtd {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
             let port = free_port();
+            // Derived from the free port so parallel tests rarely clash; a clash
+            // makes tgtd exit ("another tgtd is using …") and we try again.
+            let ctl = (port & 0x7fff).max(1);
             let log = dir.path().join("tgtd.log");
             let log_file = fs::File::create(&log).expect("tgtd log file");
             let child = Command::new(&tgtd)
-                .args(["-f", "-C", &port.to_string(), "--iscsi"])
+                .args(["-f", "-C", &ctl.to_string(), "--iscsi"])
                 .arg(format!("portal=127.0.0.1:{port}"))
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().expect("dup log"))
@@ -65,6 +70,7 @@ impl Tgtd {
                 child,
                 tgtadm: tgtadm.clone(),
                 port,
+                ctl,
                 dir,
                 tids: Vec::new(),
             };
@@ -91,6 +97,8 @@ impl Tgtd {
     }
 
     /// True once the control socket answers and our portal accepts connections.
+    /// tgtd that cannot bind the portal falls back to 0.0.0.0:3260 instead of
+    /// failing, hence the check that the portal list has ours.
     fn wait_ready(&mut self) -> bool {
         let start = Instant::now();
         while start.elapsed() < START_TIMEOUT {
@@ -149,7 +157,7 @@ impl Tgtd {
 
     fn tgtadm_quiet(&self, args: &[&str]) -> std::io::Result<Output> {
         Command::new(&self.tgtadm)
-            .args(["-C", &self.port.to_string(), "--lld", "iscsi"])
+            .args(["-C", &self.ctl.to_string(), "--lld", "iscsi"])
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -183,7 +191,7 @@ impl Drop for Tgtd {
         }
         // tgtd leaves its control socket and lock file behind.
         for suffix in ["", ".lock"] {
-            let _ = fs::remove_file(format!("/var/run/tgtd/socket.{}{suffix}", self.port));
+            let _ = fs::remove_file(format!("/var/run/tgtd/socket.{}{suffix}", self.ctl));
         }
     }
 }

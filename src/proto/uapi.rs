@@ -1,0 +1,1106 @@
+//! The `/dev/iscsi_rs` ioctl ABI, shared by iscsi_rs.ko and iscsictl: `#[repr(C)]`
+//! argument structs with explicit padding and `_spare` room, their sizes and field
+//! offsets asserted at compile time, the ioctl numbers (Linux `_IOW`/`_IOWR`
+//! encoding as const fns), a field-by-field byte codec (native endian, no
+//! transmutes) and the validation the kernel applies to everything userspace sends.
+//!
+//! Versioning: every struct starts with `version` and `size`. A new field takes room
+//! from `_spare` (which must be zero today) so old binaries keep working; an
+//! incompatible change bumps [`VERSION`] and the kernel refuses the old one.
+
+use core::fmt;
+use core::mem::{offset_of, size_of};
+
+use super::negotiate::{AuthMethod, Digest, SessionParams, SessionType};
+use super::serial::{CmdWindow, Sn};
+
+/// ABI version carried in every argument struct.
+pub const VERSION: u32 = 1;
+
+/// ioctl type byte ("magic"): 0xE3 is unused in Documentation/userspace-api/ioctl.
+pub const IOC_MAGIC: u8 = 0xe3;
+
+const IOC_NRBITS: u32 = 8;
+const IOC_TYPEBITS: u32 = 8;
+const IOC_SIZEBITS: u32 = 14;
+const IOC_NRSHIFT: u32 = 0;
+const IOC_TYPESHIFT: u32 = IOC_NRSHIFT + IOC_NRBITS;
+const IOC_SIZESHIFT: u32 = IOC_TYPESHIFT + IOC_TYPEBITS;
+const IOC_DIRSHIFT: u32 = IOC_SIZESHIFT + IOC_SIZEBITS;
+const IOC_WRITE: u32 = 1;
+const IOC_READ: u32 = 2;
+
+/// Linux `_IOC(dir, type, nr, size)` (asm-generic/ioctl.h, used by x86 and arm64).
+/// A size that does not fit the 14-bit field fails the build where it is used.
+pub const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> u32 {
+    assert!(size < (1 << IOC_SIZEBITS), "ioctl argument too large");
+    (dir << IOC_DIRSHIFT)
+        | ((size as u32) << IOC_SIZESHIFT)
+        | ((ty as u32) << IOC_TYPESHIFT)
+        | ((nr as u32) << IOC_NRSHIFT)
+}
+
+/// `_IOW(type, nr, size)`: userspace writes the argument.
+pub const fn iow(ty: u8, nr: u8, size: usize) -> u32 {
+    ioc(IOC_WRITE, ty, nr, size)
+}
+
+/// `_IOWR(type, nr, size)`: the argument goes in and comes back.
+pub const fn iowr(ty: u8, nr: u8, size: usize) -> u32 {
+    ioc(IOC_WRITE | IOC_READ, ty, nr, size)
+}
+
+/// Create a session from a logged-in socket: [`Handoff`] in, `host_no` out; the
+/// ioctl also returns the SCSI host number.
+pub const ADD_SESSION: u32 = iowr(IOC_MAGIC, 1, size_of::<Handoff>());
+/// Log a session out and remove its SCSI host: [`RemoveSession`].
+pub const REMOVE_SESSION: u32 = iow(IOC_MAGIC, 2, size_of::<RemoveSession>());
+/// List sessions: [`List`] in and out, [`SessionInfo`] entries written to `entries`.
+pub const LIST: u32 = iowr(IOC_MAGIC, 3, size_of::<List>());
+/// Hand a new connection to an existing session after re-login (recovery):
+/// [`Handoff`] with `host_no` naming the session. Reserved; not served yet.
+pub const HANDOFF: u32 = iowr(IOC_MAGIC, 4, size_of::<Handoff>());
+
+/// Room for an iSCSI name: at most 223 bytes (RFC 7143 §4.2.7.1) plus NUL.
+pub const NAME_LEN: usize = 224;
+/// Room for a portal string, "host:port" or "[v6]:port", plus NUL.
+pub const PORTAL_LEN: usize = 64;
+
+/// Largest MaxRecvDataSegmentLength the module accepts: it keeps one receive
+/// buffer of that size per connection for non-Data-In segments.
+pub const MAX_RECV_DATA_SEGMENT_LEN: u32 = 1 << 20;
+/// Smallest data segment length RFC 7143 allows to be declared (§13.12).
+pub const MIN_DATA_SEGMENT_LEN: u32 = 512;
+/// Largest value the 24-bit length keys can take (2^24 - 1).
+pub const MAX_DATA_SEGMENT_LEN: u32 = 0x00ff_ffff;
+/// Largest queue depth (commands in flight per session) the module accepts:
+/// the blk-mq tag must fit the 16 low bits of the ITT.
+pub const MAX_QUEUE_DEPTH: u32 = 4096;
+/// Queue depth iscsictl uses when none is configured.
+pub const DEFAULT_QUEUE_DEPTH: u32 = 128;
+
+/// [`RemoveSession::flags`]: tear down without sending a Logout (dead target).
+pub const REMOVE_FORCE: u32 = 1;
+
+/// [`SessionInfo::state`] values.
+pub mod state {
+    /// Full feature phase, commands flow.
+    pub const RUNNING: u8 = 1;
+    /// Logout sent, waiting for the response.
+    pub const LOGGING_OUT: u8 = 2;
+    /// The connection failed; commands are refused.
+    pub const FAILED: u8 = 3;
+}
+
+/// Digest codes in [`Handoff::header_digest`] / [`Handoff::data_digest`].
+pub const DIGEST_NONE: u8 = 0;
+/// CRC32C digest.
+pub const DIGEST_CRC32C: u8 = 1;
+
+/// ADD_SESSION / HANDOFF argument: everything the kernel needs to run the full
+/// feature phase on a socket that iscsictl has logged in.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoff {
+    /// [`VERSION`].
+    pub version: u32,
+    /// `size_of::<Handoff>()`.
+    pub size: u32,
+    /// No flags are defined yet: must be 0.
+    pub flags: u32,
+    /// The connected, logged-in TCP socket. The kernel takes its own reference;
+    /// the caller closes its descriptor afterwards and must not use it meanwhile.
+    pub fd: i32,
+    /// ADD_SESSION: 0 in, the new SCSI host number out. HANDOFF: the session.
+    pub host_no: u32,
+    /// Connection ID used at login.
+    pub cid: u16,
+    /// Target Session Identifying Handle from the final Login Response (non-zero).
+    pub tsih: u16,
+    /// Initiator Session ID (6 bytes, wire order).
+    pub isid: [u8; 6],
+    /// [`DIGEST_NONE`] or [`DIGEST_CRC32C`].
+    pub header_digest: u8,
+    /// [`DIGEST_NONE`] or [`DIGEST_CRC32C`].
+    pub data_digest: u8,
+    /// StatSN of the final Login Response.
+    pub stat_sn: u32,
+    /// ExpStatSN to send next: `stat_sn + 1`.
+    pub exp_stat_sn: u32,
+    /// ExpCmdSN of the final Login Response.
+    pub exp_cmd_sn: u32,
+    /// MaxCmdSN of the final Login Response.
+    pub max_cmd_sn: u32,
+    /// CmdSN of the first full-feature command (normally `exp_cmd_sn`).
+    pub cmd_sn: u32,
+    /// Session age for the ITTs: bits 16..31 go into every ITT the kernel issues
+    /// (so PDUs of an earlier connection are recognised); bits 0..15 must be 0.
+    pub itt_base: u32,
+    /// Our declared MaxRecvDataSegmentLength (the target sends at most this).
+    pub max_recv_data_segment_len: u32,
+    /// The target's MaxRecvDataSegmentLength (we send at most this per PDU).
+    pub max_xmit_data_segment_len: u32,
+    /// FirstBurstLength.
+    pub first_burst_len: u32,
+    /// MaxBurstLength.
+    pub max_burst_len: u32,
+    /// MaxOutstandingR2T.
+    pub max_outstanding_r2t: u16,
+    /// MaxConnections.
+    pub max_connections: u16,
+    /// DefaultTime2Wait, seconds.
+    pub default_time2wait: u16,
+    /// DefaultTime2Retain, seconds.
+    pub default_time2retain: u16,
+    /// InitialR2T (0/1).
+    pub initial_r2t: u8,
+    /// ImmediateData (0/1).
+    pub immediate_data: u8,
+    /// DataPDUInOrder (0/1).
+    pub data_pdu_in_order: u8,
+    /// DataSequenceInOrder (0/1).
+    pub data_sequence_in_order: u8,
+    /// ErrorRecoveryLevel.
+    pub error_recovery_level: u8,
+    /// Explicit padding: must be 0.
+    pub _pad0: u8,
+    /// TargetPortalGroupTag.
+    pub tpgt: u16,
+    /// Commands in flight at most (SCSI host can_queue), 1..=[`MAX_QUEUE_DEPTH`].
+    pub queue_depth: u32,
+    /// Explicit padding: must be 0.
+    pub _pad1: u32,
+    /// TargetName, NUL-terminated.
+    pub target_name: [u8; NAME_LEN],
+    /// InitiatorName, NUL-terminated.
+    pub initiator_name: [u8; NAME_LEN],
+    /// The portal logged in to, NUL-terminated (shown in sysfs and LIST).
+    pub portal: [u8; PORTAL_LEN],
+    /// Room for later fields: must be 0.
+    pub _spare: [u32; 16],
+}
+
+/// REMOVE_SESSION argument.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoveSession {
+    /// [`VERSION`].
+    pub version: u32,
+    /// `size_of::<RemoveSession>()`.
+    pub size: u32,
+    /// SCSI host number of the session.
+    pub host_no: u32,
+    /// [`REMOVE_FORCE`] or 0.
+    pub flags: u32,
+    /// Room for later fields: must be 0.
+    pub _spare: [u32; 4],
+}
+
+/// LIST argument. The kernel writes up to `capacity` [`SessionInfo`]s to the user
+/// address `entries` and sets `count` to the number of sessions (which may exceed
+/// `capacity`: call again with more room).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct List {
+    /// [`VERSION`].
+    pub version: u32,
+    /// `size_of::<List>()`.
+    pub size: u32,
+    /// Entries the buffer at `entries` holds.
+    pub capacity: u32,
+    /// Out: number of sessions.
+    pub count: u32,
+    /// User address of `capacity` [`SessionInfo`]s (may be 0 when `capacity` is 0).
+    pub entries: u64,
+    /// Size of one entry as the caller knows it: `size_of::<SessionInfo>()`.
+    pub entry_size: u32,
+    /// Room for later fields: must be 0.
+    pub _spare: [u32; 5],
+}
+
+/// One session in a LIST answer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// SCSI host number.
+    pub host_no: u32,
+    /// One of [`state`].
+    pub state: u8,
+    /// [`DIGEST_NONE`] or [`DIGEST_CRC32C`].
+    pub header_digest: u8,
+    /// [`DIGEST_NONE`] or [`DIGEST_CRC32C`].
+    pub data_digest: u8,
+    /// Padding.
+    pub _pad0: u8,
+    /// TSIH.
+    pub tsih: u16,
+    /// CID.
+    pub cid: u16,
+    /// ISID.
+    pub isid: [u8; 6],
+    /// Padding.
+    pub _pad1: [u8; 2],
+    /// Next CmdSN.
+    pub cmd_sn: u32,
+    /// ExpCmdSN as last seen.
+    pub exp_cmd_sn: u32,
+    /// MaxCmdSN as last seen.
+    pub max_cmd_sn: u32,
+    /// ExpStatSN.
+    pub exp_stat_sn: u32,
+    /// can_queue of the SCSI host.
+    pub queue_depth: u32,
+    /// MaxRecvDataSegmentLength (ours).
+    pub max_recv_data_segment_len: u32,
+    /// MaxRecvDataSegmentLength (the target's).
+    pub max_xmit_data_segment_len: u32,
+    /// FirstBurstLength.
+    pub first_burst_len: u32,
+    /// MaxBurstLength.
+    pub max_burst_len: u32,
+    /// InitialR2T (0/1).
+    pub initial_r2t: u8,
+    /// ImmediateData (0/1).
+    pub immediate_data: u8,
+    /// Padding.
+    pub _pad2: [u8; 2],
+    /// Commands in flight now.
+    pub in_flight: u32,
+    /// TargetName, NUL-terminated.
+    pub target_name: [u8; NAME_LEN],
+    /// InitiatorName, NUL-terminated.
+    pub initiator_name: [u8; NAME_LEN],
+    /// Portal, NUL-terminated.
+    pub portal: [u8; PORTAL_LEN],
+    /// Room for later fields.
+    pub _spare: [u32; 16],
+}
+
+/// A field type of the ABI: fixed size, native byte order.
+trait Wire: Sized {
+    const LEN: usize;
+    fn put(&self, out: &mut [u8]);
+    fn get(src: &[u8]) -> Self;
+}
+
+macro_rules! wire_int {
+    ($($t:ty),*) => {$(
+        impl Wire for $t {
+            const LEN: usize = size_of::<$t>();
+            fn put(&self, out: &mut [u8]) {
+                if let Some(d) = out.get_mut(..Self::LEN) {
+                    d.copy_from_slice(&self.to_ne_bytes());
+                }
+            }
+            fn get(src: &[u8]) -> Self {
+                let mut b = [0u8; size_of::<$t>()];
+                if let Some(s) = src.get(..Self::LEN) {
+                    b.copy_from_slice(s);
+                }
+                <$t>::from_ne_bytes(b)
+            }
+        }
+    )*};
+}
+wire_int!(u8, u16, u32, i32, u64);
+
+impl<const N: usize> Wire for [u8; N] {
+    const LEN: usize = N;
+    fn put(&self, out: &mut [u8]) {
+        if let Some(d) = out.get_mut(..N) {
+            d.copy_from_slice(self);
+        }
+    }
+    fn get(src: &[u8]) -> Self {
+        let mut b = [0u8; N];
+        if let Some(s) = src.get(..N) {
+            b.copy_from_slice(s);
+        }
+        b
+    }
+}
+
+impl<const N: usize> Wire for [u32; N] {
+    const LEN: usize = 4 * N;
+    fn put(&self, out: &mut [u8]) {
+        for (i, v) in self.iter().enumerate() {
+            if let Some(d) = out.get_mut(i * 4..) {
+                v.put(d);
+            }
+        }
+    }
+    fn get(src: &[u8]) -> Self {
+        let mut b = [0u32; N];
+        for (i, v) in b.iter_mut().enumerate() {
+            *v = u32::get(src.get(i * 4..).unwrap_or(&[]));
+        }
+        b
+    }
+}
+
+/// Generates `SIZE`, `to_bytes`, `from_bytes` and `zeroed` for an ABI struct from
+/// its field list, and asserts at compile time that the fields tile the struct
+/// exactly (no implicit padding, so every byte has a defined value).
+macro_rules! abi_struct {
+    ($ty:ident { $($f:ident : $ft:ty),* $(,)? }) => {
+        impl $ty {
+            /// Size in bytes (the `size` field and the ioctl size).
+            pub const SIZE: usize = size_of::<$ty>();
+
+            /// Encodes every field at its `repr(C)` offset, native endian.
+            pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+                let mut out = [0u8; Self::SIZE];
+                $( self.$f.put(out.get_mut(offset_of!($ty, $f)..).unwrap_or(&mut [])); )*
+                out
+            }
+
+            /// Decodes from exactly the bytes userspace passed.
+            pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+                $ty { $( $f: <$ft as Wire>::get(b.get(offset_of!($ty, $f)..).unwrap_or(&[])), )* }
+            }
+
+            /// All fields zero.
+            pub fn zeroed() -> Self {
+                Self::from_bytes(&[0u8; Self::SIZE])
+            }
+        }
+        const _: () = {
+            let mut sum = 0;
+            $( sum += <$ft as Wire>::LEN; )*
+            assert!(sum == size_of::<$ty>(), "implicit padding in an ABI struct");
+        };
+    };
+}
+
+abi_struct!(Handoff {
+    version: u32, size: u32, flags: u32, fd: i32, host_no: u32, cid: u16, tsih: u16,
+    isid: [u8; 6], header_digest: u8, data_digest: u8, stat_sn: u32, exp_stat_sn: u32,
+    exp_cmd_sn: u32, max_cmd_sn: u32, cmd_sn: u32, itt_base: u32,
+    max_recv_data_segment_len: u32, max_xmit_data_segment_len: u32, first_burst_len: u32,
+    max_burst_len: u32, max_outstanding_r2t: u16, max_connections: u16,
+    default_time2wait: u16, default_time2retain: u16, initial_r2t: u8, immediate_data: u8,
+    data_pdu_in_order: u8, data_sequence_in_order: u8, error_recovery_level: u8, _pad0: u8,
+    tpgt: u16, queue_depth: u32, _pad1: u32, target_name: [u8; NAME_LEN],
+    initiator_name: [u8; NAME_LEN], portal: [u8; PORTAL_LEN], _spare: [u32; 16],
+});
+abi_struct!(RemoveSession { version: u32, size: u32, host_no: u32, flags: u32, _spare: [u32; 4] });
+abi_struct!(List {
+    version: u32, size: u32, capacity: u32, count: u32, entries: u64, entry_size: u32,
+    _spare: [u32; 5],
+});
+abi_struct!(SessionInfo {
+    host_no: u32, state: u8, header_digest: u8, data_digest: u8, _pad0: u8, tsih: u16,
+    cid: u16, isid: [u8; 6], _pad1: [u8; 2], cmd_sn: u32, exp_cmd_sn: u32, max_cmd_sn: u32,
+    exp_stat_sn: u32, queue_depth: u32, max_recv_data_segment_len: u32,
+    max_xmit_data_segment_len: u32, first_burst_len: u32, max_burst_len: u32,
+    initial_r2t: u8, immediate_data: u8, _pad2: [u8; 2], in_flight: u32,
+    target_name: [u8; NAME_LEN], initiator_name: [u8; NAME_LEN], portal: [u8; PORTAL_LEN],
+    _spare: [u32; 16],
+});
+
+// The layout is the ABI: pin sizes and a few offsets so a reordering is caught.
+const _: () = assert!(size_of::<Handoff>() == 672);
+const _: () = assert!(offset_of!(Handoff, target_name) == 96);
+const _: () = assert!(offset_of!(Handoff, _spare) == 608);
+const _: () = assert!(size_of::<RemoveSession>() == 32);
+const _: () = assert!(size_of::<List>() == 48);
+const _: () = assert!(offset_of!(List, entries) == 16);
+const _: () = assert!(size_of::<SessionInfo>() == 640);
+const _: () = assert!(offset_of!(SessionInfo, target_name) == 64);
+
+/// Why the kernel refused an argument. One variant per rule, so the log line
+/// says exactly what was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UapiError {
+    /// `version` is not [`VERSION`].
+    Version {
+        /// What userspace sent.
+        got: u32,
+    },
+    /// `size` does not match the struct this kernel knows.
+    Size {
+        /// What userspace sent.
+        got: u32,
+        /// The size expected.
+        expected: u32,
+    },
+    /// A flag bit this kernel does not know.
+    UnknownFlags {
+        /// The flags sent.
+        flags: u32,
+    },
+    /// A padding or `_spare` field is not zero.
+    NonZeroReserved {
+        /// The field.
+        field: &'static str,
+    },
+    /// A negative file descriptor.
+    BadFd,
+    /// A string field without a NUL in its array.
+    Unterminated {
+        /// The field.
+        field: &'static str,
+    },
+    /// An empty string field.
+    Empty {
+        /// The field.
+        field: &'static str,
+    },
+    /// A string field with a byte outside printable ASCII (0x21..=0x7e).
+    BadChar {
+        /// The field.
+        field: &'static str,
+    },
+    /// A boolean field that is neither 0 nor 1.
+    NotBool {
+        /// The field.
+        field: &'static str,
+    },
+    /// A digest code that is neither [`DIGEST_NONE`] nor [`DIGEST_CRC32C`].
+    BadDigest {
+        /// The field.
+        field: &'static str,
+    },
+    /// A numeric field outside its allowed range.
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u32,
+    },
+    /// FirstBurstLength above MaxBurstLength (RFC 7143 §13.14).
+    FirstBurstAboveMaxBurst,
+    /// ErrorRecoveryLevel > 0: the module implements ERL 0 only.
+    UnsupportedErl {
+        /// The level sent.
+        level: u8,
+    },
+    /// DataPDUInOrder or DataSequenceInOrder = No: not supported.
+    UnsupportedOutOfOrder,
+    /// TSIH 0: a logged-in session always has one.
+    ZeroTsih,
+    /// ExpCmdSN/MaxCmdSN do not form a valid window (RFC 7143 §4.2.2.1).
+    BadWindow,
+    /// CmdSN outside [ExpCmdSN, MaxCmdSN + 1].
+    CmdSnOutsideWindow,
+    /// ExpStatSN is not StatSN + 1.
+    StatSnMismatch,
+    /// `itt_base` has bits below 16 set or would produce the reserved ITT.
+    BadIttBase,
+    /// `host_no` must be 0 on ADD_SESSION.
+    HostNoSet,
+    /// LIST: `capacity` > 0 with a null `entries` pointer.
+    NullEntries,
+    /// LIST: `entry_size` is not the [`SessionInfo`] size this kernel writes.
+    EntrySize {
+        /// What userspace sent.
+        got: u32,
+    },
+}
+
+impl fmt::Display for UapiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            UapiError::Version { got } => {
+                write!(f, "ABI version {got}, this module speaks {VERSION}")
+            }
+            UapiError::Size { got, expected } => {
+                write!(f, "argument size {got}, expected {expected}")
+            }
+            UapiError::UnknownFlags { flags } => write!(f, "unknown flags {flags:#x}"),
+            UapiError::NonZeroReserved { field } => write!(f, "reserved field {field} not zero"),
+            UapiError::BadFd => f.write_str("negative socket descriptor"),
+            UapiError::Unterminated { field } => write!(f, "{field} is not NUL-terminated"),
+            UapiError::Empty { field } => write!(f, "{field} is empty"),
+            UapiError::BadChar { field } => {
+                write!(f, "{field} has a byte outside printable ASCII")
+            }
+            UapiError::NotBool { field } => write!(f, "{field} is neither 0 nor 1"),
+            UapiError::BadDigest { field } => write!(f, "{field} is not a known digest"),
+            UapiError::OutOfRange { field, value } => {
+                write!(f, "{field} = {value} is out of range")
+            }
+            UapiError::FirstBurstAboveMaxBurst => {
+                f.write_str("FirstBurstLength exceeds MaxBurstLength")
+            }
+            UapiError::UnsupportedErl { level } => {
+                write!(f, "ErrorRecoveryLevel {level} not supported (only 0)")
+            }
+            UapiError::UnsupportedOutOfOrder => {
+                f.write_str("DataPDUInOrder/DataSequenceInOrder=No not supported")
+            }
+            UapiError::ZeroTsih => f.write_str("TSIH is 0"),
+            UapiError::BadWindow => f.write_str("ExpCmdSN/MaxCmdSN are not a valid window"),
+            UapiError::CmdSnOutsideWindow => f.write_str("CmdSN lies outside the command window"),
+            UapiError::StatSnMismatch => f.write_str("ExpStatSN is not StatSN + 1"),
+            UapiError::BadIttBase => f.write_str("itt_base has low bits set or is reserved"),
+            UapiError::HostNoSet => f.write_str("host_no must be 0 on ADD_SESSION"),
+            UapiError::NullEntries => f.write_str("LIST capacity without an entries buffer"),
+            UapiError::EntrySize { got } => write!(f, "LIST entry size {got} unknown"),
+        }
+    }
+}
+
+/// The printable-ASCII string before the first NUL of `field`.
+pub fn c_str_field<'a>(name: &'static str, field: &'a [u8]) -> Result<&'a str, UapiError> {
+    let end = field
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(UapiError::Unterminated { field: name })?;
+    let s = field.get(..end).unwrap_or(&[]);
+    if s.is_empty() {
+        return Err(UapiError::Empty { field: name });
+    }
+    if !s.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(UapiError::BadChar { field: name });
+    }
+    core::str::from_utf8(s).map_err(|_| UapiError::BadChar { field: name })
+}
+
+/// Copies `s` into a NUL-terminated array field; `None` if it does not fit
+/// (with its NUL) or contains a NUL.
+pub fn set_c_str<const N: usize>(s: &str, out: &mut [u8; N]) -> Option<()> {
+    let b = s.as_bytes();
+    if b.len() >= N || b.contains(&0) {
+        return None;
+    }
+    *out = [0; N];
+    out.get_mut(..b.len())?.copy_from_slice(b);
+    Some(())
+}
+
+fn check_version(version: u32, size: u32, expected: usize) -> Result<(), UapiError> {
+    if version != VERSION {
+        return Err(UapiError::Version { got: version });
+    }
+    let expected = expected as u32;
+    if size != expected {
+        return Err(UapiError::Size {
+            got: size,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+fn check_bool(field: &'static str, v: u8) -> Result<bool, UapiError> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(UapiError::NotBool { field }),
+    }
+}
+
+fn check_digest(field: &'static str, v: u8) -> Result<Digest, UapiError> {
+    match v {
+        DIGEST_NONE => Ok(Digest::None),
+        DIGEST_CRC32C => Ok(Digest::Crc32c),
+        _ => Err(UapiError::BadDigest { field }),
+    }
+}
+
+fn check_range(field: &'static str, value: u32, min: u32, max: u32) -> Result<u32, UapiError> {
+    if value < min || value > max {
+        return Err(UapiError::OutOfRange { field, value });
+    }
+    Ok(value)
+}
+
+fn check_zero(field: &'static str, all_zero: bool) -> Result<(), UapiError> {
+    if all_zero {
+        Ok(())
+    } else {
+        Err(UapiError::NonZeroReserved { field })
+    }
+}
+
+/// Digest code for the ABI.
+pub const fn digest_code(d: Digest) -> u8 {
+    match d {
+        Digest::None => DIGEST_NONE,
+        Digest::Crc32c => DIGEST_CRC32C,
+    }
+}
+
+/// A [`Handoff`] that passed [`Handoff::validate`], with typed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// The validated argument (names, portal and raw fields).
+    pub raw: Handoff,
+    /// The negotiated parameters.
+    pub params: SessionParams,
+    /// The command window from the login.
+    pub window: CmdWindow,
+    /// CmdSN of the first command.
+    pub cmd_sn: Sn,
+    /// ExpStatSN to send.
+    pub exp_stat_sn: Sn,
+    /// ITT high bits (session age).
+    pub itt_age: u16,
+    /// can_queue.
+    pub queue_depth: u32,
+}
+
+impl SessionConfig {
+    /// TargetName.
+    pub fn target_name(&self) -> &str {
+        c_str_field("target_name", &self.raw.target_name).unwrap_or("")
+    }
+
+    /// InitiatorName.
+    pub fn initiator_name(&self) -> &str {
+        c_str_field("initiator_name", &self.raw.initiator_name).unwrap_or("")
+    }
+
+    /// Portal.
+    pub fn portal(&self) -> &str {
+        c_str_field("portal", &self.raw.portal).unwrap_or("")
+    }
+}
+
+impl Handoff {
+    /// A handoff from the outcome of a normal-session login, with names, portal,
+    /// socket and queue depth left for the caller (`version`/`size` filled in).
+    /// `stat_sn`, `exp_cmd_sn`, `max_cmd_sn` come from the final Login Response.
+    pub fn from_login(
+        params: &SessionParams,
+        isid: [u8; 6],
+        tsih: u16,
+        cid: u16,
+        stat_sn: u32,
+        exp_cmd_sn: u32,
+        max_cmd_sn: u32,
+    ) -> Handoff {
+        let mut h = Handoff::zeroed();
+        h.version = VERSION;
+        h.size = Handoff::SIZE as u32;
+        h.isid = isid;
+        h.tsih = tsih;
+        h.cid = cid;
+        h.header_digest = digest_code(params.header_digest);
+        h.data_digest = digest_code(params.data_digest);
+        h.stat_sn = stat_sn;
+        h.exp_stat_sn = stat_sn.wrapping_add(1);
+        h.exp_cmd_sn = exp_cmd_sn;
+        h.max_cmd_sn = max_cmd_sn;
+        h.cmd_sn = exp_cmd_sn;
+        h.itt_base = 1 << 16;
+        h.max_recv_data_segment_len = params.max_recv_data_segment_len;
+        h.max_xmit_data_segment_len = params.max_xmit_data_segment_len;
+        h.first_burst_len = params.first_burst_len;
+        h.max_burst_len = params.max_burst_len;
+        h.max_outstanding_r2t = params.max_outstanding_r2t;
+        h.max_connections = params.max_connections;
+        h.default_time2wait = params.default_time2wait;
+        h.default_time2retain = params.default_time2retain;
+        h.initial_r2t = u8::from(params.initial_r2t);
+        h.immediate_data = u8::from(params.immediate_data);
+        h.data_pdu_in_order = u8::from(params.data_pdu_in_order);
+        h.data_sequence_in_order = u8::from(params.data_sequence_in_order);
+        h.error_recovery_level = params.error_recovery_level;
+        h.tpgt = params.target_portal_group_tag.unwrap_or(0);
+        h.queue_depth = DEFAULT_QUEUE_DEPTH;
+        h
+    }
+
+    /// Checks every field of an ADD_SESSION argument (`add` = true) or a HANDOFF
+    /// (`add` = false, `host_no` names the session) and returns the typed view.
+    pub fn validate(&self, add: bool) -> Result<SessionConfig, UapiError> {
+        check_version(self.version, self.size, Self::SIZE)?;
+        if self.flags != 0 {
+            return Err(UapiError::UnknownFlags { flags: self.flags });
+        }
+        check_zero("_pad0", self._pad0 == 0)?;
+        check_zero("_pad1", self._pad1 == 0)?;
+        check_zero("_spare", self._spare.iter().all(|&v| v == 0))?;
+        if self.fd < 0 {
+            return Err(UapiError::BadFd);
+        }
+        if add && self.host_no != 0 {
+            return Err(UapiError::HostNoSet);
+        }
+        c_str_field("target_name", &self.target_name)?;
+        c_str_field("initiator_name", &self.initiator_name)?;
+        c_str_field("portal", &self.portal)?;
+        if self.tsih == 0 {
+            return Err(UapiError::ZeroTsih);
+        }
+        let header_digest = check_digest("header_digest", self.header_digest)?;
+        let data_digest = check_digest("data_digest", self.data_digest)?;
+        let initial_r2t = check_bool("initial_r2t", self.initial_r2t)?;
+        let immediate_data = check_bool("immediate_data", self.immediate_data)?;
+        let pdu_in_order = check_bool("data_pdu_in_order", self.data_pdu_in_order)?;
+        let seq_in_order = check_bool("data_sequence_in_order", self.data_sequence_in_order)?;
+        if !pdu_in_order || !seq_in_order {
+            return Err(UapiError::UnsupportedOutOfOrder);
+        }
+        if self.error_recovery_level != 0 {
+            return Err(UapiError::UnsupportedErl {
+                level: self.error_recovery_level,
+            });
+        }
+        let max_recv = check_range(
+            "max_recv_data_segment_len",
+            self.max_recv_data_segment_len,
+            MIN_DATA_SEGMENT_LEN,
+            MAX_RECV_DATA_SEGMENT_LEN,
+        )?;
+        let max_xmit = check_range(
+            "max_xmit_data_segment_len",
+            self.max_xmit_data_segment_len,
+            MIN_DATA_SEGMENT_LEN,
+            MAX_DATA_SEGMENT_LEN,
+        )?;
+        let max_burst = check_range(
+            "max_burst_len",
+            self.max_burst_len,
+            MIN_DATA_SEGMENT_LEN,
+            MAX_DATA_SEGMENT_LEN,
+        )?;
+        let first_burst = check_range(
+            "first_burst_len",
+            self.first_burst_len,
+            MIN_DATA_SEGMENT_LEN,
+            MAX_DATA_SEGMENT_LEN,
+        )?;
+        if first_burst > max_burst {
+            return Err(UapiError::FirstBurstAboveMaxBurst);
+        }
+        check_range(
+            "max_outstanding_r2t",
+            u32::from(self.max_outstanding_r2t),
+            1,
+            65535,
+        )?;
+        check_range("max_connections", u32::from(self.max_connections), 1, 65535)?;
+        check_range("default_time2wait", u32::from(self.default_time2wait), 0, 3600)?;
+        check_range(
+            "default_time2retain",
+            u32::from(self.default_time2retain),
+            0,
+            3600,
+        )?;
+        let queue_depth = check_range("queue_depth", self.queue_depth, 1, MAX_QUEUE_DEPTH)?;
+        let window = CmdWindow::new(Sn(self.exp_cmd_sn), Sn(self.max_cmd_sn))
+            .map_err(|_| UapiError::BadWindow)?;
+        // The first command may be ExpCmdSN itself or, at the edge, MaxCmdSN + 1
+        // (a closed window); anything else was never allowed by the target.
+        let cmd_sn = Sn(self.cmd_sn);
+        if !(window.contains(cmd_sn) || cmd_sn == window.max_cmd_sn().next()) {
+            return Err(UapiError::CmdSnOutsideWindow);
+        }
+        if self.exp_stat_sn != self.stat_sn.wrapping_add(1) {
+            return Err(UapiError::StatSnMismatch);
+        }
+        let age = self.itt_base >> 16;
+        if self.itt_base & 0xffff != 0 || age == 0xffff {
+            return Err(UapiError::BadIttBase);
+        }
+        let params = SessionParams {
+            session_type: SessionType::Normal,
+            auth_method: AuthMethod::None,
+            header_digest,
+            data_digest,
+            max_connections: self.max_connections,
+            initial_r2t,
+            immediate_data,
+            max_recv_data_segment_len: max_recv,
+            max_xmit_data_segment_len: max_xmit,
+            max_burst_len: max_burst,
+            first_burst_len: first_burst,
+            default_time2wait: self.default_time2wait,
+            default_time2retain: self.default_time2retain,
+            max_outstanding_r2t: self.max_outstanding_r2t,
+            data_pdu_in_order: pdu_in_order,
+            data_sequence_in_order: seq_in_order,
+            error_recovery_level: 0,
+            protocol_level: 0,
+            target_portal_group_tag: Some(self.tpgt),
+        };
+        Ok(SessionConfig {
+            raw: *self,
+            params,
+            window,
+            cmd_sn,
+            exp_stat_sn: Sn(self.exp_stat_sn),
+            itt_age: age as u16,
+            queue_depth,
+        })
+    }
+}
+
+impl RemoveSession {
+    /// A request to remove `host_no`.
+    pub fn new(host_no: u32, force: bool) -> Self {
+        let mut r = RemoveSession::zeroed();
+        r.version = VERSION;
+        r.size = Self::SIZE as u32;
+        r.host_no = host_no;
+        r.flags = if force { REMOVE_FORCE } else { 0 };
+        r
+    }
+
+    /// Checks the argument; returns whether FORCE was asked for.
+    pub fn validate(&self) -> Result<bool, UapiError> {
+        check_version(self.version, self.size, Self::SIZE)?;
+        if self.flags & !REMOVE_FORCE != 0 {
+            return Err(UapiError::UnknownFlags { flags: self.flags });
+        }
+        check_zero("_spare", self._spare.iter().all(|&v| v == 0))?;
+        Ok(self.flags & REMOVE_FORCE != 0)
+    }
+}
+
+impl List {
+    /// A request for up to `capacity` entries at user address `entries`.
+    pub fn new(capacity: u32, entries: u64) -> Self {
+        let mut l = List::zeroed();
+        l.version = VERSION;
+        l.size = Self::SIZE as u32;
+        l.capacity = capacity;
+        l.entries = entries;
+        l.entry_size = SessionInfo::SIZE as u32;
+        l
+    }
+
+    /// Checks the argument.
+    pub fn validate(&self) -> Result<(), UapiError> {
+        check_version(self.version, self.size, Self::SIZE)?;
+        check_zero("_spare", self._spare.iter().all(|&v| v == 0))?;
+        if self.entry_size != SessionInfo::SIZE as u32 {
+            return Err(UapiError::EntrySize {
+                got: self.entry_size,
+            });
+        }
+        if self.capacity > 0 && self.entries == 0 {
+            return Err(UapiError::NullEntries);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Handoff {
+        let mut p = SessionParams::DEFAULT;
+        p.header_digest = Digest::Crc32c;
+        p.max_recv_data_segment_len = 262_144;
+        p.target_portal_group_tag = Some(1);
+        let mut h = Handoff::from_login(&p, [0x80, 1, 2, 3, 4, 5], 7, 0, 41, 100, 163);
+        h.fd = 3;
+        set_c_str("iqn.2026-11.dev.iscsi-rs:target0", &mut h.target_name).unwrap();
+        set_c_str("iqn.2026-11.dev.iscsi-rs:init", &mut h.initiator_name).unwrap();
+        set_c_str("127.0.0.1:3260", &mut h.portal).unwrap();
+        h
+    }
+
+    #[test]
+    fn ioctl_numbers_match_the_c_macros() {
+        // _IOWR(0xe3, 1, 672) and _IOW(0xe3, 2, 32) computed by hand:
+        // dir << 30 | size << 16 | type << 8 | nr.
+        assert_eq!(ADD_SESSION, (3 << 30) | (672 << 16) | (0xe3 << 8) | 1);
+        assert_eq!(REMOVE_SESSION, (1 << 30) | (32 << 16) | (0xe3 << 8) | 2);
+        assert_eq!(LIST, (3 << 30) | (48 << 16) | (0xe3 << 8) | 3);
+        assert_eq!(HANDOFF & 0xff, 4);
+        // A well-known kernel number as a check of the encoding: FS_IOC_GETFLAGS
+        // is _IOR('f', 1, long) = 0x80086601 on 64-bit.
+        assert_eq!(ioc(IOC_READ, b'f', 1, 8), 0x8008_6601);
+    }
+
+    #[test]
+    fn bytes_round_trip_at_repr_c_offsets() {
+        let h = sample();
+        let b = h.to_bytes();
+        assert_eq!(Handoff::from_bytes(&b), h);
+        let off = offset_of!(Handoff, tsih);
+        assert_eq!(&b[off..off + 2], &7u16.to_ne_bytes());
+        let off = offset_of!(Handoff, target_name);
+        assert_eq!(&b[off..off + 4], b"iqn.");
+        let l = List::new(4, 0x1000);
+        assert_eq!(List::from_bytes(&l.to_bytes()), l);
+        let r = RemoveSession::new(3, true);
+        assert_eq!(RemoveSession::from_bytes(&r.to_bytes()), r);
+        let mut i = SessionInfo::zeroed();
+        i.in_flight = 9;
+        i.isid = [1, 2, 3, 4, 5, 6];
+        assert_eq!(SessionInfo::from_bytes(&i.to_bytes()), i);
+    }
+
+    #[test]
+    fn valid_handoff_gives_typed_config() {
+        let c = sample().validate(true).unwrap();
+        assert_eq!(c.params.header_digest, Digest::Crc32c);
+        assert_eq!(c.params.data_digest, Digest::None);
+        assert_eq!(c.params.max_recv_data_segment_len, 262_144);
+        assert_eq!(c.window.exp_cmd_sn(), Sn(100));
+        assert_eq!(c.window.max_cmd_sn(), Sn(163));
+        assert_eq!(c.cmd_sn, Sn(100));
+        assert_eq!(c.exp_stat_sn, Sn(42));
+        assert_eq!(c.itt_age, 1);
+        assert_eq!(c.queue_depth, DEFAULT_QUEUE_DEPTH);
+        assert_eq!(c.target_name(), "iqn.2026-11.dev.iscsi-rs:target0");
+        assert_eq!(c.portal(), "127.0.0.1:3260");
+    }
+
+    #[test]
+    fn every_rule_refuses() {
+        type Mutator = fn(&mut Handoff);
+        let cases: &[(Mutator, UapiError)] = &[
+            (|h| h.version = 2, UapiError::Version { got: 2 }),
+            (
+                |h| h.size = 100,
+                UapiError::Size {
+                    got: 100,
+                    expected: 672,
+                },
+            ),
+            (|h| h.flags = 4, UapiError::UnknownFlags { flags: 4 }),
+            (
+                |h| h._spare[15] = 1,
+                UapiError::NonZeroReserved { field: "_spare" },
+            ),
+            (
+                |h| h._pad0 = 1,
+                UapiError::NonZeroReserved { field: "_pad0" },
+            ),
+            (|h| h.fd = -1, UapiError::BadFd),
+            (|h| h.host_no = 2, UapiError::HostNoSet),
+            (
+                |h| h.target_name = [b'a'; NAME_LEN],
+                UapiError::Unterminated {
+                    field: "target_name",
+                },
+            ),
+            (
+                |h| h.initiator_name[0] = 0,
+                UapiError::Empty {
+                    field: "initiator_name",
+                },
+            ),
+            (
+                |h| h.portal[3] = b' ',
+                UapiError::BadChar { field: "portal" },
+            ),
+            (|h| h.tsih = 0, UapiError::ZeroTsih),
+            (
+                |h| h.header_digest = 2,
+                UapiError::BadDigest {
+                    field: "header_digest",
+                },
+            ),
+            (
+                |h| h.initial_r2t = 2,
+                UapiError::NotBool {
+                    field: "initial_r2t",
+                },
+            ),
+            (|h| h.data_pdu_in_order = 0, UapiError::UnsupportedOutOfOrder),
+            (
+                |h| h.error_recovery_level = 1,
+                UapiError::UnsupportedErl { level: 1 },
+            ),
+            (
+                |h| h.max_recv_data_segment_len = 511,
+                UapiError::OutOfRange {
+                    field: "max_recv_data_segment_len",
+                    value: 511,
+                },
+            ),
+            (
+                |h| h.max_recv_data_segment_len = MAX_RECV_DATA_SEGMENT_LEN + 1,
+                UapiError::OutOfRange {
+                    field: "max_recv_data_segment_len",
+                    value: MAX_RECV_DATA_SEGMENT_LEN + 1,
+                },
+            ),
+            (
+                |h| h.max_xmit_data_segment_len = 1 << 24,
+                UapiError::OutOfRange {
+                    field: "max_xmit_data_segment_len",
+                    value: 1 << 24,
+                },
+            ),
+            (
+                |h| h.first_burst_len = h.max_burst_len + 1,
+                UapiError::FirstBurstAboveMaxBurst,
+            ),
+            (
+                |h| h.max_outstanding_r2t = 0,
+                UapiError::OutOfRange {
+                    field: "max_outstanding_r2t",
+                    value: 0,
+                },
+            ),
+            (
+                |h| h.queue_depth = 0,
+                UapiError::OutOfRange {
+                    field: "queue_depth",
+                    value: 0,
+                },
+            ),
+            (
+                |h| h.queue_depth = MAX_QUEUE_DEPTH + 1,
+                UapiError::OutOfRange {
+                    field: "queue_depth",
+                    value: MAX_QUEUE_DEPTH + 1,
+                },
+            ),
+            (|h| h.max_cmd_sn = h.exp_cmd_sn.wrapping_sub(2), UapiError::BadWindow),
+            (|h| h.cmd_sn = h.max_cmd_sn + 2, UapiError::CmdSnOutsideWindow),
+            (|h| h.cmd_sn = h.exp_cmd_sn - 1, UapiError::CmdSnOutsideWindow),
+            (|h| h.exp_stat_sn = h.stat_sn, UapiError::StatSnMismatch),
+            (|h| h.itt_base = 0x1_0001, UapiError::BadIttBase),
+            (|h| h.itt_base = 0xffff_0000, UapiError::BadIttBase),
+        ];
+        for (i, (mutate, want)) in cases.iter().enumerate() {
+            let mut h = sample();
+            mutate(&mut h);
+            assert_eq!(h.validate(true).err(), Some(*want), "case {i}");
+        }
+    }
+
+    #[test]
+    fn window_edges_accepted() {
+        let mut h = sample();
+        h.cmd_sn = h.max_cmd_sn + 1;
+        assert!(h.validate(true).is_ok());
+        // A closed window at login (MaxCmdSN = ExpCmdSN - 1) is legal.
+        h.max_cmd_sn = h.exp_cmd_sn - 1;
+        h.cmd_sn = h.exp_cmd_sn;
+        assert!(h.validate(true).is_ok());
+        // Wrap-around.
+        h.exp_cmd_sn = u32::MAX;
+        h.max_cmd_sn = 30;
+        h.cmd_sn = u32::MAX;
+        assert!(h.validate(true).is_ok());
+        // HANDOFF names an existing host.
+        let mut h = sample();
+        h.host_no = 5;
+        assert!(h.validate(false).is_ok());
+    }
+
+    #[test]
+    fn remove_and_list_validation() {
+        assert_eq!(RemoveSession::new(1, false).validate(), Ok(false));
+        assert_eq!(RemoveSession::new(1, true).validate(), Ok(true));
+        let mut r = RemoveSession::new(1, false);
+        r.flags = 2;
+        assert_eq!(r.validate(), Err(UapiError::UnknownFlags { flags: 2 }));
+        assert_eq!(List::new(0, 0).validate(), Ok(()));
+        assert_eq!(List::new(2, 0).validate(), Err(UapiError::NullEntries));
+        let mut l = List::new(1, 8);
+        l.entry_size = 12;
+        assert_eq!(l.validate(), Err(UapiError::EntrySize { got: 12 }));
+    }
+
+    #[test]
+    fn strings() {
+        let mut a = [0u8; 8];
+        assert_eq!(set_c_str("1234567", &mut a), Some(()));
+        assert_eq!(c_str_field("x", &a), Ok("1234567"));
+        assert_eq!(set_c_str("12345678", &mut a), None);
+        assert_eq!(set_c_str("a\0b", &mut a), None);
+    }
+}
