@@ -747,63 +747,10 @@ impl<'a> ChapSession<'a> {
 mod tests {
     extern crate std;
     use super::*;
-    use sha2::Digest as _;
     use std::string::String;
     use std::vec::Vec;
 
-    /// RustCrypto behind the trait, as iscsictl does it.
-    struct RustCrypto;
-
-    fn run<D: sha2::Digest>(parts: &[&[u8]], out: &mut [u8]) -> usize {
-        let mut h = D::new();
-        for p in parts {
-            h.update(p);
-        }
-        let r = h.finalize();
-        out[..r.len()].copy_from_slice(&r);
-        r.len()
-    }
-
-    impl ChapDigest for RustCrypto {
-        fn digest(&mut self, alg: ChapAlgorithm, parts: &[&[u8]], out: &mut [u8]) -> usize {
-            match alg {
-                ChapAlgorithm::Md5 => run::<md5::Md5>(parts, out),
-                ChapAlgorithm::Sha1 => run::<sha1::Sha1>(parts, out),
-                ChapAlgorithm::Sha256 => run::<sha2::Sha256>(parts, out),
-                ChapAlgorithm::Sha3_256 => run::<sha3::Sha3_256>(parts, out),
-            }
-        }
-    }
-
-    /// Expected CHAP response computed straight from the hash crates.
-    fn expected(alg: ChapAlgorithm, id: u8, secret: &[u8], challenge: &[u8]) -> Vec<u8> {
-        match alg {
-            ChapAlgorithm::Md5 => md5::Md5::new()
-                .chain_update([id])
-                .chain_update(secret)
-                .chain_update(challenge)
-                .finalize()
-                .to_vec(),
-            ChapAlgorithm::Sha1 => sha1::Sha1::new()
-                .chain_update([id])
-                .chain_update(secret)
-                .chain_update(challenge)
-                .finalize()
-                .to_vec(),
-            ChapAlgorithm::Sha256 => sha2::Sha256::new()
-                .chain_update([id])
-                .chain_update(secret)
-                .chain_update(challenge)
-                .finalize()
-                .to_vec(),
-            ChapAlgorithm::Sha3_256 => sha3::Sha3_256::new()
-                .chain_update([id])
-                .chain_update(secret)
-                .chain_update(challenge)
-                .finalize()
-                .to_vec(),
-        }
-    }
+    use super::super::test_support::{chap_hash as expected, RustCrypto};
 
     fn hex(bytes: &[u8]) -> String {
         let mut s = String::from("0x");

@@ -1634,47 +1634,7 @@ mod tests {
         isid_enterprise(311, 1).unwrap()
     }
 
-    /// RustCrypto behind the trait, as iscsictl plugs it in.
-    struct RustCrypto;
-
-    fn run<D: sha2::Digest>(parts: &[&[u8]], out: &mut [u8]) -> usize {
-        let mut h = D::new();
-        for p in parts {
-            h.update(p);
-        }
-        let r = h.finalize();
-        out[..r.len()].copy_from_slice(&r);
-        r.len()
-    }
-
-    impl ChapDigest for RustCrypto {
-        fn digest(&mut self, alg: ChapAlgorithm, parts: &[&[u8]], out: &mut [u8]) -> usize {
-            match alg {
-                ChapAlgorithm::Md5 => run::<md5::Md5>(parts, out),
-                ChapAlgorithm::Sha1 => run::<sha1::Sha1>(parts, out),
-                ChapAlgorithm::Sha256 => run::<sha2::Sha256>(parts, out),
-                ChapAlgorithm::Sha3_256 => run::<sha3::Sha3_256>(parts, out),
-            }
-        }
-    }
-
-    /// CHAP response computed straight from the hash crates (the target's view).
-    fn chap_hash(alg: ChapAlgorithm, id: u8, secret: &[u8], challenge: &[u8]) -> Vec<u8> {
-        fn h<D: sha2::Digest>(id: u8, secret: &[u8], challenge: &[u8]) -> Vec<u8> {
-            D::new()
-                .chain_update([id])
-                .chain_update(secret)
-                .chain_update(challenge)
-                .finalize()
-                .to_vec()
-        }
-        match alg {
-            ChapAlgorithm::Md5 => h::<md5::Md5>(id, secret, challenge),
-            ChapAlgorithm::Sha1 => h::<sha1::Sha1>(id, secret, challenge),
-            ChapAlgorithm::Sha256 => h::<sha2::Sha256>(id, secret, challenge),
-            ChapAlgorithm::Sha3_256 => h::<sha3::Sha3_256>(id, secret, challenge),
-        }
-    }
+    use super::super::test_support::{chap_hash, RustCrypto};
 
     fn hex(bytes: &[u8]) -> String {
         let mut s = String::from("0x");

@@ -18,3 +18,6 @@ pub mod pdu;
 pub mod serial;
 pub mod text;
 pub mod uapi;
+
+#[cfg(test)]
+mod test_support;
