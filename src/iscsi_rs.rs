@@ -6,7 +6,10 @@ use kernel::prelude::*;
 
 pub mod proto;
 
+mod conn;
 mod ctl;
+mod host;
+mod session;
 mod sys;
 
 #[cfg(CONFIG_KUNIT)]
@@ -22,19 +25,23 @@ module! {
 }
 
 struct IscsiRs {
-    _control: Pin<KBox<sys::chardev::MiscDevice<ctl::Control>>>,
+    control: Pin<KBox<sys::chardev::MiscDevice<ctl::Control>>>,
 }
 
 impl kernel::Module for IscsiRs {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let control = sys::chardev::MiscDevice::register(c_str!("iscsi_rs"), module, ctl::Control)?;
+        let ops = ctl::Control::new(module)?;
+        let control = sys::chardev::MiscDevice::register(c_str!("iscsi_rs"), module, ops)?;
         pr_info!("loaded, control device /dev/iscsi_rs\n");
-        Ok(IscsiRs { _control: control })
+        Ok(IscsiRs { control })
     }
 }
 
 impl Drop for IscsiRs {
     fn drop(&mut self) {
+        // No ioctl can run: an open file pins the module. Log every session out
+        // before the device, template and workqueue go.
+        self.control.ops().shutdown();
         pr_info!("unloaded\n");
     }
 }

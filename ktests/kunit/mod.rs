@@ -8,7 +8,9 @@ use kernel::str::CStr;
 use crate::proto::bhs::{Bhs, Opcode, BHS_LEN};
 use crate::proto::crc32c::crc32c;
 use crate::proto::framing::{write_pdu, FramingError, FramingSettings, RxFramer};
+use crate::proto::negotiate::SessionParams;
 use crate::proto::pdu::{DataIn, Pdu};
+use crate::proto::uapi::{self, Handoff, UapiError};
 
 /// A case: name and body. The body returns a failure message.
 pub(crate) type Case = (&'static CStr, fn() -> Result<(), &'static str>);
@@ -25,6 +27,11 @@ pub(crate) static CASES: &[Case] = &[
     (
         c_str!("framer_catches_data_digest_error"),
         framer_catches_data_digest_error,
+    ),
+    (c_str!("uapi_ioctl_numbers"), uapi_ioctl_numbers),
+    (
+        c_str!("uapi_handoff_codec_and_validation"),
+        uapi_handoff_codec_and_validation,
     ),
 ];
 
@@ -141,4 +148,58 @@ fn framer_catches_data_digest_error() -> Result<(), &'static str> {
         Err(FramingError::DataDigest { .. }) => Ok(()),
         _ => Err("corrupted payload not reported as a data digest error"),
     }
+}
+
+fn uapi_ioctl_numbers() -> Result<(), &'static str> {
+    // The numbers iscsictl and the test helper compute: _IOWR/_IOW(0xe3, nr, size).
+    check(Handoff::SIZE == 672, "Handoff size")?;
+    check(uapi::ADD_SESSION == 0xc2a0_e301, "ADD_SESSION number")?;
+    check(uapi::REMOVE_SESSION == 0x4020_e302, "REMOVE_SESSION number")?;
+    check(uapi::LIST == 0xc030_e303, "LIST number")
+}
+
+/// The handoff codec and validation, compiled with the kernel's flags: what
+/// ADD_SESSION runs on every argument.
+fn uapi_handoff_codec_and_validation() -> Result<(), &'static str> {
+    let mut h = Handoff::from_login(
+        &SessionParams::DEFAULT,
+        [0x80, 0, 0, 0, 0, 1],
+        5,
+        0,
+        1,
+        2,
+        33,
+    );
+    h.fd = 4;
+    uapi::set_c_str("iqn.2026-11.dev.iscsi-rs:t", &mut h.target_name).ok_or("target name")?;
+    uapi::set_c_str("iqn.2026-11.dev.iscsi-rs:i", &mut h.initiator_name).ok_or("initiator")?;
+    uapi::set_c_str("127.0.0.1:3260", &mut h.portal).ok_or("portal")?;
+    check(Handoff::from_bytes(&h.to_bytes()) == h, "byte round trip")?;
+    let c = h.validate(true).map_err(|_| "valid handoff refused")?;
+    check(
+        c.cmd_sn.get() == 2 && c.exp_stat_sn.get() == 2,
+        "sequence numbers",
+    )?;
+    check(
+        c.target_name() == "iqn.2026-11.dev.iscsi-rs:t",
+        "target name read back",
+    )?;
+    let mut bad = h;
+    bad.queue_depth = 0;
+    check(
+        matches!(bad.validate(true), Err(UapiError::OutOfRange { .. })),
+        "queue depth 0 accepted",
+    )?;
+    let mut bad = h;
+    bad.portal = [b'x'; uapi::PORTAL_LEN];
+    check(
+        matches!(bad.validate(true), Err(UapiError::Unterminated { .. })),
+        "unterminated portal accepted",
+    )?;
+    let mut bad = h;
+    bad.max_cmd_sn = bad.exp_cmd_sn.wrapping_sub(3);
+    check(
+        bad.validate(true) == Err(UapiError::BadWindow),
+        "bad window accepted",
+    )
 }

@@ -1163,6 +1163,14 @@ impl<'a> Login<'a> {
         }
         let resp = LoginResponse::parse(header).map_err(ProtocolError::Pdu)?;
         check_data_len(resp.data_segment_len, data)?;
+        // A refusal ends the login whatever else the header says, and some targets
+        // (tgtd) zero the echoed ISID/ITT in it: report the status, not the echo.
+        if resp.status_class >= 2 {
+            return Err(LoginError::Status(LoginStatus::from_code(
+                resp.status_class,
+                resp.status_detail,
+            )));
+        }
         if resp.itt != self.itt {
             return Err(ProtocolError::IttMismatch {
                 expected: self.itt,
@@ -1180,12 +1188,8 @@ impl<'a> Login<'a> {
         match resp.status_class {
             0 => {}
             1 => return redirect(&resp, data).map(LoginStep::Redirect),
-            class => {
-                return Err(LoginError::Status(LoginStatus::from_code(
-                    class,
-                    resp.status_detail,
-                )))
-            }
+            // Class >= 2 returned above.
+            _ => {}
         }
         if resp.version_active != 0 {
             return Err(ProtocolError::UnsupportedVersion {
@@ -2152,6 +2156,27 @@ mod tests {
                 exp_cmd_sn: CMD_SN,
                 max_cmd_sn: CMD_SN.wrapping_add(16),
             }
+        );
+    }
+
+    #[test]
+    fn refusal_with_zeroed_echo_fields_reports_the_status() {
+        // tgtd answers an unknown target with opcode and status only: the ISID and
+        // ITT it "echoes" are zero. The user must hear "target not found".
+        let mut rx = vec![0u8; LOGIN_BUFFER_LEN];
+        let mut tx = vec![0u8; LOGIN_BUFFER_LEN];
+        let mut config = normal();
+        config.itt = 0x1234;
+        let mut login = Login::new(config, &mut rx, &mut tx).unwrap();
+        let mut out = vec![0u8; MAX_LOGIN_PDU_LEN];
+        login.next_request(&mut out).unwrap();
+        let mut bhs = [0u8; BHS_LEN];
+        bhs[0] = 0x23;
+        bhs[36] = 2;
+        bhs[37] = 3;
+        assert_eq!(
+            login.handle_response(&bhs, &[], &mut RustCrypto),
+            Err(LoginError::Status(LoginStatus::NotFound))
         );
     }
 

@@ -87,6 +87,11 @@ impl<T: ControlOps> MiscDevice<T> {
         Ok(dev)
     }
 
+    /// The ioctl handler (e.g. for its teardown at module exit).
+    pub(crate) fn ops(&self) -> &T {
+        &self.ops
+    }
+
     /// # Safety
     ///
     /// Called by the VFS with a file opened through our misc device.

@@ -1,8 +1,11 @@
 //! The only place with `unsafe`: thin safe wrappers over the C objects iscsi_rs
-//! uses (misc chardev now; SCSI host and socket with the data path), on bindings
+//! uses (misc chardev, SCSI host and commands, TCP socket, workqueue), on bindings
 //! this module generates itself. Everything above this layer is safe Rust.
 
 pub(crate) mod bindings;
 pub(crate) mod chardev;
 #[cfg(CONFIG_KUNIT)]
 pub(crate) mod kunit;
+pub(crate) mod scsi;
+pub(crate) mod socket;
+pub(crate) mod workqueue;

@@ -27,7 +27,7 @@ const TCP_ESTABLISHED: c_int = 1;
 
 /// What a socket's owner does when the socket signals. Called in softirq context
 /// with `sk_callback_lock` read-held: only non-blocking work (queue a work item).
-pub(crate) trait SocketEvents: Send + Sync + Sized {
+pub(crate) trait SocketEvents: Send + Sync + Sized + 'static {
     /// Bytes (or EOF) can be read.
     fn data_ready(this: ArcBorrow<'_, Self>);
     /// The TCP state changed (e.g. the peer closed).
@@ -279,7 +279,12 @@ impl<T: SocketEvents> TcpSocket<T> {
     /// Shuts both directions down: blocked senders fail, receivers see EOF.
     pub(crate) fn shutdown(&self) {
         // SAFETY: the socket is valid. Errors (already shut down) do not matter.
-        unsafe { bindings::kernel_sock_shutdown(self.sock.as_ptr(), bindings::sock_shutdown_cmd_SHUT_RDWR) };
+        unsafe {
+            bindings::kernel_sock_shutdown(
+                self.sock.as_ptr(),
+                bindings::sock_shutdown_cmd_SHUT_RDWR,
+            )
+        };
     }
 }
 

@@ -1,6 +1,7 @@
-//! Runs the verbs. Each does all the checking it can without the protocol core or
-//! the kernel (arguments, config, secret files, initiator name, module presence)
-//! and then stops with a clear "not implemented yet" until those parts land.
+//! Runs the verbs. Each does all the checking it can before touching the network
+//! or the kernel (arguments, config, secret files, initiator name, module
+//! presence); `discover` and `login` then talk to the target, the kernel verbs
+//! stop with a clear "not implemented yet" until the data path lands.
 
 use std::io::{self, Write};
 
@@ -9,20 +10,29 @@ use crate::config::Config;
 use crate::device::require_module;
 use crate::exit::Error;
 use crate::names::{self, NameSource};
-use crate::plan::{plan_login, SystemPaths};
+use crate::plan::{plan_login, LoginRequest, SystemPaths};
+use crate::{discover, login};
 
-const NEEDS_LOGIN: &str = "the iscsi-proto login state machine";
-const NEEDS_DISCOVERY: &str = "the iscsi-proto login state machine and SendTargets";
 const NEEDS_KERNEL: &str = "the kernel session interface of iscsi_rs.ko";
 
-/// Runs `cli` against the real system paths, notices to stderr.
+/// Runs `cli` against the real system paths: results to stdout, notices to stderr.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    run_with(cli, &SystemPaths::default(), &mut io::stderr())
+    run_with(
+        cli,
+        &SystemPaths::default(),
+        &mut io::stdout(),
+        &mut io::stderr(),
+    )
 }
 
-/// Runs `cli` with explicit paths; one-time notices (a generated initiator name,
-/// warnings) go to `notices`.
-pub fn run_with(cli: Cli, paths: &SystemPaths, notices: &mut dyn Write) -> Result<(), Error> {
+/// Runs `cli` with explicit paths; results go to `out`, one-time notices (a
+/// generated initiator name, warnings, redirects) to `notices`.
+pub fn run_with(
+    cli: Cli,
+    paths: &SystemPaths,
+    out: &mut dyn Write,
+    notices: &mut dyn Write,
+) -> Result<(), Error> {
     match cli.command {
         Command::Discover(args) => {
             let name = names::resolve_initiator_name(
@@ -33,10 +43,7 @@ pub fn run_with(cli: Cli, paths: &SystemPaths, notices: &mut dyn Write) -> Resul
             if name.source == NameSource::Generated {
                 announce_generated(notices, &name.name, paths);
             }
-            Err(Error::NotImplemented {
-                verb: "discover",
-                needs: NEEDS_DISCOVERY,
-            })
+            discover::run(&args, &name.name, out, notices)
         }
         Command::Login(args) => {
             let plan = plan_login(&args, paths)?;
@@ -50,10 +57,7 @@ pub fn run_with(cli: Cli, paths: &SystemPaths, notices: &mut dyn Write) -> Resul
             if !args.dry_run {
                 require_module(&paths.device)?;
             }
-            Err(Error::NotImplemented {
-                verb: "login",
-                needs: NEEDS_LOGIN,
-            })
+            login_all(&plan.requests, out, notices)
         }
         Command::List(_) => {
             require_module(&paths.device)?;
@@ -80,6 +84,28 @@ pub fn run_with(cli: Cli, paths: &SystemPaths, notices: &mut dyn Write) -> Resul
             })
         }
     }
+}
+
+/// Logs in to every request; with several (`-a`), one failing does not stop the
+/// others: each failure is reported as it happens and the first decides the exit
+/// code.
+fn login_all(
+    requests: &[LoginRequest],
+    out: &mut dyn Write,
+    notices: &mut dyn Write,
+) -> Result<(), Error> {
+    if let [only] = requests {
+        return login::login_one(only, out, notices);
+    }
+    let mut first = None;
+    for r in requests {
+        if let Err(e) = login::login_one(r, out, notices) {
+            let who = r.nickname.as_deref().unwrap_or("?");
+            let _ = writeln!(notices, "iscsictl: {who}: {e}");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 /// Said once per run: the name changes on every run until it is saved.
@@ -119,8 +145,14 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("iscsictl").chain(args.iter().copied()))
             .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let mut out = Vec::new();
-        let r = run_with(cli, &b.paths, &mut out);
+        let r = run_with(cli, &b.paths, &mut Vec::new(), &mut out);
         (r, String::from_utf8(out).unwrap())
+    }
+
+    /// A portal on this host where nothing listens: connecting fails at once.
+    fn closed_portal() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("127.0.0.1:{}", l.local_addr().unwrap().port())
     }
 
     fn write_private(p: &Path, text: &str) {
@@ -159,8 +191,9 @@ mod tests {
     #[test]
     fn discover_announces_a_generated_name_once() {
         let b = bench();
-        let (r, out) = run_args(&b, &["discover", "-p", "192.0.2.1"]);
-        assert_eq!(r.unwrap_err().exit_code(), exit::NOT_IMPLEMENTED);
+        let portal = closed_portal();
+        let (r, out) = run_args(&b, &["discover", "-p", &portal]);
+        assert_eq!(r.unwrap_err().exit_code(), exit::UNREACHABLE);
         assert_eq!(
             out.matches("using generated name iqn.2026-11.dev.iscsi-rs:")
                 .count(),
@@ -172,21 +205,27 @@ mod tests {
             "InitiatorName=iqn.2001-04.com.example:h\n",
         )
         .unwrap();
-        let (_, out) = run_args(&b, &["discover", "-p", "192.0.2.1"]);
+        let (_, out) = run_args(&b, &["discover", "-p", &portal]);
         assert_eq!(out, "");
     }
 
     #[test]
-    fn login_dry_run_validates_then_stops() {
+    fn login_dry_run_validates_then_connects() {
         let b = bench();
+        let (p1, p2) = (closed_portal(), closed_portal());
         write_private(
             &b.paths.default_config,
-            "a { TargetAddress = h1; TargetName = iqn.1900.com.com:sn.1 }\n\
-             b { TargetAddress = h2; TargetName = iqn.2001-04.com.example:b }\n",
+            &format!(
+                "a {{ TargetAddress = {p1}; TargetName = iqn.1900.com.com:sn.1 }}\n\
+                 b {{ TargetAddress = {p2}; TargetName = iqn.2001-04.com.example:b }}\n"
+            ),
         );
         let (r, out) = run_args(&b, &["login", "-a", "--dry-run"]);
         let e = r.unwrap_err();
-        assert_eq!(e.exit_code(), exit::NOT_IMPLEMENTED, "{e}");
+        assert_eq!(e.exit_code(), exit::UNREACHABLE, "{e}");
+        // -a tries every block and names each failure.
+        assert!(out.contains("iscsictl: a: connection to"), "{out}");
+        assert!(out.contains("iscsictl: b: connection to"), "{out}");
         // One generated name for both targets, announced once, plus the RFC warning.
         assert_eq!(out.matches("using generated name").count(), 1, "{out}");
         assert_eq!(out.matches("does not follow RFC 3720").count(), 1, "{out}");

@@ -3,6 +3,7 @@
 //! (CHAP challenges, identifiers, ISIDs) from the kernel's CSPRNG via getrandom.
 
 use iscsi_proto::chap::{ChapAlgorithm, ChapDigest};
+use iscsi_proto::login::isid_random;
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -51,14 +52,14 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), RandomError> {
     getrandom::fill(buf).map_err(|e| RandomError(e.to_string()))
 }
 
-/// A random-format ISID (RFC 7143 §11.12.5: T=11b "Random", A=0, B/C random,
-/// D = qualifier, random too). Fresh per session so our sessions never collide
-/// with each other's or another initiator's.
+/// A random-format ISID (iscsi-proto's `isid_random`: T=10b, 24 random bits, a
+/// random qualifier). Fresh per session so our sessions never collide with each
+/// other's or another initiator's.
 pub fn random_isid() -> Result<[u8; 6], RandomError> {
-    let mut isid = [0u8; 6];
-    random_bytes(&mut isid)?;
-    isid[0] = 0b1100_0000;
-    Ok(isid)
+    let mut r = [0u8; 5];
+    random_bytes(&mut r)?;
+    let [a, b, c, q0, q1] = r;
+    Ok(isid_random([a, b, c], u16::from_be_bytes([q0, q1])))
 }
 
 #[cfg(test)]
@@ -80,7 +81,10 @@ mod tests {
     fn known_answers_for_abc() {
         // FIPS 180 / RFC 1321 / FIPS 202 "abc" vectors, split to check concatenation.
         let abc: &[&[u8]] = &[b"a", b"", b"bc"];
-        assert_eq!(run(ChapAlgorithm::Md5, abc), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            run(ChapAlgorithm::Md5, abc),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert_eq!(
             run(ChapAlgorithm::Sha1, abc),
             "a9993e364706816aba3e25717850c26c9cd0d89d"
@@ -108,8 +112,10 @@ mod tests {
     fn isid_is_random_format() {
         let a = random_isid().unwrap();
         let b = random_isid().unwrap();
-        assert_eq!(a[0] >> 6, 0b11);
-        assert_eq!(a[0] & 0x3f, 0);
+        assert_eq!(
+            iscsi_proto::login::IsidFormat::of(&a),
+            iscsi_proto::login::IsidFormat::Random
+        );
         assert_ne!(a, b, "40 random bits should not repeat");
     }
 }

@@ -11,19 +11,24 @@ use crate::secret::SecretError;
 
 /// Success.
 pub const OK: u8 = 0;
-/// A failure that none of the codes below describes.
+/// A failure that none of the codes below describes, including the target's own
+/// trouble (login status class 3: target error, unavailable, out of resources).
 pub const FAILURE: u8 = 1;
 /// Bad command line; clap uses 2 as well, so all usage errors share it.
 pub const USAGE: u8 = 2;
 /// Bad config file, secret file or initiator name file (syntax, value, permissions).
 pub const CONFIG: u8 = 3;
-/// The portal could not be reached: refused, unreachable, or connect/login timeout.
+/// The portal could not be reached: unresolvable, refused, unreachable, or the
+/// connect/login timeout expired.
 pub const UNREACHABLE: u8 = 4;
-/// The target rejected our credentials, or mutual CHAP failed to verify the target.
+/// The target rejected our credentials (0x0201) or our initiator (0x0202), offered
+/// no CHAP algorithm we know, or failed mutual CHAP (proved the wrong secret).
 pub const AUTH_FAILED: u8 = 5;
 /// The target does not know the requested TargetName (login status 0x0203/0x0204).
 pub const TARGET_NOT_FOUND: u8 = 6;
-/// The target broke the protocol (malformed PDU, illegal negotiation answer).
+/// The target broke the protocol (malformed PDU, illegal negotiation answer,
+/// hanging up mid-login instead of answering) or refused our login as malformed
+/// (the other class-2 statuses).
 pub const PROTOCOL: u8 = 7;
 /// `/dev/iscsi_rs` is missing: the kernel module is not loaded.
 pub const MODULE_NOT_LOADED: u8 = 8;

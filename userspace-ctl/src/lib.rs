@@ -6,12 +6,18 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod device;
+pub mod discover;
 pub mod exit;
+pub mod failure;
+pub mod login;
 pub mod names;
+pub mod offer;
 pub mod params;
 pub mod plan;
 pub mod portal;
+pub mod report;
 pub mod secret;
+pub mod session;
 pub mod transport;
 
 pub use commands::{run, run_with};

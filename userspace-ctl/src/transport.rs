@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use iscsi_proto::bhs::BHS_LEN;
+use iscsi_proto::bhs::{Bhs, BHS_LEN};
 use iscsi_proto::framing::{self, FramingError, FramingSettings, RxFramer};
 
 use crate::exit;
@@ -126,8 +126,6 @@ pub struct Connection {
     in_end: usize,
     /// Data segment of the PDU being received; as long as our MaxRecvDataSegmentLength.
     data: Vec<u8>,
-    /// Reused transmit buffer.
-    tx: Vec<u8>,
 }
 
 impl fmt::Debug for Connection {
@@ -194,7 +192,6 @@ impl Connection {
             in_start: 0,
             in_end: 0,
             data: vec![0; data_buf_len(settings)],
-            tx: Vec::new(),
         })
     }
 
@@ -224,40 +221,59 @@ impl Connection {
         self.framer.settings()
     }
 
-    /// Sends one PDU (no AHS: login, text and logout never carry one).
-    pub fn send(&mut self, bhs: &[u8; BHS_LEN], data: &[u8]) -> Result<(), TransportError> {
+    /// Sends one PDU as iscsi-proto's writers produce it (BHS, data, padding, no
+    /// digests), adding the digests now in force.
+    pub fn send(&mut self, pdu: &[u8]) -> Result<(), TransportError> {
         let s = self.framer.settings();
-        let data_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        let len = framing::pdu_wire_len(0, data_len, s.header_digest, s.data_digest)
-            .unwrap_or(usize::MAX);
-        // A PDU longer than memory cannot come from iscsi-proto; refuse, not abort.
-        if len == usize::MAX {
-            return Err(self.framing_error(FramingError::BufferTooSmall {
-                needed: len,
-                have: 0,
-            }));
+        if !(s.header_digest || s.data_digest) {
+            return self.write_all(pdu);
         }
-        self.tx.resize(len, 0);
+        let wire = self.with_digests(pdu, s)?;
+        self.write_all(&wire)
+    }
+
+    /// Rebuilds `pdu` with the digests of `s`. Login, text and logout PDUs never
+    /// carry an AHS; one that does is refused rather than mangled.
+    fn with_digests(&self, pdu: &[u8], s: FramingSettings) -> Result<Vec<u8>, TransportError> {
+        let header: [u8; BHS_LEN] = pdu
+            .get(..BHS_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(self.framing_error(FramingError::BhsTruncated))?;
+        let view = Bhs::new_checked(&header[..])
+            .map_err(|_| self.framing_error(FramingError::BhsTruncated))?;
+        let data_len = view.data_segment_len();
+        let len = usize::try_from(data_len).unwrap_or(usize::MAX);
+        let mismatch = FramingError::LengthMismatch {
+            bhs: len,
+            given: pdu.len().saturating_sub(BHS_LEN),
+        };
+        let data = pdu
+            .get(BHS_LEN..BHS_LEN.saturating_add(len))
+            .filter(|_| view.total_ahs_len() == 0)
+            .ok_or(self.framing_error(mismatch))?;
+        // `data` is a slice of `pdu`, so this length is bounded by the input.
+        let total = framing::pdu_wire_len(0, data_len, s.header_digest, s.data_digest)
+            .ok_or(self.framing_error(mismatch))?;
+        let mut wire = vec![0u8; total];
         let n = framing::write_pdu(
-            bhs,
+            &header,
             &[],
             data,
             s.header_digest,
             s.data_digest,
-            &mut self.tx,
+            &mut wire,
         )
         .map_err(|e| self.framing_error(e))?;
+        wire.truncate(n);
+        Ok(wire)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
         let timeout = self.remaining()?;
         self.stream
             .set_write_timeout(Some(timeout))
             .map_err(|e| self.io_error(e))?;
-        let mut tx = std::mem::take(&mut self.tx);
-        let r = tx
-            .get(..n)
-            .map_or(Ok(()), |bytes| self.stream.write_all(bytes));
-        tx.clear();
-        self.tx = tx;
-        r.map_err(|e| self.io_error(e))
+        self.stream.write_all(bytes).map_err(|e| self.io_error(e))
     }
 
     /// Receives the next whole PDU, waiting until the deadline.
@@ -289,14 +305,10 @@ impl Connection {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
-    /// Gives up the socket, e.g. to hand it to the kernel after login. Bytes
-    /// already read past the last PDU would be lost, so this refuses if any are.
-    pub fn into_stream(self) -> Result<TcpStream, Connection> {
-        if self.in_start == self.in_end && self.framer.at_pdu_boundary() {
-            Ok(self.stream)
-        } else {
-            Err(self)
-        }
+    /// Gives up the socket, e.g. to hand it to the kernel after login; `None`
+    /// when bytes past the last PDU were already read, since they would be lost.
+    pub fn into_stream(self) -> Option<TcpStream> {
+        (self.in_start == self.in_end && self.framer.at_pdu_boundary()).then_some(self.stream)
     }
 
     /// Reads more bytes into the (drained) input buffer.
@@ -452,8 +464,13 @@ mod tests {
     fn refused_is_unreachable() {
         let (l, portal) = listener();
         drop(l);
-        let e = Connection::connect(&portal, Duration::from_secs(2), Phase::Login, Duration::from_secs(2))
-            .unwrap_err();
+        let e = Connection::connect(
+            &portal,
+            Duration::from_secs(2),
+            Phase::Login,
+            Duration::from_secs(2),
+        )
+        .unwrap_err();
         assert!(matches!(e, TransportError::Refused { .. }), "{e}");
         assert_eq!(e.exit_code(), exit::UNREACHABLE);
         assert!(e.to_string().contains("refused"), "{e}");
@@ -468,8 +485,8 @@ mod tests {
             for n in [5u8, 0] {
                 let data = vec![b'x'; n.into()];
                 let mut out = vec![0u8; 128];
-                let len = framing::write_pdu(&nop_in_bhs(n), &[], &data, false, false, &mut out)
-                    .unwrap();
+                let len =
+                    framing::write_pdu(&nop_in_bhs(n), &[], &data, false, false, &mut out).unwrap();
                 wire.extend_from_slice(&out[..len]);
             }
             // Dribble the first bytes, then the rest (second PDU whole) in one go.
@@ -494,9 +511,9 @@ mod tests {
         let r = c.recv().unwrap();
         assert_eq!(r.data.len(), 0);
         let mut out = [0u8; BHS_LEN];
-        out[0] = 0x40;
-        c.send(&out, &[]).unwrap();
-        assert_eq!(server.join().unwrap()[0], 0x40);
+        out[0] = 0x46; // Logout Request
+        c.send(&out).unwrap();
+        assert_eq!(server.join().unwrap()[0], 0x46);
     }
 
     #[test]
@@ -529,6 +546,59 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.exit_code(), exit::PROTOCOL);
+    }
+
+    #[test]
+    fn digests_are_added_once_negotiated_and_names_resolve() {
+        let (l, portal) = listener();
+        let server = thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut got = vec![0u8; BHS_LEN + 4];
+            s.read_exact(&mut got).unwrap();
+            got
+        });
+        // By name: "localhost" may resolve to ::1 first, which refuses; the next
+        // address must be tried.
+        let by_name = Portal::parse(&format!("localhost:{}", portal.port)).unwrap();
+        let mut c = Connection::connect(
+            &by_name,
+            Duration::from_secs(5),
+            Phase::Logout,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        c.set_framing(FramingSettings {
+            header_digest: true,
+            data_digest: true,
+            max_recv_data_segment_len: 65536,
+            target_opcodes_only: true,
+        });
+        let mut bhs = [0u8; BHS_LEN];
+        bhs[0] = 0x46;
+        c.send(&bhs).unwrap();
+        let got = server.join().unwrap();
+        let crc = framing::header_digest(&bhs, &[]);
+        assert_eq!(&got[..BHS_LEN], &bhs[..]);
+        assert_eq!(&got[BHS_LEN..], &iscsi_proto::crc32c::digest_bytes(crc)[..]);
+    }
+
+    #[test]
+    fn unresolvable_names_are_unreachable() {
+        let p = Portal::parse("no-such-host.invalid:3260").unwrap();
+        let e = Connection::connect(
+            &p,
+            Duration::from_secs(5),
+            Phase::Login,
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+        assert!(matches!(e, TransportError::Resolve { .. }), "{e}");
+        assert_eq!(e.exit_code(), exit::UNREACHABLE);
+        assert!(
+            e.to_string()
+                .starts_with("cannot resolve \"no-such-host.invalid\""),
+            "{e}"
+        );
     }
 
     #[test]

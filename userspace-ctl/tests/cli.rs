@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 const MODULE_NOT_LOADED: i32 = iscsictl::exit::MODULE_NOT_LOADED as i32;
-const NOT_IMPLEMENTED: i32 = iscsictl::exit::NOT_IMPLEMENTED as i32;
+const UNREACHABLE: i32 = iscsictl::exit::UNREACHABLE as i32;
 const CONFIG: i32 = iscsictl::exit::CONFIG as i32;
 const USAGE: i32 = iscsictl::exit::USAGE as i32;
 
@@ -47,9 +47,13 @@ fn help_version_and_usage() {
 
 #[test]
 fn list_and_logout_report_a_missing_module() {
-    if Path::new(iscsictl::device::DEVICE_PATH).exists() {
-        return; // Module loaded on this machine: nothing to check here.
-    }
+    // Host tests run where the module is not loaded; fail loudly rather than
+    // pass without checking anything if that ever stops being true.
+    assert!(
+        !Path::new(iscsictl::device::DEVICE_PATH).exists(),
+        "{} exists: unload iscsi_rs to run this test",
+        iscsictl::device::DEVICE_PATH
+    );
     for args in [
         &["list"][..],
         &["list", "--json"],
@@ -66,21 +70,26 @@ fn list_and_logout_report_a_missing_module() {
 }
 
 #[test]
-fn login_dry_run_is_not_implemented_yet() {
+fn login_to_a_closed_port_is_one_sentence() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let portal = format!("127.0.0.1:{port}");
     let o = run(&[
         "login",
         "-p",
-        "127.0.0.1:3260",
+        &portal,
         "-t",
         "iqn.2001-04.com.example:disk1",
         "--dry-run",
         "--initiator-name",
         "iqn.2001-04.com.example:host",
     ]);
-    assert_eq!(o.status.code(), Some(NOT_IMPLEMENTED));
+    assert_eq!(o.status.code(), Some(UNREACHABLE));
     assert_eq!(
         one_sentence(&o),
-        "iscsictl: login is not implemented yet: it needs the iscsi-proto login state machine"
+        format!("iscsictl: connection to {portal} refused: no iSCSI target listens there")
     );
 }
 

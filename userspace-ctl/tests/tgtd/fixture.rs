@@ -1,6 +1,7 @@
-//! A private tgtd per test: its own portal on 127.0.0.1, its own control socket,
-//! two targets (one open, one behind one-way + mutual CHAP) with file-backed LUNs,
-//! torn down on drop even when the test panics.
+//! A private tgtd per test: its own portal on 127.0.0.1 (or ::1), its own control socket,
+//! two targets (one open, one behind one-way + mutual CHAP) with file-backed LUNs
+//! and CRC32C digests allowed, torn down on drop even when the test panics; plus
+//! small helpers for the fake servers.
 //!
 //! tgtd ignores SIGTERM while a target exists, so teardown deletes the targets
 //! (`--force`: our login sessions may still linger), asks the daemon to exit
@@ -17,7 +18,6 @@ use std::time::{Duration, Instant};
 
 pub const PLAIN_IQN: &str = "iqn.2026-11.dev.iscsi-rs.test:plain";
 pub const CHAP_IQN: &str = "iqn.2026-11.dev.iscsi-rs.test:chap";
-pub const INITIATOR: &str = "iqn.2026-11.dev.iscsi-rs.test:initiator";
 /// Incoming account of the CHAP target: what we authenticate with.
 pub const CHAP_USER: &str = "alice";
 pub const CHAP_SECRET: &str = "alice-secret-0123";
@@ -32,7 +32,8 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 pub struct Tgtd {
     child: Child,
     tgtadm: PathBuf,
-    /// The portal port.
+    /// The portal's address and port.
+    host: &'static str,
     pub port: u16,
     /// The control "port": names tgtd's management socket; tgtd refuses one that
     /// another tgtd holds (lock file) and anything above 32767.
@@ -44,7 +45,13 @@ pub struct Tgtd {
 impl Tgtd {
     /// Starts tgtd and configures both targets; panics with a clear message when
     /// tgt is not installed (the test must fail, not pass vacuously).
+    /// On 127.0.0.1.
     pub fn start() -> Tgtd {
+        Tgtd::start_on("127.0.0.1")
+    }
+
+    /// On `host`, an IP literal ("127.0.0.1", "::1").
+    pub fn start_on(host: &'static str) -> Tgtd {
         let tgtd = find_tool("tgtd");
         let tgtadm = find_tool("tgtadm");
         let mut last_log = String::new();
@@ -52,7 +59,7 @@ impl Tgtd {
         // binds it; then tgtd fails and we try another.
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
-            let port = free_port();
+            let port = free_port_on(host);
             // Derived from the free port so parallel tests rarely clash; a clash
             // makes tgtd exit ("another tgtd is using …") and we try again.
             let ctl = (port & 0x7fff).max(1);
@@ -60,7 +67,7 @@ impl Tgtd {
             let log_file = fs::File::create(&log).expect("tgtd log file");
             let child = Command::new(&tgtd)
                 .args(["-f", "-C", &ctl.to_string(), "--iscsi"])
-                .arg(format!("portal=127.0.0.1:{port}"))
+                .arg(format!("portal={}", bracketed(host, port)))
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().expect("dup log"))
                 .stderr(log_file)
@@ -68,6 +75,7 @@ impl Tgtd {
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", tgtd.display()));
             let mut t = Tgtd {
                 child,
+                host,
                 tgtadm: tgtadm.clone(),
                 port,
                 ctl,
@@ -84,8 +92,9 @@ impl Tgtd {
         panic!("tgtd did not come up on a free port after 5 tries; last log:\n{last_log}");
     }
 
+    /// `host:port`, IPv6 in brackets.
     pub fn portal(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        bracketed(self.host, self.port)
     }
 
     /// Writes a 0600 secret file in the fixture's directory.
@@ -112,7 +121,7 @@ impl Tgtd {
                         && String::from_utf8_lossy(&o.stdout).contains(&self.portal())
                 })
                 .unwrap_or(false);
-            if ctl_ok && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if ctl_ok && TcpStream::connect((self.host, self.port)).is_ok() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -131,6 +140,11 @@ impl Tgtd {
             let new_lun = format!("--op new --mode logicalunit --tid {tid} --lun 1");
             self.tgtadm(&new_lun, &["-b", lun]);
             self.tgtadm(&format!("--op bind --mode target --tid {tid} -I ALL"), &[]);
+            // tgtd answers None to a CRC32C offer unless told it may digest.
+            for key in ["HeaderDigest", "DataDigest"] {
+                let update = format!("--op update --mode target --tid {tid} -n {key}");
+                self.tgtadm(&update, &["-v", "CRC32C,None"]);
+            }
         }
         let account = "--op new --mode account --user";
         self.tgtadm(account, &[CHAP_USER, "--password", CHAP_SECRET]);
@@ -143,7 +157,10 @@ impl Tgtd {
     /// Runs tgtadm against this daemon with the words of `cmd` then `extra`
     /// (values that may hold spaces); panics with its output on failure.
     fn tgtadm(&self, cmd: &str, extra: &[&str]) {
-        let args: Vec<&str> = cmd.split_whitespace().chain(extra.iter().copied()).collect();
+        let args: Vec<&str> = cmd
+            .split_whitespace()
+            .chain(extra.iter().copied())
+            .collect();
         let o = self
             .tgtadm_quiet(&args)
             .unwrap_or_else(|e| panic!("cannot run tgtadm: {e}"));
@@ -198,8 +215,20 @@ impl Drop for Tgtd {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    free_port_on("127.0.0.1")
+}
+
+fn free_port_on(host: &str) -> u16 {
+    let l = TcpListener::bind((host, 0)).unwrap_or_else(|e| panic!("bind {host}:0: {e}"));
     l.local_addr().expect("local addr").port()
+}
+
+fn bracketed(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// `name` from PATH or the sbin directories (cargo's PATH may lack them).

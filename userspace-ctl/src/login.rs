@@ -1,0 +1,81 @@
+//! `iscsictl login`: for every planned request, a full login (CHAP, digests,
+//! redirects: all iscsi-proto's), then either `--dry-run`'s report of the
+//! negotiated parameters and a Logout, or the handoff to the kernel.
+
+use std::io::Write;
+
+use iscsi_proto::chap::ChapAlgorithm;
+
+use crate::exit::Error;
+use crate::failure::Context;
+use crate::offer;
+use crate::plan::{Auth, LoginRequest};
+use crate::report;
+use crate::session::{self, Session, Timeouts};
+
+/// Logs in as `r` asks; prints on `out`, remarks on `notices`.
+pub fn login_one(
+    r: &LoginRequest,
+    out: &mut dyn Write,
+    notices: &mut dyn Write,
+) -> Result<(), Error> {
+    let proposal = offer::proposal(r)?;
+    let (chap_creds, algs): (_, Vec<ChapAlgorithm>) = match &r.auth {
+        Auth::Chap(c) => (Some(c), offer::algorithms(&c.algs)),
+        Auth::None => (None, Vec::new()),
+    };
+    let chap = chap_creds.map(|c| offer::chap_config(c, &algs));
+    let portal_s = r.portal.to_string();
+    let algs_s = chap_creds.map(|c| c.algs.to_string()).unwrap_or_default();
+    let cx = Context {
+        chap: chap.is_some(),
+        portal: &portal_s,
+        initiator: r.initiator_name.as_str(),
+        chap_algs: &algs_s,
+    };
+    let timeouts = Timeouts {
+        connect: r.connect_timeout,
+        login: r.login_timeout,
+    };
+    let session = session::login(&r.portal, proposal, chap, timeouts, &cx, notices)?;
+    if !r.dry_run {
+        return handoff(session, r);
+    }
+    let target = r.target_name.as_ref().map(|t| t.as_str());
+    let mut text = format!(
+        "logged in to {} at {} (dry run)\n",
+        target.unwrap_or("the discovery service"),
+        session.portal
+    );
+    text.push_str(&report::lines(&report::negotiated(
+        &session.outcome,
+        target,
+        &session.portal.to_string(),
+    )));
+    // Log out even when stdout is gone (`| head`): the target should not keep a
+    // session around for a broken pipe.
+    let written = write_out(out, &text);
+    let seq = session.outcome.sequence();
+    session.logout(seq)?;
+    written?;
+    write_out(out, "logged out\n")
+}
+
+/// TODO(data path, issue 5): give the logged-in socket and `session.outcome` to
+/// iscsi_rs.ko through /dev/iscsi_rs and let it scan LUNs (`r.lun_scan`). Until
+/// that interface exists, end the session cleanly and say so.
+fn handoff(session: Session, r: &LoginRequest) -> Result<(), Error> {
+    let _ = r.lun_scan;
+    let seq = session.outcome.sequence();
+    session.logout(seq)?;
+    Err(Error::NotImplemented {
+        verb: "login",
+        needs: "the kernel session interface of iscsi_rs.ko (the login worked; use \
+                --dry-run to see the negotiated parameters)",
+    })
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes())
+        .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))
+}
