@@ -265,5 +265,4 @@ mod tests {
         assert_eq!(without_sha256(&[Sha256]), None);
         assert_eq!(without_sha256(&[Sha1, Md5]), None);
     }
-
 }
