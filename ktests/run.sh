@@ -48,7 +48,7 @@ timeout -k 10 "${KTEST_TIMEOUT:-3000}" qemu-system-x86_64 "${accel[@]}" \
     -append "console=ttyS0 panic=-1 loglevel=4 ${KTEST_APPEND:-} iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.dir=$dir iscsirs.only=$only" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     < /dev/null 2>&1 | tee "$out/console.log" | { if [ $demo = 1 ]; then cat; else
-      grep --line-buffered -E '^(ok|not ok|#|guest:|init:)'; fi; }
+      grep --line-buffered -E '^(ok|not ok|#|guest:|init:)' | sed -u 's/^/guest| /'; fi; }
 qemu_rc=${PIPESTATUS[0]}
 set -e
 elapsed=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $start}")
@@ -95,8 +95,10 @@ while IFS=$'\t' read -r name script; do
     [[ "$line" == "ok "* ]] || ok=0
     scan "$out/dmesg-$n.txt" "$name" || ok=0
     scan "$out/kmemleak-$n.txt" "$name" || ok=0
-    if [ $ok = 1 ]; then passed=$((passed + 1)); else
-        [[ "$line" == "ok "* ]] && echo "not ok $n - $name # kernel report"
+    if [ $ok = 1 ]; then
+        echo "ok $n - $name"; passed=$((passed + 1))
+    else
+        if [[ "$line" == "ok "* ]]; then echo "not ok $n - $name # kernel report"; else echo "not ok $n - $name"; fi
         failed=$((failed + 1))
     fi
 done < "$out/plan"
@@ -105,7 +107,7 @@ for f in "$out"/subtests-*; do
     [ -f "$f" ] || continue
     while read -r status rest; do
         case "$status $rest" in
-        "ok "*) passed=$((passed + 1)); total=$((total + 1)) ;;
+        "ok "*) passed=$((passed + 1)); total=$((total + 1)); echo "ok - $rest" ;;
         "not ok "*) failed=$((failed + 1)); total=$((total + 1)); echo "not ok - ${rest#ok }" ;;
         esac
     done < "$f"

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=$here/out-selftest
 "$here/run.sh" --dir ktests/selftest --out "$out" > "$out.log" 2>&1
 rc=$?
-cat "$out.log" | grep -E '^(ok|not ok|[0-9]+ passed)'
+grep -E "^(ok|not ok|[0-9]+ passed)" "$out.log"
 fail() { echo "not ok - runner self-test: $1"; exit 1; }
 [ $rc -ne 0 ] || fail "runner exited 0 despite failing cases"
 grep -q '^not ok 2 - fails-on-purpose' "$out.log" || fail "failing case not named"

@@ -119,7 +119,6 @@ def login(a):
             break
         if transit:
             stage = 1
-        itt += 1
 
     def yes(k):
         return 1 if got.get(k, want[k]) == "Yes" else 0

@@ -424,6 +424,14 @@ impl<T: HostOps> HostTemplate<T> {
     }
 }
 
+impl<T: HostOps> Drop for HostTemplate<T> {
+    fn drop(&mut self) {
+        // SAFETY: `Opaque` never drops its contents: drop the store's vectors
+        // here. No host uses the template any more (each held an `Arc` to it).
+        unsafe { ptr::drop_in_place(self.store.get()) };
+    }
+}
+
 /// Per-host settings.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HostConfig {
