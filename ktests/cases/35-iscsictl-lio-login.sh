@@ -50,7 +50,10 @@ expect "mutual CHAP, target proves the wrong secret" 5 "target|mutual" -- login 
     --chap-user rs-muser --chap-secret-file /tmp/msecret --mutual-user rs-target --mutual-secret-file /tmp/tsecret-bad
 expect "digests negotiate CRC32C" 0 "HeaderDigest *[=:] *CRC32C" -- login -p $P -t $digests --dry-run \
     --header-digest crc32c --data-digest crc32c
-expect "unknown IQN" 6 "not found" -- login -p $P -t iqn.2026-11.dev.iscsi-rs:nosuch --dry-run
+# LIO answers an unknown TargetName with 0x0301 (service unavailable), not 0x0203
+# (tgtd does the latter; the tgtd tests check exit code 6 there).
+expect "unknown IQN" 1 "service unavailable \(0x0301\).*check the target name" -- \
+    login -p $P -t iqn.2026-11.dev.iscsi-rs:nosuch --dry-run
 expect "nothing listens" 4 "refused|unreachable|connect" -- login -p 127.0.0.1:3999 -t $plain --dry-run
 lio_teardown
 [ $fails = 0 ]

@@ -44,12 +44,14 @@ lio_setup() {
     echo 1 > "$tpg/attrib/cache_dynamic_acls"
     echo 0 > "$tpg/attrib/demo_mode_write_protect"
     if [ -n "$chap" ]; then
+        # printf, not echo: the TPG auth attributes keep a trailing newline as part
+        # of the name or secret, and CHAP then never matches.
         echo 1 > "$tpg/attrib/authentication"
-        echo "${chap%%:*}" > "$tpg/auth/userid"
-        echo "${chap#*:}" > "$tpg/auth/password"
+        printf '%s' "${chap%%:*}" > "$tpg/auth/userid"
+        printf '%s' "${chap#*:}" > "$tpg/auth/password"
         if [ -n "$mutual" ]; then
-            echo "${mutual%%:*}" > "$tpg/auth/userid_mutual"
-            echo "${mutual#*:}" > "$tpg/auth/password_mutual"
+            printf '%s' "${mutual%%:*}" > "$tpg/auth/userid_mutual"
+            printf '%s' "${mutual#*:}" > "$tpg/auth/password_mutual"
         fi
     else
         echo 0 > "$tpg/attrib/authentication"

@@ -70,9 +70,13 @@ pub fn status(s: LoginStatus, cx: &Context<'_>) -> Error {
             "the target found our CHAP exchange malformed; if it only knows MD5, offer \
              --chap-algs md5",
         )),
-        LoginStatus::TargetError
-        | LoginStatus::ServiceUnavailable
-        | LoginStatus::OutOfResources => Error::Failed(with(
+        // LIO answers a TargetName it does not have with 0x0301, not 0x0203.
+        LoginStatus::ServiceUnavailable => Error::Failed(with(&format!(
+            "the target cannot take the login now; try again later, and check the \
+             target name (iscsictl discover -p {} lists them)",
+            cx.portal
+        ))),
+        LoginStatus::TargetError | LoginStatus::OutOfResources => Error::Failed(with(
             "the target cannot take the login now; try again later",
         )),
         _ => Error::Protocol(head),
