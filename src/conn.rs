@@ -160,11 +160,14 @@ fn dispatch<S: PduSink>(
     mut input: &[u8],
     sink: &mut S,
 ) -> Result<(), RxStop<S::Error>> {
-    while !input.is_empty() {
+    // Feed until the framer asks for more, even with the input used up: the end
+    // of a PDU whose last bytes were data (no pad, no digest) is only reported on
+    // the call after them.
+    loop {
         let (used, ev) = framer.feed(input).map_err(RxStop::Framing)?;
         input = input.get(used..).unwrap_or(&[]);
         match ev {
-            RxEvent::NeedMore => {}
+            RxEvent::NeedMore => return Ok(()),
             RxEvent::Header { bhs, data_len, .. } => {
                 let dest = sink.header(&bhs, data_len).map_err(RxStop::Sink)?;
                 *cur = Some((bhs, data_len, dest));
@@ -194,5 +197,4 @@ fn dispatch<S: PduSink>(
             }
         }
     }
-    Ok(())
 }

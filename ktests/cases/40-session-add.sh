@@ -31,7 +31,9 @@ cmp /tmp/pattern /tmp/readback
 # Small and unaligned-size I/O through the page cache as well.
 dd if=/tmp/pattern of=/dev/$dev bs=4k count=100 seek=5000 conv=fsync status=none
 echo 3 > /proc/sys/vm/drop_caches
-cmp <(head -c $((100 * 4096)) /tmp/pattern) <(dd if=/dev/$dev bs=4k skip=5000 count=100 status=none)
+head -c $((100 * 4096)) /tmp/pattern > /tmp/small
+dd if=/dev/$dev of=/tmp/small.back bs=4k skip=5000 count=100 status=none
+cmp /tmp/small /tmp/small.back
 $login list | tee /tmp/list
 grep -q "^host$host state=1 .*target=$iqn" /tmp/list
 $login remove $host

@@ -1,20 +1,21 @@
 # Case: rmmod with sessions open logs every session out cleanly: two sessions to
-# two targets (one with 2 LUNs) run at once, I/O in flight on one of them, then
-# rmmod; LIO shows both sessions gone and the harness finds no leak or report.
+# two targets (one with 4 LUNs, all of which must appear) run at once, I/O runs
+# on one of them, then rmmod; LIO shows both sessions gone and the harness finds
+# no leak or kernel report.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 login="python3 $REPO/ktests/cases/pylogin.py"
 a=iqn.2026-11.dev.iscsi-rs:unload-a
 b=iqn.2026-11.dev.iscsi-rs:unload-b
-lio_setup -t $a -s 32 -l 2
+lio_setup -t $a -s 32 -l 4
 lio_setup -t $b -s 32
 insmod "$KO"
 ha=$($login login -t $a)
 hb=$($login login -t $b)
 [ "$ha" != "$hb" ]
 disks() { ls -d /sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:*/block/* 2>/dev/null | wc -l; }
-for _ in $(seq 100); do [ "$(disks $ha)" = 2 ] && [ "$(disks $hb)" = 1 ] && break; sleep 0.1; done
-[ "$(disks $ha)" = 2 ]
+for _ in $(seq 100); do [ "$(disks $ha)" = 4 ] && [ "$(disks $hb)" = 1 ] && break; sleep 0.1; done
+[ "$(disks $ha)" = 4 ]
 [ "$(disks $hb)" = 1 ]
 [ "$($login list | wc -l)" = 2 ]
 devb=$(basename "$(ls -d /sys/class/scsi_host/host$hb/device/target$hb:0:0/$hb:0:0:0/block/*)")
