@@ -12,6 +12,10 @@ run insmod "$KO"
 run ls -l /dev/iscsi_rs
 dmesg | grep -E 'iscsi_rs' | tail -5
 run "$CTL" --version
+say "iscsictl: discovery and a dry-run login (log in, print what was negotiated, log out)"
+run "$CTL" discover -p 127.0.0.1 --initiator-name iqn.2026-11.dev.iscsi-rs:demo-host
+run "$CTL" login -p 127.0.0.1 -t iqn.2026-11.dev.iscsi-rs:demo --dry-run \
+    --initiator-name iqn.2026-11.dev.iscsi-rs:demo-host --header-digest crc32c
 say "unloading"
 run rmmod iscsi_rs
 lio_teardown
