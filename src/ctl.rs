@@ -11,7 +11,7 @@ use kernel::uaccess::UserSlice;
 use kernel::ThisModule;
 
 use crate::proto::uapi::{self, Handoff, List, RemoveSession, SessionInfo};
-use crate::session::Session;
+use crate::session::{Phase, Session};
 use crate::sys::chardev::ControlOps;
 use crate::sys::scsi::{Host, HostConfig, HostTemplate, TemplateLimits};
 use crate::sys::socket::TcpSocket;
@@ -225,7 +225,8 @@ fn teardown(entry: Entry, force: bool) {
     let Entry { mut host, session } = entry;
     let host_no = host.host_no();
     host.remove();
-    if !force && !session.logout() {
+    // A failed connection has nobody to log out from.
+    if !force && session.phase() == Phase::Running && !session.logout() {
         pr_warn!("host{}: logout not confirmed by the target\n", host_no);
     }
     session.close();

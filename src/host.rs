@@ -54,9 +54,8 @@ impl HostOps for Session {
         this.eh_abort(cmd)
     }
 
-    fn eh_device_reset(_this: ArcBorrow<'_, Self>, _cmd: &EhCmd) -> EhStatus {
-        // LUN RESET needs TMF support; escalate to the target reset.
-        EhStatus::Failed
+    fn eh_device_reset(this: ArcBorrow<'_, Self>, cmd: &EhCmd) -> EhStatus {
+        this.eh_device_reset(cmd)
     }
 
     fn eh_target_reset(this: ArcBorrow<'_, Self>) -> EhStatus {

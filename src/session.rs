@@ -12,9 +12,12 @@
 //!   a ping) is queued as a job for the TX work, so a receiver never blocks on a
 //!   full send buffer while the target is blocked sending to us.
 //!
-//! ITT = session age (16 bits, from the handoff) << 16 | blk-mq tag (< 4096).
-//! PDUs from an older connection therefore never match a task; the per-task
-//! `seq` (never on the wire) tells jobs apart when a tag is reused.
+//! ITT = session age (16 bits, from the handoff) << 16 | per-tag generation
+//! (4 bits) << 12 | blk-mq tag (< 2048). PDUs from an older connection never
+//! match a task, and a tag reused right after an abort gets a different ITT, so
+//! a late PDU for the aborted task cannot land in its successor (it fails the
+//! connection instead). The per-task `seq` (never on the wire) tells TX jobs
+//! apart when a tag is reused.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -30,7 +33,8 @@ use crate::proto::framing::FramingSettings;
 use crate::proto::negotiate::Digest;
 use crate::proto::pdu::{
     AsyncEvent, DataIn, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, PduError, ScsiCommand,
-    ScsiResponse, ScsiResponseData, TaskAttr, RESPONSE_COMPLETED,
+    ScsiResponse, ScsiResponseData, TaskAttr, TaskMgmtRequest, TmfFunction, TmfResponse,
+    RESPONSE_COMPLETED,
 };
 use crate::proto::serial::{CmdWindow, Sn};
 use crate::proto::uapi::{self, SessionConfig, SessionInfo};
@@ -47,6 +51,12 @@ const LOGOUT_TIMEOUT_MS: u32 = 10_000;
 const RX_BUDGET: usize = 32;
 /// Low 16 bits of the Logout Request's ITT (no blk-mq tag reaches it).
 const LOGOUT_TAG: u32 = 0xffff;
+/// ITT bits holding the blk-mq tag; uapi::MAX_QUEUE_DEPTH keeps tags below.
+const TAG_MASK: u32 = 0x0fff;
+/// Low 16 bits of a Task Management request's ITT.
+const TMF_TAG: u32 = 0xfffe;
+/// How long an EH handler waits for a TMF Response.
+const TMF_TIMEOUT_MS: u32 = 10_000;
 /// SAM status CHECK CONDITION.
 const CHECK_CONDITION: u8 = 0x02;
 
@@ -175,6 +185,8 @@ struct Task {
     itt: u32,
     seq: u64,
     lun: u64,
+    /// CmdSN it was sent with (RefCmdSN of an ABORT TASK).
+    cmd_sn: u32,
     dir: DataDir,
     /// ExpectedDataTransferLength.
     len: u32,
@@ -254,11 +266,19 @@ struct State {
     exp_stat_sn: Sn,
     /// Indexed by blk-mq tag.
     tasks: KVec<Option<Task>>,
+    /// Per tag: the ITT generation of its latest command.
+    gens: KVec<u8>,
     in_flight: u32,
     next_seq: u64,
     jobs: JobRing,
     /// Response code of the Logout Response, once received.
     logout_response: Option<u8>,
+    /// ITT of the last TMF sent and, once received, its response.
+    tmf: Option<(u32, Option<TmfResponse>)>,
+    /// ITTs of tasks recently handed back by an abort or reset: a target may
+    /// still send PDUs for them, which are dropped rather than fatal.
+    aborted: [u32; 16],
+    aborted_next: usize,
 }
 
 impl State {
@@ -280,7 +300,7 @@ impl State {
         if itt >> 16 != u32::from(age) {
             return None;
         }
-        let t = self.tasks.get_mut((itt & 0xffff) as usize)?.as_mut()?;
+        let t = self.tasks.get_mut(tag_of(itt) as usize)?.as_mut()?;
         if t.itt == itt {
             Some(t)
         } else {
@@ -303,10 +323,33 @@ impl State {
         t
     }
 
+    fn remember_aborted(&mut self, itt: u32) {
+        let n = self.aborted.len();
+        if let Some(slot) = self.aborted.get_mut(self.aborted_next % n) {
+            *slot = itt;
+        }
+        self.aborted_next = self.aborted_next.wrapping_add(1);
+    }
+
+    /// A PDU for no task in flight: dropped if it belongs to an aborted task,
+    /// else a protocol violation.
+    fn unknown(&self, what: &'static str, itt: u32) -> Result<(), Violation> {
+        if itt != RESERVED_TAG && self.aborted.contains(&itt) {
+            Ok(())
+        } else {
+            Err(Violation::UnknownItt { what, itt })
+        }
+    }
+
     fn take_any(&mut self) -> Option<Task> {
         let i = self.tasks.iter().position(Option::is_some)?;
         self.take(i as u16)
     }
+}
+
+/// The blk-mq tag in an ITT.
+fn tag_of(itt: u32) -> u16 {
+    (itt & TAG_MASK) as u16
 }
 
 /// Sets result, sense and residual of a finished task and hands its command
@@ -364,7 +407,11 @@ pub(crate) struct Session {
     /// Receive side (framer and buffers); only the RX work takes it.
     #[pin]
     rx: Mutex<RxState<DataInDest>>,
-    /// Notified, with `state` held, when a Logout Response arrives or the
+    /// Serialises Task Management requests: one in flight per session. Taken
+    /// before `tx` and `state`.
+    #[pin]
+    tmf_lock: Mutex<()>,
+    /// Notified, with `state` held, when a Logout or TMF Response arrives or the
     /// connection fails.
     #[pin]
     events: CondVar,
@@ -422,10 +469,14 @@ impl Session {
             window: cfg.window,
             exp_stat_sn: cfg.exp_stat_sn,
             tasks,
+            gens: KVec::from_elem(0u8, depth, GFP_KERNEL)?,
             in_flight: 0,
             next_seq: 0,
             jobs,
             logout_response: None,
+            tmf: None,
+            aborted: [RESERVED_TAG; 16],
+            aborted_next: 0,
         };
         Arc::pin_init(
             pin_init!(Session {
@@ -436,6 +487,7 @@ impl Session {
                 state <- new_mutex!(state, "iscsi_rs::Session::state"),
                 tx <- new_mutex!(txbuf, "iscsi_rs::Session::tx"),
                 rx <- new_mutex!(rx, "iscsi_rs::Session::rx"),
+                tmf_lock <- new_mutex!((), "iscsi_rs::Session::tmf_lock"),
                 events <- new_condvar!("iscsi_rs::Session::events"),
                 rx_work <- new_work!("iscsi_rs::Session::rx_work"),
                 tx_work <- new_work!("iscsi_rs::Session::tx_work"),
@@ -480,8 +532,9 @@ impl Session {
         let _ = this.wq.queue().enqueue::<Arc<Session>, 1>(Arc::from(this));
     }
 
-    fn itt(&self, tag: u32) -> u32 {
-        (u32::from(self.cfg.itt_age) << 16) | (tag & 0xffff)
+    /// The ITT for low bits `low` (generation << 12 | tag, or an internal tag).
+    fn itt(&self, low: u32) -> u32 {
+        (u32::from(self.cfg.itt_age) << 16) | (low & 0xffff)
     }
 
     /// Fails the connection (ERL 0): logs why, shuts the socket down and hands
@@ -532,7 +585,7 @@ impl Session {
         if st.window.credits(st.cmd_sn) == 0 {
             return Err((cmd, Busy::Target));
         }
-        let tag = cmd.unique_tag() & 0xffff;
+        let tag = cmd.unique_tag() & TAG_MASK;
         let slot_free = matches!(st.tasks.get(tag as usize), Some(None));
         let cdb_len = cmd.cdb().len();
         if dir == DataDir::Bidirectional || !slot_free || cdb_len > 16 {
@@ -573,7 +626,14 @@ impl Session {
             cmd.complete();
             return Ok(());
         }
-        let itt = this.itt(tag);
+        let gen = match st.gens.get_mut(tag as usize) {
+            Some(g) => {
+                *g = g.wrapping_add(1) & 0xf;
+                u32::from(*g)
+            }
+            None => 0,
+        };
+        let itt = this.itt((gen << 12) | tag);
         let cmd_sn = st.cmd_sn;
         st.cmd_sn = cmd_sn.next();
         let mut cdb = [0u8; 16];
@@ -606,6 +666,7 @@ impl Session {
                 itt,
                 seq,
                 lun,
+                cmd_sn: cmd_sn.get(),
                 dir,
                 len,
                 received: 0,
@@ -815,20 +876,158 @@ impl Session {
         self.complete_all(HostByte::NoConnect);
     }
 
-    /// `eh_abort_handler`: a command no longer in flight is done; aborting a live
-    /// one needs ABORT TASK (not implemented yet), so escalate.
-    pub(crate) fn eh_abort(&self, cmd: &EhCmd) -> EhAbort {
-        let tag = (cmd.unique_tag() & 0xffff) as usize;
-        let st = self.state.lock();
-        match st.tasks.get(tag) {
-            Some(Some(t)) if cmd.is(&t.cmd) => EhAbort::Failed,
-            _ => EhAbort::Success(None),
+    /// Sends one Task Management request and waits for its response. `None`
+    /// when the connection is not running, fails, or the target does not answer
+    /// in time (a late answer is then ignored).
+    fn tmf(
+        &self,
+        function: TmfFunction,
+        lun: u64,
+        ref_itt: u32,
+        ref_cmd_sn: u32,
+    ) -> Option<TmfResponse> {
+        let _one = self.tmf_lock.lock();
+        let itt = self.itt(TMF_TAG);
+        {
+            let tx = self.tx.lock();
+            let mut hdr = [0u8; BHS_LEN];
+            {
+                let mut st = self.state.lock();
+                if st.phase != Phase::Running {
+                    return None;
+                }
+                st.tmf = Some((itt, None));
+                // Immediate: CmdSN is carried, not advanced.
+                TaskMgmtRequest {
+                    immediate: true,
+                    function,
+                    lun,
+                    itt,
+                    referenced_task_tag: ref_itt,
+                    cmd_sn: st.cmd_sn.get(),
+                    exp_stat_sn: st.exp_stat_sn.get(),
+                    ref_cmd_sn,
+                    exp_data_sn: 0,
+                }
+                .emit(&mut hdr);
+            }
+            if let Err(e) = self.conn.send_pdu(&hdr, &[], false) {
+                drop(tx);
+                self.fail(format_args!("sending a TMF failed: {e:?}"));
+                return None;
+            }
+        }
+        let mut left = msecs_to_jiffies(TMF_TIMEOUT_MS);
+        let mut st = self.state.lock();
+        loop {
+            if let Some((i, Some(r))) = st.tmf {
+                if i == itt {
+                    st.tmf = None;
+                    return Some(r);
+                }
+            }
+            if st.phase != Phase::Running {
+                return None;
+            }
+            match self.events.wait_interruptible_timeout(&mut st, left) {
+                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Signal { .. } => {
+                    pr_warn!(
+                        "host{}: no answer to {:?} in time\n",
+                        self.host_no(),
+                        function
+                    );
+                    return None;
+                }
+            }
         }
     }
 
-    /// `eh_target_reset_handler`: without TMFs the reset is a connection drop,
-    /// which hands every command back (ERL 0), so the midlayer owns them all.
+    /// `eh_abort_handler`: ABORT TASK. The receiver handles PDUs in order and the
+    /// target answers a TMF only after any response it sent for the task, so once
+    /// the answer is in, the task's table entry is final and may be handed back.
+    pub(crate) fn eh_abort(&self, cmd: &EhCmd) -> EhAbort {
+        let tag = tag_of(cmd.unique_tag());
+        let (itt, lun, cmd_sn) = {
+            let st = self.state.lock();
+            match st.tasks.get(usize::from(tag)) {
+                Some(Some(t)) if cmd.is(&t.cmd) => (t.itt, t.lun, t.cmd_sn),
+                // Already completed: the midlayer owns it.
+                _ => return EhAbort::Success(None),
+            }
+        };
+        match self.tmf(TmfFunction::AbortTask, lun, itt, cmd_sn) {
+            Some(TmfResponse::Complete | TmfResponse::TaskDoesNotExist) => {
+                let mut st = self.state.lock();
+                let ours = matches!(
+                    st.tasks.get(usize::from(tag)),
+                    Some(Some(t)) if t.itt == itt && cmd.is(&t.cmd)
+                );
+                st.remember_aborted(itt);
+                if ours {
+                    EhAbort::Success(st.take(tag).map(|t| t.cmd))
+                } else {
+                    EhAbort::Success(None)
+                }
+            }
+            r => {
+                pr_warn!(
+                    "host{}: ABORT TASK of ITT {:#x}: {:?}\n",
+                    self.host_no(),
+                    itt,
+                    r
+                );
+                EhAbort::Failed
+            }
+        }
+    }
+
+    /// Completes (with DID_RESET) and forgets every task `pred` selects. EH owns
+    /// the commands it resets, for which `scsi_done` is a no-op; anything else
+    /// the reset ended is handed back properly.
+    fn reset_tasks(&self, pred: impl Fn(&Task) -> bool) {
+        loop {
+            let task = {
+                let mut st = self.state.lock();
+                let i = st.tasks.iter().position(|t| t.as_ref().is_some_and(&pred));
+                let task = i.and_then(|i| st.take(i as u16));
+                if let Some(t) = &task {
+                    st.remember_aborted(t.itt);
+                }
+                task
+            };
+            let Some(task) = task else { break };
+            let mut cmd = task.cmd;
+            cmd.set_result(HostByte::Reset, 0);
+            cmd.complete();
+        }
+    }
+
+    /// `eh_device_reset_handler`: LOGICAL UNIT RESET of the command's LUN.
+    pub(crate) fn eh_device_reset(&self, cmd: &EhCmd) -> EhStatus {
+        let lun = cmd.lun_sam();
+        match self.tmf(TmfFunction::LogicalUnitReset, lun, RESERVED_TAG, 0) {
+            Some(TmfResponse::Complete) => {
+                self.reset_tasks(|t| t.lun == lun);
+                EhStatus::Success
+            }
+            r => {
+                pr_warn!("host{}: LUN RESET: {:?}\n", self.host_no(), r);
+                EhStatus::Failed
+            }
+        }
+    }
+
+    /// `eh_target_reset_handler`: TARGET WARM RESET, else a connection drop,
+    /// which hands every command back (ERL 0). Either way the midlayer then owns
+    /// them all.
     pub(crate) fn eh_target_reset(&self) -> EhStatus {
+        if let Some(TmfResponse::Complete) =
+            self.tmf(TmfFunction::TargetWarmReset, 0, RESERVED_TAG, 0)
+        {
+            self.reset_tasks(|_| true);
+            return EhStatus::Success;
+        }
         self.fail(format_args!("SCSI error handling reset the target"));
         EhStatus::Success
     }
@@ -884,10 +1083,8 @@ impl Receiver<'_> {
         let age = self.age();
         let mut st = self.s.state.lock();
         let Some(t) = st.task_by_itt(d.itt, age) else {
-            return Err(Violation::UnknownItt {
-                what: "Data-In",
-                itt: d.itt,
-            });
+            // Collected and dropped at the end.
+            return st.unknown("Data-In", d.itt).map(|()| Dest::Scratch);
         };
         if t.dir != DataDir::FromDevice {
             return Err(Violation::DataInNotRead { itt: d.itt });
@@ -918,7 +1115,7 @@ impl Receiver<'_> {
             return Ok(Dest::Scratch);
         }
         Ok(Dest::Direct(DataInDest {
-            tag: (d.itt & 0xffff) as u16,
+            tag: tag_of(d.itt),
             seq: t.seq,
             base: d.buffer_offset,
         }))
@@ -930,10 +1127,10 @@ impl Receiver<'_> {
             let mut st = self.s.state.lock();
             st.window(d.exp_cmd_sn, d.max_cmd_sn);
             let Some(t) = st.task_by_itt(d.itt, age) else {
-                return Err(Violation::UnknownItt {
-                    what: "Data-In",
-                    itt: d.itt,
-                });
+                if d.status.is_some() {
+                    st.ack_stat_sn(d.stat_sn);
+                }
+                return st.unknown("Data-In", d.itt);
             };
             t.received = t.received.saturating_add(d.data_segment_len);
             t.exp_data_sn = t.exp_data_sn.wrapping_add(1);
@@ -941,7 +1138,7 @@ impl Receiver<'_> {
                 return Ok(());
             };
             st.ack_stat_sn(d.stat_sn);
-            let Some(task) = st.take((d.itt & 0xffff) as u16) else {
+            let Some(task) = st.take(tag_of(d.itt)) else {
                 return Ok(());
             };
             finish(
@@ -967,12 +1164,9 @@ impl Receiver<'_> {
             st.ack_stat_sn(r.stat_sn);
             st.window(r.exp_cmd_sn, r.max_cmd_sn);
             if st.task_by_itt(r.itt, age).is_none() {
-                return Err(Violation::UnknownItt {
-                    what: "SCSI Response",
-                    itt: r.itt,
-                });
+                return st.unknown("SCSI Response", r.itt);
             }
-            let Some(task) = st.take((r.itt & 0xffff) as u16) else {
+            let Some(task) = st.take(tag_of(r.itt)) else {
                 return Ok(());
             };
             finish(
@@ -994,10 +1188,7 @@ impl Receiver<'_> {
         let mut st = self.s.state.lock();
         st.window(r.exp_cmd_sn, r.max_cmd_sn);
         let Some(t) = st.task_by_itt(r.itt, age) else {
-            return Err(Violation::UnknownItt {
-                what: "R2T",
-                itt: r.itt,
-            });
+            return st.unknown("R2T", r.itt);
         };
         if t.dir != DataDir::ToDevice {
             return Err(Violation::R2tNotWrite { itt: r.itt });
@@ -1033,7 +1224,7 @@ impl Receiver<'_> {
         t.exp_r2t_sn = t.exp_r2t_sn.wrapping_add(1);
         t.r2t_outstanding += 1;
         let job = TxJob::DataOut {
-            tag: (r.itt & 0xffff) as u16,
+            tag: tag_of(r.itt),
             seq: t.seq,
             ttt: r.ttt,
             offset: r.buffer_offset,
@@ -1149,7 +1340,20 @@ impl PduSink for Receiver<'_> {
                 );
                 Ok(())
             }
-            Pdu::TaskMgmtResponse(_) => Err(Violation::Unexpected("TMF response")),
+            Pdu::TaskMgmtResponse(t) => {
+                let mut st = self.s.state.lock();
+                st.ack_stat_sn(t.stat_sn);
+                st.window(t.exp_cmd_sn, t.max_cmd_sn);
+                match st.tmf {
+                    Some((itt, None)) if itt == t.itt => {
+                        st.tmf = Some((itt, Some(t.response)));
+                        self.s.events.notify_all();
+                    }
+                    // The answer to a TMF we stopped waiting for.
+                    _ => pr_warn!("host{}: late TMF response ignored\n", self.s.host_no()),
+                }
+                Ok(())
+            }
             Pdu::LoginResponse(_) => Err(Violation::Unexpected("Login Response")),
             Pdu::TextResponse(_) => Err(Violation::Unexpected("Text Response")),
             _ => Err(Violation::Unexpected("PDU opcode")),

@@ -74,8 +74,9 @@ pub const MIN_DATA_SEGMENT_LEN: u32 = 512;
 /// Largest value the 24-bit length keys can take (2^24 - 1).
 pub const MAX_DATA_SEGMENT_LEN: u32 = 0x00ff_ffff;
 /// Largest queue depth (commands in flight per session) the module accepts:
-/// the blk-mq tag must fit the 16 low bits of the ITT.
-pub const MAX_QUEUE_DEPTH: u32 = 4096;
+/// the blk-mq tag must fit the 12 low bits of the ITT, with room left for the
+/// module's internal ITTs (Logout, TMF) above it.
+pub const MAX_QUEUE_DEPTH: u32 = 2048;
 /// Queue depth iscsictl uses when none is configured.
 pub const DEFAULT_QUEUE_DEPTH: u32 = 128;
 

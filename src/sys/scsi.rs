@@ -42,6 +42,8 @@ pub(crate) enum HostByte {
     Error,
     /// DID_TRANSPORT_DISRUPTED: the connection failed; the midlayer may retry.
     TransportDisrupted,
+    /// DID_RESET: ended by a reset.
+    Reset,
 }
 
 impl HostByte {
@@ -52,6 +54,7 @@ impl HostByte {
             HostByte::BadTarget => bindings::scsi_host_status_DID_BAD_TARGET,
             HostByte::Error => bindings::scsi_host_status_DID_ERROR,
             HostByte::TransportDisrupted => bindings::scsi_host_status_DID_TRANSPORT_DISRUPTED,
+            HostByte::Reset => bindings::scsi_host_status_DID_RESET,
         }
     }
 }
@@ -260,6 +263,15 @@ impl EhCmd {
     pub(crate) fn unique_tag(&self) -> u32 {
         // SAFETY: the midlayer keeps the command alive during the EH callback.
         unsafe { bindings::iscsi_rs_cmd_unique_tag(self.ptr) }
+    }
+
+    /// The LUN of the command's device in SAM form (see [`Cmd::lun_sam`]).
+    pub(crate) fn lun_sam(&self) -> u64 {
+        let mut l = bindings::scsi_lun::default();
+        // SAFETY: the midlayer keeps the command and its device alive during
+        // the EH callback; the conversion writes a local.
+        unsafe { bindings::int_to_scsilun((*(*self.ptr).device).lun, &mut l) };
+        u64::from_be_bytes(l.scsi_lun)
     }
 }
 

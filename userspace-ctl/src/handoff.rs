@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-use iscsi_proto::negotiate::SessionParams;
+use iscsi_proto::login::LoginOutcome;
 use iscsi_proto::uapi::{self, Handoff, List, RemoveSession, SessionInfo};
 use rustix::ioctl::{Ioctl, IoctlOutput, Opcode};
 
@@ -44,53 +44,45 @@ pub enum HandoffError {
     },
 }
 
-/// Everything the kernel needs from a finished normal-session login.
-#[derive(Debug, Clone)]
-pub struct LoginOutcome<'a> {
-    /// The negotiated operational parameters.
-    pub params: &'a SessionParams,
-    /// ISID used at login.
-    pub isid: [u8; 6],
-    /// TSIH from the final Login Response.
-    pub tsih: u16,
-    /// CID used at login.
-    pub cid: u16,
-    /// StatSN of the final Login Response.
-    pub stat_sn: u32,
-    /// ExpCmdSN of the final Login Response.
-    pub exp_cmd_sn: u32,
-    /// MaxCmdSN of the final Login Response.
-    pub max_cmd_sn: u32,
+/// What ADD_SESSION needs besides the socket: the login's outcome and the names.
+#[derive(Debug, Clone, Copy)]
+pub struct HandoffArgs<'a> {
+    /// The finished normal-session login (`session.outcome`).
+    pub outcome: &'a LoginOutcome,
     /// TargetName.
     pub target_name: &'a str,
     /// InitiatorName.
     pub initiator_name: &'a str,
-    /// The portal as the user gave it ("host:port").
+    /// The portal logged in to ("host:port"), shown in sysfs and `list`.
     pub portal: &'a str,
-    /// Commands in flight (config `tags` / `--queue-depth`).
+    /// Commands in flight (config `tags` / `--queue-depth`; default
+    /// [`uapi::DEFAULT_QUEUE_DEPTH`]), at most [`uapi::MAX_QUEUE_DEPTH`].
     pub queue_depth: u32,
 }
 
 /// Builds the ADD_SESSION argument (without opening anything): pure, testable.
-pub fn build_handoff(outcome: &LoginOutcome<'_>, fd: i32) -> Result<Handoff, HandoffError> {
+pub fn build_handoff(a: &HandoffArgs<'_>, fd: i32) -> Result<Handoff, HandoffError> {
+    let o = a.outcome;
     let mut h = Handoff::from_login(
-        outcome.params,
-        outcome.isid,
-        outcome.tsih,
-        outcome.cid,
-        outcome.stat_sn,
-        outcome.exp_cmd_sn,
-        outcome.max_cmd_sn,
+        &o.params,
+        o.isid,
+        o.tsih,
+        o.cid,
+        o.stat_sn,
+        o.exp_cmd_sn,
+        o.max_cmd_sn,
     );
+    h.cmd_sn = o.cmd_sn;
+    h.exp_stat_sn = o.exp_stat_sn;
+    h.tpgt = o.target_portal_group_tag.unwrap_or(h.tpgt);
     h.fd = fd;
-    h.queue_depth = outcome.queue_depth;
+    h.queue_depth = a.queue_depth;
     let too_long = |field, max| HandoffError::TooLong { field, max };
-    uapi::set_c_str(outcome.target_name, &mut h.target_name)
+    uapi::set_c_str(a.target_name, &mut h.target_name)
         .ok_or(too_long("TargetName", uapi::NAME_LEN - 1))?;
-    uapi::set_c_str(outcome.initiator_name, &mut h.initiator_name)
+    uapi::set_c_str(a.initiator_name, &mut h.initiator_name)
         .ok_or(too_long("InitiatorName", uapi::NAME_LEN - 1))?;
-    uapi::set_c_str(outcome.portal, &mut h.portal)
-        .ok_or(too_long("portal", uapi::PORTAL_LEN - 1))?;
+    uapi::set_c_str(a.portal, &mut h.portal).ok_or(too_long("portal", uapi::PORTAL_LEN - 1))?;
     Ok(h)
 }
 
@@ -100,9 +92,9 @@ pub fn build_handoff(outcome: &LoginOutcome<'_>, fd: i32) -> Result<Handoff, Han
 pub fn add_session(
     device: &Path,
     socket: &impl AsFd,
-    outcome: &LoginOutcome<'_>,
+    args: &HandoffArgs<'_>,
 ) -> Result<u32, HandoffError> {
-    let h = build_handoff(outcome, socket.as_fd().as_raw_fd())?;
+    let h = build_handoff(args, socket.as_fd().as_raw_fd())?;
     let dev = open(device)?;
     let mut bytes = h.to_bytes();
     let ret = call(&dev, uapi::ADD_SESSION, &mut bytes, "ADD_SESSION")?;
@@ -214,17 +206,29 @@ fn errno_words(errno: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use iscsi_proto::negotiate::SessionParams;
 
-    fn outcome(params: &SessionParams) -> LoginOutcome<'_> {
+    fn outcome() -> LoginOutcome {
         LoginOutcome {
-            params,
+            params: SessionParams::DEFAULT,
             isid: [0x80, 0, 0, 0, 0, 1],
             tsih: 3,
             cid: 0,
             stat_sn: 9,
+            exp_stat_sn: 10,
+            cmd_sn: 5,
             exp_cmd_sn: 5,
             max_cmd_sn: 36,
-            target_name: "iqn.2026-11.dev.iscsi-rs:t",
+            target_portal_group_tag: Some(2),
+            target_alias: None,
+            chap_algorithm: None,
+        }
+    }
+
+    fn args<'a>(o: &'a LoginOutcome, target: &'a str) -> HandoffArgs<'a> {
+        HandoffArgs {
+            outcome: o,
+            target_name: target,
             initiator_name: "iqn.2026-11.dev.iscsi-rs:i",
             portal: "127.0.0.1:3260",
             queue_depth: 64,
@@ -233,10 +237,11 @@ mod tests {
 
     #[test]
     fn handoff_passes_the_kernel_validation() {
-        let p = SessionParams::DEFAULT;
-        let h = build_handoff(&outcome(&p), 7).unwrap();
+        let o = outcome();
+        let h = build_handoff(&args(&o, "iqn.2026-11.dev.iscsi-rs:t"), 7).unwrap();
         let c = h.validate(true).unwrap();
         assert_eq!(c.raw.fd, 7);
+        assert_eq!(c.raw.tpgt, 2);
         assert_eq!(c.queue_depth, 64);
         assert_eq!(c.exp_stat_sn.get(), 10);
         assert_eq!(c.cmd_sn.get(), 5);
@@ -245,12 +250,10 @@ mod tests {
 
     #[test]
     fn overlong_names_are_refused_before_the_kernel() {
-        let p = SessionParams::DEFAULT;
+        let o = outcome();
         let long = "x".repeat(uapi::NAME_LEN);
-        let mut o = outcome(&p);
-        o.target_name = &long;
         assert!(matches!(
-            build_handoff(&o, 3),
+            build_handoff(&args(&o, &long), 3),
             Err(HandoffError::TooLong {
                 field: "TargetName",
                 ..

@@ -1,0 +1,29 @@
+# Case: connection failure (ERL 0, no re-login yet). The target drops the session
+# (TPG disabled); the module logs the failure, marks the session failed, fails
+# new I/O fast instead of hanging, and REMOVE_SESSION and rmmod stay clean.
+set -eux
+. "$REPO/ktests/qemu/lio.sh"
+login="python3 $REPO/ktests/cases/pylogin.py"
+iqn=iqn.2026-11.dev.iscsi-rs:fail
+tpg=/sys/kernel/config/target/iscsi/$iqn/tpgt_1
+lio_setup -t $iqn -s 16
+insmod "$KO"
+host=$($login login -t $iqn)
+sysfs=/sys/class/scsi_host/host$host
+dev=
+for _ in $(seq 100); do
+    dev=$(ls $sysfs/device/target$host:0:0/$host:0:0:0/block/ 2>/dev/null | head -1)
+    [ -n "$dev" ] && [ -b /dev/$dev ] && break
+    sleep 0.1
+done
+dd if=/dev/$dev of=/dev/null bs=1M count=4 iflag=direct status=none
+echo 0 > $tpg/enable
+for _ in $(seq 100); do [ "$(cat $sysfs/session_state)" = failed ] && break; sleep 0.1; done
+[ "$(cat $sysfs/session_state)" = failed ]
+dmesg | grep -q "host$host: connection failed: connection closed by the target"
+! timeout 60 dd if=/dev/$dev of=/dev/null bs=4k count=1 iflag=direct status=none
+$login list | grep -q "^host$host state=3 "
+$login remove $host
+! test -e $sysfs
+rmmod iscsi_rs
+lio_teardown
