@@ -1,21 +1,21 @@
-# Case: ADD_SESSION end to end. A logged-in socket (ktests/cases/pylogin.py stands
-# in for `iscsictl login` until it lands) is handed to iscsi_rs.ko, the SCSI host
+# Case: ADD_SESSION end to end. `iscsictl login` hands its logged-in socket to
+# iscsi_rs.ko, the SCSI host
 # scans, /dev/sdX appears, 16 MiB written and read back compare equal, sysfs and
 # LIST show the session, REMOVE_SESSION logs out (the target shows the session
 # gone), and rmmod is clean (the harness checks KASAN/lockdep/kmemleak).
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
-login="python3 $REPO/ktests/cases/pylogin.py"
+. "$REPO/ktests/qemu/rs.sh"
 iqn=iqn.2026-11.dev.iscsi-rs:add
 tpg=/sys/kernel/config/target/iscsi/$iqn/tpgt_1
 lio_setup -t $iqn -s 64
 insmod "$KO"
-host=$($login login -t $iqn)
+host=$(rs_login -t $iqn)
 sysfs=/sys/class/scsi_host/host$host
 [ "$(cat $sysfs/targetname)" = $iqn ]
 [ "$(cat $sysfs/portal)" = 127.0.0.1:3260 ]
 [ "$(cat $sysfs/session_state)" = running ]
-grep -q pylogin /sys/kernel/config/target/iscsi/$iqn/tpgt_1/dynamic_sessions
+rs_target_has_session $iqn
 dev=
 for _ in $(seq 100); do
     dev=$(ls /sys/class/scsi_host/host$host/device/target$host:0:0/$host:0:0:0/block/ 2>/dev/null | head -1)
@@ -34,14 +34,14 @@ echo 3 > /proc/sys/vm/drop_caches
 head -c $((100 * 4096)) /tmp/pattern > /tmp/small
 dd if=/dev/$dev of=/tmp/small.back bs=4k skip=5000 count=100 status=none
 cmp /tmp/small /tmp/small.back
-$login list | tee /tmp/list
-grep -q "^host$host state=1 .*target=$iqn" /tmp/list
-$login remove $host
+"$CTL" list | tee /tmp/list
+grep -q "^host$host $iqn 127.0.0.1:3260 running " /tmp/list
+rs_remove $host
 ! test -e $sysfs
 ! test -b /dev/$dev
-$login list > /tmp/list
+"$CTL" list > /tmp/list
 ! grep -q "^host$host " /tmp/list
-for _ in $(seq 50); do grep -q pylogin $tpg/dynamic_sessions || break; sleep 0.1; done
-! grep -q pylogin $tpg/dynamic_sessions
+for _ in $(seq 50); do rs_target_has_session $iqn || break; sleep 0.1; done
+! rs_target_has_session $iqn
 rmmod iscsi_rs
 lio_teardown

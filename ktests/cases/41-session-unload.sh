@@ -4,28 +4,28 @@
 # no leak or kernel report.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
-login="python3 $REPO/ktests/cases/pylogin.py"
+. "$REPO/ktests/qemu/rs.sh"
 a=iqn.2026-11.dev.iscsi-rs:unload-a
 b=iqn.2026-11.dev.iscsi-rs:unload-b
 lio_setup -t $a -s 32 -l 4
 lio_setup -t $b -s 32
 insmod "$KO"
-ha=$($login login -t $a)
-hb=$($login login -t $b)
+ha=$(rs_login -t $a)
+hb=$(rs_login -t $b)
 [ "$ha" != "$hb" ]
 disks() { ls -d /sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:*/block/* 2>/dev/null | wc -l; }
 for _ in $(seq 100); do [ "$(disks $ha)" = 4 ] && [ "$(disks $hb)" = 1 ] && break; sleep 0.1; done
 [ "$(disks $ha)" = 4 ]
 [ "$(disks $hb)" = 1 ]
-[ "$($login list | wc -l)" = 2 ]
+[ "$("$CTL" list | wc -l)" = 2 ]
 devb=$(basename "$(ls -d /sys/class/scsi_host/host$hb/device/target$hb:0:0/$hb:0:0:0/block/*)")
 dd if=/dev/urandom of=/dev/$devb bs=64k count=64 oflag=direct status=none
 rmmod iscsi_rs
 ! test -e /sys/class/scsi_host/host$ha
 ! test -e /sys/class/scsi_host/host$hb
 for t in $a $b; do
-    for _ in $(seq 50); do grep -q pylogin /sys/kernel/config/target/iscsi/$t/tpgt_1/dynamic_sessions || break; sleep 0.1; done
-    ! grep -q pylogin /sys/kernel/config/target/iscsi/$t/tpgt_1/dynamic_sessions
+    for _ in $(seq 50); do rs_target_has_session $t || break; sleep 0.1; done
+    ! rs_target_has_session $t
 done
 dmesg | grep -q "iscsi_rs: host$ha: session removed"
 lio_teardown

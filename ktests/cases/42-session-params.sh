@@ -4,7 +4,7 @@
 # data) and reads it back equal.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
-login="python3 $REPO/ktests/cases/pylogin.py"
+. "$REPO/ktests/qemu/rs.sh"
 iqn=iqn.2026-11.dev.iscsi-rs:params
 lio_setup -t $iqn -s 32 -d
 tpg=/sys/kernel/config/target/iscsi/$iqn/tpgt_1
@@ -14,7 +14,7 @@ for r2t in Yes No; do
     for imm in Yes No; do
         echo $r2t > $tpg/param/InitialR2T
         echo $imm > $tpg/param/ImmediateData
-        host=$($login login -t $iqn --initial-r2t $r2t --immediate-data $imm --digest CRC32C)
+        host=$(rs_login -t $iqn --param InitialR2T=$r2t --param ImmediateData=$imm --header-digest crc32c --data-digest crc32c)
         sysfs=/sys/class/scsi_host/host$host
         [ "$(cat $sysfs/initial_r2t)" = $r2t ]
         [ "$(cat $sysfs/immediate_data)" = $imm ]
@@ -33,7 +33,7 @@ for r2t in Yes No; do
         done
         dd if=/dev/$dev of=/tmp/readback bs=1M count=8 iflag=direct status=none
         cmp /tmp/pattern /tmp/readback
-        $login remove $host
+        rs_remove $host
     done
 done
 rmmod iscsi_rs

@@ -4,14 +4,14 @@
 # then the same with the defaults; every byte read back must verify.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
-login="python3 $REPO/ktests/cases/pylogin.py"
+. "$REPO/ktests/qemu/rs.sh"
 iqn=iqn.2026-11.dev.iscsi-rs:fio
 lio_setup -t $iqn -s 96 -d
 tpg=/sys/kernel/config/target/iscsi/$iqn/tpgt_1
 insmod "$KO"
 for r2t in No Yes; do
     echo $r2t > $tpg/param/InitialR2T
-    host=$($login login -t $iqn --initial-r2t $r2t --digest CRC32C --queue-depth 64)
+    host=$(rs_login -t $iqn --param InitialR2T=$r2t --header-digest crc32c --data-digest crc32c --queue-depth 64)
     sysfs=/sys/class/scsi_host/host$host
     dev=
     for _ in $(seq 100); do
@@ -22,8 +22,8 @@ for r2t in No Yes; do
     fio --name=verify --filename=/dev/$dev --direct=1 --ioengine=libaio --iodepth=32 \
         --rw=randrw --bsrange=4k-1m --size=64m --verify=crc32c --verify_fatal=1 \
         --do_verify=1 --randrepeat=0 --output-format=terse > /tmp/fio.out
-    $login list
-    $login remove $host
+    "$CTL" list
+    rs_remove $host
 done
 rmmod iscsi_rs
 lio_teardown

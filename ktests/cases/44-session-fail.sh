@@ -3,12 +3,12 @@
 # new I/O fast instead of hanging, and REMOVE_SESSION and rmmod stay clean.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
-login="python3 $REPO/ktests/cases/pylogin.py"
+. "$REPO/ktests/qemu/rs.sh"
 iqn=iqn.2026-11.dev.iscsi-rs:fail
 tpg=/sys/kernel/config/target/iscsi/$iqn/tpgt_1
 lio_setup -t $iqn -s 16
 insmod "$KO"
-host=$($login login -t $iqn)
+host=$(rs_login -t $iqn)
 sysfs=/sys/class/scsi_host/host$host
 dev=
 for _ in $(seq 100); do
@@ -22,8 +22,8 @@ for _ in $(seq 100); do [ "$(cat $sysfs/session_state)" = failed ] && break; sle
 [ "$(cat $sysfs/session_state)" = failed ]
 dmesg | grep -q "host$host: connection failed: connection closed by the target"
 ! timeout 60 dd if=/dev/$dev of=/dev/null bs=4k count=1 iflag=direct status=none
-$login list | grep -q "^host$host state=3 "
-$login remove $host
+"$CTL" list | grep -q "^host$host .* failed "
+rs_remove $host
 ! test -e $sysfs
 rmmod iscsi_rs
 lio_teardown

@@ -6,11 +6,11 @@
 # the session still serves I/O afterwards, then logs out and unloads cleanly.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
-login="python3 $REPO/ktests/cases/pylogin.py"
+. "$REPO/ktests/qemu/rs.sh"
 iqn=iqn.2026-11.dev.iscsi-rs:eh
 lio_setup -t $iqn -s 64
 insmod "$KO"
-host=$($login login -t $iqn --queue-depth 64)
+host=$(rs_login -t $iqn --queue-depth 64)
 sysfs=/sys/class/scsi_host/host$host
 dev=
 for _ in $(seq 100); do
@@ -34,6 +34,6 @@ head -c 4M /dev/urandom > /tmp/pattern
 dd if=/tmp/pattern of=/dev/$dev bs=1M oflag=direct status=none
 dd if=/dev/$dev of=/tmp/readback bs=1M count=4 iflag=direct status=none
 cmp /tmp/pattern /tmp/readback
-$login remove $host
+rs_remove $host
 rmmod iscsi_rs
 lio_teardown

@@ -59,19 +59,14 @@ pub fn run_with(
             }
             login_all(&plan.requests, out, notices)
         }
-        Command::List(_) => {
+        Command::List(args) => {
             require_module(&paths.device)?;
-            Err(Error::NotImplemented {
-                verb: "list",
-                needs: NEEDS_KERNEL,
-            })
+            crate::sessions::list(&paths.device, args.json, out)
         }
-        Command::Logout(_) => {
+        Command::Logout(args) => {
             require_module(&paths.device)?;
-            Err(Error::NotImplemented {
-                verb: "logout",
-                needs: NEEDS_KERNEL,
-            })
+            let target = args.target.as_ref().map(|t| t.as_str());
+            crate::sessions::logout(&paths.device, target, args.all, args.host, out)
         }
         Command::Daemon(args) => {
             if let Some(path) = &args.config {
@@ -177,15 +172,14 @@ mod tests {
                 "iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)"
             );
         }
+        // A device that is not ours: the LIST ioctl is refused, and said so.
         std::fs::write(&b.paths.device, b"").unwrap();
         let (r, _) = run_args(&b, &["list"]);
         let e = r.unwrap_err();
-        assert_eq!(e.exit_code(), exit::NOT_IMPLEMENTED);
-        assert_eq!(
-            e.to_string(),
-            "list is not implemented yet: it needs the kernel session interface of \
-             iscsi_rs.ko"
-        );
+        assert_eq!(e.exit_code(), exit::FAILURE);
+        assert!(e.to_string().starts_with("iscsi_rs: LIST"), "{e}");
+        let (r, _) = run_args(&b, &["daemon"]);
+        assert_eq!(r.unwrap_err().exit_code(), exit::NOT_IMPLEMENTED);
     }
 
     #[test]

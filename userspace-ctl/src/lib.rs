@@ -9,6 +9,7 @@ pub mod device;
 pub mod discover;
 pub mod exit;
 pub mod failure;
+pub mod handoff;
 pub mod login;
 pub mod names;
 pub mod offer;
@@ -18,6 +19,7 @@ pub mod portal;
 pub mod report;
 pub mod secret;
 pub mod session;
+pub mod sessions;
 pub mod transport;
 
 pub use commands::{run, run_with};

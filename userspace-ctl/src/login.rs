@@ -39,7 +39,7 @@ pub fn login_one(
     };
     let session = session::login(&r.portal, proposal, chap, timeouts, &cx, notices)?;
     if !r.dry_run {
-        return handoff(session, r);
+        return handoff(session, r, out);
     }
     let target = r.target_name.as_ref().map(|t| t.as_str());
     let mut text = format!(
@@ -61,18 +61,10 @@ pub fn login_one(
     write_out(out, "logged out\n")
 }
 
-/// TODO(data path, issue 5): give the logged-in socket and `session.outcome` to
-/// iscsi_rs.ko through /dev/iscsi_rs and let it scan LUNs (`r.lun_scan`). Until
-/// that interface exists, end the session cleanly and say so.
-fn handoff(session: Session, r: &LoginRequest) -> Result<(), Error> {
-    let _ = r.lun_scan;
-    let seq = session.outcome.sequence();
-    session.logout(seq)?;
-    Err(Error::NotImplemented {
-        verb: "login",
-        needs: "the kernel session interface of iscsi_rs.ko (the login worked; use \
-                --dry-run to see the negotiated parameters)",
-    })
+/// Gives the logged-in connection to iscsi_rs.ko (LUN scan, /dev/sdX).
+fn handoff(session: Session, r: &LoginRequest, out: &mut dyn Write) -> Result<(), Error> {
+    let device = std::path::Path::new(crate::device::DEVICE_PATH);
+    crate::sessions::hand_off(device, session, r, out)
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {

@@ -11,6 +11,9 @@ use crate::exit::Error;
 use crate::params::{ChapAlg, ChapAlgs, Digest, Param, SessionType};
 use crate::plan::{ChapCredentials, LoginRequest};
 
+/// MaxRecvDataSegmentLength we declare for normal sessions (`--param` overrides).
+pub const NORMAL_MAX_RECV_DATA_SEGMENT_LEN: u32 = 262_144;
+
 /// The Proposal for `r`. Digests asked for are required (a target that will not
 /// digest fails the login rather than silently running without).
 pub fn proposal(r: &LoginRequest) -> Result<Proposal<'_>, Error> {
@@ -24,6 +27,11 @@ pub fn proposal(r: &LoginRequest) -> Result<Proposal<'_>, Error> {
         }
         (SessionType::Discovery, _) => Proposal::discovery(initiator),
     };
+    if r.session_type == SessionType::Normal {
+        // What the kernel receives per Data-In: open-iscsi's default, far above the
+        // RFC's 8192, so reads of 256 KiB need one PDU instead of 32.
+        p.max_recv_data_segment_len = NORMAL_MAX_RECV_DATA_SEGMENT_LEN;
+    }
     p.header_digest = digest_offer(r.header_digest);
     p.data_digest = digest_offer(r.data_digest);
     for param in &r.params {

@@ -1,0 +1,22 @@
+# iscsi_rs session helpers for guest cases (source this file); all through the
+# real iscsictl, so the cases test what users run.
+#   rs_login -t IQN [iscsictl login flags...]   prints the SCSI host number
+#   rs_remove HOST                              iscsictl logout --host HOST
+RS_INAME=iqn.2026-11.dev.iscsi-rs:guest-rs
+RS_PORTAL=127.0.0.1:3260
+
+rs_login() {
+    local out
+    out=$("$CTL" login -p $RS_PORTAL --initiator-name $RS_INAME "$@") || return 1
+    echo "$out" >&2
+    sed -n 's/.*: SCSI host \([0-9]*\)$/\1/p' <<<"$out" | head -1
+}
+
+rs_remove() {
+    "$CTL" logout --host "$1" >&2
+}
+
+# True while LIO still lists a session of ours on target IQN.
+rs_target_has_session() {
+    grep -q "$RS_INAME" "/sys/kernel/config/target/iscsi/$1/tpgt_1/dynamic_sessions"
+}
