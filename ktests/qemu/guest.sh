@@ -47,6 +47,17 @@ while IFS=$'\t' read -r name script; do
     start=$(cut -d' ' -f1 /proc/uptime)
     (cd /tmp && timeout -k 10 "$case_timeout" bash "$REPO/$script") > "$OUT/case-$n.log" 2>&1
     rc=$?
+    if [ $rc -ne 0 ]; then
+        # A failed case may leave state behind: clear it so the next case starts
+        # clean (a passing case must clean up after itself; this is not checked).
+        (
+            "$CTL" logout -a
+            iscsiadm -m node --logoutall=all
+            pkill -x iscsid
+            rmmod iscsi_rs
+            . "$REPO/ktests/qemu/lio.sh" && lio_teardown
+        ) > /dev/null 2>&1
+    fi
     if [ -w $kmemleak ]; then
         echo scan > $kmemleak
         cat $kmemleak > "$OUT/kmemleak-$n.txt"

@@ -1,0 +1,39 @@
+# Issue 5: a filesystem on an iscsi_rs disk: mkfs.ext4, mount, 64 MiB of files,
+# unmount, fsck -f clean, log out and in again, remount, checksums equal.
+set -eux
+. "$REPO/ktests/qemu/lio.sh"
+. "$REPO/ktests/qemu/rs.sh"
+iqn=iqn.2026-11.dev.iscsi-rs:fs
+lio_setup -t $iqn -s 160
+insmod "$KO"
+disk_of() {
+    local d=
+    for _ in $(seq 100); do
+        d=$(ls /sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:0/block/ 2>/dev/null | head -1)
+        [ -n "$d" ] && [ -b /dev/$d ] && break
+        sleep 0.1
+    done
+    echo "$d"
+}
+host=$(rs_login -t $iqn)
+dev=$(disk_of $host)
+mkfs.ext4 -q -F /dev/$dev
+mkdir -p /tmp/rs-mnt
+mount /dev/$dev /tmp/rs-mnt
+for i in $(seq 16); do head -c 4M /dev/urandom > /tmp/rs-mnt/file$i; done
+mkdir /tmp/rs-mnt/small; for i in $(seq 200); do head -c $((i * 97)) /dev/urandom > /tmp/rs-mnt/small/f$i; done
+(cd /tmp/rs-mnt && find . -type f | sort | xargs sha256sum) > /tmp/sums
+umount /tmp/rs-mnt
+fsck.ext4 -f -n /dev/$dev
+rs_remove $host
+# A new session (new disk), nothing cached: what comes back is what LIO stored.
+host=$(rs_login -t $iqn)
+dev=$(disk_of $host)
+mount /dev/$dev /tmp/rs-mnt
+(cd /tmp/rs-mnt && find . -type f | sort | xargs sha256sum) > /tmp/sums2
+umount /tmp/rs-mnt
+diff /tmp/sums /tmp/sums2
+[ "$(wc -l < /tmp/sums)" = 216 ]
+rs_remove $host
+rmmod iscsi_rs
+lio_teardown
