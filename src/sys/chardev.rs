@@ -65,9 +65,8 @@ impl<T: ControlOps> MiscDevice<T> {
         )?;
         let fops = dev.fops.get();
         let misc = dev.misc.get();
-        // SAFETY: `dev` is pinned in a live allocation that nothing else sees yet, so
-        // writing through the Opaque pointers races with nobody. `owner` keeps the
-        // module pinned while a file is open, so the callbacks never outlive it.
+        // `owner` keeps the module (and so `dev`) alive while a file is open.
+        // SAFETY: `dev` is pinned and not yet shared, so these writes race with nobody.
         unsafe {
             (*fops).owner = module.as_ptr();
             (*fops).unlocked_ioctl = Some(Self::ioctl_callback);
@@ -104,9 +103,9 @@ impl<T: ControlOps> MiscDevice<T> {
         if !unsafe { bindings::iscsi_rs_capable_admin() } {
             return code::EPERM.to_errno() as c_long;
         }
-        // SAFETY: `file` is valid for the call; misc_open stored our `miscdevice`
-        // pointer in `private_data`, and `misc` is the first field of the repr(C)
-        // `Self`, which lives until module exit (fops->owner holds the module).
+        // misc_open stored our `miscdevice` in `private_data`; it is the first field
+        // of the repr(C) `Self`, alive until module exit (fops->owner holds the module).
+        // SAFETY: `file` is valid for the call and `private_data` points at `Self`.
         let this = unsafe { &*((*file).private_data as *const Self) };
         match this.ops.ioctl(cmd, arg as usize) {
             Ok(v) => v as c_long,

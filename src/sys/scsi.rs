@@ -407,9 +407,8 @@ impl<T: HostOps> HostTemplate<T> {
             GFP_KERNEL,
         )?;
         let s = store.get();
-        // SAFETY: `s` is the boxed, not yet shared store; the pointers we take
-        // into it stay valid because the box never moves its contents and the
-        // vectors are not resized after this.
+        // The box never moves its contents and the vectors are not resized after this.
+        // SAFETY: `s` is the boxed, not yet shared store, so the pointers stay valid.
         unsafe {
             for da in (*s).attrs.iter_mut() {
                 bindings::iscsi_rs_sysfs_attr_init(&mut da.attr);
