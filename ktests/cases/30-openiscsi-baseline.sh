@@ -9,7 +9,7 @@ openiscsi_start
 iscsiadm -m discovery -t st -p 127.0.0.1:3260 | tee /tmp/disc
 grep -q " $iqn\$" /tmp/disc
 iscsiadm -m node -T $iqn -p 127.0.0.1:3260 --login
-for _ in $(seq 100); do dev=$(openiscsi_disks $iqn | head -1); [ -n "$dev" ] && [ -b /dev/$dev ] && break; sleep 0.1; done
+dev=$(openiscsi_disk $iqn)
 [ -b "/dev/$dev" ]
 head -c 16M /dev/urandom > /tmp/pattern
 dd if=/tmp/pattern of=/dev/$dev bs=1M oflag=direct status=none

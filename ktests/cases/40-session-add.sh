@@ -16,12 +16,7 @@ sysfs=/sys/class/scsi_host/host$host
 [ "$(cat $sysfs/portal)" = 127.0.0.1:3260 ]
 [ "$(cat $sysfs/session_state)" = running ]
 rs_target_has_session $iqn
-dev=
-for _ in $(seq 100); do
-    dev=$(ls /sys/class/scsi_host/host$host/device/target$host:0:0/$host:0:0:0/block/ 2>/dev/null | head -1)
-    [ -n "$dev" ] && [ -b /dev/$dev ] && break
-    sleep 0.1
-done
+dev=$(rs_disk $host)
 [ -b "/dev/$dev" ]
 [ "$(cat /sys/block/$dev/size)" = $((64 * 2048)) ]
 head -c 16M /dev/urandom > /tmp/pattern

@@ -20,12 +20,7 @@ for r2t in Yes No; do
         [ "$(cat $sysfs/immediate_data)" = $imm ]
         [ "$(cat $sysfs/header_digest)" = CRC32C ]
         [ "$(cat $sysfs/data_digest)" = CRC32C ]
-        dev=
-        for _ in $(seq 100); do
-            dev=$(ls $sysfs/device/target$host:0:0/$host:0:0:0/block/ 2>/dev/null | head -1)
-            [ -n "$dev" ] && [ -b /dev/$dev ] && break
-            sleep 0.1
-        done
+        dev=$(rs_disk $host)
         off=0
         for bs in 4096 65536 131072 1048576; do
             dd if=/tmp/pattern of=/dev/$dev bs=$bs count=$((2097152 / bs)) skip=$((off / bs)) seek=$((off / bs)) oflag=direct status=none

@@ -13,12 +13,7 @@ for r2t in No Yes; do
     echo $r2t > $tpg/param/InitialR2T
     host=$(rs_login -t $iqn --param InitialR2T=$r2t --header-digest crc32c --data-digest crc32c --queue-depth 64)
     sysfs=/sys/class/scsi_host/host$host
-    dev=
-    for _ in $(seq 100); do
-        dev=$(ls $sysfs/device/target$host:0:0/$host:0:0:0/block/ 2>/dev/null | head -1)
-        [ -n "$dev" ] && [ -b /dev/$dev ] && break
-        sleep 0.1
-    done
+    dev=$(rs_disk $host)
     fio --name=verify --filename=/dev/$dev --direct=1 --ioengine=libaio --iodepth=32 \
         --rw=randrw --bsrange=4k-1m --size=64m --verify=crc32c --verify_fatal=1 \
         --do_verify=1 --randrepeat=0 --output-format=terse > /tmp/fio.out

@@ -10,12 +10,7 @@ lio_setup -t $iqn -s 16
 insmod "$KO"
 host=$(rs_login -t $iqn)
 sysfs=/sys/class/scsi_host/host$host
-dev=
-for _ in $(seq 100); do
-    dev=$(ls $sysfs/device/target$host:0:0/$host:0:0:0/block/ 2>/dev/null | head -1)
-    [ -n "$dev" ] && [ -b /dev/$dev ] && break
-    sleep 0.1
-done
+dev=$(rs_disk $host)
 dd if=/dev/$dev of=/dev/null bs=1M count=4 iflag=direct status=none
 echo 0 > $tpg/enable
 for _ in $(seq 100); do [ "$(cat $sysfs/session_state)" = failed ] && break; sleep 0.1; done

@@ -12,12 +12,7 @@ lio_setup -t $iqn -s 64
 insmod "$KO"
 host=$(rs_login -t $iqn --queue-depth 64)
 sysfs=/sys/class/scsi_host/host$host
-dev=
-for _ in $(seq 100); do
-    dev=$(ls $sysfs/device/target$host:0:0/$host:0:0:0/block/ 2>/dev/null | head -1)
-    [ -n "$dev" ] && [ -b /dev/$dev ] && break
-    sleep 0.1
-done
+dev=$(rs_disk $host)
 echo 1 > /sys/block/$dev/device/timeout
 rc=0
 timeout 300 fio --name=eh --filename=/dev/$dev --direct=1 --ioengine=libaio --iodepth=32 \

@@ -25,12 +25,7 @@ for r2t in Yes No; do
         s=/sys/class/scsi_host/host$host
         got="InitialR2T=$(cat $s/initial_r2t) ImmediateData=$(cat $s/immediate_data)"
         got="$got HeaderDigest=$(cat $s/header_digest | tr A-Z a-z) DataDigest=$(cat $s/data_digest | tr A-Z a-z)"
-        dev=
-        for _ in $(seq 100); do
-            dev=$(ls $s/device/target$host:0:0/$host:0:0:0/block/ 2>/dev/null | head -1)
-            [ -n "$dev" ] && [ -b /dev/$dev ] && break
-            sleep 0.1
-        done
+        dev=$(rs_disk $host)
         if [ "$got" = "$name" ] && [ -b "/dev/$dev" ] && \
            fio --name=m --filename=/dev/$dev --direct=1 --ioengine=libaio --iodepth=32 \
                --rw=randrw --bsrange=4k-1m --size=16m --verify=crc32c --verify_fatal=1 \

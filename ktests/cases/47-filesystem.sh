@@ -6,17 +6,8 @@ set -eux
 iqn=iqn.2026-11.dev.iscsi-rs:fs
 lio_setup -t $iqn -s 160
 insmod "$KO"
-disk_of() {
-    local d=
-    for _ in $(seq 100); do
-        d=$(ls /sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:0/block/ 2>/dev/null | head -1)
-        [ -n "$d" ] && [ -b /dev/$d ] && break
-        sleep 0.1
-    done
-    echo "$d"
-}
 host=$(rs_login -t $iqn)
-dev=$(disk_of $host)
+dev=$(rs_disk $host)
 mkfs.ext4 -q -F /dev/$dev
 mkdir -p /tmp/rs-mnt
 mount /dev/$dev /tmp/rs-mnt
@@ -28,7 +19,7 @@ fsck.ext4 -f -n /dev/$dev
 rs_remove $host
 # A new session (new disk), nothing cached: what comes back is what LIO stored.
 host=$(rs_login -t $iqn)
-dev=$(disk_of $host)
+dev=$(rs_disk $host)
 mount /dev/$dev /tmp/rs-mnt
 (cd /tmp/rs-mnt && find . -type f | sort | xargs sha256sum) > /tmp/sums2
 umount /tmp/rs-mnt

@@ -6,20 +6,6 @@ set -eux
 iqn=iqn.2026-11.dev.iscsi-rs:interop
 lio_setup -t $iqn -s 32
 insmod "$KO"
-rs_disk() {
-    local d=
-    for _ in $(seq 100); do
-        d=$(ls /sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:0/block/ 2>/dev/null | head -1)
-        [ -n "$d" ] && [ -b /dev/$d ] && break
-        sleep 0.1
-    done
-    echo "$d"
-}
-oi_disk() {
-    local d=
-    for _ in $(seq 100); do d=$(openiscsi_disks $iqn | head -1); [ -n "$d" ] && [ -b /dev/$d ] && break; sleep 0.1; done
-    echo "$d"
-}
 head -c 16M /dev/urandom > /tmp/a
 head -c 16M /dev/urandom > /tmp/b
 # iscsi_rs writes A to the first 16 MiB.
@@ -31,7 +17,7 @@ rs_remove $host
 openiscsi_start
 iscsiadm -m discovery -t st -p 127.0.0.1:3260 > /dev/null
 iscsiadm -m node -T $iqn -p 127.0.0.1:3260 --login
-dev=$(oi_disk)
+dev=$(openiscsi_disk $iqn)
 dd if=/dev/$dev of=/tmp/a.oi bs=1M count=16 iflag=direct status=none
 cmp /tmp/a /tmp/a.oi
 dd if=/tmp/b of=/dev/$dev bs=1M seek=16 oflag=direct status=none

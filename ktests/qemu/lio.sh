@@ -104,3 +104,13 @@ openiscsi_disks() {
         done
     done
 }
+
+# Prints the first open-iscsi disk of IQN, waiting up to 10 s for it to appear.
+openiscsi_disk() {
+    local d= _
+    for _ in $(seq 100); do
+        d=$(openiscsi_disks "$1" | head -1)
+        [ -n "$d" ] && [ -b "/dev/$d" ] && { echo "$d"; return 0; }
+        sleep 0.1
+    done
+}

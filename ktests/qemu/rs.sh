@@ -20,3 +20,14 @@ rs_remove() {
 rs_target_has_session() {
     grep -q "$RS_INAME" "/sys/kernel/config/target/iscsi/$1/tpgt_1/dynamic_sessions"
 }
+
+# Prints the block device (sdX) of LUN 0 of SCSI host HOST, waiting up to 10 s
+# for the scan to create it; prints nothing if it never appears.
+rs_disk() {
+    local d= _
+    for _ in $(seq 100); do
+        d=$(ls "/sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:0/block/" 2>/dev/null | head -1)
+        [ -n "$d" ] && [ -b "/dev/$d" ] && { echo "$d"; return 0; }
+        sleep 0.1
+    done
+}
