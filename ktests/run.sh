@@ -5,8 +5,9 @@
 # (guest died or timed out), or if the kernel log or kmemleak it produced shows an
 # oops/BUG/WARNING/KASAN/lockdep/leak report; the offending lines are shown.
 #   ktests/run.sh [--demo] [--dir CASE_DIR] [CASE_NAME...]
-# Env: KERNEL_FLAVOUR (debug|bench), ISCSI_RS_KVM=1 (use KVM; broken on this host),
-#      KTEST_TIMEOUT (whole boot, s), CASE_TIMEOUT (per case, s), GUEST_MEM, GUEST_CPUS.
+# Env: KERNEL_FLAVOUR (debug|bench), KTEST_KDIR (kernel tree), KTEST_KO (module),
+#      ISCSI_RS_KVM=1 (use KVM; broken on this host), KTEST_TIMEOUT (whole boot, s),
+#      CASE_TIMEOUT (per case, s), GUEST_MEM, GUEST_CPUS, KTEST_APPEND (cmdline).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -26,7 +27,9 @@ done
 
 kdir=${KTEST_KDIR:-$("$here/build-kernel.sh" "${KERNEL_FLAVOUR:-debug}")}
 initrd=$("$here/qemu/initramfs.sh")
-[ -f "$repo/iscsi_rs.ko" ] || { echo "run.sh: iscsi_rs.ko missing (make module)"; exit 1; }
+# KTEST_KO: the module the cases load, when not the repo's (the bench builds its own).
+ko=${KTEST_KO:-$repo/iscsi_rs.ko}
+[ -f "$ko" ] || { echo "run.sh: $ko missing (make module)"; exit 1; }
 
 rm -rf "$out" && mkdir -p "$out"
 if [ $demo = 1 ]; then
