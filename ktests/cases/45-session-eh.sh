@@ -3,7 +3,9 @@
 # possibly TARGET WARM RESET). I/O may fail then (the midlayer's retry budget
 # runs out); what must hold: no hang, no kernel report, no data read back that
 # was never written (fio's verify reports only I/O errors, not bad data), and
-# the session still serves I/O afterwards, then logs out and unloads cleanly.
+# the session either still serves I/O afterwards or, when EH escalated to a
+# target reset that dropped the connection, fails cleanly; then it logs out and
+# unloads cleanly.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
@@ -24,11 +26,22 @@ echo "fio exit $rc"
 ! grep -iE "verify: bad|bad magic|crc32c: verify failed|hdr_crc" /tmp/fio.out
 dmesg | grep -cE "ABORT_TASK|device reset occurred" || echo "EH did not run this time"
 echo 30 > /sys/block/$dev/device/timeout
-[ "$(cat $sysfs/session_state)" = running ]
-head -c 4M /dev/urandom > /tmp/pattern
-dd if=/tmp/pattern of=/dev/$dev bs=1M oflag=direct status=none
-dd if=/dev/$dev of=/tmp/readback bs=1M count=4 iflag=direct status=none
-cmp /tmp/pattern /tmp/readback
+state=$(cat $sysfs/session_state)
+if [ "$state" = running ]; then
+    echo "EH recovered at ABORT TASK / LUN RESET: the LUN must serve I/O again"
+    head -c 4M /dev/urandom > /tmp/pattern
+    dd if=/tmp/pattern of=/dev/$dev bs=1M oflag=direct status=none
+    dd if=/dev/$dev of=/tmp/readback bs=1M count=4 iflag=direct status=none
+    cmp /tmp/pattern /tmp/readback
+else
+    # On a loaded machine EH can escalate past LUN RESET; the target reset then
+    # drops the connection (ERL 0). Until re-login exists (issue 6) the session
+    # must then fail cleanly: the cause logged, new I/O failing fast, not hanging.
+    echo "EH escalated to a connection drop"
+    [ "$state" = failed ]
+    dmesg | grep -q "host$host: connection failed: SCSI error handling reset the target"
+    ! timeout 60 dd if=/dev/$dev of=/dev/null bs=4k count=1 iflag=direct status=none
+fi
 rs_remove $host
 rmmod iscsi_rs
 lio_teardown
