@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Host side of `make bench` / `make bench-quick` (issue 7): builds the non-debug
+# bench kernel and the module against it, boots the guest with all host CPUs, runs
+# the rounds of ktests/bench/guest/ and writes the report.
+#   ktests/bench/run.sh full|quick
+# full:  3 rounds of 20 s jobs (5 s ramp) -> bench/results/latest.{md,png,csv}
+# quick: 1 round of 5 s jobs (2 s ramp)  -> ktests/bench/out/quick-results/, so
+#        `make test` never rewrites the committed results; it only checks that every
+#        row of the table is there (nothing about speed).
+# Env: BENCH_RESULTS (report dir), BENCH_OUT (raw output dir), GUEST_CPUS, GUEST_MEM.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$repo/ktests/env.sh"
+mode=${1:-full}
+case $mode in
+full) rounds=(round1 round2 round3) results=${BENCH_RESULTS:-$repo/bench/results} ;;
+quick) rounds=(round1) results=${BENCH_RESULTS:-$repo/ktests/bench/out/quick-results} ;;
+*) echo "usage: $0 full|quick" >&2; exit 2 ;;
+esac
+out=${BENCH_OUT:-$repo/ktests/bench/out/run-$mode}
+
+kdir=$("$repo/ktests/build-kernel.sh" bench)
+ko=$("$here/build-module.sh")
+[ -x "$repo/target/release/iscsictl" ] || { echo "bench: iscsictl missing (make ctl)" >&2; exit 1; }
+# The kernel has CONFIG_NR_CPUS=8.
+cpus=${GUEST_CPUS:-$(nproc)}
+[ "$cpus" -le 8 ] || cpus=8
+echo "bench ($mode): ${#rounds[@]} round(s), $cpus guest CPUs, kernel $kdir"
+set +e
+KTEST_KDIR=$kdir KERNEL_FLAVOUR=bench KTEST_KO=$ko GUEST_CPUS=$cpus GUEST_MEM=${GUEST_MEM:-2G} \
+    KTEST_APPEND="iscsirs.bench=$mode" KTEST_TIMEOUT=$((300 + 1000 * ${#rounds[@]})) \
+    "$repo/ktests/run.sh" --dir ktests/bench/guest --out "$out" "${rounds[@]}"
+rc=$?
+set -e
+# Report whatever came back, then fail if the guest run or the table is incomplete.
+python3 "$here/report.py" --mode "$mode" --kdir "$kdir" --out "$results" "$out"
+[ $rc = 0 ] || { echo "bench: guest run failed (see $out/console.log)"; exit 1; }
+echo "bench: wrote $results/latest.md"
