@@ -1,6 +1,6 @@
-//! The kernel module's control device, `/dev/iscsi_rs`. For now only its presence
-//! is checked, so `list`/`logout`/`daemon` can tell "module not loaded" apart from
-//! "not implemented"; the ioctls arrive with the data-path issue.
+//! The kernel module's control device, `/dev/iscsi_rs`: its path, and the check
+//! that turns a missing device into "module not loaded" before any ioctl is tried
+//! (the ioctls themselves are in `handoff.rs`).
 
 use std::path::Path;
 
