@@ -58,8 +58,65 @@ pub const REMOVE_SESSION: u32 = iow(IOC_MAGIC, 2, size_of::<RemoveSession>());
 /// List sessions: [`List`] in and out, [`SessionInfo`] entries written to `entries`.
 pub const LIST: u32 = iowr(IOC_MAGIC, 3, size_of::<List>());
 /// Hand a new connection to an existing session after re-login (recovery):
-/// [`Handoff`] with `host_no` naming the session. Reserved; not served yet.
+/// [`Handoff`] with `host_no` naming the session and `generation` the
+/// [`Event`] answered.
 pub const HANDOFF: u32 = iowr(IOC_MAGIC, 4, size_of::<Handoff>());
+/// Wait (interruptibly) for the next recovery request: [`Event`] in and out
+/// (FreeBSD's ISCSIDWAIT). The daemon answers with HANDOFF or FAIL_RELOGIN.
+pub const WAIT_EVENT: u32 = iowr(IOC_MAGIC, 5, size_of::<Event>());
+/// Report a failed re-login attempt: [`ReloginFailed`]. The kernel offers the
+/// request again after `retry_ms`.
+pub const FAIL_RELOGIN: u32 = iow(IOC_MAGIC, 6, size_of::<ReloginFailed>());
+
+/// Largest login recipe (opaque to the kernel, see [`Handoff::recipe`]).
+pub const RECIPE_MAX: u32 = 4096;
+/// Longest replacement timeout accepted, seconds (a day).
+pub const MAX_REPLACEMENT_TIMEOUT: u32 = 86_400;
+/// Replacement timeout iscsictl asks for when none is configured, seconds
+/// (open-iscsi's `replacement_timeout` default).
+pub const DEFAULT_REPLACEMENT_TIMEOUT: u32 = 120;
+/// NOP-Out interval / timeout iscsictl asks for by default, seconds.
+pub const DEFAULT_NOOP_OUT_INTERVAL: u16 = 5;
+/// See [`DEFAULT_NOOP_OUT_INTERVAL`].
+pub const DEFAULT_NOOP_OUT_TIMEOUT: u16 = 5;
+
+/// [`Event::flags`] (in): offer again every request already handed to a
+/// waiter that never answered (a restarted daemon sets it on its first wait).
+pub const EVENT_RESCAN: u32 = 1;
+/// [`Event::kind`]: the session lost its connection; log in again and HANDOFF.
+pub const EVENT_RELOGIN: u32 = 1;
+
+/// [`Event::reason`]: why the connection was lost.
+pub mod reason {
+    /// The target closed the connection (FIN).
+    pub const CLOSED: u32 = 1;
+    /// A socket error (reset, timeout, send failure).
+    pub const SOCKET: u32 = 2;
+    /// A protocol violation by the target (framing, digest, sequence, ...).
+    pub const PROTOCOL: u32 = 3;
+    /// No answer to a NOP-Out ping within noop_out_timeout.
+    pub const NOP_TIMEOUT: u32 = 4;
+    /// The target asked for a logout or dropped the connection (Async Message).
+    pub const TARGET_REQUEST: u32 = 5;
+    /// SCSI error handling escalated to a session reconnect.
+    pub const ERROR_HANDLING: u32 = 6;
+    /// An earlier re-login attempt failed (FAIL_RELOGIN).
+    pub const RELOGIN_FAILED: u32 = 7;
+
+    /// A short text for `code`.
+    pub fn describe(code: u32) -> &'static str {
+        match code {
+            CLOSED => "connection closed by the target",
+            SOCKET => "socket error",
+            PROTOCOL => "protocol violation",
+            NOP_TIMEOUT => "NOP-Out ping timed out",
+            TARGET_REQUEST => "requested by the target",
+            ERROR_HANDLING => "SCSI error handling",
+            RELOGIN_FAILED => "previous re-login failed",
+            _ => "unknown",
+        }
+    }
+}
 
 /// Room for an iSCSI name: at most 223 bytes (RFC 7143 §4.2.7.1) plus NUL.
 pub const NAME_LEN: usize = 224;
@@ -89,8 +146,11 @@ pub mod state {
     pub const RUNNING: u8 = 1;
     /// Logout sent, waiting for the response.
     pub const LOGGING_OUT: u8 = 2;
-    /// The connection failed; commands are refused.
+    /// The connection failed and the replacement timeout expired (or recovery
+    /// is impossible): commands fail fast until a re-login succeeds.
     pub const FAILED: u8 = 3;
+    /// The connection failed; I/O is held while the daemon logs in again.
+    pub const RECOVERING: u8 = 4;
 }
 
 /// Digest codes in [`Handoff::header_digest`] / [`Handoff::data_digest`].
@@ -177,8 +237,95 @@ pub struct Handoff {
     pub initiator_name: [u8; NAME_LEN],
     /// The portal logged in to, NUL-terminated (shown in sysfs and LIST).
     pub portal: [u8; PORTAL_LEN],
+    /// ADD_SESSION: user address of the login recipe, an opaque blob of at most
+    /// [`RECIPE_MAX`] bytes the kernel keeps and hands back with every relogin
+    /// [`Event`] (iscsictl's way to log in again; may hold CHAP secrets, so the
+    /// kernel zeroes it when the session goes). 0 with `recipe_len` 0: none.
+    /// HANDOFF: must be 0.
+    pub recipe: u64,
+    /// Length of the recipe.
+    pub recipe_len: u32,
+    /// HANDOFF: the [`Event::generation`] answered. ADD_SESSION: 0.
+    pub generation: u32,
+    /// Seconds I/O is held after a connection failure before it fails fast
+    /// (0: at once), at most [`MAX_REPLACEMENT_TIMEOUT`]. Ignored by HANDOFF.
+    pub replacement_timeout: u32,
+    /// Seconds of silence before a NOP-Out ping (0: no pings). Ignored by HANDOFF.
+    pub noop_out_interval: u16,
+    /// Seconds a ping may go unanswered before the connection fails (1..=3600
+    /// when pings are on). Ignored by HANDOFF.
+    pub noop_out_timeout: u16,
     /// Room for later fields: must be 0.
-    pub _spare: [u32; 16],
+    pub _spare: [u32; 10],
+}
+
+/// WAIT_EVENT argument: the caller fills `version`, `size`, `flags` and the
+/// recipe buffer; the kernel fills the rest.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// [`VERSION`].
+    pub version: u32,
+    /// `size_of::<Event>()`.
+    pub size: u32,
+    /// In: [`EVENT_RESCAN`] or 0.
+    pub flags: u32,
+    /// Out: [`EVENT_RELOGIN`].
+    pub kind: u32,
+    /// Out: the session's SCSI host number.
+    pub host_no: u32,
+    /// Out: recovery generation, echoed by HANDOFF / FAIL_RELOGIN so a stale
+    /// answer (the session recovered or failed again meanwhile) is refused.
+    pub generation: u32,
+    /// Out: one of [`reason`].
+    pub reason: u32,
+    /// Out: re-login attempts already failed for this loss (0 on the first).
+    pub attempt: u32,
+    /// Out: how long to wait before connecting, milliseconds
+    /// (DefaultTime2Wait, Async Message Time2Wait, or backoff).
+    pub delay_ms: u32,
+    /// Out: TSIH of the session that was lost.
+    pub tsih: u16,
+    /// Out: its CID.
+    pub cid: u16,
+    /// Out: its ISID (wire order).
+    pub isid: [u8; 6],
+    /// Padding: 0.
+    pub _pad0: [u8; 2],
+    /// In: user address of a buffer for the recipe (0 if `recipe_capacity` is 0).
+    pub recipe: u64,
+    /// In: size of that buffer; smaller than the recipe fails with ENOSPC.
+    pub recipe_capacity: u32,
+    /// Out: the recipe's length.
+    pub recipe_len: u32,
+    /// Out: TargetName.
+    pub target_name: [u8; NAME_LEN],
+    /// Out: InitiatorName.
+    pub initiator_name: [u8; NAME_LEN],
+    /// Out: the portal of the lost connection.
+    pub portal: [u8; PORTAL_LEN],
+    /// Room for later fields: must be 0.
+    pub _spare: [u32; 8],
+}
+
+/// FAIL_RELOGIN argument.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloginFailed {
+    /// [`VERSION`].
+    pub version: u32,
+    /// `size_of::<ReloginFailed>()`.
+    pub size: u32,
+    /// The session.
+    pub host_no: u32,
+    /// The [`Event::generation`] answered.
+    pub generation: u32,
+    /// iscsictl's exit code for the failure (logged by the kernel).
+    pub error: u32,
+    /// Offer the request again after this many milliseconds (at most 600 000).
+    pub retry_ms: u32,
+    /// Room for later fields: must be 0.
+    pub _spare: [u32; 4],
 }
 
 /// REMOVE_SESSION argument.
@@ -273,8 +420,14 @@ pub struct SessionInfo {
     pub initiator_name: [u8; NAME_LEN],
     /// Portal, NUL-terminated.
     pub portal: [u8; PORTAL_LEN],
+    /// Connections re-established by recovery since the session was added.
+    pub recoveries: u32,
+    /// Current recovery generation (see [`Event::generation`]).
+    pub generation: u32,
+    /// Replacement timeout, seconds.
+    pub replacement_timeout: u32,
     /// Room for later fields.
-    pub _spare: [u32; 16],
+    pub _spare: [u32; 13],
 }
 
 /// A field type of the ABI: fixed size, native byte order.
@@ -410,7 +563,44 @@ abi_struct!(Handoff {
     target_name: [u8; NAME_LEN],
     initiator_name: [u8; NAME_LEN],
     portal: [u8; PORTAL_LEN],
-    _spare: [u32; 16],
+    recipe: u64,
+    recipe_len: u32,
+    generation: u32,
+    replacement_timeout: u32,
+    noop_out_interval: u16,
+    noop_out_timeout: u16,
+    _spare: [u32; 10],
+});
+abi_struct!(Event {
+    version: u32,
+    size: u32,
+    flags: u32,
+    kind: u32,
+    host_no: u32,
+    generation: u32,
+    reason: u32,
+    attempt: u32,
+    delay_ms: u32,
+    tsih: u16,
+    cid: u16,
+    isid: [u8; 6],
+    _pad0: [u8; 2],
+    recipe: u64,
+    recipe_capacity: u32,
+    recipe_len: u32,
+    target_name: [u8; NAME_LEN],
+    initiator_name: [u8; NAME_LEN],
+    portal: [u8; PORTAL_LEN],
+    _spare: [u32; 8],
+});
+abi_struct!(ReloginFailed {
+    version: u32,
+    size: u32,
+    host_no: u32,
+    generation: u32,
+    error: u32,
+    retry_ms: u32,
+    _spare: [u32; 4],
 });
 abi_struct!(RemoveSession {
     version: u32,
@@ -454,13 +644,21 @@ abi_struct!(SessionInfo {
     target_name: [u8; NAME_LEN],
     initiator_name: [u8; NAME_LEN],
     portal: [u8; PORTAL_LEN],
-    _spare: [u32; 16],
+    recoveries: u32,
+    generation: u32,
+    replacement_timeout: u32,
+    _spare: [u32; 13],
 });
 
 // The layout is the ABI: pin sizes and a few offsets so a reordering is caught.
 const _: () = assert!(size_of::<Handoff>() == 672);
 const _: () = assert!(offset_of!(Handoff, target_name) == 96);
-const _: () = assert!(offset_of!(Handoff, _spare) == 608);
+const _: () = assert!(offset_of!(Handoff, recipe) == 608);
+const _: () = assert!(offset_of!(Handoff, _spare) == 632);
+const _: () = assert!(size_of::<Event>() == 608);
+const _: () = assert!(offset_of!(Event, recipe) == 48);
+const _: () = assert!(offset_of!(Event, target_name) == 64);
+const _: () = assert!(size_of::<ReloginFailed>() == 40);
 const _: () = assert!(size_of::<RemoveSession>() == 32);
 const _: () = assert!(size_of::<List>() == 48);
 const _: () = assert!(offset_of!(List, entries) == 16);
@@ -555,6 +753,16 @@ pub enum UapiError {
         /// What userspace sent.
         got: u32,
     },
+    /// A buffer length without a buffer address (or the reverse).
+    NullBuffer {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field only HANDOFF may set was set on ADD_SESSION, or the reverse.
+    WrongIoctl {
+        /// The field.
+        field: &'static str,
+    },
 }
 
 impl fmt::Display for UapiError {
@@ -596,6 +804,10 @@ impl fmt::Display for UapiError {
             UapiError::HostNoSet => f.write_str("host_no must be 0 on ADD_SESSION"),
             UapiError::NullEntries => f.write_str("LIST capacity without an entries buffer"),
             UapiError::EntrySize { got } => write!(f, "LIST entry size {got} unknown"),
+            UapiError::NullBuffer { field } => {
+                write!(f, "{field}: a length without a buffer address")
+            }
+            UapiError::WrongIoctl { field } => write!(f, "{field} is not valid for this ioctl"),
         }
     }
 }
@@ -698,6 +910,12 @@ pub struct SessionConfig {
     pub itt_age: u16,
     /// can_queue.
     pub queue_depth: u32,
+    /// Replacement timeout, seconds.
+    pub replacement_timeout: u32,
+    /// NOP-Out interval, seconds (0: off).
+    pub noop_out_interval: u16,
+    /// NOP-Out timeout, seconds.
+    pub noop_out_timeout: u16,
 }
 
 impl SessionConfig {
@@ -759,6 +977,9 @@ impl Handoff {
         h.error_recovery_level = params.error_recovery_level;
         h.tpgt = params.target_portal_group_tag.unwrap_or(0);
         h.queue_depth = DEFAULT_QUEUE_DEPTH;
+        h.replacement_timeout = DEFAULT_REPLACEMENT_TIMEOUT;
+        h.noop_out_interval = DEFAULT_NOOP_OUT_INTERVAL;
+        h.noop_out_timeout = DEFAULT_NOOP_OUT_TIMEOUT;
         h
     }
 
@@ -777,6 +998,38 @@ impl Handoff {
         }
         if add && self.host_no != 0 {
             return Err(UapiError::HostNoSet);
+        }
+        if add {
+            if self.generation != 0 {
+                return Err(UapiError::WrongIoctl {
+                    field: "generation",
+                });
+            }
+            check_range("recipe_len", self.recipe_len, 0, RECIPE_MAX)?;
+            if (self.recipe == 0) != (self.recipe_len == 0) {
+                return Err(UapiError::NullBuffer { field: "recipe" });
+            }
+            check_range(
+                "replacement_timeout",
+                self.replacement_timeout,
+                0,
+                MAX_REPLACEMENT_TIMEOUT,
+            )?;
+            check_range(
+                "noop_out_interval",
+                u32::from(self.noop_out_interval),
+                0,
+                3600,
+            )?;
+            let min_timeout = u32::from(self.noop_out_interval > 0);
+            check_range(
+                "noop_out_timeout",
+                u32::from(self.noop_out_timeout),
+                min_timeout,
+                3600,
+            )?;
+        } else if self.recipe != 0 || self.recipe_len != 0 {
+            return Err(UapiError::WrongIoctl { field: "recipe" });
         }
         c_str_field("target_name", &self.target_name)?;
         c_str_field("initiator_name", &self.initiator_name)?;
@@ -889,6 +1142,9 @@ impl Handoff {
             exp_stat_sn: Sn(self.exp_stat_sn),
             itt_age: age as u16,
             queue_depth,
+            replacement_timeout: self.replacement_timeout,
+            noop_out_interval: self.noop_out_interval,
+            noop_out_timeout: self.noop_out_timeout,
         })
     }
 }
@@ -939,6 +1195,73 @@ impl List {
         if self.capacity > 0 && self.entries == 0 {
             return Err(UapiError::NullEntries);
         }
+        Ok(())
+    }
+}
+
+impl Event {
+    /// A wait request with room for a recipe of `recipe_capacity` bytes at
+    /// user address `recipe`.
+    pub fn request(flags: u32, recipe: u64, recipe_capacity: u32) -> Self {
+        let mut e = Event::zeroed();
+        e.version = VERSION;
+        e.size = Self::SIZE as u32;
+        e.flags = flags;
+        e.recipe = recipe;
+        e.recipe_capacity = recipe_capacity;
+        e
+    }
+
+    /// Checks a WAIT_EVENT argument; returns whether RESCAN was asked for.
+    pub fn validate_request(&self) -> Result<bool, UapiError> {
+        check_version(self.version, self.size, Self::SIZE)?;
+        if self.flags & !EVENT_RESCAN != 0 {
+            return Err(UapiError::UnknownFlags { flags: self.flags });
+        }
+        check_zero("_spare", self._spare.iter().all(|&v| v == 0))?;
+        if self.recipe_capacity > 0 && self.recipe == 0 {
+            return Err(UapiError::NullBuffer { field: "recipe" });
+        }
+        Ok(self.flags & EVENT_RESCAN != 0)
+    }
+
+    /// TargetName.
+    pub fn target_name(&self) -> &str {
+        c_str_field("target_name", &self.target_name).unwrap_or("")
+    }
+
+    /// InitiatorName.
+    pub fn initiator_name(&self) -> &str {
+        c_str_field("initiator_name", &self.initiator_name).unwrap_or("")
+    }
+
+    /// Portal.
+    pub fn portal(&self) -> &str {
+        c_str_field("portal", &self.portal).unwrap_or("")
+    }
+}
+
+/// Longest retry delay FAIL_RELOGIN may ask for, milliseconds.
+pub const MAX_RETRY_MS: u32 = 600_000;
+
+impl ReloginFailed {
+    /// A report that the attempt for (`host_no`, `generation`) failed.
+    pub fn new(host_no: u32, generation: u32, error: u32, retry_ms: u32) -> Self {
+        let mut r = ReloginFailed::zeroed();
+        r.version = VERSION;
+        r.size = Self::SIZE as u32;
+        r.host_no = host_no;
+        r.generation = generation;
+        r.error = error;
+        r.retry_ms = retry_ms;
+        r
+    }
+
+    /// Checks a FAIL_RELOGIN argument.
+    pub fn validate(&self) -> Result<(), UapiError> {
+        check_version(self.version, self.size, Self::SIZE)?;
+        check_zero("_spare", self._spare.iter().all(|&v| v == 0))?;
+        check_range("retry_ms", self.retry_ms, 0, MAX_RETRY_MS)?;
         Ok(())
     }
 }
@@ -1022,8 +1345,46 @@ mod tests {
             ),
             (|h| h.flags = 4, UapiError::UnknownFlags { flags: 4 }),
             (
-                |h| h._spare[15] = 1,
+                |h| h._spare[9] = 1,
                 UapiError::NonZeroReserved { field: "_spare" },
+            ),
+            (
+                |h| h.generation = 1,
+                UapiError::WrongIoctl {
+                    field: "generation",
+                },
+            ),
+            (
+                |h| h.recipe_len = 10,
+                UapiError::NullBuffer { field: "recipe" },
+            ),
+            (
+                |h| h.recipe = 0x1000,
+                UapiError::NullBuffer { field: "recipe" },
+            ),
+            (
+                |h| {
+                    h.recipe = 0x1000;
+                    h.recipe_len = RECIPE_MAX + 1;
+                },
+                UapiError::OutOfRange {
+                    field: "recipe_len",
+                    value: RECIPE_MAX + 1,
+                },
+            ),
+            (
+                |h| h.replacement_timeout = MAX_REPLACEMENT_TIMEOUT + 1,
+                UapiError::OutOfRange {
+                    field: "replacement_timeout",
+                    value: MAX_REPLACEMENT_TIMEOUT + 1,
+                },
+            ),
+            (
+                |h| h.noop_out_timeout = 0,
+                UapiError::OutOfRange {
+                    field: "noop_out_timeout",
+                    value: 0,
+                },
             ),
             (
                 |h| h._pad0 = 1,
@@ -1135,6 +1496,62 @@ mod tests {
             mutate(&mut h);
             assert_eq!(h.validate(true).err(), Some(*want), "case {i}");
         }
+    }
+
+    #[test]
+    fn handoff_ioctl_rules() {
+        let mut h = sample();
+        h.host_no = 3;
+        h.generation = 2;
+        let c = h.validate(false).unwrap();
+        assert_eq!(c.raw.generation, 2);
+        h.recipe = 0x1000;
+        h.recipe_len = 4;
+        assert_eq!(
+            h.validate(false),
+            Err(UapiError::WrongIoctl { field: "recipe" })
+        );
+        // Pings off: a zero timeout is fine.
+        let mut h = sample();
+        h.noop_out_interval = 0;
+        h.noop_out_timeout = 0;
+        let c = h.validate(true).unwrap();
+        assert_eq!(c.noop_out_interval, 0);
+        assert_eq!(c.replacement_timeout, DEFAULT_REPLACEMENT_TIMEOUT);
+    }
+
+    #[test]
+    fn event_and_fail_validation() {
+        let e = Event::request(EVENT_RESCAN, 0x1000, RECIPE_MAX);
+        assert_eq!(e.validate_request(), Ok(true));
+        assert_eq!(Event::from_bytes(&e.to_bytes()), e);
+        assert_eq!(Event::request(0, 0, 0).validate_request(), Ok(false));
+        assert_eq!(
+            Event::request(4, 0, 0).validate_request(),
+            Err(UapiError::UnknownFlags { flags: 4 })
+        );
+        assert_eq!(
+            Event::request(0, 0, 16).validate_request(),
+            Err(UapiError::NullBuffer { field: "recipe" })
+        );
+        let mut e = Event::request(0, 0, 0);
+        e._spare[7] = 1;
+        assert_eq!(
+            e.validate_request(),
+            Err(UapiError::NonZeroReserved { field: "_spare" })
+        );
+        let f = ReloginFailed::new(3, 9, 5, 2000);
+        assert_eq!(f.validate(), Ok(()));
+        assert_eq!(ReloginFailed::from_bytes(&f.to_bytes()), f);
+        assert!(ReloginFailed::new(3, 9, 5, MAX_RETRY_MS + 1)
+            .validate()
+            .is_err());
+        assert_eq!(WAIT_EVENT, (3 << 30) | (608 << 16) | (0xe3 << 8) | 5);
+        assert_eq!(FAIL_RELOGIN, (1 << 30) | (40 << 16) | (0xe3 << 8) | 6);
+        assert_eq!(
+            reason::describe(reason::NOP_TIMEOUT),
+            "NOP-Out ping timed out"
+        );
     }
 
     #[test]
