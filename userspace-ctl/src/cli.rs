@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use iscsi_proto::uapi;
 
 use crate::names::{IscsiName, TargetName};
 use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param};
@@ -21,6 +22,8 @@ const PORTAL_HELP: &str = "Portal: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT (defau
 
 /// Upper bound for timeouts; more is surely a typo (ms instead of s).
 pub const MAX_TIMEOUT_SECS: u64 = 3600;
+/// Upper bound of the NOP-Out knobs (the kernel's limit).
+pub const MAX_NOOP_SECS: u32 = 3600;
 
 /// iSCSI initiator control for iscsi_rs.ko.
 #[derive(Parser, Debug)]
@@ -177,6 +180,21 @@ pub struct LoginArgs {
     #[arg(long, value_name = "N", value_parser = parse_queue_depth)]
     pub queue_depth: Option<u16>,
 
+    /// Seconds I/O waits for a lost connection to come back before it fails fast
+    /// (0: fail at once) [default: 120].
+    #[arg(long, value_name = "SECS", value_parser = parse_replacement_timeout)]
+    pub replacement_timeout: Option<u32>,
+
+    /// Seconds of silence on the connection before a NOP-Out ping (0: no pings)
+    /// [default: 5].
+    #[arg(long, value_name = "SECS", value_parser = parse_noop_interval)]
+    pub noop_interval: Option<u16>,
+
+    /// Seconds a NOP-Out ping may go unanswered before the connection counts as
+    /// lost [default: 5].
+    #[arg(long, value_name = "SECS", value_parser = parse_noop_timeout)]
+    pub noop_timeout: Option<u16>,
+
     /// Log in, print the negotiated parameters, log out; do not attach to the kernel.
     #[arg(long)]
     pub dry_run: bool,
@@ -212,12 +230,14 @@ pub struct LogoutArgs {
     pub host: Option<u32>,
 }
 
-/// `iscsictl daemon`.
+/// `iscsictl daemon [--device PATH]`.
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
-    /// Config file with the credentials for re-logins [default: /etc/iscsi-rs.conf].
-    #[arg(short, long, value_name = "CONFIG")]
-    pub config: Option<PathBuf>,
+    /// The module's control device [default: /dev/iscsi_rs]. Everything a re-login
+    /// needs comes from the kernel (the recipe `login` stored with the session),
+    /// so the daemon reads no config file.
+    #[arg(long, value_name = "PATH")]
+    pub device: Option<PathBuf>,
 }
 
 // clap value parsers: return the reason only; clap adds the flag and the value.
@@ -250,6 +270,29 @@ fn parse_chap_name(s: &str) -> Result<String, String> {
         return Err("the CHAP name holds a control character".into());
     }
     Ok(s.to_owned())
+}
+
+/// Whole seconds in `min..=max`, digits only.
+fn seconds_in(s: &str, min: u32, max: u32) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!("expected whole seconds, {min}..={max}")),
+    }
+}
+
+/// `--replacement-timeout`, also used for the config file's replacementTimeout.
+pub fn parse_replacement_timeout(s: &str) -> Result<u32, String> {
+    seconds_in(s, 0, uapi::MAX_REPLACEMENT_TIMEOUT)
+}
+
+/// `--noop-interval` / noopOutInterval: 0 turns pings off.
+pub fn parse_noop_interval(s: &str) -> Result<u16, String> {
+    seconds_in(s, 0, MAX_NOOP_SECS).map(|n| n as u16)
+}
+
+/// `--noop-timeout` / noopOutTimeout: a ping needs some time to be answered.
+pub fn parse_noop_timeout(s: &str) -> Result<u16, String> {
+    seconds_in(s, 1, MAX_NOOP_SECS).map(|n| n as u16)
 }
 
 fn parse_seconds(s: &str) -> Result<u64, String> {
@@ -416,6 +459,44 @@ mod tests {
     }
 
     #[test]
+    fn recovery_options() {
+        let base = ["-p", "h", "-t", "iqn.2001-04.com.example:x"];
+        let l = login(&base);
+        assert_eq!(
+            (l.replacement_timeout, l.noop_interval, l.noop_timeout),
+            (None, None, None)
+        );
+        let mut v = base.to_vec();
+        v.extend([
+            "--replacement-timeout",
+            "0",
+            "--noop-interval",
+            "0",
+            "--noop-timeout",
+            "3600",
+        ]);
+        let l = login(&v);
+        assert_eq!(
+            (l.replacement_timeout, l.noop_interval, l.noop_timeout),
+            (Some(0), Some(0), Some(3600))
+        );
+        let mut v = base.to_vec();
+        v.extend(["--replacement-timeout", "86400"]);
+        assert_eq!(login(&v).replacement_timeout, Some(86_400));
+        let with = |extra: &[&str]| {
+            let mut v = vec!["login"];
+            v.extend_from_slice(&base);
+            v.extend_from_slice(extra);
+            usage_error(&v)
+        };
+        assert!(with(&["--replacement-timeout", "86401"]).contains("0..=86400"));
+        assert!(with(&["--replacement-timeout", "1e3"]).contains("whole seconds"));
+        assert!(with(&["--noop-interval", "3601"]).contains("0..=3600"));
+        assert!(with(&["--noop-timeout", "0"]).contains("1..=3600"));
+        assert!(with(&["--noop-timeout", "+5"]).contains("whole seconds"));
+    }
+
+    #[test]
     fn bad_target_names_are_usage_errors() {
         let msg = usage_error(&["login", "-p", "h", "-t", "a b"]);
         assert!(msg.contains("whitespace"), "{msg}");
@@ -448,9 +529,14 @@ mod tests {
         usage_error(&["logout", "-a", "--host", "1"]);
         usage_error(&["logout", "--host", "-1"]);
         assert!(matches!(
-            parse(&["daemon", "-c", "/x"]).unwrap().command,
-            Command::Daemon(DaemonArgs { config: Some(_) })
+            parse(&["daemon", "--device", "/x"]).unwrap().command,
+            Command::Daemon(DaemonArgs { device: Some(ref d) }) if d == &PathBuf::from("/x")
         ));
+        assert!(matches!(
+            parse(&["daemon"]).unwrap().command,
+            Command::Daemon(DaemonArgs { device: None })
+        ));
+        usage_error(&["daemon", "-c", "/x"]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use crate::cli::{parse_noop_interval, parse_noop_timeout, parse_replacement_timeout};
 use crate::names::{IscsiName, TargetName};
 use crate::params::{parse_queue_depth, AuthMethod, ChapAlgs, Digest, SessionType};
 use crate::portal::{Host, Portal, TargetAddress, DEFAULT_PORT};
@@ -58,6 +59,12 @@ pub struct Target {
     /// `tags`: queue depth.
     pub queue_depth: Option<u16>,
     pub chap_algs: Option<ChapAlgs>,
+    /// `replacementTimeout`: seconds I/O waits for a lost connection.
+    pub replacement_timeout: Option<u32>,
+    /// `noopOutInterval`: seconds of silence before a NOP-Out ping.
+    pub noop_out_interval: Option<u16>,
+    /// `noopOutTimeout`: seconds a ping may go unanswered.
+    pub noop_out_timeout: Option<u16>,
 }
 
 impl Target {
@@ -228,6 +235,9 @@ enum Key {
     Port,
     Tags,
     ChapAlgs,
+    ReplacementTimeout,
+    NoopOutInterval,
+    NoopOutTimeout,
 }
 
 /// Canonical spellings, used in messages; lookup ignores case.
@@ -246,11 +256,14 @@ const KEYS: &[(&str, Key)] = &[
     ("port", Key::Port),
     ("tags", Key::Tags),
     ("chapAlgs", Key::ChapAlgs),
+    ("replacementTimeout", Key::ReplacementTimeout),
+    ("noopOutInterval", Key::NoopOutInterval),
+    ("noopOutTimeout", Key::NoopOutTimeout),
 ];
 
 const KNOWN_KEYS: &str = "TargetName, TargetAddress, InitiatorName, AuthMethod, chapIName, \
      chapSecret, tgtChapName, tgtChapSecret, HeaderDigest, DataDigest, SessionType, port, \
-     tags, chapAlgs";
+     tags, chapAlgs, replacementTimeout, noopOutInterval, noopOutTimeout";
 
 /// Keys of iscsi.conf(5)/iscontrol we recognise but do not implement: saying so
 /// beats "unknown key" for someone bringing a FreeBSD config.
@@ -317,6 +330,9 @@ struct Settings {
     port: Option<At<u16>>,
     queue_depth: Option<At<u16>>,
     chap_algs: Option<At<ChapAlgs>>,
+    replacement_timeout: Option<At<u32>>,
+    noop_out_interval: Option<At<u16>>,
+    noop_out_timeout: Option<At<u16>>,
 }
 
 fn put<T>(
@@ -425,6 +441,18 @@ impl Settings {
             Key::ChapAlgs => {
                 let v = ChapAlgs::parse(value).map_err(bad)?;
                 put(&mut self.chap_algs, v, key, line, s)
+            }
+            Key::ReplacementTimeout => {
+                let v = parse_replacement_timeout(value).map_err(bad)?;
+                put(&mut self.replacement_timeout, v, key, line, s)
+            }
+            Key::NoopOutInterval => {
+                let v = parse_noop_interval(value).map_err(bad)?;
+                put(&mut self.noop_out_interval, v, key, line, s)
+            }
+            Key::NoopOutTimeout => {
+                let v = parse_noop_timeout(value).map_err(bad)?;
+                put(&mut self.noop_out_timeout, v, key, line, s)
             }
         }
     }
@@ -558,6 +586,9 @@ fn resolve(global: &Settings, block: &Block) -> Result<Target, Located> {
         session_type,
         queue_depth: pick(&b.queue_depth, &global.queue_depth).copied(),
         chap_algs: pick(&b.chap_algs, &global.chap_algs).cloned(),
+        replacement_timeout: pick(&b.replacement_timeout, &global.replacement_timeout).copied(),
+        noop_out_interval: pick(&b.noop_out_interval, &global.noop_out_interval).copied(),
+        noop_out_timeout: pick(&b.noop_out_timeout, &global.noop_out_timeout).copied(),
     })
 }
 

@@ -1,8 +1,10 @@
 //! The `/dev/iscsi_rs` ioctl client: hands a logged-in socket to the kernel
-//! (ADD_SESSION), removes a session (REMOVE_SESSION: Logout, then teardown) and
-//! lists sessions (LIST). The ABI lives in `iscsi_proto::uapi`, shared with the
-//! module; arguments travel as the bytes its codec produces, so no Rust layout
-//! assumption is made here. The two `unsafe` blocks are the ioctl calls.
+//! (ADD_SESSION, and HANDOFF after a re-login), removes a session
+//! (REMOVE_SESSION: Logout, then teardown), lists sessions (LIST), and the
+//! recovery daemon's side (WAIT_EVENT, FAIL_RELOGIN). The ABI lives in
+//! `iscsi_proto::uapi`, shared with the module; arguments travel as the bytes its
+//! codec produces, so no Rust layout assumption is made here. The two `unsafe`
+//! blocks are the ioctl calls.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -10,8 +12,11 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use iscsi_proto::login::LoginOutcome;
-use iscsi_proto::uapi::{self, Handoff, List, RemoveSession, SessionInfo};
+use iscsi_proto::uapi::{self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo};
 use rustix::ioctl::{Ioctl, IoctlOutput, Opcode};
+use zeroize::Zeroizing;
+
+use crate::plan::RecoveryKnobs;
 
 /// Why a call into the module failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +63,12 @@ pub struct HandoffArgs<'a> {
     /// Commands in flight (config `tags` / `--queue-depth`; default
     /// [`uapi::DEFAULT_QUEUE_DEPTH`]), at most [`uapi::MAX_QUEUE_DEPTH`].
     pub queue_depth: u32,
+    /// ADD_SESSION: the encoded login recipe the kernel keeps for re-logins
+    /// (`None` for HANDOFF, which must not carry one). The Handoff only holds its
+    /// address, so the slice must outlive the ioctl; the borrow sees to that.
+    pub recipe: Option<&'a [u8]>,
+    /// Replacement timeout and NOP-Out knobs (ignored by HANDOFF).
+    pub recovery: RecoveryKnobs,
 }
 
 /// Builds the ADD_SESSION argument (without opening anything): pure, testable.
@@ -77,6 +88,13 @@ pub fn build_handoff(a: &HandoffArgs<'_>, fd: i32) -> Result<Handoff, HandoffErr
     h.tpgt = o.target_portal_group_tag.unwrap_or(h.tpgt);
     h.fd = fd;
     h.queue_depth = a.queue_depth;
+    if let Some(r) = a.recipe.filter(|r| !r.is_empty()) {
+        h.recipe = r.as_ptr() as u64;
+        h.recipe_len = u32::try_from(r.len()).unwrap_or(u32::MAX);
+    }
+    h.replacement_timeout = a.recovery.replacement_timeout;
+    h.noop_out_interval = a.recovery.noop_out_interval;
+    h.noop_out_timeout = a.recovery.noop_out_timeout;
     let too_long = |field, max| HandoffError::TooLong { field, max };
     uapi::set_c_str(a.target_name, &mut h.target_name)
         .ok_or(too_long("TargetName", uapi::NAME_LEN - 1))?;
@@ -99,6 +117,72 @@ pub fn add_session(
     let mut bytes = h.to_bytes();
     let ret = call(&dev, uapi::ADD_SESSION, &mut bytes, "ADD_SESSION")?;
     Ok(u32::try_from(ret).unwrap_or(Handoff::from_bytes(&bytes).host_no))
+}
+
+/// The HANDOFF argument after a re-login: `build_handoff` for session
+/// `host_no`, answering the event of `generation` (no recipe: the kernel keeps
+/// the one from ADD_SESSION, and bumps the ITT age itself).
+pub fn build_relogin_handoff(
+    a: &HandoffArgs<'_>,
+    fd: i32,
+    host_no: u32,
+    generation: u32,
+) -> Result<Handoff, HandoffError> {
+    let mut h = build_handoff(&HandoffArgs { recipe: None, ..*a }, fd)?;
+    h.host_no = host_no;
+    h.generation = generation;
+    Ok(h)
+}
+
+/// The control device, opened once by the daemon and shared by its threads
+/// (ioctls on one file may run concurrently).
+#[derive(Debug)]
+pub struct Device(File);
+
+impl Device {
+    /// Opens `/dev/iscsi_rs` (or a test path).
+    pub fn open(path: &Path) -> Result<Device, HandoffError> {
+        open(path).map(Device)
+    }
+
+    /// Blocks until the kernel has a recovery request; returns it with its recipe
+    /// (wiped on drop: it may hold CHAP secrets). `rescan` asks the kernel to
+    /// offer again the requests an earlier daemon took but never answered.
+    pub fn wait_event(&self, rescan: bool) -> Result<(Event, Zeroizing<Vec<u8>>), HandoffError> {
+        let mut recipe = Zeroizing::new(vec![0u8; uapi::RECIPE_MAX as usize]);
+        let flags = if rescan { uapi::EVENT_RESCAN } else { 0 };
+        let req = Event::request(flags, recipe.as_mut_ptr() as u64, uapi::RECIPE_MAX);
+        let mut bytes = req.to_bytes();
+        call(&self.0, uapi::WAIT_EVENT, &mut bytes, "WAIT_EVENT")?;
+        let ev = Event::from_bytes(&bytes);
+        recipe.truncate((ev.recipe_len as usize).min(uapi::RECIPE_MAX as usize));
+        Ok((ev, recipe))
+    }
+
+    /// Gives the re-logged-in `socket` to the session the handoff names.
+    pub fn handoff(&self, h: &Handoff) -> Result<(), HandoffError> {
+        let mut bytes = h.to_bytes();
+        call(&self.0, uapi::HANDOFF, &mut bytes, "HANDOFF")?;
+        Ok(())
+    }
+
+    /// Reports a failed re-login attempt.
+    pub fn fail_relogin(&self, f: &ReloginFailed) -> Result<(), HandoffError> {
+        let mut bytes = f.to_bytes();
+        call(&self.0, uapi::FAIL_RELOGIN, &mut bytes, "FAIL_RELOGIN")?;
+        Ok(())
+    }
+}
+
+impl HandoffError {
+    /// The errno of a refused call, if it was one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            HandoffError::Kernel { errno, .. } => Some(*errno),
+            HandoffError::Open { source, .. } => source.raw_os_error(),
+            HandoffError::TooLong { .. } => None,
+        }
+    }
 }
 
 /// Logs the session on SCSI host `host_no` out and removes it; `force` skips
@@ -151,7 +235,8 @@ struct Call<'a> {
 
 // SAFETY: `as_ptr` points at `arg`, which is exactly as large as the size encoded
 // in every opcode used here (the ABI structs' SIZE, asserted in uapi), and the
-// kernel only reads/writes within it; the output is the plain return value.
+// kernel only reads/writes within it (plus the user buffers the argument names,
+// see `call`); the output is the plain return value.
 unsafe impl Ioctl for Call<'_> {
     type Output = IoctlOutput;
     const IS_MUTATING: bool = true;
@@ -178,8 +263,11 @@ fn call(dev: &File, opcode: u32, arg: &mut [u8], what: &'static str) -> Result<i
         arg,
     };
     // SAFETY: `dev` is /dev/iscsi_rs, whose driver implements these opcodes with
-    // the argument sizes they encode (see `Call`); LIST's `entries` points at a
-    // live buffer of `capacity` entries for the duration of the call.
+    // the argument sizes they encode (see `Call`). The user addresses inside the
+    // arguments point at live buffers for the duration of the call: LIST's
+    // `entries` at `capacity` entries, ADD_SESSION's `recipe` at `recipe_len`
+    // bytes borrowed by the HandoffArgs, WAIT_EVENT's `recipe` at
+    // `recipe_capacity` bytes owned by `Device::wait_event`.
     unsafe { rustix::ioctl::ioctl(dev, c) }.map_err(|e| HandoffError::Kernel {
         what,
         reason: errno_words(e.raw_os_error()),
@@ -190,6 +278,10 @@ fn call(dev: &File, opcode: u32, arg: &mut [u8], what: &'static str) -> Result<i
 fn errno_words(errno: i32) -> &'static str {
     match errno {
         1 => "permission denied (needs CAP_SYS_ADMIN)",
+        2 => "no such session (removed meanwhile)",
+        4 => "interrupted",
+        28 => "the recipe buffer is too small",
+        116 => "stale: the session recovered, failed again or went away meanwhile",
         9 => "bad socket descriptor",
         14 => "bad address",
         16 => "the socket is already used by another kernel user",
@@ -232,6 +324,8 @@ mod tests {
             initiator_name: "iqn.2026-11.dev.iscsi-rs:i",
             portal: "127.0.0.1:3260",
             queue_depth: 64,
+            recipe: None,
+            recovery: RecoveryKnobs::default(),
         }
     }
 
@@ -246,6 +340,29 @@ mod tests {
         assert_eq!(c.exp_stat_sn.get(), 10);
         assert_eq!(c.cmd_sn.get(), 5);
         assert_eq!(c.portal(), "127.0.0.1:3260");
+    }
+
+    #[test]
+    fn recipe_and_knobs_reach_add_session_but_not_handoff() {
+        let o = outcome();
+        let recipe = b"RecipeVersion=1\0".to_vec();
+        let mut a = args(&o, "iqn.2026-11.dev.iscsi-rs:t");
+        a.recipe = Some(&recipe);
+        a.recovery = RecoveryKnobs {
+            replacement_timeout: 10,
+            noop_out_interval: 0,
+            noop_out_timeout: 0,
+        };
+        let h = build_handoff(&a, 7).unwrap();
+        assert_eq!(h.recipe, recipe.as_ptr() as u64);
+        assert_eq!(h.recipe_len, 16);
+        let c = h.validate(true).unwrap();
+        assert_eq!(c.replacement_timeout, 10);
+        assert_eq!(c.noop_out_interval, 0);
+        let h = build_relogin_handoff(&a, 7, 4, 9).unwrap();
+        assert_eq!((h.recipe, h.recipe_len), (0, 0));
+        assert_eq!((h.host_no, h.generation), (4, 9));
+        h.validate(false).unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `iscsictl login`: for every planned request, a full login (CHAP, digests,
 //! redirects: all iscsi-proto's), then either `--dry-run`'s report of the
-//! negotiated parameters and a Logout, or the handoff to the kernel.
+//! negotiated parameters and a Logout, or the handoff to the kernel. The
+//! connect-and-login step is shared with the recovery daemon's re-login.
 
 use std::io::Write;
 
@@ -10,6 +11,7 @@ use crate::exit::Error;
 use crate::failure::Context;
 use crate::offer;
 use crate::plan::{Auth, LoginRequest};
+use crate::recipe::Recipe;
 use crate::report;
 use crate::session::{self, Session, Timeouts};
 
@@ -19,25 +21,14 @@ pub fn login_one(
     out: &mut dyn Write,
     notices: &mut dyn Write,
 ) -> Result<(), Error> {
-    let proposal = offer::proposal(r)?;
-    let (chap_creds, algs): (_, Vec<ChapAlgorithm>) = match &r.auth {
-        Auth::Chap(c) => (Some(c), offer::algorithms(&c.algs)),
-        Auth::None => (None, Vec::new()),
-    };
-    let chap = chap_creds.map(|c| offer::chap_config(c, &algs));
-    let portal_s = r.portal.to_string();
-    let algs_s = chap_creds.map(|c| c.algs.to_string()).unwrap_or_default();
-    let cx = Context {
-        chap: chap.is_some(),
-        portal: &portal_s,
-        initiator: r.initiator_name.as_str(),
-        chap_algs: &algs_s,
-    };
-    let timeouts = Timeouts {
-        connect: r.connect_timeout,
-        login: r.login_timeout,
-    };
-    let session = session::login(&r.portal, proposal, chap, timeouts, &cx, notices)?;
+    if !r.dry_run {
+        // A session the daemon could not log in again would only fail later, at
+        // the worst moment: refuse it before connecting.
+        Recipe::from_request(r, None)
+            .and_then(|rc| rc.encode())
+            .map_err(|e| Error::Usage(e.to_string()))?;
+    }
+    let session = connect_and_login(r, None, notices)?;
     if !r.dry_run {
         return handoff(session, r, out);
     }
@@ -59,6 +50,41 @@ pub fn login_one(
     session.logout(seq)?;
     written?;
     write_out(out, "logged out\n")
+}
+
+/// Connects to `r.portal` and logs in as `r` asks: a fresh ISID, or `isid` for
+/// a re-login of a session the target may still know (session reinstatement:
+/// TSIH 0 with the old ISID). Every call starts a fresh login; nothing
+/// (CHAP challenges included) is reused from an earlier one.
+pub fn connect_and_login(
+    r: &LoginRequest,
+    isid: Option<[u8; 6]>,
+    notices: &mut dyn Write,
+) -> Result<Session, Error> {
+    let proposal = offer::proposal(r)?;
+    let (chap_creds, algs): (_, Vec<ChapAlgorithm>) = match &r.auth {
+        Auth::Chap(c) => (Some(c), offer::algorithms(&c.algs)),
+        Auth::None => (None, Vec::new()),
+    };
+    let chap = chap_creds.map(|c| offer::chap_config(c, &algs));
+    let portal_s = r.portal.to_string();
+    let algs_s = chap_creds.map(|c| c.algs.to_string()).unwrap_or_default();
+    let cx = Context {
+        chap: chap.is_some(),
+        portal: &portal_s,
+        initiator: r.initiator_name.as_str(),
+        chap_algs: &algs_s,
+    };
+    let timeouts = Timeouts {
+        connect: r.connect_timeout,
+        login: r.login_timeout,
+    };
+    match isid {
+        None => session::login(&r.portal, proposal, chap, timeouts, &cx, notices),
+        Some(isid) => {
+            session::login_with_isid(&r.portal, proposal, chap, timeouts, &cx, isid, notices)
+        }
+    }
 }
 
 /// Gives the logged-in connection to iscsi_rs.ko (LUN scan, /dev/sdX).

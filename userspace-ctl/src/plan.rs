@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use iscsi_proto::uapi;
+
 use crate::cli::LoginArgs;
 use crate::config::{self, Config, ConfigError, ConfigErrorKind, Target};
 use crate::exit::Error;
@@ -83,6 +85,29 @@ pub struct LoginRequest {
     pub login_timeout: Duration,
     pub lun_scan: bool,
     pub dry_run: bool,
+    /// What the kernel does when the connection is lost (ADD_SESSION only).
+    pub recovery: RecoveryKnobs,
+}
+
+/// The per-session recovery settings handed to the kernel with the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryKnobs {
+    /// Seconds I/O is held after a connection loss before it fails fast (0: at once).
+    pub replacement_timeout: u32,
+    /// Seconds of silence before a NOP-Out ping (0: no pings).
+    pub noop_out_interval: u16,
+    /// Seconds a ping may go unanswered before the connection is declared dead.
+    pub noop_out_timeout: u16,
+}
+
+impl Default for RecoveryKnobs {
+    fn default() -> Self {
+        RecoveryKnobs {
+            replacement_timeout: uapi::DEFAULT_REPLACEMENT_TIMEOUT,
+            noop_out_interval: uapi::DEFAULT_NOOP_OUT_INTERVAL,
+            noop_out_timeout: uapi::DEFAULT_NOOP_OUT_TIMEOUT,
+        }
+    }
 }
 
 /// The result of planning: requests plus what the user must be told once.
@@ -399,6 +424,23 @@ impl Planner<'_> {
             login_timeout: a.connect.login_timeout(),
             lun_scan: a.lun_scan,
             dry_run: a.dry_run,
+            recovery: {
+                let d = RecoveryKnobs::default();
+                RecoveryKnobs {
+                    replacement_timeout: a
+                        .replacement_timeout
+                        .or(block.and_then(|t| t.replacement_timeout))
+                        .unwrap_or(d.replacement_timeout),
+                    noop_out_interval: a
+                        .noop_interval
+                        .or(block.and_then(|t| t.noop_out_interval))
+                        .unwrap_or(d.noop_out_interval),
+                    noop_out_timeout: a
+                        .noop_timeout
+                        .or(block.and_then(|t| t.noop_out_timeout))
+                        .unwrap_or(d.noop_out_timeout),
+                }
+            },
         }
     }
 }
@@ -834,5 +876,54 @@ chaptest { targetaddress = iscsi2; targetname = …; authmethod = CHAP; chapsecr
         assert!(r.target_name.is_none());
         assert_eq!(r.portal.to_string(), "[::1]:3261");
         assert!(Path::new(&b.paths.default_config).exists());
+    }
+
+    #[test]
+    fn recovery_knobs_flag_block_global_default() {
+        let b = Bench::new();
+        b.file(
+            "iscsi-rs.conf",
+            "replacementTimeout = 30\nnoopOutTimeout = 9\n\
+             a { TargetAddress = h; TargetName = iqn.2001-04.com.example:a; \
+                 NoopOutInterval = 0 }\n\
+             b { TargetAddress = h; TargetName = iqn.2001-04.com.example:b; \
+                 replacementtimeout = 0 }\n",
+            0o644,
+        );
+        let name = "--initiator-name=iqn.2001-04.com.example:i";
+        let p = b.plan(&["-a", name]).unwrap();
+        let knobs = |r: &LoginRequest| {
+            let k = r.recovery;
+            (
+                k.replacement_timeout,
+                k.noop_out_interval,
+                k.noop_out_timeout,
+            )
+        };
+        assert_eq!(knobs(&p.requests[0]), (30, 0, 9));
+        assert_eq!(knobs(&p.requests[1]), (0, 5, 9));
+        let p = b
+            .plan(&[
+                "-n",
+                "a",
+                name,
+                "--replacement-timeout",
+                "7",
+                "--noop-interval",
+                "2",
+            ])
+            .unwrap();
+        assert_eq!(knobs(&p.requests[0]), (7, 2, 9));
+        let p = b.plan(&["-p", "h", "-t", TGT, name]).unwrap();
+        assert_eq!(knobs(&p.requests[0]), (120, 5, 5));
+        b.file(
+            "iscsi-rs.conf",
+            "a { TargetAddress = h; TargetName = iqn.2001-04.com.example:a; \
+                 noopOutTimeout = 0 }\n",
+            0o644,
+        );
+        let e = b.plan(&["-a", name]).unwrap_err();
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        assert!(e.to_string().contains("noopOutTimeout"), "{e}");
     }
 }

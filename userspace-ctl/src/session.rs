@@ -73,6 +73,22 @@ pub fn login(
 ) -> Result<Session, Error> {
     // One ISID for the whole attempt: a redirect continues the same session.
     let isid = random_isid()?;
+    login_with_isid(portal, proposal, chap, timeouts, cx, isid, notices)
+}
+
+/// [`login`] with a given ISID and TSIH 0: with the ISID of a session the target
+/// still knows, this is session reinstatement (RFC 7143 §6.3.5), which the
+/// recovery daemon uses to replace a lost connection. Every attempt runs a fresh
+/// login (a fresh CHAP exchange with new challenges); nothing carries over.
+pub fn login_with_isid(
+    portal: &Portal,
+    proposal: Proposal<'_>,
+    chap: Option<ChapConfig<'_>>,
+    timeouts: Timeouts,
+    cx: &Context<'_>,
+    isid: [u8; 6],
+    notices: &mut dyn Write,
+) -> Result<Session, Error> {
     let mut portal = portal.clone();
     let mut chap = chap;
     let fallback = chap.and_then(|c| without_sha256(c.algorithms));

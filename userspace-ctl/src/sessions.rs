@@ -12,9 +12,10 @@ use iscsi_proto::uapi::{self, c_str_field, state, SessionInfo, DIGEST_CRC32C};
 use crate::exit::Error;
 use crate::handoff::{self, HandoffArgs, HandoffError};
 use crate::plan::LoginRequest;
+use crate::recipe::Recipe;
 use crate::session::Session;
 
-fn kernel_error(e: HandoffError) -> Error {
+pub(crate) fn kernel_error(e: HandoffError) -> Error {
     match e {
         HandoffError::Open { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             Error::ModuleNotLoaded
@@ -22,6 +23,13 @@ fn kernel_error(e: HandoffError) -> Error {
         HandoffError::TooLong { .. } => Error::Usage(e.to_string()),
         e => Error::Failed(format!("iscsi_rs: {e}")),
     }
+}
+
+/// The SCSI host's can_queue for a `--queue-depth` / `tags` wish.
+pub fn queue_depth(wish: Option<u16>) -> u32 {
+    wish.map(u32::from)
+        .unwrap_or(uapi::DEFAULT_QUEUE_DEPTH)
+        .min(uapi::MAX_QUEUE_DEPTH)
 }
 
 /// Gives `session`'s socket to the kernel, then reports the SCSI host and the
@@ -35,11 +43,12 @@ pub fn hand_off(
     let target = r.target_name.as_ref().map(|t| t.as_str()).unwrap_or("");
     let portal = session.portal.to_string();
     let outcome = session.outcome;
-    let queue_depth = r
-        .queue_depth
-        .map(u32::from)
-        .unwrap_or(uapi::DEFAULT_QUEUE_DEPTH)
-        .min(uapi::MAX_QUEUE_DEPTH);
+    // What the daemon needs to log in again after a connection loss; kept by the
+    // kernel with the session and wiped here when it goes out of scope.
+    let recipe = Recipe::from_request(r, Some(session.conn.peer()))
+        .and_then(|rc| rc.encode())
+        .map_err(|e| Error::Usage(format!("{e}; not handing off")))?;
+    let queue_depth = queue_depth(r.queue_depth);
     // The kernel must start at a PDU boundary with nothing buffered here.
     let stream = session.conn.into_stream().ok_or_else(|| {
         Error::Protocol("the target sent data after the login response; not handing off".into())
@@ -50,6 +59,8 @@ pub fn hand_off(
         initiator_name: r.initiator_name.as_str(),
         portal: &portal,
         queue_depth,
+        recipe: Some(&recipe),
+        recovery: r.recovery,
     };
     let host = handoff::add_session(device, &stream, &args).map_err(kernel_error)?;
     // The kernel holds its own reference to the socket now.
@@ -117,6 +128,7 @@ fn state_name(s: u8) -> &'static str {
         state::RUNNING => "running",
         state::LOGGING_OUT => "logging-out",
         state::FAILED => "failed",
+        state::RECOVERING => "recovering",
         _ => "unknown",
     }
 }
@@ -148,11 +160,12 @@ pub fn list(device: &Path, json: bool, out: &mut dyn Write) -> Result<(), Error>
         let mut s = String::new();
         for i in &sessions {
             s.push_str(&format!(
-                "host{} {} {} {} HeaderDigest={} DataDigest={} disks: {}\n",
+                "host{} {} {} {} recoveries={} HeaderDigest={} DataDigest={} disks: {}\n",
                 i.host_no,
                 field("target_name", &i.target_name),
                 field("portal", &i.portal),
                 state_name(i.state),
+                i.recoveries,
                 digest_name(i.header_digest),
                 digest_name(i.data_digest),
                 disks_of(i.host_no).join(",")
@@ -171,6 +184,8 @@ fn session_json(i: &SessionInfo) -> serde_json::Value {
         "initiator": field("initiator_name", &i.initiator_name),
         "portal": field("portal", &i.portal),
         "state": state_name(i.state),
+        "recoveries": i.recoveries,
+        "replacement_timeout": i.replacement_timeout,
         "tsih": i.tsih,
         "header_digest": digest_name(i.header_digest),
         "data_digest": digest_name(i.data_digest),

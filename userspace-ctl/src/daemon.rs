@@ -1,0 +1,332 @@
+//! `iscsictl daemon`: answers iscsi_rs.ko's re-login requests (connection
+//! recovery, ERL 0). It waits on `/dev/iscsi_rs` with WAIT_EVENT (FreeBSD's
+//! ISCSIDWAIT), and for each request, on its own thread so sessions recover in
+//! parallel: waits the `delay_ms` the kernel asks for (DefaultTime2Wait or the
+//! backoff of the last failure, nothing added), logs in again from the recipe
+//! `iscsictl login` stored with the session, and hands the new socket over with
+//! HANDOFF, or reports the failure with FAIL_RELOGIN and a retry delay.
+//!
+//! # TSIH 0 with the old ISID (session reinstatement), not the old TSIH
+//!
+//! A login with the old, non-zero TSIH asks the target to add a connection to
+//! the existing session (RFC 7143 §6.3.5 rows 4/5). At ERL 0 that session does not
+//! survive the loss of its only connection: LIO's `iscsit_close_connection()`
+//! sets `session_fall_back_to_erl0` for every non-ERL-2 session whose connection
+//! drops without a Logout and, as it was the last connection, calls
+//! `iscsit_close_session()` at once; `iscsi_login_non_zero_tsih_s2()` skips
+//! sessions with that flag and refuses the login with "Initiator attempting to
+//! add a connection to a non-existent session" (status 0x020a, session does not
+//! exist). If LIO has not noticed the loss yet (our NOP timed out but its socket
+//! is still up), a non-zero TSIH with the same CID would be connection
+//! reinstatement, an ERL 2 mechanism. TSIH 0 with the same ISID and
+//! InitiatorName is session reinstatement (§6.3.5 row 2), which both LIO
+//! (`iscsi_login_zero_tsih_s1()`: finds the old session by ISID + InitiatorName,
+//! stops it with `iscsit_stop_session()` and builds a new one) and tgt handle,
+//! whether or not the target noticed the loss. So the daemon always logs in with
+//! TSIH 0 and the session's ISID; the new TSIH goes to the kernel in HANDOFF.
+//!
+//! The daemon keeps no state of its own: the kernel's `attempt` counter drives
+//! the backoff (it restarts at 0 with every new connection loss, which is the
+//! reset on success), and a restarted daemon asks for the unanswered requests
+//! again with EVENT_RESCAN.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use iscsi_proto::uapi::{self, reason, Event, Handoff, ReloginFailed};
+use zeroize::Zeroizing;
+
+use crate::exit::{self, Error};
+use crate::handoff::{self, Device, HandoffArgs, HandoffError};
+use crate::login::connect_and_login;
+use crate::names::{IscsiName, TargetName};
+use crate::params::Digest;
+use crate::plan::{Auth, RecoveryKnobs};
+use crate::portal::Portal;
+use crate::recipe::Recipe;
+use crate::session::Session;
+use crate::sessions::queue_depth;
+
+/// First retry delay after a failed re-login.
+pub const BACKOFF_FIRST_MS: u32 = 1_000;
+/// Longest retry delay: a target that comes back is found within this.
+pub const BACKOFF_MAX_MS: u32 = 30_000;
+// FAIL_RELOGIN refuses longer delays.
+const _: () = assert!(BACKOFF_MAX_MS <= uapi::MAX_RETRY_MS);
+
+const EINTR: i32 = 4;
+const ENOENT: i32 = 2;
+const ENODEV: i32 = 19;
+const ENOTTY: i32 = 25;
+const ESTALE: i32 = 116;
+
+/// The retry delay after a failure, given how many attempts for this loss had
+/// already failed before it (the event's `attempt`): 1 s, 2 s, 4 s, … 30 s.
+pub fn backoff_ms(failed_before: u32) -> u32 {
+    // 2^15 s is far past the cap already; stopping there keeps the shift in range.
+    let factor = 1u32 << failed_before.min(15);
+    BACKOFF_FIRST_MS.saturating_mul(factor).min(BACKOFF_MAX_MS)
+}
+
+/// Connects and logs in from `recipe` with `isid` (TSIH 0: session
+/// reinstatement, see the file comment): the portal as given first (resolved
+/// again, redirects followed again), then, if that is unreachable, the address
+/// the original login ended at. Fresh CHAP exchange every time. No ioctl here.
+pub fn relogin(recipe: &Recipe, isid: [u8; 6], notices: &mut dyn Write) -> Result<Session, Error> {
+    let first = connect_and_login(&recipe.request(recipe.portal.clone()), Some(isid), notices);
+    let Err(Error::Unreachable(why)) = &first else {
+        return first;
+    };
+    let fallback = recipe
+        .address
+        .and_then(|a| Portal::parse(&a.to_string()).ok())
+        .filter(|p| *p != recipe.portal);
+    match fallback {
+        Some(p) => {
+            let _ = writeln!(
+                notices,
+                "{} is unreachable ({why}); trying {p}, where the first login ended",
+                recipe.portal
+            );
+            connect_and_login(&recipe.request(p), Some(isid), notices)
+        }
+        None => first,
+    }
+}
+
+/// The HANDOFF argument for a re-logged-in `session` of SCSI host `host_no`,
+/// answering the event of `generation`, and the socket it names (keep it open
+/// until the ioctl returns; the kernel takes its own reference).
+pub fn relogin_handoff(
+    session: Session,
+    recipe: &Recipe,
+    host_no: u32,
+    generation: u32,
+) -> Result<(Handoff, TcpStream), Error> {
+    let portal = session.portal.to_string();
+    let outcome = session.outcome;
+    // The kernel must start at a PDU boundary with nothing buffered here.
+    let stream = session.conn.into_stream().ok_or_else(|| {
+        Error::Protocol("the target sent data after the login response; not handing off".into())
+    })?;
+    let args = HandoffArgs {
+        outcome: &outcome,
+        target_name: recipe.target_name.as_str(),
+        initiator_name: recipe.initiator_name.as_str(),
+        portal: &portal,
+        queue_depth: queue_depth(recipe.queue_depth),
+        recipe: None,
+        // Ignored by HANDOFF: the session keeps what ADD_SESSION set.
+        recovery: RecoveryKnobs::default(),
+    };
+    let h = handoff::build_relogin_handoff(&args, stream.as_raw_fd(), host_no, generation)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok((h, stream))
+}
+
+/// One line on stderr (journald adds the time); whole lines, so the threads'
+/// lines do not interleave.
+fn log(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "iscsictl daemon: {line}");
+}
+
+/// Runs until the module goes away (exit 8) or WAIT_EVENT fails for good.
+pub fn run(device: &Path) -> Result<(), Error> {
+    let dev = Device::open(device).map_err(|e| match e.errno() {
+        Some(ENOENT | ENODEV | 6) => Error::ModuleNotLoaded,
+        _ => Error::Failed(format!("iscsi_rs: {e}")),
+    })?;
+    let dev = Arc::new(dev);
+    log(&format!(
+        "waiting for re-login requests on {}",
+        device.display()
+    ));
+    // One re-login at a time per session: two logins with the same ISID would
+    // reinstate each other.
+    let busy: Arc<Mutex<HashMap<u32, Arc<Mutex<()>>>>> = Arc::default();
+    let mut rescan = true;
+    loop {
+        let (ev, recipe) = match dev.wait_event(rescan) {
+            Ok(got) => got,
+            Err(e) => match e.errno() {
+                Some(EINTR) => continue,
+                Some(ENOTTY | ENODEV) => return Err(Error::ModuleNotLoaded),
+                _ => return Err(Error::Failed(format!("iscsi_rs: {e}"))),
+            },
+        };
+        rescan = false;
+        if ev.kind != uapi::EVENT_RELOGIN {
+            log(&format!(
+                "host{}: ignoring event kind {} (unknown to this iscsictl)",
+                ev.host_no, ev.kind
+            ));
+            continue;
+        }
+        let lock = {
+            let mut map = busy.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(map.entry(ev.host_no).or_default())
+        };
+        let dev = Arc::clone(&dev);
+        let spawned = thread::Builder::new()
+            .name(format!("relogin-host{}", ev.host_no))
+            .spawn(move || {
+                let _one = lock.lock().unwrap_or_else(|p| p.into_inner());
+                serve(&dev, &ev, recipe);
+            });
+        if let Err(e) = spawned {
+            log(&format!("cannot start a re-login thread: {e}"));
+        }
+    }
+}
+
+/// Answers one relogin event.
+fn serve(dev: &Device, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
+    let start = Instant::now();
+    let host = ev.host_no;
+    let attempt = ev.attempt.saturating_add(1);
+    log(&format!(
+        "host{host}: {} (generation {}); re-login attempt {attempt} in {} ms",
+        reason::describe(ev.reason),
+        ev.generation,
+        ev.delay_ms
+    ));
+    // The kernel's delay already is DefaultTime2Wait (or the Async Message's
+    // Time2Wait, or our backoff): add nothing.
+    thread::sleep(Duration::from_millis(ev.delay_ms.into()));
+    let recipe = match recipe_for(ev, &recipe) {
+        Ok(r) => r,
+        Err(e) => return fail(dev, ev, start, &Error::Usage(e)),
+    };
+    let mut notices = Vec::new();
+    let result = relogin(&recipe, ev.isid, &mut notices);
+    for line in String::from_utf8_lossy(&notices).lines() {
+        log(&format!("host{host}: {line}"));
+    }
+    let session = match result {
+        Ok(s) => s,
+        Err(e) => return fail(dev, ev, start, &e),
+    };
+    let tsih = session.outcome.tsih;
+    let at = session.portal.to_string();
+    let (h, stream) = match relogin_handoff(session, &recipe, host, ev.generation) {
+        Ok(got) => got,
+        Err(e) => return fail(dev, ev, start, &e),
+    };
+    let handed = dev.handoff(&h);
+    // The kernel holds its own reference now (or refused: then the target drops
+    // the unused session when the connection closes).
+    drop(stream);
+    match handed {
+        Ok(()) => log(&format!(
+            "host{host}: logged in again to {} at {at} (TSIH {tsih}) and handed off, \
+             attempt {attempt}, {} ms",
+            recipe.target_name,
+            start.elapsed().as_millis()
+        )),
+        Err(e) if matches!(e.errno(), Some(ESTALE | ENOENT | ENODEV)) => {
+            log(&format!("host{host}: {}", refused(&e)));
+        }
+        Err(e) => fail(dev, ev, start, &Error::Failed(format!("iscsi_rs: {e}"))),
+    }
+}
+
+/// Decodes the event's recipe. A session without one (added by an iscsictl
+/// older than the recipe) is logged in again with what the event names and no
+/// authentication: the best that can be done, and said so.
+fn recipe_for(ev: &Event, bytes: &[u8]) -> Result<Recipe, String> {
+    if !bytes.is_empty() {
+        let r = Recipe::decode(bytes).map_err(|e| e.to_string())?;
+        if r.target_name.as_str() != ev.target_name() {
+            log(&format!(
+                "host{}: the recipe names {} but the session {}; using the recipe",
+                ev.host_no,
+                r.target_name,
+                ev.target_name()
+            ));
+        }
+        return Ok(r);
+    }
+    log(&format!(
+        "host{}: the session has no login recipe; logging in to {} at {} without \
+         authentication",
+        ev.host_no,
+        ev.target_name(),
+        ev.portal()
+    ));
+    let bad = |what: &str, e: String| format!("the event's {what} is unusable: {e}");
+    Ok(Recipe {
+        nickname: None,
+        target_name: TargetName::parse(ev.target_name())
+            .map_err(|e| bad("TargetName", e.to_string()))?,
+        initiator_name: IscsiName::parse(ev.initiator_name())
+            .map_err(|e| bad("InitiatorName", e.to_string()))?,
+        portal: Portal::parse(ev.portal()).map_err(|e| bad("portal", e.reason))?,
+        address: None,
+        auth: Auth::None,
+        header_digest: Digest::None,
+        data_digest: Digest::None,
+        queue_depth: None,
+        params: Vec::new(),
+        connect_timeout: Duration::from_secs(crate::cli::DEFAULT_TIMEOUT_SECS),
+        login_timeout: Duration::from_secs(crate::cli::DEFAULT_TIMEOUT_SECS),
+    })
+}
+
+/// Reports a failed attempt to the kernel, which offers the request again after
+/// the backoff delay.
+fn fail(dev: &Device, ev: &Event, start: Instant, e: &Error) {
+    let host = ev.host_no;
+    let code = e.exit_code();
+    let retry = backoff_ms(ev.attempt);
+    let hint = if code == exit::AUTH_FAILED {
+        "; authentication was refused, retrying anyway in case the credentials are \
+         fixed on the target"
+    } else {
+        ""
+    };
+    log(&format!(
+        "host{host}: re-login attempt {} failed after {} ms: {e} (exit {code}){hint}; \
+         next attempt in {retry} ms",
+        ev.attempt.saturating_add(1),
+        start.elapsed().as_millis()
+    ));
+    let f = ReloginFailed::new(host, ev.generation, code.into(), retry);
+    if let Err(e) = dev.fail_relogin(&f) {
+        log(&format!("host{host}: {}", refused(&e)));
+    }
+}
+
+/// The log text for a HANDOFF / FAIL_RELOGIN the kernel refused.
+fn refused(e: &HandoffError) -> String {
+    match e.errno() {
+        Some(ESTALE | ENOENT | ENODEV) => {
+            format!("{e}; the session is gone or recovered already, dropping this request")
+        }
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_schedule() {
+        let got: Vec<u32> = (0..8).map(backoff_ms).collect();
+        assert_eq!(
+            got,
+            [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]
+        );
+        // No overflow however long the target stays away.
+        for n in [31, 32, 33, 1000, u32::MAX] {
+            assert_eq!(backoff_ms(n), BACKOFF_MAX_MS, "{n}");
+        }
+    }
+}
