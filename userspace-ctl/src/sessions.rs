@@ -157,24 +157,28 @@ pub fn list(device: &Path, json: bool, out: &mut dyn Write) -> Result<(), Error>
     } else if sessions.is_empty() {
         "no sessions\n".to_string()
     } else {
-        let mut s = String::new();
-        for i in &sessions {
-            s.push_str(&format!(
-                "host{} {} {} {} recoveries={} HeaderDigest={} DataDigest={} disks: {}\n",
-                i.host_no,
-                field("target_name", &i.target_name),
-                field("portal", &i.portal),
-                state_name(i.state),
-                i.recoveries,
-                digest_name(i.header_digest),
-                digest_name(i.data_digest),
-                disks_of(i.host_no).join(",")
-            ));
-        }
-        s
+        sessions
+            .iter()
+            .map(|i| session_line(i, &disks_of(i.host_no)))
+            .collect()
     };
     out.write_all(text.as_bytes())
         .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))
+}
+
+/// One session of the text listing.
+fn session_line(i: &SessionInfo, disks: &[String]) -> String {
+    format!(
+        "host{} {} {} {} recoveries={} HeaderDigest={} DataDigest={} disks: {}\n",
+        i.host_no,
+        field("target_name", &i.target_name),
+        field("portal", &i.portal),
+        state_name(i.state),
+        i.recoveries,
+        digest_name(i.header_digest),
+        digest_name(i.data_digest),
+        disks.join(",")
+    )
 }
 
 fn session_json(i: &SessionInfo) -> serde_json::Value {
@@ -229,4 +233,38 @@ pub fn logout(
             .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovering_sessions_show_state_and_count() {
+        let mut i = SessionInfo::zeroed();
+        i.host_no = 4;
+        i.state = state::RECOVERING;
+        i.recoveries = 3;
+        i.replacement_timeout = 120;
+        i.header_digest = DIGEST_CRC32C;
+        uapi::set_c_str("iqn.2001-04.com.example:t", &mut i.target_name).unwrap();
+        uapi::set_c_str("127.0.0.1:3260", &mut i.portal).unwrap();
+        assert_eq!(
+            session_line(&i, &["sdb".into()]),
+            "host4 iqn.2001-04.com.example:t 127.0.0.1:3260 recovering recoveries=3 \
+             HeaderDigest=CRC32C DataDigest=None disks: sdb\n"
+        );
+        let j = session_json(&i);
+        assert_eq!(j["state"], "recovering");
+        assert_eq!(j["recoveries"], 3);
+        assert_eq!(j["replacement_timeout"], 120);
+        for (s, name) in [
+            (state::RUNNING, "running"),
+            (state::LOGGING_OUT, "logging-out"),
+            (state::FAILED, "failed"),
+            (0, "unknown"),
+        ] {
+            assert_eq!(state_name(s), name);
+        }
+    }
 }
