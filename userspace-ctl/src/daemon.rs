@@ -62,6 +62,7 @@ const _: () = assert!(BACKOFF_MAX_MS <= uapi::MAX_RETRY_MS);
 
 const EINTR: i32 = 4;
 const ENOENT: i32 = 2;
+const ENXIO: i32 = 6;
 const ENODEV: i32 = 19;
 const ENOTTY: i32 = 25;
 const ESTALE: i32 = 116;
@@ -140,7 +141,7 @@ fn log(line: &str) {
 /// Runs until the module goes away (exit 8) or WAIT_EVENT fails for good.
 pub fn run(device: &Path) -> Result<(), Error> {
     let dev = Device::open(device).map_err(|e| match e.errno() {
-        Some(ENOENT | ENODEV | 6) => Error::ModuleNotLoaded,
+        Some(ENOENT | ENXIO | ENODEV) => Error::ModuleNotLoaded,
         _ => Error::Failed(format!("iscsi_rs: {e}")),
     })?;
     let dev = Arc::new(dev);
@@ -316,6 +317,44 @@ fn refused(e: &HandoffError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(recipe_len: u32) -> Event {
+        let mut ev = Event::zeroed();
+        ev.host_no = 7;
+        ev.recipe_len = recipe_len;
+        uapi::set_c_str("iqn.2001-04.com.example:t", &mut ev.target_name).unwrap();
+        uapi::set_c_str("iqn.2001-04.com.example:i", &mut ev.initiator_name).unwrap();
+        uapi::set_c_str("[::1]:3261", &mut ev.portal).unwrap();
+        ev
+    }
+
+    #[test]
+    fn a_session_without_recipe_is_tried_without_auth() {
+        let r = recipe_for(&event(0), &[]).unwrap();
+        assert_eq!(r.target_name.as_str(), "iqn.2001-04.com.example:t");
+        assert_eq!(r.initiator_name.as_str(), "iqn.2001-04.com.example:i");
+        assert_eq!(r.portal.to_string(), "[::1]:3261");
+        assert!(matches!(r.auth, Auth::None));
+        // A recipe that does not decode is an error, never a silent fallback.
+        let e = recipe_for(&event(4), b"x=1\0").unwrap_err();
+        assert!(e.contains("does not start with RecipeVersion"), "{e}");
+    }
+
+    #[test]
+    fn stale_answers_are_dropped_with_a_reason() {
+        let e = HandoffError::Kernel {
+            what: "HANDOFF",
+            reason: "stale",
+            errno: ESTALE,
+        };
+        assert!(refused(&e).ends_with("dropping this request"));
+        let e = HandoffError::Kernel {
+            what: "HANDOFF",
+            reason: "bad",
+            errno: 22,
+        };
+        assert_eq!(refused(&e), "HANDOFF: bad");
+    }
 
     #[test]
     fn backoff_schedule() {
