@@ -1,8 +1,9 @@
 //! The `/dev/iscsi_rs` ioctls (ABI in `proto::uapi`): ADD_SESSION validates a
 //! handoff, builds the Session on the handed-over socket, registers its SCSI host
 //! and scans it; REMOVE_SESSION and module unload remove the host, log out and
-//! tear down; LIST reports every session. `CAP_SYS_ADMIN` is checked by the
-//! chardev before any of this runs.
+//! tear down; LIST reports every session; WAIT_EVENT, HANDOFF and FAIL_RELOGIN
+//! are the recovery conversation with `iscsictl daemon` (see `recovery`).
+//! `CAP_SYS_ADMIN` is checked by the chardev before any of this runs.
 
 use kernel::c_str;
 use kernel::prelude::*;
@@ -10,8 +11,11 @@ use kernel::sync::{new_mutex, Arc, Mutex};
 use kernel::uaccess::UserSlice;
 use kernel::ThisModule;
 
-use crate::proto::uapi::{self, Handoff, List, RemoveSession, SessionInfo};
-use crate::session::{Phase, Session};
+use crate::proto::uapi::{
+    self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo,
+};
+use crate::recovery::{estale, Board};
+use crate::session::{Phase, Recipe, Session};
 use crate::sys::chardev::ControlOps;
 use crate::sys::scsi::{Host, HostConfig, HostTemplate, TemplateLimits};
 use crate::sys::socket::TcpSocket;
@@ -31,6 +35,7 @@ struct Entry {
 struct Registry {
     template: Arc<HostTemplate<Session>>,
     wq: Arc<OwnedQueue>,
+    board: Arc<Board>,
     /// Live sessions; a slot is emptied (not shifted) when its session goes.
     #[pin]
     sessions: Mutex<KVec<Option<Entry>>>,
@@ -41,8 +46,16 @@ pub(crate) struct Control {
     reg: Arc<Registry>,
 }
 
-fn errno(e: u32) -> Error {
-    Error::from_errno(-(e as i32))
+/// The socket behind descriptor `fd` of the caller, logged in by iscsictl.
+fn socket_from(fd: i32, what: &str) -> Result<TcpSocket<Session>> {
+    TcpSocket::from_fd(fd).inspect_err(|e| {
+        pr_err!(
+            "{}: fd {} is not a connected TCP socket ({:?})\n",
+            what,
+            fd,
+            e
+        );
+    })
 }
 
 impl Control {
@@ -59,10 +72,12 @@ impl Control {
             },
         )?;
         let wq = Arc::new(OwnedQueue::new(c_str!("iscsi_rs"))?, GFP_KERNEL)?;
+        let board = Board::new()?;
         let reg = Arc::pin_init(
             pin_init!(Registry {
                 template,
                 wq,
+                board,
                 sessions <- new_mutex!(KVec::new(), "iscsi_rs::Registry::sessions"),
             }),
             GFP_KERNEL,
@@ -96,14 +111,22 @@ impl Control {
             pr_err!("ADD_SESSION refused: {}\n", e);
             EINVAL
         })?;
-        let sock = TcpSocket::from_fd(h.fd).inspect_err(|e| {
-            pr_err!(
-                "ADD_SESSION: fd {} is not a connected TCP socket ({:?})\n",
-                h.fd,
-                e
-            );
-        })?;
-        let session = Session::new(cfg, sock, self.reg.wq.clone())?;
+        let mut recipe = KVec::new();
+        if h.recipe_len > 0 {
+            recipe = KVec::from_elem(0u8, h.recipe_len as usize, GFP_KERNEL)?;
+            UserSlice::new(h.recipe as usize, recipe.len())
+                .reader()
+                .read_slice(&mut recipe)?;
+        }
+        let recipe = Recipe::new(recipe);
+        let sock = socket_from(h.fd, "ADD_SESSION")?;
+        let session = Session::new(
+            cfg,
+            recipe,
+            sock,
+            self.reg.wq.clone(),
+            self.reg.board.clone(),
+        )?;
         if let Err(e) = session.start() {
             session.close();
             return Err(e);
@@ -122,18 +145,26 @@ impl Control {
             }
         };
         session.set_host_no(host.host_no());
+        match host.handle() {
+            Ok(handle) => session.set_host(handle),
+            Err(e) => {
+                teardown(Entry { host, session }, false);
+                return Err(e);
+            }
+        }
         if let Err(e) = host.add() {
             teardown(Entry { host, session }, false);
             return Err(e);
         }
         let host_no = host.host_no();
         pr_info!(
-            "host{}: session to {} at {} (TSIH {}, queue depth {})\n",
+            "host{}: session to {} at {} (TSIH {}, queue depth {}, replacement timeout {} s)\n",
             host_no,
             cfg.target_name(),
             cfg.portal(),
             cfg.raw.tsih,
-            cfg.queue_depth
+            cfg.queue_depth,
+            cfg.replacement_timeout
         );
         host.scan();
         let keep = session.clone();
@@ -185,6 +216,121 @@ impl Control {
         Ok(0)
     }
 
+    fn session(&self, host_no: u32) -> Option<Arc<Session>> {
+        let list = self.reg.sessions.lock();
+        list.iter()
+            .flatten()
+            .find(|e| e.host.host_no() == host_no)
+            .map(|e| e.session.clone())
+    }
+
+    /// HANDOFF: a re-logged-in socket for a session in recovery.
+    fn handoff(&self, arg: usize) -> Result<isize> {
+        let mut bytes = [0u8; Handoff::SIZE];
+        UserSlice::new(arg, Handoff::SIZE)
+            .reader()
+            .read_slice(&mut bytes)?;
+        let h = Handoff::from_bytes(&bytes);
+        let cfg = h.validate(false).map_err(|e| {
+            pr_err!("HANDOFF refused: {}\n", e);
+            EINVAL
+        })?;
+        let session = self.session(h.host_no).ok_or(ENODEV)?;
+        let sock = socket_from(h.fd, "HANDOFF")?;
+        session.reconnect(cfg, sock)?;
+        Ok(h.host_no as isize)
+    }
+
+    /// WAIT_EVENT: blocks until a session needs a relogin and describes it.
+    fn wait_event(&self, arg: usize) -> Result<isize> {
+        let mut bytes = [0u8; Event::SIZE];
+        UserSlice::new(arg, Event::SIZE)
+            .reader()
+            .read_slice(&mut bytes)?;
+        let req_in = Event::from_bytes(&bytes);
+        let mut rescan = req_in.validate_request().map_err(|e| {
+            pr_err!("WAIT_EVENT refused: {}\n", e);
+            EINVAL
+        })?;
+        loop {
+            let req = self.reg.board.wait(rescan)?;
+            rescan = false;
+            let Some(session) = self.session(req.host_no) else {
+                self.reg.board.withdraw(req.host_no);
+                continue;
+            };
+            let c = session.config();
+            let (_, tsih) = session.params();
+            let recipe = session.recipe();
+            let mut e = req_in;
+            e.kind = uapi::EVENT_RELOGIN;
+            e.host_no = req.host_no;
+            e.generation = req.generation();
+            e.reason = req.reason;
+            e.attempt = req.attempt;
+            e.delay_ms = req.delay_ms;
+            e.tsih = tsih;
+            e.cid = c.raw.cid;
+            e.isid = c.raw.isid;
+            e.target_name = c.raw.target_name;
+            e.initiator_name = c.raw.initiator_name;
+            e.portal = c.raw.portal;
+            e.recipe_len = recipe.len() as u32;
+            let copied = if recipe.len() > req_in.recipe_capacity as usize {
+                Err(ENOSPC)
+            } else if recipe.is_empty() {
+                Ok(())
+            } else {
+                UserSlice::new(req_in.recipe as usize, recipe.len())
+                    .writer()
+                    .write_slice(recipe)
+            }
+            .and_then(|()| {
+                UserSlice::new(arg, Event::SIZE)
+                    .writer()
+                    .write_slice(&e.to_bytes())
+            });
+            if let Err(err) = copied {
+                self.reg.board.undeliver(req.host_no, req.generation());
+                return Err(err);
+            }
+            pr_info!(
+                "host{}: relogin request {} (attempt {}, {}) handed to the daemon\n",
+                req.host_no,
+                req.generation(),
+                req.attempt + 1,
+                uapi::reason::describe(req.reason)
+            );
+            return Ok(0);
+        }
+    }
+
+    /// FAIL_RELOGIN: the daemon's attempt failed; offer it again later.
+    fn relogin_failed(&self, arg: usize) -> Result<isize> {
+        let mut bytes = [0u8; ReloginFailed::SIZE];
+        UserSlice::new(arg, ReloginFailed::SIZE)
+            .reader()
+            .read_slice(&mut bytes)?;
+        let f = ReloginFailed::from_bytes(&bytes);
+        f.validate().map_err(|e| {
+            pr_err!("FAIL_RELOGIN refused: {}\n", e);
+            EINVAL
+        })?;
+        let attempt = self
+            .reg
+            .board
+            .failed(f.host_no, f.generation, f.retry_ms)
+            .map_err(|_| estale())?;
+        pr_warn!(
+            "host{}: relogin attempt {} failed (iscsictl exit {}); next in {} ms\n",
+            f.host_no,
+            attempt,
+            f.error,
+            f.retry_ms
+        );
+        Ok(0)
+    }
+
     fn list(&self, arg: usize) -> Result<isize> {
         let mut bytes = [0u8; List::SIZE];
         UserSlice::new(arg, List::SIZE)
@@ -224,6 +370,9 @@ impl Control {
 fn teardown(entry: Entry, force: bool) {
     let Entry { mut host, session } = entry;
     let host_no = host.host_no();
+    // No recovery from here on: I/O held for one fails, so the devices'
+    // final flush does not wait for a relogin that will not come.
+    session.begin_removal();
     host.remove();
     // A failed connection has nobody to log out from.
     if !force && session.phase() == Phase::Running && !session.logout() {
@@ -240,7 +389,9 @@ impl ControlOps for Control {
             uapi::ADD_SESSION => self.add(arg),
             uapi::REMOVE_SESSION => self.remove(arg),
             uapi::LIST => self.list(arg),
-            uapi::HANDOFF => Err(errno(kernel::bindings::EOPNOTSUPP)),
+            uapi::HANDOFF => self.handoff(arg),
+            uapi::WAIT_EVENT => self.wait_event(arg),
+            uapi::FAIL_RELOGIN => self.relogin_failed(arg),
             _ => Err(ENOTTY),
         }
     }

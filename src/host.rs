@@ -1,16 +1,18 @@
 //! The SCSI host side of a session: [`HostOps`] for [`Session`] (queuecommand and
-//! the EH handlers delegate to it) and the read-only sysfs attributes each host
-//! shows (target, portal, initiator, state, ISID, TSIH, negotiated keys).
+//! the EH handlers delegate to it) and the sysfs attributes each host shows
+//! (target, portal, initiator, state, ISID, TSIH, negotiated keys) plus the
+//! writable recovery knobs (replacement_timeout, noop_out_interval/timeout).
 
 use core::fmt::Write;
 
 use kernel::c_str;
+use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::ArcBorrow;
+use kernel::sync::{Arc, ArcBorrow};
 
 use crate::proto::negotiate::Digest;
-use crate::session::{Phase, Session};
-use crate::sys::scsi::{Busy, Cmd, EhAbort, EhCmd, EhStatus, HostOps, SysfsBuf};
+use crate::session::Session;
+use crate::sys::scsi::{Busy, Cmd, EhAbort, EhCmd, EhStatus, HostAttr, HostOps, SysfsBuf};
 
 fn digest(d: Digest) -> &'static str {
     match d {
@@ -27,23 +29,47 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+const fn ro(name: &'static CStr) -> HostAttr {
+    HostAttr {
+        name,
+        writable: false,
+    }
+}
+
+const fn rw(name: &'static CStr) -> HostAttr {
+    HostAttr {
+        name,
+        writable: true,
+    }
+}
+
+/// A decimal number written to a sysfs file (trailing newline allowed).
+fn parse_number(input: &[u8]) -> Result<u32> {
+    let s = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
+    s.parse::<u32>().map_err(|_| EINVAL)
+}
+
 impl HostOps for Session {
-    const ATTRS: &'static [&'static CStr] = &[
-        c_str!("targetname"),
-        c_str!("initiatorname"),
-        c_str!("portal"),
-        c_str!("session_state"),
-        c_str!("isid"),
-        c_str!("tsih"),
-        c_str!("header_digest"),
-        c_str!("data_digest"),
-        c_str!("max_recv_data_segment_length"),
-        c_str!("max_xmit_data_segment_length"),
-        c_str!("first_burst_length"),
-        c_str!("max_burst_length"),
-        c_str!("initial_r2t"),
-        c_str!("immediate_data"),
-        c_str!("max_outstanding_r2t"),
+    const ATTRS: &'static [HostAttr] = &[
+        ro(c_str!("targetname")),
+        ro(c_str!("initiatorname")),
+        ro(c_str!("portal")),
+        ro(c_str!("session_state")),
+        ro(c_str!("isid")),
+        ro(c_str!("tsih")),
+        ro(c_str!("header_digest")),
+        ro(c_str!("data_digest")),
+        ro(c_str!("max_recv_data_segment_length")),
+        ro(c_str!("max_xmit_data_segment_length")),
+        ro(c_str!("first_burst_length")),
+        ro(c_str!("max_burst_length")),
+        ro(c_str!("initial_r2t")),
+        ro(c_str!("immediate_data")),
+        ro(c_str!("max_outstanding_r2t")),
+        rw(c_str!("replacement_timeout")),
+        rw(c_str!("noop_out_interval")),
+        rw(c_str!("noop_out_timeout")),
+        ro(c_str!("recoveries")),
     ];
 
     fn queue_command(this: ArcBorrow<'_, Self>, cmd: Cmd) -> Result<(), (Cmd, Busy)> {
@@ -51,7 +77,7 @@ impl HostOps for Session {
     }
 
     fn eh_abort(this: ArcBorrow<'_, Self>, cmd: &EhCmd) -> EhAbort {
-        this.eh_abort(cmd)
+        Session::eh_abort(&Arc::from(this), cmd)
     }
 
     fn eh_device_reset(this: ArcBorrow<'_, Self>, cmd: &EhCmd) -> EhStatus {
@@ -64,28 +90,20 @@ impl HostOps for Session {
 
     fn show_attr(this: ArcBorrow<'_, Self>, index: usize, out: &mut SysfsBuf<'_>) {
         let c = this.config();
-        let p = &c.params;
+        let (p, tsih) = this.params();
+        let (replacement, noop_interval, noop_timeout, recoveries) = this.timeouts();
         let _ = match index {
             0 => writeln!(out, "{}", c.target_name()),
             1 => writeln!(out, "{}", c.initiator_name()),
             2 => writeln!(out, "{}", c.portal()),
-            3 => writeln!(
-                out,
-                "{}",
-                match this.phase() {
-                    Phase::Running => "running",
-                    Phase::LoggingOut => "logging_out",
-                    Phase::Failed => "failed",
-                    Phase::Closed => "closed",
-                }
-            ),
+            3 => writeln!(out, "{}", this.phase().name()),
             4 => {
                 for b in c.raw.isid {
                     let _ = write!(out, "{b:02x}");
                 }
                 writeln!(out)
             }
-            5 => writeln!(out, "{}", c.raw.tsih),
+            5 => writeln!(out, "{}", tsih),
             6 => writeln!(out, "{}", digest(p.header_digest)),
             7 => writeln!(out, "{}", digest(p.data_digest)),
             8 => writeln!(out, "{}", p.max_recv_data_segment_len),
@@ -95,7 +113,22 @@ impl HostOps for Session {
             12 => writeln!(out, "{}", yes_no(p.initial_r2t)),
             13 => writeln!(out, "{}", yes_no(p.immediate_data)),
             14 => writeln!(out, "{}", p.max_outstanding_r2t),
+            15 => writeln!(out, "{}", replacement),
+            16 => writeln!(out, "{}", noop_interval),
+            17 => writeln!(out, "{}", noop_timeout),
+            18 => writeln!(out, "{}", recoveries),
             _ => Ok(()),
         };
+    }
+
+    fn store_attr(this: ArcBorrow<'_, Self>, index: usize, input: &[u8]) -> Result {
+        let n = parse_number(input)?;
+        let secs = || u16::try_from(n).map_err(|_| EINVAL);
+        match index {
+            15 => this.set_replacement_timeout(n),
+            16 => this.set_noop(Some(secs()?), None),
+            17 => this.set_noop(None, Some(secs()?)),
+            _ => Err(EINVAL),
+        }
     }
 }

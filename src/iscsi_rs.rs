@@ -9,6 +9,7 @@ pub mod proto;
 mod conn;
 mod ctl;
 mod host;
+mod recovery;
 mod session;
 mod sys;
 

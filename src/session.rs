@@ -12,7 +12,16 @@
 //!   a ping) is queued as a job for the TX work, so a receiver never blocks on a
 //!   full send buffer while the target is blocked sending to us.
 //!
-//! ITT = session age (16 bits, from the handoff) << 16 | per-tag generation
+//! Recovery (ERL 0): any connection failure (socket closed or reset, protocol
+//! violation, digest error, unanswered NOP-Out ping, target request) puts the
+//! session in `Recovering`: commands in flight go back to the midlayer with
+//! DID_TRANSPORT_DISRUPTED (retried once the host runs again), the watchdog
+//! blocks the host, and a relogin request goes to `iscsictl daemon` through the
+//! [`Board`]. A HANDOFF brings a new socket: the ITT age is bumped, the host
+//! unblocked. If none comes within the replacement timeout the session goes
+//! `Offline` and I/O fails fast (DID_TRANSPORT_FAILFAST) until one does.
+//!
+//! ITT = session age (16 bits, bumped per connection) << 16 | per-tag generation
 //! (4 bits) << 12 | blk-mq tag (< 2048). PDUs from an older connection never
 //! match a task, and a tag reused right after an abort gets a different ITT, so
 //! a late PDU for the aborted task cannot land in its successor (it fails the
@@ -28,17 +37,18 @@ use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
 use crate::conn::{Conn, Dest, PduSink, RxState, RxStop};
-use crate::proto::bhs::{BHS_LEN, RESERVED_TAG};
+use crate::proto::bhs::{Bhs, Opcode, BHS_LEN, RESERVED_TAG};
 use crate::proto::framing::FramingSettings;
-use crate::proto::negotiate::Digest;
+use crate::proto::negotiate::{Digest, SessionParams};
 use crate::proto::pdu::{
-    AsyncEvent, DataIn, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, PduError, ScsiCommand,
-    ScsiResponse, ScsiResponseData, TaskAttr, TaskMgmtRequest, TmfFunction, TmfResponse,
-    RESPONSE_COMPLETED,
+    AsyncEvent, AsyncMessage, DataIn, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, PduError,
+    Reject, ScsiCommand, ScsiResponse, ScsiResponseData, TaskAttr, TaskMgmtRequest, TmfFunction,
+    TmfResponse, RESPONSE_COMPLETED,
 };
 use crate::proto::serial::{CmdWindow, Sn};
-use crate::proto::uapi::{self, SessionConfig, SessionInfo};
-use crate::sys::scsi::{Busy, Cmd, DataDir, EhAbort, EhCmd, EhStatus, HostByte};
+use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
+use crate::recovery::{now_ms, Board};
+use crate::sys::scsi::{Busy, Cmd, DataDir, EhAbort, EhCmd, EhStatus, HostByte, HostHandle};
 use crate::sys::socket::{SocketEvents, TcpSocket};
 use crate::sys::workqueue::OwnedQueue;
 
@@ -57,6 +67,12 @@ const TAG_MASK: u32 = 0x0fff;
 const TMF_TAG: u32 = 0xfffe;
 /// How long an EH handler waits for a TMF Response.
 const TMF_TIMEOUT_MS: u32 = 10_000;
+/// Low 16 bits of a NOP-Out ping's ITT.
+const PING_TAG: u32 = 0xfffd;
+/// How long the EH's liveness ping may take when keepalive pings are off.
+const EH_PING_TIMEOUT_MS: u32 = 5_000;
+/// Longest sleep of the watchdog between looks at the session.
+const WATCH_IDLE_MS: i64 = 1_000;
 /// SAM status CHECK CONDITION.
 const CHECK_CONDITION: u8 = 0x02;
 
@@ -65,12 +81,30 @@ const CHECK_CONDITION: u8 = 0x02;
 pub(crate) enum Phase {
     /// Full feature phase.
     Running,
-    /// Logout Request sent.
+    /// Logout Request sent (to end the session, or because the target asked
+    /// for a logout and a reconnect).
     LoggingOut,
-    /// The connection failed; no recovery yet (ERL 0 without re-login).
-    Failed,
+    /// The connection failed; I/O is held until a HANDOFF or the replacement
+    /// timeout.
+    Recovering,
+    /// No connection and the replacement timeout passed (or the session is
+    /// being removed): I/O fails fast; a HANDOFF still brings it back.
+    Offline,
     /// Torn down.
     Closed,
+}
+
+impl Phase {
+    /// The sysfs / log name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Phase::Running => "running",
+            Phase::LoggingOut => "logging_out",
+            Phase::Recovering => "recovering",
+            Phase::Offline => "failed",
+            Phase::Closed => "closed",
+        }
+    }
 }
 
 /// A protocol violation by the target: fails the connection, with this text.
@@ -120,8 +154,22 @@ pub(crate) enum Violation {
         len: u32,
         max: u32,
     },
+    StatSnBackwards {
+        got: u32,
+        expected: u32,
+    },
+    ExpCmdSnAhead {
+        exp_cmd_sn: u32,
+        next_cmd_sn: u32,
+    },
+    BadWindow {
+        exp_cmd_sn: u32,
+        max_cmd_sn: u32,
+    },
     Unexpected(&'static str),
     TxQueueFull,
+    /// Not a violation: the target asked to end the connection (Async Message).
+    TargetRequest(&'static str),
 }
 
 impl fmt::Display for Violation {
@@ -173,8 +221,26 @@ impl fmt::Display for Violation {
             Violation::R2tBurst { len, max } => {
                 write!(f, "R2T of {len} bytes exceeds MaxBurstLength {max}")
             }
+            Violation::StatSnBackwards { got, expected } => {
+                write!(f, "StatSN {got} went backwards (expected {expected})")
+            }
+            Violation::ExpCmdSnAhead {
+                exp_cmd_sn,
+                next_cmd_sn,
+            } => write!(
+                f,
+                "ExpCmdSN {exp_cmd_sn} acknowledges commands never sent (next CmdSN {next_cmd_sn})"
+            ),
+            Violation::BadWindow {
+                exp_cmd_sn,
+                max_cmd_sn,
+            } => write!(
+                f,
+                "invalid command window ExpCmdSN {exp_cmd_sn} MaxCmdSN {max_cmd_sn}"
+            ),
             Violation::Unexpected(what) => write!(f, "unexpected {what}"),
             Violation::TxQueueFull => f.write_str("more R2Ts/NOP-Ins than the TX queue holds"),
+            Violation::TargetRequest(what) => f.write_str(what),
         }
     }
 }
@@ -213,6 +279,10 @@ enum TxJob {
     },
     /// The answer to a NOP-In ping.
     NopOut { ttt: u32, lun: u64 },
+    /// A NOP-Out ping of ours (keepalive or EH liveness check).
+    Ping,
+    /// A Logout Request closing the connection (the target asked for it).
+    Logout,
 }
 
 /// FIFO of TX jobs with room fixed at creation: bursts of one task must go out
@@ -245,6 +315,10 @@ impl JobRing {
         false
     }
 
+    fn clear(&mut self) {
+        while self.pop().is_some() {}
+    }
+
     fn pop(&mut self) -> Option<TxJob> {
         if self.len == 0 {
             return None;
@@ -260,6 +334,28 @@ impl JobRing {
 /// Protocol state; see `Session::state`.
 struct State {
     phase: Phase,
+    /// The current connection (replaced by a HANDOFF).
+    conn: Arc<Conn<Session>>,
+    /// Parameters negotiated for the current connection.
+    params: SessionParams,
+    tsih: u16,
+    /// ITT high bits of the current connection.
+    age: u16,
+    /// Connection losses so far (each one a relogin generation).
+    generation: u32,
+    /// Connections re-established.
+    recoveries: u32,
+    /// When the current loss happened (ms).
+    failed_at_ms: i64,
+    /// When a PDU was last received (ms).
+    last_rx_ms: i64,
+    /// When our outstanding NOP-Out ping was sent.
+    ping_sent_ms: Option<i64>,
+    /// The target asked for a logout: reconnect after this many ms once done.
+    reconnect_delay_ms: Option<u32>,
+    replacement_timeout: u32,
+    noop_out_interval: u16,
+    noop_out_timeout: u16,
     /// CmdSN of the next non-immediate command.
     cmd_sn: Sn,
     window: CmdWindow,
@@ -282,22 +378,54 @@ struct State {
 }
 
 impl State {
-    fn ack_stat_sn(&mut self, stat_sn: u32) {
-        // ERL 0: a gap is not recovered, only skipped; an older value is ignored.
+    /// Accounts the StatSN of a status-bearing PDU. ERL 0: a gap forward is
+    /// not recovered, only skipped; on one connection StatSN never goes back.
+    fn ack_stat_sn(&mut self, stat_sn: u32) -> Result<(), Violation> {
         let s = Sn(stat_sn);
-        if s.ge(self.exp_stat_sn) {
-            self.exp_stat_sn = s.next();
+        if s.lt(self.exp_stat_sn) {
+            return Err(Violation::StatSnBackwards {
+                got: stat_sn,
+                expected: self.exp_stat_sn.get(),
+            });
         }
+        self.exp_stat_sn = s.next();
+        Ok(())
     }
 
-    fn window(&mut self, exp_cmd_sn: u32, max_cmd_sn: u32) {
-        // RFC 7143 §4.2.2.1: an invalid pair is ignored, not fatal.
-        let _ = self.window.update(Sn(exp_cmd_sn), Sn(max_cmd_sn));
+    /// Applies ExpCmdSN/MaxCmdSN. Stale values are ignored (RFC 7143 §4.2.2.1);
+    /// an ExpCmdSN beyond every CmdSN sent, or a window with MaxCmdSN below
+    /// ExpCmdSN - 1 (which RFC 7143 says to ignore, but no sane target sends
+    /// on a single connection), fails the connection.
+    fn window(&mut self, exp_cmd_sn: u32, max_cmd_sn: u32) -> Result<(), Violation> {
+        if Sn(exp_cmd_sn).gt(self.cmd_sn) {
+            return Err(Violation::ExpCmdSnAhead {
+                exp_cmd_sn,
+                next_cmd_sn: self.cmd_sn.get(),
+            });
+        }
+        self.window
+            .update(Sn(exp_cmd_sn), Sn(max_cmd_sn))
+            .map(|_| ())
+            .map_err(|_| Violation::BadWindow {
+                exp_cmd_sn,
+                max_cmd_sn,
+            })
+    }
+
+    /// Both of the above, for a PDU carrying StatSN, ExpCmdSN and MaxCmdSN.
+    fn ack(&mut self, stat_sn: u32, exp_cmd_sn: u32, max_cmd_sn: u32) -> Result<(), Violation> {
+        self.ack_stat_sn(stat_sn)?;
+        self.window(exp_cmd_sn, max_cmd_sn)
+    }
+
+    /// The ITT for low bits `low` (generation << 12 | tag, or an internal tag).
+    fn itt(&self, low: u32) -> u32 {
+        (u32::from(self.age) << 16) | (low & 0xffff)
     }
 
     /// The task with ITT `itt` (tag in the low 16 bits) if it is in flight.
-    fn task_by_itt(&mut self, itt: u32, age: u16) -> Option<&mut Task> {
-        if itt >> 16 != u32::from(age) {
+    fn task_by_itt(&mut self, itt: u32) -> Option<&mut Task> {
+        if itt >> 16 != u32::from(self.age) {
             return None;
         }
         let t = self.tasks.get_mut(tag_of(itt) as usize)?.as_mut()?;
@@ -388,42 +516,94 @@ fn finish(
     cmd
 }
 
-/// A session and its one connection.
+/// Which way the host's devices were last set (see `Session::sync_host`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostState {
+    Running,
+    Blocked,
+    Offline,
+}
+
+/// The host handle and what was applied to it.
+struct HostCtl {
+    handle: Option<HostHandle<Session>>,
+    applied: HostState,
+}
+
+/// The login recipe iscsictl left with the session: handed back with each
+/// relogin request. It may hold CHAP secrets, so it is zeroed when dropped.
+pub(crate) struct Recipe(KVec<u8>);
+
+impl Recipe {
+    /// Wraps the bytes copied from ADD_SESSION.
+    pub(crate) fn new(bytes: KVec<u8>) -> Self {
+        Recipe(bytes)
+    }
+
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Recipe {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            *b = 0;
+        }
+        // Keep the stores: the buffer is freed right after.
+        core::hint::black_box(&mut self.0);
+    }
+}
+
+/// A session and its connection.
 #[pin_data]
 pub(crate) struct Session {
+    /// The ADD_SESSION handoff: the session's identity (names, portal, ISID,
+    /// queue depth). What a relogin renegotiates lives in `State`.
     cfg: SessionConfig,
-    conn: Conn<Session>,
+    recipe: Recipe,
     wq: Arc<OwnedQueue>,
+    board: Arc<Board>,
     /// SCSI host number once the host is added (u32::MAX before).
     host_no: AtomicU32,
-    /// Protocol state and every in-flight command (and so their buffers). Lock
-    /// order: `tx` or `rx` first, then `state`; never held across a socket send.
+    /// Protocol state, the current connection and every in-flight command (and
+    /// so their buffers). Lock order: `host_ctl`, then `tmf_lock`, then `tx` or
+    /// `rx`, then `state`; `state` is never held across a socket send.
     #[pin]
     state: Mutex<State>,
     /// Transmit side: holding it serialises PDUs on the socket; the vector is the
     /// bounce buffer data is copied into before sending.
     #[pin]
     tx: Mutex<KVVec<u8>>,
-    /// Receive side (framer and buffers); only the RX work takes it.
+    /// Receive side (framer and buffers); only the RX work (and a HANDOFF,
+    /// which resets it) takes it.
     #[pin]
     rx: Mutex<RxState<DataInDest>>,
     /// Serialises Task Management requests: one in flight per session. Taken
     /// before `tx` and `state`.
     #[pin]
     tmf_lock: Mutex<()>,
-    /// Notified, with `state` held, when a Logout or TMF Response arrives or the
-    /// connection fails.
+    /// Serialises blocking and unblocking the host; held across those calls,
+    /// which sleep.
+    #[pin]
+    host_ctl: Mutex<HostCtl>,
+    /// Notified, with `state` held, when a Logout/TMF Response or a ping
+    /// answer arrives or the phase changes; the watchdog sleeps on it too.
     #[pin]
     events: CondVar,
     #[pin]
     rx_work: Work<Session, 0>,
     #[pin]
     tx_work: Work<Session, 1>,
+    #[pin]
+    watch_work: Work<Session, 2>,
 }
 
 impl_has_work! {
     impl HasWork<Self, 0> for Session { self.rx_work }
     impl HasWork<Self, 1> for Session { self.tx_work }
+    impl HasWork<Self, 2> for Session { self.watch_work }
 }
 
 /// Where a Data-In's payload goes.
@@ -434,12 +614,45 @@ pub(crate) struct DataInDest {
     base: u32,
 }
 
+/// Receive state for a connection with parameters `p`.
+fn rx_state(p: &SessionParams) -> Result<RxState<DataInDest>> {
+    RxState::new(FramingSettings {
+        header_digest: p.header_digest == Digest::Crc32c,
+        data_digest: p.data_digest == Digest::Crc32c,
+        max_recv_data_segment_len: p.max_recv_data_segment_len,
+        target_opcodes_only: true,
+    })
+}
+
+/// The connection object for a logged-in socket with parameters `p`.
+fn new_conn(sock: TcpSocket<Session>, p: &SessionParams) -> Result<Arc<Conn<Session>>> {
+    Ok(Arc::new(
+        Conn::new(
+            sock,
+            p.header_digest == Digest::Crc32c,
+            p.data_digest == Digest::Crc32c,
+        ),
+        GFP_KERNEL,
+    )?)
+}
+
+/// The ITT age after `age`: never 0 (iscsictl's first) twice in a row and
+/// never 0xffff (which with tag 0xffff would be the reserved ITT).
+fn next_age(age: u16) -> u16 {
+    match age.wrapping_add(1) {
+        0xffff | 0 => 1,
+        a => a,
+    }
+}
+
 impl Session {
     /// A session over `sock` with the validated handoff `cfg`; not started.
     pub(crate) fn new(
         cfg: SessionConfig,
+        recipe: Recipe,
         sock: TcpSocket<Session>,
         wq: Arc<OwnedQueue>,
+        board: Arc<Board>,
     ) -> Result<Arc<Self>> {
         let p = cfg.params;
         let depth = cfg.queue_depth as usize;
@@ -450,21 +663,25 @@ impl Session {
         // Each task may have MaxOutstandingR2T bursts queued; plus pings.
         let r2t = usize::from(p.max_outstanding_r2t).min(16);
         let jobs = JobRing::new(depth * r2t + 64)?;
-        let tx_len = p.max_xmit_data_segment_len.min(MAX_TX_SEGMENT) as usize;
-        let txbuf = KVVec::from_elem(0u8, tx_len, GFP_KERNEL)?;
-        let rx = RxState::new(FramingSettings {
-            header_digest: p.header_digest == Digest::Crc32c,
-            data_digest: p.data_digest == Digest::Crc32c,
-            max_recv_data_segment_len: p.max_recv_data_segment_len,
-            target_opcodes_only: true,
-        })?;
-        let conn = Conn::new(
-            sock,
-            p.header_digest == Digest::Crc32c,
-            p.data_digest == Digest::Crc32c,
-        );
+        // Sized for the largest segment any relogin may negotiate.
+        let txbuf = KVVec::from_elem(0u8, MAX_TX_SEGMENT as usize, GFP_KERNEL)?;
+        let rx = rx_state(&p)?;
+        let conn = new_conn(sock, &p)?;
         let state = State {
             phase: Phase::Running,
+            conn,
+            params: p,
+            tsih: cfg.raw.tsih,
+            age: cfg.itt_age,
+            generation: 0,
+            recoveries: 0,
+            failed_at_ms: 0,
+            last_rx_ms: now_ms(),
+            ping_sent_ms: None,
+            reconnect_delay_ms: None,
+            replacement_timeout: cfg.replacement_timeout,
+            noop_out_interval: cfg.noop_out_interval,
+            noop_out_timeout: cfg.noop_out_timeout,
             cmd_sn: cfg.cmd_sn,
             window: cfg.window,
             exp_stat_sn: cfg.exp_stat_sn,
@@ -481,25 +698,37 @@ impl Session {
         Arc::pin_init(
             pin_init!(Session {
                 cfg,
-                conn,
+                recipe,
                 wq,
+                board,
                 host_no: AtomicU32::new(u32::MAX),
                 state <- new_mutex!(state, "iscsi_rs::Session::state"),
                 tx <- new_mutex!(txbuf, "iscsi_rs::Session::tx"),
                 rx <- new_mutex!(rx, "iscsi_rs::Session::rx"),
                 tmf_lock <- new_mutex!((), "iscsi_rs::Session::tmf_lock"),
+                host_ctl <- new_mutex!(
+                    HostCtl { handle: None, applied: HostState::Running },
+                    "iscsi_rs::Session::host_ctl"
+                ),
                 events <- new_condvar!("iscsi_rs::Session::events"),
                 rx_work <- new_work!("iscsi_rs::Session::rx_work"),
                 tx_work <- new_work!("iscsi_rs::Session::tx_work"),
+                watch_work <- new_work!("iscsi_rs::Session::watch_work"),
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Takes over the socket's callbacks and reads what already arrived.
+    /// Takes over the socket's callbacks, reads what already arrived and
+    /// starts the watchdog.
     pub(crate) fn start(self: &Arc<Self>) -> Result {
-        self.conn.sock.install_callbacks(self.clone())?;
+        let conn = self.state.lock().conn.clone();
+        conn.sock.install_callbacks(self.clone())?;
         Self::kick_rx(self.as_arc_borrow());
+        let _ = self
+            .wq
+            .queue()
+            .enqueue::<Arc<Session>, 2>(self.clone());
         Ok(())
     }
 
@@ -508,9 +737,25 @@ impl Session {
         &self.cfg
     }
 
+    /// The login recipe.
+    pub(crate) fn recipe(&self) -> &[u8] {
+        self.recipe.bytes()
+    }
+
+    /// Parameters of the current connection and the TSIH.
+    pub(crate) fn params(&self) -> (SessionParams, u16) {
+        let st = self.state.lock();
+        (st.params, st.tsih)
+    }
+
     /// Records the SCSI host number (for logs, sysfs and LIST).
     pub(crate) fn set_host_no(&self, n: u32) {
         self.host_no.store(n, Ordering::Relaxed);
+    }
+
+    /// Gives the session its host, to block and unblock during recovery.
+    pub(crate) fn set_host(&self, handle: HostHandle<Session>) {
+        self.host_ctl.lock().handle = Some(handle);
     }
 
     /// The SCSI host number.
@@ -523,6 +768,44 @@ impl Session {
         self.state.lock().phase
     }
 
+    /// The recovery knobs shown in sysfs: (replacement_timeout,
+    /// noop_out_interval, noop_out_timeout, recoveries).
+    pub(crate) fn timeouts(&self) -> (u32, u16, u16, u32) {
+        let st = self.state.lock();
+        (
+            st.replacement_timeout,
+            st.noop_out_interval,
+            st.noop_out_timeout,
+            st.recoveries,
+        )
+    }
+
+    /// Sets the replacement timeout (seconds); the watchdog applies it to a
+    /// recovery already running too.
+    pub(crate) fn set_replacement_timeout(&self, secs: u32) -> Result {
+        if secs > uapi::MAX_REPLACEMENT_TIMEOUT {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        st.replacement_timeout = secs;
+        self.events.notify_all();
+        Ok(())
+    }
+
+    /// Sets the NOP-Out interval (`interval`) or timeout, seconds.
+    pub(crate) fn set_noop(&self, interval: Option<u16>, timeout: Option<u16>) -> Result {
+        let mut st = self.state.lock();
+        let i = interval.unwrap_or(st.noop_out_interval);
+        let t = timeout.unwrap_or(st.noop_out_timeout);
+        if i > 3600 || t > 3600 || (i > 0 && t == 0) {
+            return Err(EINVAL);
+        }
+        st.noop_out_interval = i;
+        st.noop_out_timeout = t;
+        self.events.notify_all();
+        Ok(())
+    }
+
     fn kick_rx(this: ArcBorrow<'_, Self>) {
         // Already queued is fine: the queued run will see the new bytes.
         let _ = this.wq.queue().enqueue::<Arc<Session>, 0>(Arc::from(this));
@@ -532,27 +815,64 @@ impl Session {
         let _ = this.wq.queue().enqueue::<Arc<Session>, 1>(Arc::from(this));
     }
 
-    /// The ITT for low bits `low` (generation << 12 | tag, or an internal tag).
-    fn itt(&self, low: u32) -> u32 {
-        (u32::from(self.cfg.itt_age) << 16) | (low & 0xffff)
-    }
-
-    /// Fails the connection (ERL 0): logs why, shuts the socket down and hands
-    /// every in-flight command back for retry. Idempotent.
-    pub(crate) fn fail(&self, why: fmt::Arguments<'_>) {
-        {
+    /// Fails the connection: logs why, shuts the socket down, hands every
+    /// in-flight command back for retry and asks the daemon for a relogin (the
+    /// watchdog blocks the host). `cause` is one of `uapi::reason`. Idempotent
+    /// per connection; a failure while the session is being logged out for
+    /// good only ends it.
+    pub(crate) fn fail(&self, cause: u32, why: fmt::Arguments<'_>) {
+        let (conn, generation, delay_ms, result) = {
             let mut st = self.state.lock();
             match st.phase {
-                Phase::Failed | Phase::Closed => return,
-                // The target closes the connection after a Logout Response.
-                Phase::LoggingOut if st.logout_response.is_some() => {}
-                _ => pr_err!("host{}: connection failed: {}\n", self.host_no(), why),
+                Phase::Recovering | Phase::Offline | Phase::Closed => return,
+                Phase::LoggingOut if st.reconnect_delay_ms.is_none() => {
+                    // The final logout: the target closes after its response.
+                    if st.logout_response.is_none() {
+                        pr_err!("host{}: connection failed: {}\n", self.host_no(), why);
+                    }
+                    st.phase = Phase::Offline;
+                    self.events.notify_all();
+                    let conn = st.conn.clone();
+                    drop(st);
+                    conn.sock.restore_callbacks();
+                    conn.sock.shutdown();
+                    self.complete_all(HostByte::NoConnect);
+                    return;
+                }
+                Phase::Running | Phase::LoggingOut => {}
             }
-            st.phase = Phase::Failed;
+            let now = now_ms();
+            st.phase = if st.replacement_timeout == 0 {
+                Phase::Offline
+            } else {
+                Phase::Recovering
+            };
+            st.generation = st.generation.wrapping_add(1);
+            st.failed_at_ms = now;
+            st.ping_sent_ms = None;
+            st.jobs.clear();
+            let t2w = u32::from(st.params.default_time2wait).saturating_mul(1000);
+            let delay_ms = st.reconnect_delay_ms.take().unwrap_or(t2w);
             self.events.notify_all();
-        }
-        self.conn.sock.shutdown();
-        self.complete_all(HostByte::TransportDisrupted);
+            let result = if st.phase == Phase::Offline {
+                HostByte::TransportFailfast
+            } else {
+                HostByte::TransportDisrupted
+            };
+            (st.conn.clone(), st.generation, delay_ms, result)
+        };
+        pr_err!(
+            "host{}: connection failed: {}; recovering (generation {}, relogin in {} ms)\n",
+            self.host_no(),
+            why,
+            generation,
+            delay_ms
+        );
+        conn.sock.restore_callbacks();
+        conn.sock.shutdown();
+        self.complete_all(result);
+        self.board
+            .post(self.host_no(), generation, cause, delay_ms);
     }
 
     fn complete_all(&self, host: HostByte) {
@@ -565,23 +885,278 @@ impl Session {
         }
     }
 
+    /// Brings the host's devices in line with the phase: blocked while
+    /// recovering, transport-offline once the replacement timeout passed,
+    /// running otherwise. Sleeps; never called from `queuecommand`.
+    fn sync_host(&self) {
+        let mut hc = self.host_ctl.lock();
+        loop {
+            let want = match self.state.lock().phase {
+                Phase::Running | Phase::LoggingOut => HostState::Running,
+                Phase::Recovering => HostState::Blocked,
+                Phase::Offline => HostState::Offline,
+                Phase::Closed => return,
+            };
+            if want == hc.applied {
+                return;
+            }
+            let from = hc.applied;
+            let Some(h) = hc.handle.as_ref() else { return };
+            let r = match want {
+                HostState::Running => h.unblock(false),
+                HostState::Blocked => h.block(),
+                HostState::Offline => {
+                    // Only blocked devices can be moved to transport-offline.
+                    let r = if from == HostState::Running {
+                        h.block()
+                    } else {
+                        Ok(())
+                    };
+                    r.and_then(|()| h.unblock(true))
+                }
+            };
+            if let Err(e) = r {
+                pr_warn!(
+                    "host{}: setting the devices {:?} -> {:?}: {:?}\n",
+                    self.host_no(),
+                    from,
+                    want,
+                    e
+                );
+            }
+            hc.applied = want;
+        }
+    }
+
+    /// HANDOFF: a new logged-in connection for the session after a failure.
+    /// `cfg` must name this session and answer its current generation.
+    pub(crate) fn reconnect(self: &Arc<Self>, cfg: SessionConfig, sock: TcpSocket<Session>) -> Result {
+        let c = &self.cfg;
+        if cfg.target_name() != c.target_name()
+            || cfg.initiator_name() != c.initiator_name()
+            || cfg.raw.isid != c.raw.isid
+            || cfg.queue_depth != c.queue_depth
+        {
+            pr_err!(
+                "host{}: HANDOFF refused: target, initiator, ISID or queue depth differ from the session's\n",
+                self.host_no()
+            );
+            return Err(EINVAL);
+        }
+        {
+            let st = self.state.lock();
+            if st.generation != cfg.raw.generation
+                || !matches!(st.phase, Phase::Recovering | Phase::Offline)
+            {
+                return Err(crate::recovery::estale());
+            }
+        }
+        let conn = new_conn(sock, &cfg.params)?;
+        let rx = rx_state(&cfg.params)?;
+        // The RX work bails out while not running, so the old framer state is
+        // dropped whole here.
+        let old_rx = core::mem::replace(&mut *self.rx.lock(), rx);
+        drop(old_rx);
+        let (old, generation, took_ms, age) = {
+            let _tx = self.tx.lock();
+            let mut st = self.state.lock();
+            if st.generation != cfg.raw.generation
+                || !matches!(st.phase, Phase::Recovering | Phase::Offline)
+            {
+                return Err(crate::recovery::estale());
+            }
+            let now = now_ms();
+            let old = core::mem::replace(&mut st.conn, conn.clone());
+            st.params = cfg.params;
+            st.tsih = cfg.raw.tsih;
+            st.cmd_sn = cfg.cmd_sn;
+            st.window = cfg.window;
+            st.exp_stat_sn = cfg.exp_stat_sn;
+            st.age = next_age(st.age);
+            st.phase = Phase::Running;
+            st.recoveries = st.recoveries.saturating_add(1);
+            st.last_rx_ms = now;
+            st.ping_sent_ms = None;
+            st.reconnect_delay_ms = None;
+            st.logout_response = None;
+            st.aborted = [RESERVED_TAG; 16];
+            self.events.notify_all();
+            (old, st.generation, now - st.failed_at_ms, st.age)
+        };
+        drop(old);
+        self.board.withdraw(self.host_no());
+        if let Err(e) = conn.sock.install_callbacks(self.clone()) {
+            self.fail(
+                reason::SOCKET,
+                format_args!("taking over the new socket failed: {e:?}"),
+            );
+            return Err(e);
+        }
+        Self::kick_rx(self.as_arc_borrow());
+        self.sync_host();
+        pr_info!(
+            "host{}: connection re-established (generation {}, TSIH {}, ITT age {}) {} ms after the failure\n",
+            self.host_no(),
+            generation,
+            cfg.raw.tsih,
+            age,
+            took_ms
+        );
+        Ok(())
+    }
+
+    /// The watchdog, one long-running work item per session until it closes:
+    /// NOP-Out keepalive, the replacement timeout, and host blocking.
+    fn run_watch(this: Arc<Self>) {
+        let mut st = this.state.lock();
+        loop {
+            let now = now_ms();
+            let mut wake = now + WATCH_IDLE_MS;
+            let mut ping = false;
+            let mut fail_ping = false;
+            let mut expired = false;
+            match st.phase {
+                Phase::Closed => return,
+                Phase::Running => {
+                    let interval = i64::from(st.noop_out_interval) * 1000;
+                    let timeout = i64::from(st.noop_out_timeout) * 1000;
+                    if let Some(sent) = st.ping_sent_ms {
+                        if timeout > 0 && now - sent >= timeout {
+                            fail_ping = true;
+                        } else if timeout > 0 {
+                            wake = wake.min(sent + timeout);
+                        }
+                    } else if interval > 0 {
+                        if now - st.last_rx_ms >= interval {
+                            ping = true;
+                        } else {
+                            wake = wake.min(st.last_rx_ms + interval);
+                        }
+                    }
+                }
+                Phase::Recovering => {
+                    let deadline = st.failed_at_ms + i64::from(st.replacement_timeout) * 1000;
+                    if now >= deadline {
+                        st.phase = Phase::Offline;
+                        expired = true;
+                        this.events.notify_all();
+                    } else {
+                        wake = wake.min(deadline);
+                    }
+                }
+                Phase::LoggingOut | Phase::Offline => {}
+            }
+            if ping {
+                if st.jobs.push(TxJob::Ping) {
+                    st.ping_sent_ms = Some(now);
+                } else {
+                    // The TX queue is full, so the connection is busy anyway.
+                    ping = false;
+                }
+            }
+            drop(st);
+            if ping {
+                Self::kick_tx(this.as_arc_borrow());
+            }
+            if fail_ping {
+                this.fail(
+                    reason::NOP_TIMEOUT,
+                    format_args!("no answer to a NOP-Out ping (noop_out_timeout)"),
+                );
+            }
+            if expired {
+                pr_err!(
+                    "host{}: replacement timeout expired: failing I/O until the session is back\n",
+                    this.host_no()
+                );
+                this.complete_all(HostByte::TransportFailfast);
+            }
+            this.sync_host();
+            st = this.state.lock();
+            if fail_ping || expired || ping {
+                continue;
+            }
+            let left = u32::try_from((wake - now_ms()).max(1)).unwrap_or(1000);
+            let _ = this
+                .events
+                .wait_interruptible_timeout(&mut st, msecs_to_jiffies(left));
+        }
+    }
+
+    /// Sends a NOP-Out ping (unless one is out) and waits for its answer:
+    /// whether the connection is alive. No answer in time fails it.
+    fn ping_alive(this: &Arc<Self>) -> bool {
+        let mut st = this.state.lock();
+        if st.phase != Phase::Running {
+            return false;
+        }
+        let timeout_ms = match st.noop_out_timeout {
+            0 => EH_PING_TIMEOUT_MS,
+            t => u32::from(t) * 1000,
+        };
+        if st.ping_sent_ms.is_none() {
+            if !st.jobs.push(TxJob::Ping) {
+                return true;
+            }
+            st.ping_sent_ms = Some(now_ms());
+            drop(st);
+            Self::kick_tx(this.as_arc_borrow());
+            st = this.state.lock();
+        }
+        let mut left = msecs_to_jiffies(timeout_ms);
+        loop {
+            if st.phase != Phase::Running {
+                return false;
+            }
+            if st.ping_sent_ms.is_none() {
+                return true;
+            }
+            match this.events.wait_interruptible_timeout(&mut st, left) {
+                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Signal { .. } => break,
+            }
+        }
+        let answered = st.ping_sent_ms.is_none();
+        drop(st);
+        if !answered {
+            this.fail(
+                reason::NOP_TIMEOUT,
+                format_args!("no answer to the error handler's NOP-Out ping"),
+            );
+        }
+        answered
+    }
+
     /// `queuecommand`: builds and sends the SCSI Command PDU with its immediate
     /// and unsolicited data. May block (on the socket).
     pub(crate) fn queue_command(
         this: ArcBorrow<'_, Self>,
         mut cmd: Cmd,
     ) -> core::result::Result<(), (Cmd, Busy)> {
-        let p = this.cfg.params;
         let dir = cmd.direction();
         let mut tx = this.tx.lock();
         let mut st = this.state.lock();
-        if st.phase != Phase::Running {
-            drop(st);
-            drop(tx);
-            cmd.set_result(HostByte::NoConnect, 0);
-            cmd.complete();
-            return Ok(());
+        match st.phase {
+            Phase::Running => {}
+            // Held until the relogin (the watchdog blocks the host soon).
+            Phase::Recovering => return Err((cmd, Busy::Host)),
+            Phase::LoggingOut if st.reconnect_delay_ms.is_some() => {
+                return Err((cmd, Busy::Host));
+            }
+            phase => {
+                drop(st);
+                drop(tx);
+                let host = if phase == Phase::Offline {
+                    HostByte::TransportFailfast
+                } else {
+                    HostByte::NoConnect
+                };
+                cmd.set_result(host, 0);
+                cmd.complete();
+                return Ok(());
+            }
         }
+        let p = st.params;
         if st.window.credits(st.cmd_sn) == 0 {
             return Err((cmd, Busy::Target));
         }
@@ -633,7 +1208,7 @@ impl Session {
             }
             None => 0,
         };
-        let itt = this.itt((gen << 12) | tag);
+        let itt = st.itt((gen << 12) | tag);
         let cmd_sn = st.cmd_sn;
         st.cmd_sn = cmd_sn.next();
         let mut cdb = [0u8; 16];
@@ -676,16 +1251,17 @@ impl Session {
             });
         }
         st.in_flight += 1;
+        let conn = st.conn.clone();
         drop(st);
         let more = unsol_end > imm;
         let data = tx.get(..imm as usize).unwrap_or(&[]);
-        let mut sent = this.conn.send_pdu(&hdr, data, more);
+        let mut sent = conn.send_pdu(&hdr, data, more);
         if sent.is_ok() && more {
             sent = this.send_burst(&mut tx, tag as u16, seq, RESERVED_TAG, imm, unsol_end - imm);
         }
         drop(tx);
         if let Err(e) = sent {
-            this.fail(format_args!("send failed: {e:?}"));
+            this.fail(reason::SOCKET, format_args!("send failed: {e:?}"));
         }
         Ok(())
     }
@@ -702,21 +1278,25 @@ impl Session {
         offset: u32,
         len: u32,
     ) -> Result {
-        let max = self
-            .cfg
-            .params
-            .max_xmit_data_segment_len
-            .min(tx.len() as u32)
-            .max(1);
         let mut done = 0u32;
         let mut data_sn = 0u32;
         while done < len {
-            let n = (len - done).min(max);
-            let last = done + n == len;
             let mut hdr = [0u8; BHS_LEN];
-            {
+            let (n, last, conn) = {
                 let mut st = self.state.lock();
+                if st.phase != Phase::Running {
+                    // The connection failed; the task went back for retry.
+                    return Ok(());
+                }
+                let max = st
+                    .params
+                    .max_xmit_data_segment_len
+                    .min(tx.len() as u32)
+                    .max(1);
+                let n = (len - done).min(max);
+                let last = done + n == len;
                 let exp_stat_sn = st.exp_stat_sn.get();
+                let conn = st.conn.clone();
                 let Some(task) = st.task(tag, seq) else {
                     return Ok(());
                 };
@@ -738,9 +1318,10 @@ impl Session {
                     data_segment_len: n,
                 }
                 .emit(&mut hdr);
-            }
+                (n, last, conn)
+            };
             let data = tx.get(..n as usize).unwrap_or(&[]);
-            self.conn.send_pdu(&hdr, data, !last)?;
+            conn.send_pdu(&hdr, data, !last)?;
             done += n;
             data_sn += 1;
         }
@@ -750,13 +1331,19 @@ impl Session {
     fn run_tx(this: Arc<Self>) {
         let mut tx = this.tx.lock();
         loop {
-            let (job, exp_stat_sn, cmd_sn) = {
+            let (job, exp_stat_sn, cmd_sn, ping_itt, conn) = {
                 let mut st = this.state.lock();
                 if !matches!(st.phase, Phase::Running | Phase::LoggingOut) {
                     return;
                 }
                 match st.jobs.pop() {
-                    Some(j) => (j, st.exp_stat_sn.get(), st.cmd_sn.get()),
+                    Some(j) => (
+                        j,
+                        st.exp_stat_sn.get(),
+                        st.cmd_sn.get(),
+                        st.itt(PING_TAG),
+                        st.conn.clone(),
+                    ),
                     None => return,
                 }
             };
@@ -781,12 +1368,39 @@ impl Session {
                         data_segment_len: 0,
                     }
                     .emit(&mut hdr);
-                    this.conn.send_pdu(&hdr, &[], false)
+                    conn.send_pdu(&hdr, &[], false)
+                }
+                TxJob::Ping => {
+                    let mut hdr = [0u8; BHS_LEN];
+                    NopOut {
+                        immediate: true,
+                        lun: 0,
+                        itt: ping_itt,
+                        ttt: RESERVED_TAG,
+                        cmd_sn,
+                        exp_stat_sn,
+                        data_segment_len: 0,
+                    }
+                    .emit(&mut hdr);
+                    conn.send_pdu(&hdr, &[], false)
+                }
+                TxJob::Logout => {
+                    let mut hdr = [0u8; BHS_LEN];
+                    LogoutRequest {
+                        immediate: true,
+                        reason: LogoutReason::CloseConnection,
+                        itt: (ping_itt & 0xffff_0000) | LOGOUT_TAG,
+                        cid: this.cfg.raw.cid,
+                        cmd_sn,
+                        exp_stat_sn,
+                    }
+                    .emit(&mut hdr);
+                    conn.send_pdu(&hdr, &[], false)
                 }
             };
             if let Err(e) = sent {
                 drop(tx);
-                this.fail(format_args!("send failed: {e:?}"));
+                this.fail(reason::SOCKET, format_args!("send failed: {e:?}"));
                 return;
             }
         }
@@ -794,14 +1408,19 @@ impl Session {
 
     fn run_rx(this: Arc<Self>) {
         let mut rx = this.rx.lock();
-        if matches!(this.state.lock().phase, Phase::Failed | Phase::Closed) {
-            return;
-        }
+        let conn = {
+            let mut st = this.state.lock();
+            if !matches!(st.phase, Phase::Running | Phase::LoggingOut) {
+                return;
+            }
+            st.last_rx_ms = now_ms();
+            st.conn.clone()
+        };
         let mut sink = Receiver {
             s: &this,
             kick_tx: false,
         };
-        let stop = this.conn.receive(&mut rx, &mut sink, RX_BUDGET);
+        let stop = conn.receive(&mut rx, &mut sink, RX_BUDGET);
         let kick = sink.kick_tx;
         drop(rx);
         if kick {
@@ -810,10 +1429,19 @@ impl Session {
         match stop {
             RxStop::Drained => {}
             RxStop::Budget => Self::kick_rx(this.as_arc_borrow()),
-            RxStop::Closed => this.fail(format_args!("connection closed by the target")),
-            RxStop::Socket(e) => this.fail(format_args!("receive failed: {e:?}")),
-            RxStop::Framing(e) => this.fail(format_args!("framing violation: {e:?}")),
-            RxStop::Sink(v) => this.fail(format_args!("protocol violation: {v}")),
+            RxStop::Closed => this.fail(
+                reason::CLOSED,
+                format_args!("connection closed by the target"),
+            ),
+            RxStop::Socket(e) => this.fail(reason::SOCKET, format_args!("receive failed: {e:?}")),
+            RxStop::Framing(e) => this.fail(
+                reason::PROTOCOL,
+                format_args!("framing violation: {e:?}"),
+            ),
+            RxStop::Sink(Violation::TargetRequest(what)) => {
+                this.fail(reason::TARGET_REQUEST, format_args!("{what}"))
+            }
+            RxStop::Sink(v) => this.fail(reason::PROTOCOL, format_args!("protocol violation: {v}")),
         }
     }
 
@@ -823,25 +1451,27 @@ impl Session {
         {
             let tx = self.tx.lock();
             let mut hdr = [0u8; BHS_LEN];
-            {
+            let conn = {
                 let mut st = self.state.lock();
                 if st.phase != Phase::Running {
                     return false;
                 }
                 st.phase = Phase::LoggingOut;
+                st.reconnect_delay_ms = None;
                 LogoutRequest {
                     immediate: true,
                     reason: LogoutReason::CloseSession,
-                    itt: self.itt(LOGOUT_TAG),
+                    itt: st.itt(LOGOUT_TAG),
                     cid: self.cfg.raw.cid,
                     cmd_sn: st.cmd_sn.get(),
                     exp_stat_sn: st.exp_stat_sn.get(),
                 }
                 .emit(&mut hdr);
-            }
-            if let Err(e) = self.conn.send_pdu(&hdr, &[], false) {
+                st.conn.clone()
+            };
+            if let Err(e) = conn.send_pdu(&hdr, &[], false) {
                 drop(tx);
-                self.fail(format_args!("sending Logout failed: {e:?}"));
+                self.fail(reason::SOCKET, format_args!("sending Logout failed: {e:?}"));
                 return false;
             }
         }
@@ -864,16 +1494,36 @@ impl Session {
     }
 
     /// Final teardown: no more callbacks, the socket shut, every command handed
-    /// back. The socket's file is released when the last reference goes.
+    /// back, the relogin request withdrawn, the watchdog stopped and the host
+    /// reference dropped. The socket's file is released when the last
+    /// reference goes.
     pub(crate) fn close(&self) {
-        {
+        let conn = {
             let mut st = self.state.lock();
             st.phase = Phase::Closed;
             self.events.notify_all();
-        }
-        self.conn.sock.restore_callbacks();
-        self.conn.sock.shutdown();
+            st.conn.clone()
+        };
+        conn.sock.restore_callbacks();
+        conn.sock.shutdown();
         self.complete_all(HostByte::NoConnect);
+        self.board.withdraw(self.host_no());
+        self.host_ctl.lock().handle = None;
+    }
+
+    /// Marks the session as going away before its host is removed: a failure
+    /// from now on does not start a recovery, and I/O held for one fails.
+    pub(crate) fn begin_removal(&self) {
+        {
+            let mut st = self.state.lock();
+            if matches!(st.phase, Phase::Recovering) {
+                st.phase = Phase::Offline;
+                self.events.notify_all();
+            }
+            st.replacement_timeout = 0;
+        }
+        self.board.withdraw(self.host_no());
+        self.sync_host();
     }
 
     /// Sends one Task Management request and waits for its response. `None`
@@ -887,15 +1537,16 @@ impl Session {
         ref_cmd_sn: u32,
     ) -> Option<TmfResponse> {
         let _one = self.tmf_lock.lock();
-        let itt = self.itt(TMF_TAG);
+        let itt;
         {
             let tx = self.tx.lock();
             let mut hdr = [0u8; BHS_LEN];
-            {
+            let conn = {
                 let mut st = self.state.lock();
                 if st.phase != Phase::Running {
                     return None;
                 }
+                itt = st.itt(TMF_TAG);
                 st.tmf = Some((itt, None));
                 // Immediate: CmdSN is carried, not advanced.
                 TaskMgmtRequest {
@@ -910,10 +1561,11 @@ impl Session {
                     exp_data_sn: 0,
                 }
                 .emit(&mut hdr);
-            }
-            if let Err(e) = self.conn.send_pdu(&hdr, &[], false) {
+                st.conn.clone()
+            };
+            if let Err(e) = conn.send_pdu(&hdr, &[], false) {
                 drop(tx);
-                self.fail(format_args!("sending a TMF failed: {e:?}"));
+                self.fail(reason::SOCKET, format_args!("sending a TMF failed: {e:?}"));
                 return None;
             }
         }
@@ -946,7 +1598,16 @@ impl Session {
     /// `eh_abort_handler`: ABORT TASK. The receiver handles PDUs in order and the
     /// target answers a TMF only after any response it sent for the task, so once
     /// the answer is in, the task's table entry is final and may be handed back.
-    pub(crate) fn eh_abort(&self, cmd: &EhCmd) -> EhAbort {
+    pub(crate) fn eh_abort(this: &Arc<Self>, cmd: &EhCmd) -> EhAbort {
+        // A dead connection cannot abort anything: find out first (the ping
+        // failing starts the reconnect, and the target reset waits for it).
+        if !Self::ping_alive(this) {
+            return EhAbort::Failed;
+        }
+        this.abort_task(cmd)
+    }
+
+    fn abort_task(&self, cmd: &EhCmd) -> EhAbort {
         let tag = tag_of(cmd.unique_tag());
         let (itt, lun, cmd_sn) = {
             let st = self.state.lock();
@@ -1018,9 +1679,10 @@ impl Session {
         }
     }
 
-    /// `eh_target_reset_handler`: TARGET WARM RESET, else a connection drop,
-    /// which hands every command back (ERL 0). Either way the midlayer then owns
-    /// them all.
+    /// `eh_target_reset_handler`: TARGET WARM RESET, else a session reconnect
+    /// (the connection dropped, every command handed back), waiting for the
+    /// relogin like libiscsi's session reset: success once the session runs
+    /// again, failure if the replacement timeout passes first.
     pub(crate) fn eh_target_reset(&self) -> EhStatus {
         if let Some(TmfResponse::Complete) =
             self.tmf(TmfFunction::TargetWarmReset, 0, RESERVED_TAG, 0)
@@ -1028,8 +1690,21 @@ impl Session {
             self.reset_tasks(|_| true);
             return EhStatus::Success;
         }
-        self.fail(format_args!("SCSI error handling reset the target"));
-        EhStatus::Success
+        self.fail(
+            reason::ERROR_HANDLING,
+            format_args!("SCSI error handling escalated to a session reconnect"),
+        );
+        let mut st = self.state.lock();
+        loop {
+            match st.phase {
+                Phase::Running => return EhStatus::Success,
+                Phase::Offline | Phase::Closed => return EhStatus::Failed,
+                Phase::Recovering | Phase::LoggingOut => {}
+            }
+            let _ = self
+                .events
+                .wait_interruptible_timeout(&mut st, msecs_to_jiffies(1000));
+        }
     }
 
     /// A LIST entry.
@@ -1037,26 +1712,31 @@ impl Session {
         let c = &self.cfg;
         let mut i = SessionInfo::zeroed();
         i.host_no = self.host_no();
-        i.header_digest = c.raw.header_digest;
-        i.data_digest = c.raw.data_digest;
-        i.tsih = c.raw.tsih;
         i.cid = c.raw.cid;
         i.isid = c.raw.isid;
         i.queue_depth = c.queue_depth;
-        i.max_recv_data_segment_len = c.params.max_recv_data_segment_len;
-        i.max_xmit_data_segment_len = c.params.max_xmit_data_segment_len;
-        i.first_burst_len = c.params.first_burst_len;
-        i.max_burst_len = c.params.max_burst_len;
-        i.initial_r2t = u8::from(c.params.initial_r2t);
-        i.immediate_data = u8::from(c.params.immediate_data);
         i.target_name = c.raw.target_name;
         i.initiator_name = c.raw.initiator_name;
         i.portal = c.raw.portal;
         let st = self.state.lock();
+        let p = &st.params;
+        i.header_digest = uapi::digest_code(p.header_digest);
+        i.data_digest = uapi::digest_code(p.data_digest);
+        i.tsih = st.tsih;
+        i.max_recv_data_segment_len = p.max_recv_data_segment_len;
+        i.max_xmit_data_segment_len = p.max_xmit_data_segment_len;
+        i.first_burst_len = p.first_burst_len;
+        i.max_burst_len = p.max_burst_len;
+        i.initial_r2t = u8::from(p.initial_r2t);
+        i.immediate_data = u8::from(p.immediate_data);
+        i.recoveries = st.recoveries;
+        i.generation = st.generation;
+        i.replacement_timeout = st.replacement_timeout;
         i.state = match st.phase {
             Phase::Running => uapi::state::RUNNING,
             Phase::LoggingOut => uapi::state::LOGGING_OUT,
-            Phase::Failed | Phase::Closed => uapi::state::FAILED,
+            Phase::Recovering => uapi::state::RECOVERING,
+            Phase::Offline | Phase::Closed => uapi::state::FAILED,
         };
         i.cmd_sn = st.cmd_sn.get();
         i.exp_cmd_sn = st.window.exp_cmd_sn().get();
@@ -1075,14 +1755,9 @@ struct Receiver<'a> {
 }
 
 impl Receiver<'_> {
-    fn age(&self) -> u16 {
-        self.s.cfg.itt_age
-    }
-
     fn data_in_header(&mut self, d: &DataIn) -> Result<Dest<DataInDest>, Violation> {
-        let age = self.age();
         let mut st = self.s.state.lock();
-        let Some(t) = st.task_by_itt(d.itt, age) else {
+        let Some(t) = st.task_by_itt(d.itt) else {
             // Collected and dropped at the end.
             return st.unknown("Data-In", d.itt).map(|()| Dest::Scratch);
         };
@@ -1122,13 +1797,12 @@ impl Receiver<'_> {
     }
 
     fn data_in_end(&mut self, d: &DataIn) -> Result<(), Violation> {
-        let age = self.age();
         let cmd = {
             let mut st = self.s.state.lock();
-            st.window(d.exp_cmd_sn, d.max_cmd_sn);
-            let Some(t) = st.task_by_itt(d.itt, age) else {
+            st.window(d.exp_cmd_sn, d.max_cmd_sn)?;
+            let Some(t) = st.task_by_itt(d.itt) else {
                 if d.status.is_some() {
-                    st.ack_stat_sn(d.stat_sn);
+                    st.ack_stat_sn(d.stat_sn)?;
                 }
                 return st.unknown("Data-In", d.itt);
             };
@@ -1137,7 +1811,7 @@ impl Receiver<'_> {
             let Some(status) = d.status else {
                 return Ok(());
             };
-            st.ack_stat_sn(d.stat_sn);
+            st.ack_stat_sn(d.stat_sn)?;
             let Some(task) = st.take(tag_of(d.itt)) else {
                 return Ok(());
             };
@@ -1158,12 +1832,10 @@ impl Receiver<'_> {
         let sense = ScsiResponseData::parse(data)
             .map_err(Violation::Malformed)?
             .sense;
-        let age = self.age();
         let cmd = {
             let mut st = self.s.state.lock();
-            st.ack_stat_sn(r.stat_sn);
-            st.window(r.exp_cmd_sn, r.max_cmd_sn);
-            if st.task_by_itt(r.itt, age).is_none() {
+            st.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn)?;
+            if st.task_by_itt(r.itt).is_none() {
                 return st.unknown("SCSI Response", r.itt);
             }
             let Some(task) = st.take(tag_of(r.itt)) else {
@@ -1183,11 +1855,10 @@ impl Receiver<'_> {
     }
 
     fn r2t_end(&mut self, r: &crate::proto::pdu::R2t) -> Result<(), Violation> {
-        let p = self.s.cfg.params;
-        let age = self.age();
         let mut st = self.s.state.lock();
-        st.window(r.exp_cmd_sn, r.max_cmd_sn);
-        let Some(t) = st.task_by_itt(r.itt, age) else {
+        let p = st.params;
+        st.window(r.exp_cmd_sn, r.max_cmd_sn)?;
+        let Some(t) = st.task_by_itt(r.itt) else {
             return st.unknown("R2T", r.itt);
         };
         if t.dir != DataDir::ToDevice {
@@ -1236,6 +1907,114 @@ impl Receiver<'_> {
         self.kick_tx = true;
         Ok(())
     }
+
+    fn async_end(&mut self, a: &AsyncMessage, data: &[u8]) -> Result<(), Violation> {
+        let host_no = self.s.host_no();
+        let mut st = self.s.state.lock();
+        st.ack(a.stat_sn, a.exp_cmd_sn, a.max_cmd_sn)?;
+        match a.event {
+            AsyncEvent::LogoutRequest => {
+                // Log out (closing this connection) now rather than within the
+                // Parameter3 seconds allowed; in-flight commands come back for
+                // retry when the connection closes, and the relogin waits for
+                // the Logout Response's Time2Wait.
+                pr_info!(
+                    "host{}: the target requests a logout; logging out to reconnect\n",
+                    host_no
+                );
+                if st.phase == Phase::Running {
+                    st.phase = Phase::LoggingOut;
+                    st.reconnect_delay_ms =
+                        Some(u32::from(st.params.default_time2wait).saturating_mul(1000));
+                    if !st.jobs.push(TxJob::Logout) {
+                        return Err(Violation::TxQueueFull);
+                    }
+                    self.kick_tx = true;
+                }
+                Ok(())
+            }
+            AsyncEvent::DropConnection | AsyncEvent::DropAllConnections => {
+                st.reconnect_delay_ms = Some(u32::from(a.parameter2).saturating_mul(1000));
+                Err(Violation::TargetRequest(
+                    "the target dropped the connection (Async Message); reconnecting after its Time2Wait",
+                ))
+            }
+            AsyncEvent::Renegotiate => Err(Violation::TargetRequest(
+                "the target asks to renegotiate parameters; reconnecting to do so",
+            )),
+            AsyncEvent::ScsiEvent => {
+                // The data segment is SenseLength + sense data: log it; sd
+                // sees the same Unit Attention on the LUN's next command.
+                let sense = ScsiResponseData::parse(data)
+                    .map(|d| d.sense)
+                    .unwrap_or(&[]);
+                let key = sense.get(2).map_or(0, |b| b & 0xf);
+                let asc = sense.get(12).copied().unwrap_or(0);
+                let ascq = sense.get(13).copied().unwrap_or(0);
+                pr_info!(
+                    "host{}: SCSI async event for LUN {:#x}: sense key {:#x} ASC/ASCQ {:#04x}/{:#04x}\n",
+                    host_no,
+                    a.lun,
+                    key,
+                    asc,
+                    ascq
+                );
+                Ok(())
+            }
+            ev => {
+                pr_info!("host{}: async event {:?} from the target\n", host_no, ev);
+                Ok(())
+            }
+        }
+    }
+
+    fn reject_end(&mut self, r: &Reject, data: &[u8]) -> Result<(), Violation> {
+        let host_no = self.s.host_no();
+        let cmd = {
+            let mut st = self.s.state.lock();
+            st.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn)?;
+            let hdr = Reject::rejected_header(data).map_err(Violation::Malformed)?;
+            let bhs = Bhs::from_array(hdr);
+            let itt = bhs.itt();
+            pr_warn!(
+                "host{}: target rejected a {:?} (ITT {:#x}): {:?}\n",
+                host_no,
+                bhs.opcode(),
+                itt,
+                r.reason
+            );
+            match bhs.opcode() {
+                Opcode::ScsiCommand if st.task_by_itt(itt).is_some() => {
+                    // The command was not executed: the midlayer may retry it.
+                    st.take(tag_of(itt)).map(|t| {
+                        let mut cmd = t.cmd;
+                        cmd.set_result(HostByte::Error, 0);
+                        cmd
+                    })
+                }
+                Opcode::NopOut if itt == st.itt(PING_TAG) => {
+                    // The target is alive enough to reject it.
+                    st.ping_sent_ms = None;
+                    self.s.events.notify_all();
+                    None
+                }
+                Opcode::TaskMgmtRequest => {
+                    if let Some((i, None)) = st.tmf {
+                        if i == itt {
+                            st.tmf = Some((i, Some(TmfResponse::Rejected)));
+                            self.s.events.notify_all();
+                        }
+                    }
+                    None
+                }
+                _ => None,
+            }
+        };
+        if let Some(cmd) = cmd {
+            cmd.complete();
+        }
+        Ok(())
+    }
 }
 
 impl PduSink for Receiver<'_> {
@@ -1282,10 +2061,18 @@ impl PduSink for Receiver<'_> {
             Pdu::R2t(r) => self.r2t_end(&r),
             Pdu::NopIn(n) => {
                 let mut st = self.s.state.lock();
-                st.window(n.exp_cmd_sn, n.max_cmd_sn);
+                st.window(n.exp_cmd_sn, n.max_cmd_sn)?;
                 if n.itt != RESERVED_TAG {
-                    // An answer to a ping of ours (none sent yet) carries a StatSN.
-                    st.ack_stat_sn(n.stat_sn);
+                    // The answer to a ping of ours carries a StatSN.
+                    st.ack_stat_sn(n.stat_sn)?;
+                    if n.itt != st.itt(PING_TAG) {
+                        return Err(Violation::UnknownItt {
+                            what: "NOP-In",
+                            itt: n.itt,
+                        });
+                    }
+                    st.ping_sent_ms = None;
+                    self.s.events.notify_all();
                 }
                 if n.wants_reply() {
                     if !st.jobs.push(TxJob::NopOut {
@@ -1300,50 +2087,28 @@ impl PduSink for Receiver<'_> {
             }
             Pdu::LogoutResponse(l) => {
                 let mut st = self.s.state.lock();
-                st.ack_stat_sn(l.stat_sn);
-                st.window(l.exp_cmd_sn, l.max_cmd_sn);
+                st.ack(l.stat_sn, l.exp_cmd_sn, l.max_cmd_sn)?;
                 if st.phase != Phase::LoggingOut {
                     return Err(Violation::Unexpected("Logout Response"));
                 }
                 st.logout_response = Some(l.response);
+                if st.reconnect_delay_ms.is_some() {
+                    // Our logout answering the target's request: reconnect
+                    // after the Time2Wait it gives.
+                    st.reconnect_delay_ms = Some(u32::from(l.time2wait).saturating_mul(1000));
+                    drop(st);
+                    return Err(Violation::TargetRequest(
+                        "logged out at the target's request; reconnecting",
+                    ));
+                }
                 self.s.events.notify_all();
                 Ok(())
             }
-            Pdu::AsyncMessage(a) => {
-                {
-                    let mut st = self.s.state.lock();
-                    st.ack_stat_sn(a.stat_sn);
-                    st.window(a.exp_cmd_sn, a.max_cmd_sn);
-                }
-                match a.event {
-                    AsyncEvent::DropConnection | AsyncEvent::DropAllConnections => Err(
-                        Violation::Unexpected("connection drop requested by the target"),
-                    ),
-                    ev => {
-                        pr_info!(
-                            "host{}: async event {:?} from the target\n",
-                            self.s.host_no(),
-                            ev
-                        );
-                        Ok(())
-                    }
-                }
-            }
-            Pdu::Reject(r) => {
-                let mut st = self.s.state.lock();
-                st.ack_stat_sn(r.stat_sn);
-                st.window(r.exp_cmd_sn, r.max_cmd_sn);
-                pr_warn!(
-                    "host{}: target rejected a PDU: {:?}\n",
-                    self.s.host_no(),
-                    r.reason
-                );
-                Ok(())
-            }
+            Pdu::AsyncMessage(a) => self.async_end(&a, data),
+            Pdu::Reject(r) => self.reject_end(&r, data),
             Pdu::TaskMgmtResponse(t) => {
                 let mut st = self.s.state.lock();
-                st.ack_stat_sn(t.stat_sn);
-                st.window(t.exp_cmd_sn, t.max_cmd_sn);
+                st.ack(t.stat_sn, t.exp_cmd_sn, t.max_cmd_sn)?;
                 match st.tmf {
                     Some((itt, None)) if itt == t.itt => {
                         st.tmf = Some((itt, Some(t.response)));
@@ -1385,5 +2150,13 @@ impl WorkItem<1> for Session {
 
     fn run(this: Arc<Session>) {
         Session::run_tx(this);
+    }
+}
+
+impl WorkItem<2> for Session {
+    type Pointer = Arc<Session>;
+
+    fn run(this: Arc<Session>) {
+        Session::run_watch(this);
     }
 }

@@ -1,6 +1,7 @@
 //! The SCSI midlayer as safe objects: a [`HostTemplate`] built from a [`HostOps`]
-//! implementation (queuecommand, eh_abort/device_reset/target_reset, read-only
-//! sysfs attributes on the host), a [`Host`] (alloc → add → scan → remove → put)
+//! implementation (queuecommand, eh_abort/device_reset/target_reset, sysfs
+//! attributes on the host), a [`Host`] (alloc → add → scan → remove → put), a
+//! [`HostHandle`] that blocks and unblocks the host's devices during recovery,
 //! and [`Cmd`], an in-flight command with its accessors (CDB, LUN, direction,
 //! transfer length, sg copy in and out, sense, result, residual, `scsi_done`).
 //!
@@ -27,6 +28,8 @@ use super::bindings;
 pub(crate) enum Busy {
     /// Hold this target back (e.g. the CmdSN window is closed).
     Target,
+    /// Hold the whole host back (e.g. the connection is being re-established).
+    Host,
 }
 
 /// Host byte of a command result (`enum scsi_host_status`).
@@ -44,6 +47,9 @@ pub(crate) enum HostByte {
     TransportDisrupted,
     /// DID_RESET: ended by a reset.
     Reset,
+    /// DID_TRANSPORT_FAILFAST: the transport gave up (replacement timeout);
+    /// not retried, so multipath can switch paths.
+    TransportFailfast,
 }
 
 impl HostByte {
@@ -55,6 +61,7 @@ impl HostByte {
             HostByte::Error => bindings::scsi_host_status_DID_ERROR,
             HostByte::TransportDisrupted => bindings::scsi_host_status_DID_TRANSPORT_DISRUPTED,
             HostByte::Reset => bindings::scsi_host_status_DID_RESET,
+            HostByte::TransportFailfast => bindings::scsi_host_status_DID_TRANSPORT_FAILFAST,
         }
     }
 }
@@ -300,8 +307,9 @@ impl fmt::Write for SysfsBuf<'_> {
 /// A SCSI host driver: what the midlayer's callbacks do. `queue_command` may
 /// block (the template sets `queuecommand_may_block`).
 pub(crate) trait HostOps: Send + Sync + Sized + 'static {
-    /// Names of the read-only sysfs attributes on the host, shown by `show_attr`.
-    const ATTRS: &'static [&'static CStr];
+    /// The sysfs attributes on the host, shown by `show_attr` and, if
+    /// writable, set by `store_attr`.
+    const ATTRS: &'static [HostAttr];
 
     /// Starts `cmd`; on refusal returns it untouched with the busy kind.
     fn queue_command(this: ArcBorrow<'_, Self>, cmd: Cmd) -> core::result::Result<(), (Cmd, Busy)>;
@@ -318,6 +326,18 @@ pub(crate) trait HostOps: Send + Sync + Sized + 'static {
 
     /// Writes attribute `ATTRS[index]`.
     fn show_attr(this: ArcBorrow<'_, Self>, index: usize, out: &mut SysfsBuf<'_>);
+
+    /// Sets the writable attribute `ATTRS[index]` from what the user wrote.
+    fn store_attr(this: ArcBorrow<'_, Self>, index: usize, input: &[u8]) -> Result;
+}
+
+/// A sysfs attribute of the host.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostAttr {
+    /// File name.
+    pub(crate) name: &'static CStr,
+    /// Root may write it (mode 0644, else 0444).
+    pub(crate) writable: bool,
 }
 
 /// Fixed host limits for the template.
@@ -370,9 +390,12 @@ impl<T: HostOps> HostTemplate<T> {
         let mut attr_ptrs = KVec::with_capacity(n + 1, GFP_KERNEL)?;
         for a in T::ATTRS {
             let mut da = bindings::device_attribute::default();
-            da.attr.name = a.as_char_ptr();
-            da.attr.mode = 0o444;
+            da.attr.name = a.name.as_char_ptr();
+            da.attr.mode = if a.writable { 0o644 } else { 0o444 };
             da.show = Some(show_cb::<T>);
+            if a.writable {
+                da.store = Some(store_cb::<T>);
+            }
             attrs.push(da, GFP_KERNEL)?;
         }
         let mut sht = bindings::scsi_host_template {
@@ -539,6 +562,19 @@ impl<T: HostOps> Host<T> {
         };
     }
 
+    /// A counted reference for blocking and unblocking the host later (it stays
+    /// valid after the host is removed; the calls then find no devices).
+    pub(crate) fn handle(&self) -> Result<HostHandle<T>> {
+        // SAFETY: the host is live (invariant); scsi_host_get takes a reference
+        // on its device or fails if it is being deleted.
+        let got = unsafe { bindings::scsi_host_get(self.shost.as_ptr()) };
+        let shost = NonNull::new(got).ok_or(code::ENODEV)?;
+        Ok(HostHandle {
+            shost,
+            _template: self._template.clone(),
+        })
+    }
+
     /// Removes the host's devices and the host from sysfs. Commands (e.g. the
     /// cache flush of sd) still flow through the callbacks until it returns.
     pub(crate) fn remove(&mut self) {
@@ -564,6 +600,53 @@ impl<T: HostOps> Drop for Host<T> {
             *slot = ptr::null();
             bindings::scsi_host_put(self.shost.as_ptr());
         }
+    }
+}
+
+/// A counted reference to a host for recovery: holds I/O back while the
+/// connection is re-established and lets it go, or fails it, afterwards.
+///
+/// # Invariants
+///
+/// `shost` holds a reference from `scsi_host_get`, dropped in `drop`; the
+/// template it points to is kept alive by `_template`.
+pub(crate) struct HostHandle<T: HostOps> {
+    shost: NonNull<bindings::Scsi_Host>,
+    _template: Arc<HostTemplate<T>>,
+}
+
+// SAFETY: the Scsi_Host is refcounted and block/unblock may run on any thread.
+unsafe impl<T: HostOps> Send for HostHandle<T> {}
+// SAFETY: as above; the midlayer serialises device state changes itself.
+unsafe impl<T: HostOps> Sync for HostHandle<T> {}
+
+impl<T: HostOps> HostHandle<T> {
+    /// Blocks every device of the host (new commands wait in the block layer)
+    /// and waits for `queuecommand` calls in progress to return. Sleeps; must
+    /// not be called from `queuecommand` itself.
+    pub(crate) fn block(&self) -> Result {
+        // SAFETY: we hold a reference (invariant); process context.
+        to_result(unsafe { bindings::scsi_host_block(self.shost.as_ptr()) })
+    }
+
+    /// Lets the blocked devices run again (`offline` false), or moves them to
+    /// transport-offline so that queued and new commands fail at once
+    /// (`offline` true; a later unblock brings them back).
+    pub(crate) fn unblock(&self, offline: bool) -> Result {
+        let state = if offline {
+            bindings::scsi_device_state_SDEV_TRANSPORT_OFFLINE
+        } else {
+            bindings::scsi_device_state_SDEV_RUNNING
+        };
+        // SAFETY: we hold a reference (invariant); process context.
+        to_result(unsafe { bindings::scsi_host_unblock(self.shost.as_ptr(), state as c_int) })
+    }
+}
+
+impl<T: HostOps> Drop for HostHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken in `Host::handle` (invariant).
+        unsafe { bindings::scsi_host_put(self.shost.as_ptr()) };
     }
 }
 
@@ -597,6 +680,7 @@ unsafe extern "C" fn queuecommand_cb<T: HostOps>(
     match T::queue_command(data, Cmd { ptr }) {
         Ok(()) => 0,
         Err((_cmd, Busy::Target)) => bindings::SCSI_MLQUEUE_TARGET_BUSY as c_int,
+        Err((_cmd, Busy::Host)) => bindings::SCSI_MLQUEUE_HOST_BUSY as c_int,
     }
 }
 
@@ -656,10 +740,7 @@ unsafe extern "C" fn show_cb<T: HostOps>(
             CStr::from_char_ptr((*attr).attr.name),
         )
     };
-    let Some(index) = T::ATTRS
-        .iter()
-        .position(|a| a.as_bytes() == name.as_bytes())
-    else {
+    let Some(index) = attr_index::<T>(name) else {
         return code::EINVAL.to_errno() as isize;
     };
     // SAFETY: sysfs gives show() one page.
@@ -667,4 +748,39 @@ unsafe extern "C" fn show_cb<T: HostOps>(
     let mut out = SysfsBuf { buf: page, len: 0 };
     T::show_attr(data, index, &mut out);
     out.len as isize
+}
+
+fn attr_index<T: HostOps>(name: &CStr) -> Option<usize> {
+    T::ATTRS
+        .iter()
+        .position(|a| a.name.as_bytes() == name.as_bytes())
+}
+
+/// # Safety
+///
+/// Called by sysfs as `store` of one of our writable host attributes: `dev` is
+/// the host's class device, `buf` holds `count` bytes.
+unsafe extern "C" fn store_cb<T: HostOps>(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+    buf: *const c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: as in `show_cb`: our attribute on an added host.
+    let (data, name) = unsafe {
+        let shost = bindings::iscsi_rs_dev_to_shost(dev);
+        (
+            host_data::<T>(shost),
+            CStr::from_char_ptr((*attr).attr.name),
+        )
+    };
+    let Some(index) = attr_index::<T>(name) else {
+        return code::EINVAL.to_errno() as isize;
+    };
+    // SAFETY: sysfs passes `count` readable bytes (at most a page).
+    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+    match T::store_attr(data, index, input) {
+        Ok(()) => count as isize,
+        Err(e) => e.to_errno() as isize,
+    }
 }
