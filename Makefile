@@ -2,7 +2,7 @@
 #   deps    install everything this project needs (idempotent)
 #   kernel  build (or reuse) the cached test kernel
 #   module  build iscsi_rs.ko against it
-#   ctl     build iscsictl
+#   ctl     build iscsictl and iscsi-faultd (issue 6 test tools)
 #   test    host unit tests + QEMU cases (+ runner self-test)
 #   demo    boot the guest, set up LIO, load the module
 #   bench   iscsi_rs vs open-iscsi vs tcm_loop -> bench/results/latest.md (issue 7)
@@ -40,7 +40,7 @@ module: kernel
 	   echo "module build printed warnings (the kernel's Rust flags must stay clean)"; exit 1; fi
 
 ctl: deps
-	@$(ENV); cargo build --release -p iscsictl
+	@$(ENV); cargo build --release -p iscsictl -p iscsi-faultd
 
 unit: deps
 	@$(ENV); cargo test --workspace --quiet
