@@ -3,19 +3,14 @@
 //! commands); `hostile` is a target that turns malicious on a trigger. Both speak
 //! iSCSI only through iscsi-proto: nothing about the wire is written here twice.
 
-mod control;
-mod hostile;
-mod log;
-mod proxy;
-mod wire;
-
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use hostile::forge::{Scenario, TRIGGER_LBA};
+use iscsi_faultd::hostile::forge::{Scenario, TRIGGER_LBA};
+use iscsi_faultd::{control, hostile, log, proxy};
 
 #[derive(Parser)]
 #[command(

@@ -665,7 +665,7 @@ fn writer(ctx: &ConnCtx, dir: Dir, rx: Receiver<Item>, mut dst: TcpStream) {
         }
         let hold_on = dir == Dir::T2i && proxy.hold_active();
         let item = if !held.is_empty() && !hold_on {
-            held.pop_front()
+            held.pop_front().map(|i| (i, false))
         } else if input_done {
             if held.is_empty() {
                 break;
@@ -674,7 +674,7 @@ fn writer(ctx: &ConnCtx, dir: Dir, rx: Receiver<Item>, mut dst: TcpStream) {
             continue;
         } else {
             match rx.recv_timeout(TICK) {
-                Ok(i) => Some(i),
+                Ok(i) => Some((i, true)),
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
                     input_done = true;
@@ -682,14 +682,18 @@ fn writer(ctx: &ConnCtx, dir: Dir, rx: Receiver<Item>, mut dst: TcpStream) {
                 }
             }
         };
-        let Some(item) = item else { continue };
-        // Completions queue behind earlier held ones, so their order is kept.
-        if dir == Dir::T2i && is_scsi_completion(item.opcode) && (hold_on || !held.is_empty()) {
-            if hold_on {
-                proxy.lock().stats.held += 1;
+        let Some((item, fresh)) = item else { continue };
+        // Asked again: the hold may have started while we waited for the item.
+        // Fresh completions queue behind held ones, so their order is kept.
+        if fresh && dir == Dir::T2i && is_scsi_completion(item.opcode) {
+            let hold_now = proxy.hold_active();
+            if hold_now || !held.is_empty() {
+                if hold_now {
+                    proxy.lock().stats.held += 1;
+                }
+                held.push_back(item);
+                continue;
             }
-            held.push_back(item);
-            continue;
         }
         if !proxy.wait_stall(&ctx.dropped) {
             return;

@@ -1,0 +1,672 @@
+//! End-to-end checks of the `iscsi-faultd` binary on the host, no kernel needed:
+//! `iscsictl discover` / `login --dry-run` through the proxy and against the
+//! hostile target (good and login-garbage), a small iscsi-proto initiator driving
+//! SCSI I/O through the proxy while it holds, stalls, delays, corrupts and drops,
+//! and every I/O scenario of the hostile target fired over TCP.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use iscsi_faultd::hostile::forge::Scenario;
+use iscsi_faultd::wire::{encode, settings, Deframer, Digests, Frame};
+use iscsi_proto::bhs::{BHS_LEN, RESERVED_TAG};
+use iscsi_proto::framing::FramingSettings;
+use iscsi_proto::login::{
+    isid_random, Login, LoginConfig, LoginStep, NoChap, LOGIN_BUFFER_LEN, MAX_LOGIN_PDU_LEN,
+};
+use iscsi_proto::negotiate::{Digest, DigestOffer, Proposal, SessionParams};
+use iscsi_proto::pdu::{
+    DataOut, NopOut, Pdu, ScsiCommand, ScsiResponse, TaskAttr, TaskMgmtRequest, TmfFunction,
+};
+
+const TARGET: &str = "iqn.2026-11.dev.iscsi-rs:hostile";
+const INAME: &str = "iqn.2026-11.dev.iscsi-rs.test:faultd";
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// A running iscsi-faultd, killed on drop; its stderr collected for assertions.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    addr: SocketAddr,
+}
+
+impl Daemon {
+    fn start(args: &[&str]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_iscsi-faultd"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start iscsi-faultd");
+        let err = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = Arc::clone(&log);
+            thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if let Some(i) = line.find("listening on ") {
+                        let rest = &line[i + "listening on ".len()..];
+                        let a = rest.split([',', ' ']).next().unwrap_or("");
+                        let _ = tx.send(a.parse::<SocketAddr>().ok());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("iscsi-faultd {args:?} did not start"));
+        Daemon { child, log, addr }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn wait_log(&self, needle: &str) -> bool {
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if self.log().contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hostile(scenario: &str) -> Daemon {
+    Daemon::start(&[
+        "hostile",
+        "--listen",
+        "127.0.0.1:0",
+        "--scenario",
+        scenario,
+        "--lun-size-mb",
+        "8",
+    ])
+}
+
+/// A proxy in front of `target` and its control socket path.
+fn proxy(target: SocketAddr) -> (Daemon, PathBuf) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "faultd-test-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let d = Daemon::start(&[
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--target",
+        &target.to_string(),
+        "--control",
+        path.to_str().unwrap(),
+    ]);
+    (d, path)
+}
+
+/// `iscsi-faultd ctl`: exit code and reply.
+fn ctl(path: &Path, cmd: &str) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_iscsi-faultd"))
+        .arg("ctl")
+        .arg(path)
+        .args(cmd.split_whitespace())
+        .output()
+        .expect("run ctl");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+    )
+}
+
+fn ctl_ok(path: &Path, cmd: &str) -> String {
+    let (code, reply) = ctl(path, cmd);
+    assert_eq!(code, 0, "{cmd}: {reply}");
+    reply
+}
+
+/// The iscsictl built next to this test (`cargo test --workspace` builds it for
+/// its own tests); built on demand when this package is tested alone.
+fn iscsictl_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join("iscsictl");
+    if !p.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-p", "iscsictl"])
+            .status()
+            .expect("cargo build -p iscsictl");
+        assert!(st.success());
+    }
+    p
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn iscsictl(args: &[&str]) -> Run {
+    let o = Command::new(iscsictl_path())
+        .args(args)
+        .args(["--initiator-name", INAME, "--login-timeout", "10"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run iscsictl");
+    Run {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn dry_login(portal: SocketAddr, extra: &[&str]) -> Run {
+    let p = portal.to_string();
+    let mut args = vec!["login", "-p", &p, "-t", TARGET, "--dry-run"];
+    args.extend_from_slice(extra);
+    iscsictl(&args)
+}
+
+// ---------------------------------------------------------------------------
+// A minimal initiator on iscsi-proto
+// ---------------------------------------------------------------------------
+
+struct Initiator {
+    sock: TcpStream,
+    df: Deframer,
+    digests: Digests,
+    params: SessionParams,
+    cmd_sn: u32,
+    exp_stat_sn: u32,
+    next_itt: u32,
+}
+
+fn initiator_settings(d: Digests, max: u32) -> FramingSettings {
+    FramingSettings {
+        target_opcodes_only: true,
+        ..settings(d, max)
+    }
+}
+
+impl Initiator {
+    fn login(addr: SocketAddr, digests: bool) -> Initiator {
+        let sock = TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock.set_nodelay(true).unwrap();
+        let mut proposal = Proposal::normal(INAME, TARGET);
+        if digests {
+            proposal.header_digest = DigestOffer::Crc32c;
+            proposal.data_digest = DigestOffer::Crc32c;
+        }
+        let config = LoginConfig::new(proposal, isid_random([1, 2, 3], 7));
+        let (mut rxb, mut txb) = (vec![0u8; LOGIN_BUFFER_LEN], vec![0u8; LOGIN_BUFFER_LEN]);
+        let mut login = Login::new(config, &mut rxb, &mut txb).expect("login config");
+        let mut me = Initiator {
+            sock,
+            df: Deframer::new(initiator_settings(Digests::default(), 8192), false),
+            digests: Digests::default(),
+            params: SessionParams::DEFAULT,
+            cmd_sn: 0,
+            exp_stat_sn: 0,
+            next_itt: 0x10,
+        };
+        let mut out = vec![0u8; MAX_LOGIN_PDU_LEN];
+        let outcome = loop {
+            let n = login.next_request(&mut out).expect("login request");
+            me.sock.write_all(&out[..n]).unwrap();
+            let f = me.frame().expect("login response");
+            match login.handle_response(&f.bhs, &f.data, &mut NoChap) {
+                Ok(LoginStep::SendNext) => {}
+                Ok(LoginStep::Complete(o)) => break o,
+                other => panic!("login: {other:?}"),
+            }
+        };
+        me.params = outcome.params;
+        me.digests = Digests {
+            header: outcome.params.header_digest == Digest::Crc32c,
+            data: outcome.params.data_digest == Digest::Crc32c,
+        };
+        me.df.set_settings(initiator_settings(
+            me.digests,
+            outcome.params.max_recv_data_segment_len,
+        ));
+        me.cmd_sn = outcome.cmd_sn;
+        me.exp_stat_sn = outcome.exp_stat_sn;
+        me
+    }
+
+    /// The next PDU; Err on a framing error, EOF or timeout.
+    fn frame(&mut self) -> Result<Frame, String> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match self.df.next_frame() {
+                Ok(Some(f)) => {
+                    if let Ok(p) = Pdu::parse(&f.bhs) {
+                        let sn = match p {
+                            Pdu::ScsiResponse(r) => Some(r.stat_sn),
+                            Pdu::NopIn(n) if n.itt != RESERVED_TAG => Some(n.stat_sn),
+                            Pdu::TaskMgmtResponse(t) => Some(t.stat_sn),
+                            _ => None,
+                        };
+                        if let Some(sn) = sn {
+                            self.exp_stat_sn = sn.wrapping_add(1);
+                        }
+                    }
+                    return Ok(f);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("framing: {e:?}")),
+            }
+            match std::io::Read::read(&mut self.sock, &mut buf) {
+                Ok(0) => return Err("eof".into()),
+                Ok(n) => self.df.push(&buf[..n]),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+    }
+
+    fn send(&mut self, bhs: &[u8; BHS_LEN], data: &[u8]) {
+        self.sock
+            .write_all(&encode(bhs, &[], data, self.digests))
+            .expect("send");
+    }
+
+    fn command(&mut self, cdb: [u8; 16], edtl: u32, read: bool) -> u32 {
+        let itt = self.next_itt;
+        self.next_itt += 1;
+        let mut h = [0u8; BHS_LEN];
+        ScsiCommand {
+            immediate: false,
+            final_bit: true,
+            read,
+            write: !read && edtl > 0,
+            attr: TaskAttr::Simple,
+            total_ahs_len: 0,
+            data_segment_len: 0,
+            lun: 0,
+            itt,
+            expected_data_len: edtl,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+            cdb,
+        }
+        .emit(&mut h);
+        self.cmd_sn = self.cmd_sn.wrapping_add(1);
+        self.send(&h, &[]);
+        itt
+    }
+
+    fn rw_cdb(op: u8, lba: u32, blocks: u16) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[0] = op;
+        c[2..6].copy_from_slice(&lba.to_be_bytes());
+        c[7..9].copy_from_slice(&blocks.to_be_bytes());
+        c
+    }
+
+    fn start_read(&mut self, lba: u32, blocks: u16) -> u32 {
+        self.command(
+            Self::rw_cdb(0x28, lba, blocks),
+            u32::from(blocks) * 512,
+            true,
+        )
+    }
+
+    /// Collects a read's Data-In until its GOOD response.
+    fn finish_read(&mut self, itt: u32, len: usize) -> Result<Vec<u8>, String> {
+        let mut data = vec![0u8; len];
+        loop {
+            let f = self.frame()?;
+            match Pdu::parse(&f.bhs).map_err(|e| e.to_string())? {
+                Pdu::DataIn(d) if d.itt == itt => {
+                    let o = d.buffer_offset as usize;
+                    data.get_mut(o..o + f.data.len())
+                        .ok_or("Data-In outside the buffer")?
+                        .copy_from_slice(&f.data);
+                }
+                Pdu::ScsiResponse(r) if r.itt == itt => {
+                    return match r.status {
+                        0 => Ok(data),
+                        s => Err(format!("status {s:#x}")),
+                    };
+                }
+                other => return Err(format!("unexpected {other:?}")),
+            }
+        }
+    }
+
+    fn read(&mut self, lba: u32, blocks: u16) -> Result<Vec<u8>, String> {
+        let itt = self.start_read(lba, blocks);
+        self.finish_read(itt, usize::from(blocks) * 512)
+    }
+
+    /// WRITE(10) without unsolicited data: answers each R2T with Data-Outs.
+    fn write(&mut self, lba: u32, data: &[u8]) -> Result<(), String> {
+        let blocks = (data.len() / 512) as u16;
+        let itt = self.command(Self::rw_cdb(0x2a, lba, blocks), data.len() as u32, false);
+        loop {
+            let f = self.frame()?;
+            match Pdu::parse(&f.bhs).map_err(|e| e.to_string())? {
+                Pdu::R2t(r) if r.itt == itt => {
+                    let (start, end) = (
+                        r.buffer_offset as usize,
+                        (r.buffer_offset + r.desired_data_len) as usize,
+                    );
+                    let step = self.params.max_xmit_data_segment_len as usize;
+                    let mut off = start;
+                    let mut data_sn = 0;
+                    while off < end {
+                        let n = step.min(end - off);
+                        let mut h = [0u8; BHS_LEN];
+                        DataOut {
+                            final_bit: off + n == end,
+                            lun: 0,
+                            itt,
+                            ttt: r.ttt,
+                            exp_stat_sn: self.exp_stat_sn,
+                            data_sn,
+                            buffer_offset: off as u32,
+                            data_segment_len: n as u32,
+                        }
+                        .emit(&mut h);
+                        self.send(&h, &data[off..off + n]);
+                        off += n;
+                        data_sn += 1;
+                    }
+                }
+                Pdu::ScsiResponse(r) if r.itt == itt && r.status == 0 => return Ok(()),
+                other => return Err(format!("unexpected {other:?}")),
+            }
+        }
+    }
+
+    fn nop(&mut self, itt: u32) {
+        let mut h = [0u8; BHS_LEN];
+        NopOut {
+            immediate: true,
+            lun: 0,
+            itt,
+            ttt: RESERVED_TAG,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+            data_segment_len: 0,
+        }
+        .emit(&mut h);
+        self.send(&h, &[]);
+    }
+
+    /// NOP-Out and wait for its NOP-In.
+    fn ping(&mut self) -> Duration {
+        let t = Instant::now();
+        self.nop(0x9999);
+        let f = self.frame().expect("NOP-In");
+        let p = Pdu::parse(&f.bhs);
+        assert!(matches!(p, Ok(Pdu::NopIn(n)) if n.itt == 0x9999), "{p:?}");
+        t.elapsed()
+    }
+
+    fn abort_task(&mut self, referenced: u32) -> u32 {
+        let itt = self.next_itt;
+        self.next_itt += 1;
+        let mut h = [0u8; BHS_LEN];
+        TaskMgmtRequest {
+            immediate: true,
+            function: TmfFunction::AbortTask,
+            lun: 0,
+            itt,
+            referenced_task_tag: referenced,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+            ref_cmd_sn: self.cmd_sn.wrapping_sub(1),
+            exp_data_sn: 0,
+        }
+        .emit(&mut h);
+        self.send(&h, &[]);
+        itt
+    }
+
+    /// PDUs until `quiet` passes without one, or the first error.
+    fn drain(&mut self, quiet: Duration) -> (Vec<Frame>, Option<String>) {
+        self.sock.set_read_timeout(Some(quiet)).unwrap();
+        let mut got = Vec::new();
+        loop {
+            match self.frame() {
+                Ok(f) => got.push(f),
+                Err(e) if e.contains("timed out") || e.contains("Resource temporarily") => {
+                    return (got, None)
+                }
+                Err(e) => return (got, Some(e)),
+            }
+        }
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+fn stat(reply: &str, key: &str) -> u64 {
+    reply
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{key} not in {reply}"))
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn iscsictl_through_the_proxy_and_control_commands() {
+    let t = hostile("good");
+    let (p, ctlp) = proxy(t.addr);
+    let portal = p.addr.to_string();
+    let r = iscsictl(&["discover", "-p", &portal]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains(TARGET), "{}", r.stdout);
+    let r = dry_login(
+        p.addr,
+        &["--header-digest", "crc32c", "--data-digest", "crc32c"],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("HeaderDigest = CRC32C"), "{}", r.stdout);
+    assert!(p.log().contains("HeaderDigest=CRC32C DataDigest=CRC32C"));
+
+    let s = ctl_ok(&ctlp, "stats");
+    assert_eq!(stat(&s, "accepted"), 2);
+    assert_eq!(stat(&s, "raw_fallbacks"), 0);
+    assert!(stat(&s, "pdus_i2t") >= 6, "{s}");
+    assert_eq!(ctl_ok(&ctlp, "drop"), "ok dropped 0");
+    assert_eq!(ctl(&ctlp, "reboot").0, 1);
+    assert_eq!(ctl(&ctlp, "stall").0, 1);
+
+    // down: connections are refused (reset) until up.
+    assert_eq!(ctl_ok(&ctlp, "down"), "ok down dropped 0");
+    let r = iscsictl(&["discover", "-p", &portal]);
+    assert_ne!(r.code, Some(0));
+    assert_eq!(stat(&ctl_ok(&ctlp, "stats"), "refused"), 1);
+    ctl_ok(&ctlp, "up");
+    assert_eq!(iscsictl(&["discover", "-p", &portal]).code, Some(0));
+}
+
+#[test]
+fn iscsictl_against_the_hostile_target() {
+    let t = hostile("good");
+    let r = dry_login(t.addr, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("logged out"), "{}", r.stdout);
+
+    let t = hostile("login-garbage");
+    let r = iscsictl(&["discover", "-p", &t.addr.to_string()]);
+    assert_eq!(r.code, Some(0), "discovery is left alone: {}", r.stderr);
+    let r = dry_login(t.addr, &[]);
+    assert_eq!(r.code, Some(7), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("protocol violation"), "{}", r.stderr);
+    assert!(t.log().contains("scenario login-garbage triggered"));
+}
+
+#[test]
+fn io_through_the_proxy_with_faults() {
+    let t = hostile("good");
+    let (p, c) = proxy(t.addr);
+    let mut s = Initiator::login(p.addr, true);
+    assert!(s.digests.header && s.digests.data);
+
+    // WRITE through R2Ts (InitialR2T=Yes) and READ back.
+    let data = pattern(128 * 1024, 1);
+    s.write(100, &data).expect("write");
+    assert_eq!(s.read(100, 256).expect("read"), data);
+
+    // hold-scsi: NOP-In and TMF Response pass, the read's Data-In waits.
+    ctl_ok(&c, "hold-scsi 0");
+    let itt = s.start_read(100, 8);
+    s.ping();
+    let tmf = s.abort_task(itt);
+    let f = s.frame().expect("TMF response");
+    assert!(matches!(Pdu::parse(&f.bhs), Ok(Pdu::TaskMgmtResponse(r)) if r.itt == tmf));
+    let st = ctl_ok(&c, "stats");
+    assert_eq!(stat(&st, "abort_task"), 1);
+    assert!(stat(&st, "held") >= 2, "{st}");
+    ctl_ok(&c, "resume");
+    assert_eq!(s.finish_read(itt, 4096).expect("released"), data[..4096]);
+
+    // stall and delay slow a round trip down.
+    ctl_ok(&c, "stall 300");
+    assert!(s.ping() >= Duration::from_millis(250));
+    ctl_ok(&c, "delay 100");
+    assert!(s.ping() >= Duration::from_millis(190));
+    ctl_ok(&c, "delay 0");
+    assert!(s.ping() < Duration::from_millis(150));
+
+    // corrupt-data t2i: the next Data-In fails our data digest check.
+    assert_eq!(ctl_ok(&c, "corrupt-data t2i"), "ok corrupt-data t2i armed");
+    let e = s.read(100, 8).expect_err("digest error");
+    assert!(e.contains("DataDigest"), "{e}");
+    assert_eq!(stat(&ctl_ok(&c, "stats"), "corrupt_data"), 1);
+    drop(s);
+
+    // corrupt-header i2t: the target fails the header digest and hangs up.
+    let mut s = Initiator::login(p.addr, true);
+    ctl_ok(&c, "corrupt-header i2t");
+    s.nop(0x77);
+    let (_, err) = s.drain(Duration::from_secs(3));
+    assert!(err.is_some(), "the target kept talking");
+    assert!(t.wait_log("HeaderDigest"), "{}", t.log());
+    drop(s);
+
+    // drop: a live connection is reset.
+    let mut s = Initiator::login(p.addr, true);
+    s.ping();
+    assert_eq!(ctl_ok(&c, "drop"), "ok dropped 1");
+    let e = s.frame().expect_err("dropped");
+    assert!(e.contains("reset"), "the initiator side gets a RST: {e}");
+    // The data survived, and a new connection works.
+    let mut s = Initiator::login(p.addr, false);
+    assert_eq!(s.read(100, 256).expect("read"), data);
+}
+
+#[test]
+fn every_io_scenario_fires_at_lba_1000_then_serves_correctly() {
+    for &sc in Scenario::ALL {
+        let write = match sc.trigger() {
+            iscsi_faultd::hostile::forge::Trigger::Read => false,
+            iscsi_faultd::hostile::forge::Trigger::Write => true,
+            _ => continue,
+        };
+        let name = sc.name();
+        let t = hostile(name);
+        let mut s = Initiator::login(t.addr, true);
+        // Below the trigger LBA all is well.
+        let data = pattern(4096, 9);
+        s.write(8, &data).expect("write below the trigger");
+        assert_eq!(s.read(8, 8).expect("read below the trigger"), data);
+        // The trigger.
+        if write {
+            s.command(Initiator::rw_cdb(0x2a, 1000, 8), 4096, false);
+        } else {
+            s.start_read(1000, 8);
+        }
+        let (got, err) = s.drain(Duration::from_millis(300));
+        assert!(
+            t.wait_log(&format!("scenario {name} triggered on ITT")),
+            "{name}: {}",
+            t.log()
+        );
+        let last = got.last().map(|f| Pdu::parse(&f.bhs));
+        match sc {
+            Scenario::DslTooLong => assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("DataSegmentTooLong")),
+                "{name}: {err:?}"
+            ),
+            Scenario::AhsOverflow => assert!(
+                err.as_deref().is_some_and(|e| e.contains("AhsMalformed")),
+                "{name}: {err:?}"
+            ),
+            Scenario::UnknownOpcode => {
+                assert!(
+                    matches!(last, Some(Ok(Pdu::Unknown { opcode: 0x3a, .. }))),
+                    "{name}"
+                )
+            }
+            Scenario::SenseOverflow => {
+                let f = got.last().expect("response");
+                assert!(ScsiResponse::split_data(&f.data).is_err(), "{name}");
+            }
+            Scenario::R2tZero => {
+                assert!(matches!(last, Some(Ok(Pdu::R2t(r))) if r.desired_data_len == 0))
+            }
+            Scenario::R2tBeyond => assert!(
+                matches!(last, Some(Ok(Pdu::R2t(r))) if r.buffer_offset + r.desired_data_len > 4096)
+            ),
+            Scenario::DataInOffset | Scenario::DataInOverrun | Scenario::DataInUnknownItt => {
+                assert!(matches!(last, Some(Ok(Pdu::DataIn(_)))), "{name}: {last:?}")
+            }
+            _ => assert!(
+                matches!(last, Some(Ok(Pdu::ScsiResponse(_)))),
+                "{name}: {last:?}"
+            ),
+        }
+        if err.is_none() {
+            // The hostile target keeps the connection open after misbehaving.
+            s.ping();
+        }
+        drop(s);
+        // A new session (recovery) is served correctly: the trigger fired once.
+        let mut s = Initiator::login(t.addr, true);
+        if write {
+            s.write(1000, &data).expect("write after the trigger");
+        }
+        let back = s.read(1000, 8).expect("read after the trigger");
+        assert_eq!(back == data, write, "{name}");
+    }
+}
