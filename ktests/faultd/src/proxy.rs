@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use iscsi_proto::bhs::Opcode;
 use iscsi_proto::pdu::{LoginRequest, LoginResponse, Stage, TaskMgmtRequest, TmfFunction};
-use iscsi_proto::text::{self, Special};
+use iscsi_proto::text;
 
 use crate::control::{Command, CorruptPart, Dir};
 use crate::log;
@@ -410,12 +410,9 @@ impl LoginWatch {
             };
             let single = !v.contains(',');
             match k {
-                "HeaderDigest" if single => {
-                    self.header_digest = v == "CRC32C" && Special::from_value(v).is_none()
-                }
-                "DataDigest" if single => {
-                    self.data_digest = v == "CRC32C" && Special::from_value(v).is_none()
-                }
+                // Reject, Irrelevant and NotUnderstood all leave the default, None.
+                "HeaderDigest" if single => self.header_digest = v == "CRC32C",
+                "DataDigest" if single => self.data_digest = v == "CRC32C",
                 "SessionType" => self.discovery = v == "Discovery",
                 _ => {}
             }

@@ -216,6 +216,12 @@ fn initiator_settings(d: Digests, max: u32) -> FramingSettings {
 
 impl Initiator {
     fn login(addr: SocketAddr, digests: bool) -> Initiator {
+        Self::login_with(addr, digests, true)
+    }
+
+    /// `initial_r2t: false` also offers ImmediateData (the default), so writes
+    /// carry immediate and unsolicited data.
+    fn login_with(addr: SocketAddr, digests: bool, initial_r2t: bool) -> Initiator {
         let sock = TcpStream::connect(addr).expect("connect");
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         sock.set_nodelay(true).unwrap();
@@ -224,6 +230,7 @@ impl Initiator {
             proposal.header_digest = DigestOffer::Crc32c;
             proposal.data_digest = DigestOffer::Crc32c;
         }
+        proposal.initial_r2t = initial_r2t;
         let config = LoginConfig::new(proposal, isid_random([1, 2, 3], 7));
         let (mut rxb, mut txb) = (vec![0u8; LOGIN_BUFFER_LEN], vec![0u8; LOGIN_BUFFER_LEN]);
         let mut login = Login::new(config, &mut rxb, &mut txb).expect("login config");
@@ -298,17 +305,30 @@ impl Initiator {
     }
 
     fn command(&mut self, cdb: [u8; 16], edtl: u32, read: bool) -> u32 {
+        self.command_with(cdb, edtl, read, &[], true)
+    }
+
+    /// A SCSI Command carrying `immediate` data; `final_bit` false announces
+    /// unsolicited Data-Outs.
+    fn command_with(
+        &mut self,
+        cdb: [u8; 16],
+        edtl: u32,
+        read: bool,
+        immediate: &[u8],
+        final_bit: bool,
+    ) -> u32 {
         let itt = self.next_itt;
         self.next_itt += 1;
         let mut h = [0u8; BHS_LEN];
         ScsiCommand {
             immediate: false,
-            final_bit: true,
+            final_bit,
             read,
             write: !read && edtl > 0,
             attr: TaskAttr::Simple,
             total_ahs_len: 0,
-            data_segment_len: 0,
+            data_segment_len: immediate.len() as u32,
             lun: 0,
             itt,
             expected_data_len: edtl,
@@ -318,8 +338,34 @@ impl Initiator {
         }
         .emit(&mut h);
         self.cmd_sn = self.cmd_sn.wrapping_add(1);
-        self.send(&h, &[]);
+        self.send(&h, immediate);
         itt
+    }
+
+    /// Data-Outs for `data[start..end]`, each at most MaxXmitDataSegmentLength,
+    /// F on the last.
+    fn data_out(&mut self, itt: u32, ttt: u32, data: &[u8], start: usize, end: usize) {
+        let step = self.params.max_xmit_data_segment_len as usize;
+        let mut off = start;
+        let mut data_sn = 0;
+        while off < end {
+            let n = step.min(end - off);
+            let mut h = [0u8; BHS_LEN];
+            DataOut {
+                final_bit: off + n == end,
+                lun: 0,
+                itt,
+                ttt,
+                exp_stat_sn: self.exp_stat_sn,
+                data_sn,
+                buffer_offset: off as u32,
+                data_segment_len: n as u32,
+            }
+            .emit(&mut h);
+            self.send(&h, &data[off..off + n]);
+            off += n;
+            data_sn += 1;
+        }
     }
 
     fn rw_cdb(op: u8, lba: u32, blocks: u16) -> [u8; 16] {
@@ -366,39 +412,43 @@ impl Initiator {
         self.finish_read(itt, usize::from(blocks) * 512)
     }
 
-    /// WRITE(10) without unsolicited data: answers each R2T with Data-Outs.
+    /// WRITE(10) as the negotiated keys allow: immediate data, unsolicited
+    /// Data-Outs up to FirstBurstLength, then Data-Outs for each R2T.
     fn write(&mut self, lba: u32, data: &[u8]) -> Result<(), String> {
         let blocks = (data.len() / 512) as u16;
-        let itt = self.command(Self::rw_cdb(0x2a, lba, blocks), data.len() as u32, false);
+        let p = self.params;
+        let first_burst = if p.initial_r2t && !p.immediate_data {
+            0
+        } else {
+            (p.first_burst_len as usize).min(data.len())
+        };
+        let imm = if p.immediate_data {
+            first_burst.min(p.max_xmit_data_segment_len as usize)
+        } else {
+            0
+        };
+        let unsolicited = if p.initial_r2t { imm } else { first_burst };
+        let cdb = Self::rw_cdb(0x2a, lba, blocks);
+        let itt = self.command_with(
+            cdb,
+            data.len() as u32,
+            false,
+            &data[..imm],
+            unsolicited == imm,
+        );
+        if unsolicited > imm {
+            self.data_out(itt, RESERVED_TAG, data, imm, unsolicited);
+        }
         loop {
             let f = self.frame()?;
             match Pdu::parse(&f.bhs).map_err(|e| e.to_string())? {
                 Pdu::R2t(r) if r.itt == itt => {
-                    let (start, end) = (
-                        r.buffer_offset as usize,
-                        (r.buffer_offset + r.desired_data_len) as usize,
-                    );
-                    let step = self.params.max_xmit_data_segment_len as usize;
-                    let mut off = start;
-                    let mut data_sn = 0;
-                    while off < end {
-                        let n = step.min(end - off);
-                        let mut h = [0u8; BHS_LEN];
-                        DataOut {
-                            final_bit: off + n == end,
-                            lun: 0,
-                            itt,
-                            ttt: r.ttt,
-                            exp_stat_sn: self.exp_stat_sn,
-                            data_sn,
-                            buffer_offset: off as u32,
-                            data_segment_len: n as u32,
-                        }
-                        .emit(&mut h);
-                        self.send(&h, &data[off..off + n]);
-                        off += n;
-                        data_sn += 1;
+                    let start = r.buffer_offset as usize;
+                    let end = start + r.desired_data_len as usize;
+                    if start < unsolicited || end > data.len() {
+                        return Err(format!("bad R2T {r:?}"));
                     }
+                    self.data_out(itt, r.ttt, data, start, end);
                 }
                 Pdu::ScsiResponse(r) if r.itt == itt && r.status == 0 => return Ok(()),
                 other => return Err(format!("unexpected {other:?}")),
@@ -669,4 +719,28 @@ fn every_io_scenario_fires_at_lba_1000_then_serves_correctly() {
         let back = s.read(1000, 8).expect("read after the trigger");
         assert_eq!(back == data, write, "{name}");
     }
+}
+
+#[test]
+fn unsolicited_writes_and_i2t_corruption() {
+    let t = hostile("good");
+    let (p, c) = proxy(t.addr);
+    let mut s = Initiator::login_with(p.addr, true, false);
+    assert!(!s.params.initial_r2t && s.params.immediate_data);
+    // 64 KiB immediate+unsolicited (FirstBurstLength), the rest through R2Ts.
+    let data = pattern(300 * 1024, 3);
+    s.write(2000, &data).expect("write");
+    assert_eq!(s.read(2000, 600).expect("read"), data);
+    assert!(
+        t.log().contains("InitialR2T=false ImmediateData=true"),
+        "{}",
+        t.log()
+    );
+
+    // corrupt-data i2t: the target sees a data digest error and hangs up.
+    ctl_ok(&c, "corrupt-data i2t");
+    let e = s.write(3000, &data[..8192]).expect_err("target hangs up");
+    assert!(e == "eof" || e.contains("reset"), "{e}");
+    assert!(t.wait_log("DataDigest"), "{}", t.log());
+    assert_eq!(stat(&ctl_ok(&c, "stats"), "corrupt_data"), 1);
 }
