@@ -56,8 +56,9 @@ pub enum Command {
     Stall(u64),
     /// End a stall or a hold.
     Resume,
-    /// Hold back SCSI Response and Data-In for this many ms (0: until `Resume`).
-    HoldScsi(u64),
+    /// Hold back SCSI Response and Data-In for this many ms (0: until `Resume`);
+    /// with `discard`, throw them away when the hold ends instead of releasing.
+    HoldScsi(u64, bool),
     /// Add this much latency to every PDU (0: none).
     Delay(u64),
     /// Corrupt the next qualifying PDU in a direction.
@@ -81,7 +82,11 @@ impl Command {
             Some("up") => Command::Up,
             Some("stall") => Command::Stall(ms(words.get(1))?),
             Some("resume") => Command::Resume,
-            Some("hold-scsi") => Command::HoldScsi(ms(words.get(1))?),
+            Some("hold-scsi") => match words.get(2).copied() {
+                None => Command::HoldScsi(ms(words.get(1))?, false),
+                Some("discard") => Command::HoldScsi(ms(words.get(1))?, true),
+                Some(w) => return Err(format!("hold-scsi takes MS [discard], not {w:?}")),
+            },
             Some("delay") => Command::Delay(ms(words.get(1))?),
             Some("corrupt-data") | Some("corrupt-header") => {
                 let part = if words[0] == "corrupt-data" {
@@ -97,9 +102,11 @@ impl Command {
             None => return Err("empty command".into()),
         };
         let max_words = match cmd {
-            Command::Stall(_) | Command::HoldScsi(_) | Command::Delay(_) | Command::Corrupt(..) => {
-                2
-            }
+            Command::HoldScsi(_, true) => 3,
+            Command::Stall(_)
+            | Command::HoldScsi(..)
+            | Command::Delay(_)
+            | Command::Corrupt(..) => 2,
             _ => 1,
         };
         if words.len() > max_words {
@@ -149,8 +156,13 @@ mod tests {
         assert_eq!(Command::parse(" stall 0 "), Ok(Command::Stall(0)));
         assert_eq!(
             Command::parse("hold-scsi 1500"),
-            Ok(Command::HoldScsi(1500))
+            Ok(Command::HoldScsi(1500, false))
         );
+        assert_eq!(
+            Command::parse("hold-scsi 0 discard"),
+            Ok(Command::HoldScsi(0, true))
+        );
+        assert!(Command::parse("hold-scsi 0 later").is_err());
         assert_eq!(Command::parse("delay 20"), Ok(Command::Delay(20)));
         assert_eq!(
             Command::parse("corrupt-data t2i"),

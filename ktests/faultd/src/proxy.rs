@@ -81,6 +81,7 @@ struct Stats {
     pdus_t2i: u64,
     raw_fallbacks: u64,
     held: u64,
+    discarded: u64,
     corrupt_data: u64,
     corrupt_header: u64,
     /// Task Management requests, indexed by function code (0 = unknown codes).
@@ -99,6 +100,8 @@ struct State {
     down: bool,
     stall: Gate,
     hold: Gate,
+    /// Held PDUs are thrown away, not released, when the hold ends.
+    hold_discard: bool,
     delay: Duration,
     corrupt_i2t: Option<CorruptPart>,
     corrupt_t2i: Option<CorruptPart>,
@@ -124,6 +127,7 @@ impl Proxy {
                 down: false,
                 stall: Gate::Off,
                 hold: Gate::Off,
+                hold_discard: false,
                 delay: Duration::ZERO,
                 corrupt_i2t: None,
                 corrupt_t2i: None,
@@ -176,9 +180,10 @@ impl Proxy {
                 st.hold = Gate::Off;
                 "ok resume".into()
             }
-            Command::HoldScsi(ms) => {
+            Command::HoldScsi(ms, discard) => {
                 st.hold = Gate::from_ms(ms);
-                format!("ok hold-scsi {ms}")
+                st.hold_discard = discard;
+                format!("ok hold-scsi {ms}{}", if discard { " discard" } else { "" })
             }
             Command::Delay(ms) => {
                 st.delay = Duration::from_millis(ms);
@@ -288,7 +293,7 @@ fn stats_line(st: &State) -> String {
         "task_reassign",
     ];
     let mut line = format!(
-        "accepted={} active={} refused={} drops={} pdus_i2t={} pdus_t2i={} raw_fallbacks={} held={}",
+        "accepted={} active={} refused={} drops={} pdus_i2t={} pdus_t2i={} raw_fallbacks={} held={} discarded={}",
         s.accepted,
         st.conns.len(),
         s.refused,
@@ -296,7 +301,8 @@ fn stats_line(st: &State) -> String {
         s.pdus_i2t,
         s.pdus_t2i,
         s.raw_fallbacks,
-        s.held
+        s.held,
+        s.discarded
     );
     for (name, n) in TMF_NAMES.iter().zip(s.tmf.iter()).skip(1) {
         line.push_str(&format!(" {name}={n}"));
@@ -661,6 +667,15 @@ fn writer(ctx: &ConnCtx, dir: Dir, rx: Receiver<Item>, mut dst: TcpStream) {
             return;
         }
         let hold_on = dir == Dir::T2i && proxy.hold_active();
+        if !held.is_empty() && !hold_on && proxy.lock().hold_discard {
+            let n = held.len();
+            held.clear();
+            proxy.lock().stats.discarded += n as u64;
+            log!(
+                "proxy: conn {}: hold over, {n} held PDU(s) discarded",
+                ctx.id
+            );
+        }
         let item = if !held.is_empty() && !hold_on {
             held.pop_front().map(|i| (i, false))
         } else if input_done {

@@ -609,6 +609,22 @@ fn io_through_the_proxy_with_faults() {
     ctl_ok(&c, "resume");
     assert_eq!(s.finish_read(itt, 4096).expect("released"), data[..4096]);
 
+    // hold-scsi … discard: the held completion never arrives.
+    assert_eq!(
+        ctl_ok(&c, "hold-scsi 200 discard"),
+        "ok hold-scsi 200 discard"
+    );
+    let lost = s.start_read(100, 8);
+    let (got, err) = s.drain(Duration::from_millis(600));
+    assert!(got.is_empty() && err.is_none(), "{got:?} {err:?}");
+    s.abort_task(lost);
+    let f = s.frame().expect("TMF response");
+    assert!(matches!(Pdu::parse(&f.bhs), Ok(Pdu::TaskMgmtResponse(_))));
+    assert!(stat(&ctl_ok(&c, "stats"), "discarded") >= 2);
+    s.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+
     // stall and delay slow a round trip down.
     ctl_ok(&c, "stall 300");
     assert!(s.ping() >= Duration::from_millis(250));
