@@ -51,6 +51,7 @@ while IFS=$'\t' read -r name script; do
         # A failed case may leave state behind: clear it so the next case starts
         # clean (a passing case must clean up after itself; this is not checked).
         (
+            pkill -f "iscsictl daemon"; pkill -f "iscsi-faultd"
             "$CTL" logout -a
             iscsiadm -m node --logoutall=all
             pkill -x iscsid

@@ -2,6 +2,10 @@
 # real iscsictl, so the cases test what users run.
 #   rs_login -t IQN [iscsictl login flags...]   prints the SCSI host number
 #   rs_remove HOST                              iscsictl logout --host HOST
+#   rs_daemon_start / rs_daemon_stop            iscsictl daemon in the background
+#                                               (log: /tmp/daemon.log); stop it
+#                                               before rmmod (it holds the device)
+#   rs_wait_state HOST STATE SECS               wait for session_state
 RS_INAME=iqn.2026-11.dev.iscsi-rs:guest-rs
 RS_PORTAL=127.0.0.1:3260
 
@@ -30,4 +34,34 @@ rs_disk() {
         [ -n "$d" ] && [ -b "/dev/$d" ] && { echo "$d"; return 0; }
         sleep 0.1
     done
+}
+
+rs_daemon_start() {
+    "$CTL" daemon > /tmp/daemon.log 2>&1 &
+    RS_DAEMON=$!
+}
+
+rs_daemon_stop() {
+    [ -n "${RS_DAEMON:-}" ] || return 0
+    kill "$RS_DAEMON" 2>/dev/null
+    wait "$RS_DAEMON" 2>/dev/null
+    RS_DAEMON=
+    echo "--- daemon log" >&2
+    cat /tmp/daemon.log >&2
+}
+
+# Waits up to SECS for HOST's session_state to read STATE; fails otherwise.
+rs_wait_state() {
+    local sysfs=/sys/class/scsi_host/host$1 i
+    for i in $(seq $(($3 * 10))); do
+        [ "$(cat $sysfs/session_state)" = "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "host$1 still $(cat $sysfs/session_state) after $3 s, wanted $2" >&2
+    return 1
+}
+
+# Seconds since boot with fractions (for timing in cases).
+rs_now() {
+    cut -d' ' -f1 /proc/uptime
 }
