@@ -71,6 +71,8 @@ const TMF_TIMEOUT_MS: u32 = 10_000;
 const PING_TAG: u32 = 0xfffd;
 /// How long the EH's liveness ping may take when keepalive pings are off.
 const EH_PING_TIMEOUT_MS: u32 = 5_000;
+/// Room for queued NOP-Out answers, pings and Logouts.
+const CTL_JOBS: usize = 64;
 /// Longest sleep of the watchdog between looks at the session.
 const WATCH_IDLE_MS: i64 = 1_000;
 /// SAM status CHECK CONDITION.
@@ -353,6 +355,9 @@ struct State {
     ping_sent_ms: Option<i64>,
     /// The target asked for a logout: reconnect after this many ms once done.
     reconnect_delay_ms: Option<u32>,
+    /// After a reconnect, until the first command completes: when the
+    /// connection had failed (for the "I/O flowing again" log line).
+    resumed_from_ms: Option<i64>,
     replacement_timeout: u32,
     noop_out_interval: u16,
     noop_out_timeout: u16,
@@ -366,7 +371,11 @@ struct State {
     gens: KVec<u8>,
     in_flight: u32,
     next_seq: u64,
+    /// Data-Out bursts answering R2Ts, in order.
     jobs: JobRing,
+    /// NOP-Outs and Logouts: sent before queued bursts, so a ping measures the
+    /// target, not the depth of our own send queue.
+    ctl_jobs: JobRing,
     /// Response code of the Logout Response, once received.
     logout_response: Option<u8>,
     /// ITT of the last TMF sent and, once received, its response.
@@ -679,6 +688,7 @@ impl Session {
             last_rx_ms: now_ms(),
             ping_sent_ms: None,
             reconnect_delay_ms: None,
+            resumed_from_ms: None,
             replacement_timeout: cfg.replacement_timeout,
             noop_out_interval: cfg.noop_out_interval,
             noop_out_timeout: cfg.noop_out_timeout,
@@ -690,6 +700,7 @@ impl Session {
             in_flight: 0,
             next_seq: 0,
             jobs,
+            ctl_jobs: JobRing::new(CTL_JOBS)?,
             logout_response: None,
             tmf: None,
             aborted: [RESERVED_TAG; 16],
@@ -851,6 +862,7 @@ impl Session {
             st.failed_at_ms = now;
             st.ping_sent_ms = None;
             st.jobs.clear();
+            st.ctl_jobs.clear();
             let t2w = u32::from(st.params.default_time2wait).saturating_mul(1000);
             let delay_ms = st.reconnect_delay_ms.take().unwrap_or(t2w);
             self.events.notify_all();
@@ -978,6 +990,7 @@ impl Session {
             st.last_rx_ms = now;
             st.ping_sent_ms = None;
             st.reconnect_delay_ms = None;
+            st.resumed_from_ms = Some(st.failed_at_ms);
             st.logout_response = None;
             st.aborted = [RESERVED_TAG; 16];
             self.events.notify_all();
@@ -1021,10 +1034,13 @@ impl Session {
                     let interval = i64::from(st.noop_out_interval) * 1000;
                     let timeout = i64::from(st.noop_out_timeout) * 1000;
                     if let Some(sent) = st.ping_sent_ms {
-                        if timeout > 0 && now - sent >= timeout {
+                        // Anything received since the ping shows the target
+                        // alive; only silence for the whole timeout fails.
+                        let quiet_since = sent.max(st.last_rx_ms);
+                        if timeout > 0 && now - quiet_since >= timeout {
                             fail_ping = true;
                         } else if timeout > 0 {
-                            wake = wake.min(sent + timeout);
+                            wake = wake.min(quiet_since + timeout);
                         }
                     } else if interval > 0 {
                         if now - st.last_rx_ms >= interval {
@@ -1047,7 +1063,7 @@ impl Session {
                 Phase::LoggingOut | Phase::Offline => {}
             }
             if ping {
-                if st.jobs.push(TxJob::Ping) {
+                if st.ctl_jobs.push(TxJob::Ping) {
                     st.ping_sent_ms = Some(now);
                 } else {
                     // The TX queue is full, so the connection is busy anyway.
@@ -1095,7 +1111,7 @@ impl Session {
             t => u32::from(t) * 1000,
         };
         if st.ping_sent_ms.is_none() {
-            if !st.jobs.push(TxJob::Ping) {
+            if !st.ctl_jobs.push(TxJob::Ping) {
                 return true;
             }
             st.ping_sent_ms = Some(now_ms());
@@ -1116,7 +1132,11 @@ impl Session {
                 CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Signal { .. } => break,
             }
         }
-        let answered = st.ping_sent_ms.is_none();
+        // Anything received since the ping also shows the connection alive.
+        let answered = match st.ping_sent_ms {
+            None => true,
+            Some(sent) => st.last_rx_ms > sent,
+        };
         drop(st);
         if !answered {
             this.fail(
@@ -1336,7 +1356,7 @@ impl Session {
                 if !matches!(st.phase, Phase::Running | Phase::LoggingOut) {
                     return;
                 }
-                match st.jobs.pop() {
+                match st.ctl_jobs.pop().or_else(|| st.jobs.pop()) {
                     Some(j) => (
                         j,
                         st.exp_stat_sn.get(),
@@ -1797,6 +1817,7 @@ impl Receiver<'_> {
     }
 
     fn data_in_end(&mut self, d: &DataIn) -> Result<(), Violation> {
+        let resumed;
         let cmd = {
             let mut st = self.s.state.lock();
             st.window(d.exp_cmd_sn, d.max_cmd_sn)?;
@@ -1815,6 +1836,7 @@ impl Receiver<'_> {
             let Some(task) = st.take(tag_of(d.itt)) else {
                 return Ok(());
             };
+            resumed = st.resumed_from_ms.take();
             finish(
                 task,
                 RESPONSE_COMPLETED,
@@ -1825,6 +1847,7 @@ impl Receiver<'_> {
             )
         };
         cmd.complete();
+        self.log_resumed(resumed);
         Ok(())
     }
 
@@ -1832,6 +1855,7 @@ impl Receiver<'_> {
         let sense = ScsiResponseData::parse(data)
             .map_err(Violation::Malformed)?
             .sense;
+        let resumed;
         let cmd = {
             let mut st = self.s.state.lock();
             st.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn)?;
@@ -1841,6 +1865,7 @@ impl Receiver<'_> {
             let Some(task) = st.take(tag_of(r.itt)) else {
                 return Ok(());
             };
+            resumed = st.resumed_from_ms.take();
             finish(
                 task,
                 r.response,
@@ -1851,7 +1876,20 @@ impl Receiver<'_> {
             )
         };
         cmd.complete();
+        self.log_resumed(resumed);
         Ok(())
+    }
+
+    /// Logs the first completion after a reconnect: the recovery's length as
+    /// seen by I/O.
+    fn log_resumed(&self, failed_at_ms: Option<i64>) {
+        if let Some(t) = failed_at_ms {
+            pr_info!(
+                "host{}: I/O flowing again {} ms after the connection failed\n",
+                self.s.host_no(),
+                now_ms() - t
+            );
+        }
     }
 
     fn r2t_end(&mut self, r: &crate::proto::pdu::R2t) -> Result<(), Violation> {
@@ -1926,7 +1964,7 @@ impl Receiver<'_> {
                     st.phase = Phase::LoggingOut;
                     st.reconnect_delay_ms =
                         Some(u32::from(st.params.default_time2wait).saturating_mul(1000));
-                    if !st.jobs.push(TxJob::Logout) {
+                    if !st.ctl_jobs.push(TxJob::Logout) {
                         return Err(Violation::TxQueueFull);
                     }
                     self.kick_tx = true;
@@ -2075,7 +2113,7 @@ impl PduSink for Receiver<'_> {
                     self.s.events.notify_all();
                 }
                 if n.wants_reply() {
-                    if !st.jobs.push(TxJob::NopOut {
+                    if !st.ctl_jobs.push(TxJob::NopOut {
                         ttt: n.ttt,
                         lun: n.lun,
                     }) {

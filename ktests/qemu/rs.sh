@@ -7,7 +7,7 @@
 #                                               before rmmod (it holds the device)
 #   rs_wait_state HOST STATE SECS               wait for session_state
 RS_INAME=iqn.2026-11.dev.iscsi-rs:guest-rs
-RS_PORTAL=127.0.0.1:3260
+RS_PORTAL=${RS_PORTAL:-127.0.0.1:3260}
 
 rs_login() {
     local out
@@ -44,7 +44,7 @@ rs_daemon_start() {
 rs_daemon_stop() {
     [ -n "${RS_DAEMON:-}" ] || return 0
     kill "$RS_DAEMON" 2>/dev/null
-    wait "$RS_DAEMON" 2>/dev/null
+    wait "$RS_DAEMON" 2>/dev/null || true
     RS_DAEMON=
     echo "--- daemon log" >&2
     cat /tmp/daemon.log >&2
