@@ -23,7 +23,7 @@ while IFS='|' read -r sc dir want; do
     dev=$(rs_disk $host)
     head -c 64k /dev/urandom > /tmp/pattern
     if [ "$dir" = read ]; then
-        dd if=/tmp/pattern of=/dev/$dev bs=64k seek=1000 oflag=seek_bytes,direct status=none
+        dd if=/tmp/pattern of=/dev/$dev bs=64k seek=$((1000 * 512)) oflag=seek_bytes,direct status=none
         dd if=/dev/$dev of=/tmp/readback bs=64k count=1 skip=$((1000 * 512)) \
             iflag=skip_bytes,direct status=none
     else
@@ -43,7 +43,7 @@ while IFS='|' read -r sc dir want; do
 done <<'TABLE'
 dsl-too-long|read|framing violation
 datain-offset|read|Data-In ITT .* at offset
-datain-overrun|read|beyond the
+datain-overrun|read|(beyond the|Data-In ITT .* at offset)
 datain-unknown-itt|read|Data-In for unknown ITT
 r2t-beyond|write|R2T ITT .* asks for
 r2t-zero|write|asks for 0 bytes
