@@ -484,6 +484,23 @@ impl State {
     }
 }
 
+/// An immediate NOP-Out header without data: a ping of ours (`itt` set) or
+/// the answer to the target's (`ttt` set).
+fn nop_out(itt: u32, ttt: u32, lun: u64, cmd_sn: u32, exp_stat_sn: u32) -> [u8; BHS_LEN] {
+    let mut hdr = [0u8; BHS_LEN];
+    NopOut {
+        immediate: true,
+        lun,
+        itt,
+        ttt,
+        cmd_sn,
+        exp_stat_sn,
+        data_segment_len: 0,
+    }
+    .emit(&mut hdr);
+    hdr
+}
+
 /// The blk-mq tag in an ITT.
 fn tag_of(itt: u32) -> u16 {
     (itt & TAG_MASK) as u16
@@ -1375,33 +1392,13 @@ impl Session {
                     offset,
                     len,
                 } => this.send_burst(&mut tx, tag, seq, ttt, offset, len),
+                // A NOP-Out is immediate: CmdSN is carried, not advanced.
                 TxJob::NopOut { ttt, lun } => {
-                    let mut hdr = [0u8; BHS_LEN];
-                    // An answer is immediate: CmdSN is carried, not advanced.
-                    NopOut {
-                        immediate: true,
-                        lun,
-                        itt: RESERVED_TAG,
-                        ttt,
-                        cmd_sn,
-                        exp_stat_sn,
-                        data_segment_len: 0,
-                    }
-                    .emit(&mut hdr);
+                    let hdr = nop_out(RESERVED_TAG, ttt, lun, cmd_sn, exp_stat_sn);
                     conn.send_pdu(&hdr, &[], false)
                 }
                 TxJob::Ping => {
-                    let mut hdr = [0u8; BHS_LEN];
-                    NopOut {
-                        immediate: true,
-                        lun: 0,
-                        itt: ping_itt,
-                        ttt: RESERVED_TAG,
-                        cmd_sn,
-                        exp_stat_sn,
-                        data_segment_len: 0,
-                    }
-                    .emit(&mut hdr);
+                    let hdr = nop_out(ping_itt, RESERVED_TAG, 0, cmd_sn, exp_stat_sn);
                     conn.send_pdu(&hdr, &[], false)
                 }
                 TxJob::Logout => {

@@ -731,16 +731,8 @@ unsafe extern "C" fn show_cb<T: HostOps>(
     attr: *mut bindings::device_attribute,
     buf: *mut c_char,
 ) -> isize {
-    // SAFETY: the attribute is one of ours on an added host (sysfs removes the
-    // files and drains readers in scsi_remove_host, before hostdata is cleared).
-    let (data, name) = unsafe {
-        let shost = bindings::iscsi_rs_dev_to_shost(dev);
-        (
-            host_data::<T>(shost),
-            CStr::from_char_ptr((*attr).attr.name),
-        )
-    };
-    let Some(index) = attr_index::<T>(name) else {
+    // SAFETY: per this function's contract.
+    let Some((data, index)) = (unsafe { attr_target::<T>(dev, attr) }) else {
         return code::EINVAL.to_errno() as isize;
     };
     // SAFETY: sysfs gives show() one page.
@@ -750,10 +742,29 @@ unsafe extern "C" fn show_cb<T: HostOps>(
     out.len as isize
 }
 
-fn attr_index<T: HostOps>(name: &CStr) -> Option<usize> {
-    T::ATTRS
+/// The host data and the `ATTRS` index behind a sysfs callback.
+///
+/// # Safety
+///
+/// `dev` is the class device of an added host of ours and `attr` one of the
+/// attributes its template registered (sysfs removes the files and drains
+/// their users in scsi_remove_host, before hostdata is cleared).
+unsafe fn attr_target<'a, T: HostOps>(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+) -> Option<(ArcBorrow<'a, T>, usize)> {
+    // SAFETY: per the function's contract.
+    let (data, name) = unsafe {
+        let shost = bindings::iscsi_rs_dev_to_shost(dev);
+        (
+            host_data::<T>(shost),
+            CStr::from_char_ptr((*attr).attr.name),
+        )
+    };
+    let index = T::ATTRS
         .iter()
-        .position(|a| a.name.as_bytes() == name.as_bytes())
+        .position(|a| a.name.as_bytes() == name.as_bytes())?;
+    Some((data, index))
 }
 
 /// # Safety
@@ -766,15 +777,8 @@ unsafe extern "C" fn store_cb<T: HostOps>(
     buf: *const c_char,
     count: usize,
 ) -> isize {
-    // SAFETY: as in `show_cb`: our attribute on an added host.
-    let (data, name) = unsafe {
-        let shost = bindings::iscsi_rs_dev_to_shost(dev);
-        (
-            host_data::<T>(shost),
-            CStr::from_char_ptr((*attr).attr.name),
-        )
-    };
-    let Some(index) = attr_index::<T>(name) else {
+    // SAFETY: per this function's contract.
+    let Some((data, index)) = (unsafe { attr_target::<T>(dev, attr) }) else {
         return code::EINVAL.to_errno() as isize;
     };
     // SAFETY: sysfs passes `count` readable bytes (at most a page).

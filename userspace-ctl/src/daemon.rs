@@ -60,12 +60,13 @@ pub const BACKOFF_MAX_MS: u32 = 30_000;
 // FAIL_RELOGIN refuses longer delays.
 const _: () = assert!(BACKOFF_MAX_MS <= uapi::MAX_RETRY_MS);
 
-const EINTR: i32 = 4;
-const ENOENT: i32 = 2;
-const ENXIO: i32 = 6;
-const ENODEV: i32 = 19;
-const ENOTTY: i32 = 25;
-const ESTALE: i32 = 116;
+// errno values the ioctls answer with, from rustix rather than by number.
+const EINTR: i32 = rustix::io::Errno::INTR.raw_os_error();
+const ENOENT: i32 = rustix::io::Errno::NOENT.raw_os_error();
+const ENXIO: i32 = rustix::io::Errno::NXIO.raw_os_error();
+const ENODEV: i32 = rustix::io::Errno::NODEV.raw_os_error();
+const ENOTTY: i32 = rustix::io::Errno::NOTTY.raw_os_error();
+const ESTALE: i32 = rustix::io::Errno::STALE.raw_os_error();
 
 /// The retry delay after a failure, given how many attempts for this loss had
 /// already failed before it (the event's `attempt`): 1 s, 2 s, 4 s, … 30 s.
