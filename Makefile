@@ -7,6 +7,7 @@
 #   demo    boot the guest, set up LIO, load the module
 #   bench   iscsi_rs vs open-iscsi vs tcm_loop -> bench/results/latest.md (issue 7)
 #   bench-quick  one short round of it (part of test; checks it runs, not speed)
+#   bench-profile  perf profiles of iscsi_rs and open-iscsi -> bench/results/profile
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help
@@ -66,9 +67,12 @@ bench: deps ctl
 bench-quick: deps ctl
 	@$(ENV); ktests/bench/run.sh quick
 
+bench-profile: deps ctl
+	@$(ENV); ktests/bench/run.sh profile
+
 clean:
 	@$(ENV); kdir=$$(ls -d $$CACHE/kernel-$(KERNEL_FLAVOUR)-* 2>/dev/null | grep -v '\.' | head -1); \
 	 [ -z "$$kdir" ] || $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 clean
 	rm -rf target build-module.log .module-kdir ktests/out ktests/bench/out
 
-.PHONY: help deps kernel module ctl unit test demo bench bench-quick clean
+.PHONY: bench-profile help deps kernel module ctl unit test demo bench bench-quick clean

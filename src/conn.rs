@@ -1,7 +1,9 @@
 //! One iSCSI connection's I/O, free of session logic: received bytes go through
 //! `proto::framing::RxFramer` and come out as header / data / end events to a
 //! [`PduSink`] (which decides where each data segment lands: straight into a
-//! command's pages, or a scratch buffer for small PDUs), and outgoing PDUs are
+//! command's pages, or a scratch buffer for small PDUs; without a data digest
+//! Data-In payload goes from the socket to the pages with no bounce buffer),
+//! and outgoing PDUs are
 //! written as header (+ header digest) | data | pad (+ data digest) in one send.
 
 use core::fmt;
@@ -45,6 +47,20 @@ pub(crate) trait PduSink {
     /// A piece of a directly placed data segment, at `offset` within it. Not yet
     /// covered by the data digest: only [`PduSink::end`] confirms it.
     fn data(&mut self, to: Self::Direct, offset: u32, bytes: &[u8]) -> Result<(), Self::Error>;
+
+    /// Receives up to `len` bytes of a directly placed segment, from `offset`
+    /// within it, straight from `sock` into the destination (no bounce buffer,
+    /// one copy). `None` if the destination cannot take them that way (e.g. it
+    /// is gone); the bytes then come through [`PduSink::data`].
+    fn recv_direct<E: SocketEvents>(
+        &mut self,
+        _to: Self::Direct,
+        _offset: u32,
+        _len: u32,
+        _sock: &TcpSocket<E>,
+    ) -> Option<Result<Recv>> {
+        None
+    }
 
     /// The PDU is complete and verified. `scratch` holds the data segment if it
     /// was collected ([`Dest::Scratch`]), else is empty.
@@ -120,6 +136,31 @@ impl<E: SocketEvents> Conn<E> {
         budget: usize,
     ) -> RxStop<S::Error> {
         for _ in 0..budget {
+            // Inside a segment bound for a command's pages (no data digest):
+            // receive it straight there.
+            if let (Some((offset, left)), Some((_, _, Dest::Direct(to)))) =
+                (rx.framer.data_pending(), rx.cur)
+            {
+                match sink.recv_direct(to, offset, left, &self.sock) {
+                    Some(Ok(Recv::Data(n))) => {
+                        let placed = u32::try_from(n).is_ok_and(|n| rx.framer.data_placed(n));
+                        if !placed {
+                            return RxStop::Socket(EINVAL);
+                        }
+                        // The segment may be complete: let the framer say so.
+                        if let Err(stop) =
+                            dispatch(&mut rx.framer, &mut rx.scratch, &mut rx.cur, &[], sink)
+                        {
+                            return stop;
+                        }
+                        continue;
+                    }
+                    Some(Ok(Recv::WouldBlock)) => return RxStop::Drained,
+                    Some(Ok(Recv::Closed)) => return RxStop::Closed,
+                    Some(Err(e)) => return RxStop::Socket(e),
+                    None => {}
+                }
+            }
             let n = match self.sock.recv(&mut rx.buf) {
                 Ok(Recv::Data(n)) => n,
                 Ok(Recv::WouldBlock) => return RxStop::Drained,

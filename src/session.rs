@@ -49,7 +49,7 @@ use crate::proto::serial::{CmdWindow, Sn};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
 use crate::sys::scsi::{Busy, Cmd, DataDir, EhAbort, EhCmd, EhStatus, HostByte, HostHandle};
-use crate::sys::socket::{SocketEvents, TcpSocket};
+use crate::sys::socket::{Recv, SocketEvents, TcpSocket};
 use crate::sys::workqueue::OwnedQueue;
 
 /// Largest data segment we build in one PDU, whatever the target accepts: the
@@ -2082,6 +2082,18 @@ impl PduSink for Receiver<'_> {
                 end: u64::from(at) + bytes.len() as u64,
                 len: t.len,
             })
+    }
+
+    fn recv_direct<E: SocketEvents>(
+        &mut self,
+        to: DataInDest,
+        offset: u32,
+        len: u32,
+        sock: &TcpSocket<E>,
+    ) -> Option<Result<Recv>> {
+        let mut st = self.s.state.lock();
+        let t = st.task(to.tag, to.seq)?;
+        Some(t.cmd.recv_into(sock, to.base.saturating_add(offset), len))
     }
 
     fn end(

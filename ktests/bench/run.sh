@@ -2,11 +2,13 @@
 # Host side of `make bench` / `make bench-quick` (issue 7): builds the non-debug
 # bench kernel and the module against it, boots the guest with all host CPUs, runs
 # the rounds of ktests/bench/guest/ and writes the report.
-#   ktests/bench/run.sh full|quick
+#   ktests/bench/run.sh full|quick|profile
 # full:  3 rounds of 20 s jobs (5 s ramp) -> bench/results/latest.{md,png,csv}
 # quick: 1 round of 5 s jobs (2 s ramp)  -> ktests/bench/out/quick-results/, so
 #        `make test` never rewrites the committed results; it only checks that every
 #        row of the table is there (nothing about speed).
+# profile: perf profiles of iscsi_rs and open-iscsi on two jobs (guest/profile.sh)
+#        -> bench/results/profile/*.txt
 # Env: BENCH_RESULTS (report dir), BENCH_OUT (raw output dir), GUEST_CPUS, GUEST_MEM.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +18,8 @@ mode=${1:-full}
 case $mode in
 full) rounds=(round1 round2 round3) results=${BENCH_RESULTS:-$repo/bench/results} ;;
 quick) rounds=(round1) results=${BENCH_RESULTS:-$repo/ktests/bench/out/quick-results} ;;
-*) echo "usage: $0 full|quick" >&2; exit 2 ;;
+profile) rounds=(profile) results=${BENCH_RESULTS:-$repo/bench/results/profile} ;;
+*) echo "usage: $0 full|quick|profile" >&2; exit 2 ;;
 esac
 out=${BENCH_OUT:-$repo/ktests/bench/out/run-$mode}
 
@@ -33,6 +36,13 @@ KTEST_KDIR=$kdir KERNEL_FLAVOUR=bench KTEST_KO=$ko GUEST_CPUS=$cpus GUEST_MEM=${
     "$repo/ktests/run.sh" --dir ktests/bench/guest --out "$out" "${rounds[@]}"
 rc=$?
 set -e
+if [ "$mode" = profile ]; then
+    mkdir -p "$results"
+    tar -xzf "$out/bench-r1.tar.gz" -C "$results" --wildcards 'profile-*.txt' 'fio-*.json' 'params-*.txt'
+    [ $rc = 0 ] || { echo "bench: profile run failed (see $out/console.log)"; exit 1; }
+    echo "bench: profiles in $results"
+    exit 0
+fi
 # Report whatever came back, then fail if the guest run or the table is incomplete.
 python3 "$here/report.py" --mode "$mode" --kdir "$kdir" --out "$results" "$out"
 [ $rc = 0 ] || { echo "bench: guest run failed (see $out/console.log)"; exit 1; }

@@ -390,6 +390,32 @@ impl RxFramer {
         (n, *filled == buf.len())
     }
 
+    /// Inside a data segment without a data digest: the offset of the next data
+    /// byte and how many remain. Lets a receiver place the segment itself
+    /// (the kernel: straight from the socket into a command's pages, no bounce
+    /// buffer) and account for it with [`Self::data_placed`]. `None` elsewhere,
+    /// and with DataDigest, whose CRC must see the bytes (use [`Self::feed`]).
+    pub fn data_pending(&self) -> Option<(u32, u32)> {
+        if self.failed.is_some() || self.stage != Stage::Data || self.cur.data_digest {
+            return None;
+        }
+        let left = self.data_len.saturating_sub(self.data_done);
+        (left > 0).then_some((self.data_done, left))
+    }
+
+    /// Accounts `n` data bytes the receiver placed itself after
+    /// [`Self::data_pending`] offered them. Returns false (and changes nothing)
+    /// if no data was pending or `n` exceeds what was.
+    pub fn data_placed(&mut self, n: u32) -> bool {
+        match self.data_pending() {
+            Some((_, left)) if n <= left => {
+                self.data_done += n;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Feeds bytes from the stream. Returns how many bytes of `input` were
     /// consumed and what happened; call again with the rest (`&input[consumed..]`).
     /// `Data` events borrow from `input`.
@@ -1468,5 +1494,45 @@ mod tests {
             }
             pos = end;
         }
+    }
+
+    #[test]
+    fn data_placed_by_the_receiver_skips_the_data_events() {
+        let settings = FramingSettings {
+            header_digest: true,
+            ..FramingSettings::default()
+        };
+        let mut wire = [0u8; 4096];
+        let mut bhs = [0u8; BHS_LEN];
+        bhs[0] = 0x25;
+        bhs[7] = 10; // DataSegmentLength
+        let data = [7u8; 10];
+        let n = write_pdu(&bhs, &[], &data, true, false, &mut wire).unwrap();
+        let wire = &wire[..n];
+        let mut f = RxFramer::new(settings);
+        // Header (with digest) first, then the framer offers the data segment.
+        let (used, ev) = f.feed(&wire[..BHS_LEN + DIGEST_LEN]).unwrap();
+        assert_eq!(used, BHS_LEN + DIGEST_LEN);
+        assert!(matches!(ev, RxEvent::Header { data_len: 10, .. }));
+        assert_eq!(f.data_pending(), Some((0, 10)));
+        assert!(!f.data_placed(11));
+        assert!(f.data_placed(4));
+        assert_eq!(f.data_pending(), Some((4, 6)));
+        assert!(f.data_placed(6));
+        assert_eq!(f.data_pending(), None);
+        // Only the pad is left on the wire.
+        let (used, ev) = f.feed(&wire[BHS_LEN + DIGEST_LEN + 10..]).unwrap();
+        assert_eq!(used, 2);
+        assert_eq!(ev, RxEvent::PduEnd);
+        // With DataDigest the CRC must see the bytes: no offer.
+        let mut f = RxFramer::new(FramingSettings {
+            data_digest: true,
+            ..FramingSettings::default()
+        });
+        let mut w2 = [0u8; 4096];
+        write_pdu(&bhs, &[], &data, false, true, &mut w2).unwrap();
+        f.feed(&w2[..BHS_LEN]).unwrap();
+        assert_eq!(f.data_pending(), None);
+        assert!(!f.data_placed(1));
     }
 }

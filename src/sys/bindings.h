@@ -33,6 +33,8 @@ void iscsi_rs_sk_user_unlock(struct sock *sk);
 
 /* SCSI. */
 unsigned int iscsi_rs_cmd_unique_tag(struct scsi_cmnd *cmd);
+int iscsi_rs_recv_sg(struct socket *sock, struct scatterlist *sgl, unsigned int nents,
+		     size_t skip, size_t len);
 struct Scsi_Host *iscsi_rs_dev_to_shost(struct device *dev);
 void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 

@@ -7,6 +7,7 @@
 #include <linux/capability.h>
 #include <linux/blk-mq.h>
 #include <linux/workqueue.h>
+#include <linux/scatterlist.h>
 #include <net/tcp.h>
 #include "bindings.h"
 
@@ -89,6 +90,39 @@ void *iscsi_rs_sk_user_lock(struct sock *sk)
 void iscsi_rs_sk_user_unlock(struct sock *sk)
 {
 	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+#ifdef CONFIG_HIGHMEM
+#error "iscsi_rs_recv_sg() addresses data pages with sg_virt(): no highmem"
+#endif
+
+/* for_each_sg() and sg_virt() are macros/inlines: receive (non-blocking) up to
+ * `len` bytes straight into a command's sg pages from byte `skip` of its
+ * buffer, at most 16 segments per call. The caller checked the range. */
+int iscsi_rs_recv_sg(struct socket *sock, struct scatterlist *sgl, unsigned int nents,
+		     size_t skip, size_t len)
+{
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+	struct kvec vec[16];
+	struct scatterlist *sg;
+	unsigned int i, n = 0;
+	size_t total = 0;
+
+	for_each_sg(sgl, sg, nents, i) {
+		if (skip >= sg->length) {
+			skip -= sg->length;
+			continue;
+		}
+		vec[n].iov_base = sg_virt(sg) + skip;
+		vec[n].iov_len = min_t(size_t, sg->length - skip, len - total);
+		skip = 0;
+		total += vec[n].iov_len;
+		if (++n == ARRAY_SIZE(vec) || total == len)
+			break;
+	}
+	if (!n)
+		return -EINVAL;
+	return kernel_recvmsg(sock, &msg, vec, n, total, MSG_DONTWAIT);
 }
 
 /* scsi_cmd_to_rq() is a static inline. */

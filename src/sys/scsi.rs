@@ -22,6 +22,7 @@ use kernel::types::{ForeignOwnable, Opaque};
 use kernel::ThisModule;
 
 use super::bindings;
+use super::socket::{Recv, SocketEvents, TcpSocket};
 
 /// Why `queuecommand` refuses a command for now (the midlayer retries it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +194,30 @@ impl Cmd {
         } else {
             Err(code::EINVAL)
         }
+    }
+
+    /// Receives up to `len` bytes from `sock`, without blocking, straight into
+    /// the data buffer at byte `offset`: Data-In payload without a bounce
+    /// buffer. Fails (reading nothing) unless the range lies within
+    /// [`Self::transfer_len`].
+    pub(crate) fn recv_into<T: SocketEvents>(
+        &mut self,
+        sock: &TcpSocket<T>,
+        offset: u32,
+        len: u32,
+    ) -> Result<Recv> {
+        let end = u64::from(offset) + u64::from(len);
+        if end > u64::from(self.transfer_len()) || len == 0 {
+            return Err(code::EINVAL);
+        }
+        // SAFETY: by the invariant we own the command and its sg list, which maps
+        // at least `transfer_len` bytes (the range was checked above); the socket
+        // is live while `sock` is borrowed, and only its one receiver reads.
+        let ret = unsafe {
+            let t = &(*self.raw()).sdb.table;
+            bindings::iscsi_rs_recv_sg(sock.raw(), t.sgl, t.nents, offset as usize, len as usize)
+        };
+        TcpSocket::<T>::recv_result(ret)
     }
 
     /// Copies bytes at `offset` of the data buffer into `dst` (all of it).

@@ -247,6 +247,22 @@ impl<T: SocketEvents> TcpSocket<T> {
         }
     }
 
+    /// The `struct socket`, for the other wrappers in `sys` (which keep to
+    /// the same rules: non-blocking reads by one receiver at a time).
+    pub(super) fn raw(&self) -> *mut bindings::socket {
+        self.sock.as_ptr()
+    }
+
+    /// Maps the return value of a non-blocking `kernel_recvmsg`.
+    pub(super) fn recv_result(ret: c_int) -> Result<Recv> {
+        match ret {
+            0 => Ok(Recv::Closed),
+            n if n > 0 => Ok(Recv::Data(n as usize)),
+            e if e == -(bindings::EAGAIN as c_int) => Ok(Recv::WouldBlock),
+            e => Err(Error::from_errno(e)),
+        }
+    }
+
     /// Reads what is available into `buf` without blocking.
     pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<Recv> {
         if buf.is_empty() {
@@ -268,12 +284,7 @@ impl<T: SocketEvents> TcpSocket<T> {
                 bindings::MSG_DONTWAIT as c_int,
             )
         };
-        match ret {
-            0 => Ok(Recv::Closed),
-            n if n > 0 => Ok(Recv::Data(n as usize)),
-            e if e == -(bindings::EAGAIN as c_int) => Ok(Recv::WouldBlock),
-            e => Err(Error::from_errno(e)),
-        }
+        Self::recv_result(ret)
     }
 
     /// Shuts both directions down: blocked senders fail, receivers see EOF.

@@ -1,0 +1,40 @@
+# `make bench-profile` (ktests/bench/run.sh profile): where the guest's CPU time
+# goes for iscsi_rs and open-iscsi on the 1 MiB sequential read and the 4 KiB
+# QD1 read. The same setup as a bench round (lib.sh) with the fio job wrapped in
+# a system-wide `perf record` (cpu-clock sampling: TCG has no PMU); the flat
+# profile by symbol comes back as profile-TAG-JOB.txt in the round's tarball.
+set -u
+. "$REPO/ktests/bench/lib.sh"
+BENCH_JOBS="read-1m-qd8:read:1m:8 randread-4k-qd1:randread:4k:1"
+BENCH_DIGEST_JOBS=none
+BENCH_RUNTIME=12 BENCH_RAMP=3
+echo 0 > /proc/sys/kernel/kptr_restrict
+echo -1 > /proc/sys/kernel/perf_event_paranoid
+
+bench_fio() {
+    local tag=$1 dev=$2 name rw bs qd pid rc
+    IFS=: read -r name rw bs qd <<<"$3"
+    fio --name="$name" --filename="/dev/$dev" --direct=1 --ioengine=libaio \
+        --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --norandommap --randrepeat=0 \
+        --time_based --runtime="$BENCH_RUNTIME" --ramp_time="$BENCH_RAMP" \
+        --output-format=json --output="$B/fio-$tag-$name.json" > "$B/fio-$tag-$name.log" 2>&1 &
+    pid=$!
+    sleep "$BENCH_RAMP"
+    perf record -a -e cpu-clock -F 997 -o "$B/perf.data" -- sleep $((BENCH_RUNTIME - 4)) \
+        > "$B/perf-$tag-$name.log" 2>&1
+    wait $pid; rc=$?
+    perf report -i "$B/perf.data" --stdio --sort sym --no-children 2>> "$B/perf-$tag-$name.log" \
+        | grep -v '^#' | grep -v '^$' | head -60 > "$B/profile-$tag-$name.txt"
+    rm -f "$B/perf.data"
+    if [ $rc = 0 ] && [ -s "$B/profile-$tag-$name.txt" ]; then
+        echo "ok bench $tag $name" >> "$BENCH_SUBTESTS"
+    else
+        echo "not ok bench $tag $name (fio rc=$rc, profile empty?)" >> "$BENCH_SUBTESTS"
+        cat "$B/perf-$tag-$name.log" >&2
+        bench_fail=1
+    fi
+}
+
+bench_loop() { :; }
+
+bench_round 1
