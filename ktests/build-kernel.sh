@@ -10,7 +10,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 frags=("$here/kernel.config")
 [ "$flavour" = debug ] && frags+=("$here/kernel-debug.config")
-[ "$flavour" = bench ] && frags+=("$here/kernel-bench.config")
 
 # One build at a time per cache: a second caller waits, then finds it built.
 exec 9> "$CACHE/kernel.lock"

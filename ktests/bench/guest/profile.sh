@@ -1,7 +1,8 @@
 # `make bench-profile` (ktests/bench/run.sh profile): where the guest's CPU time
 # goes for iscsi_rs and open-iscsi on the 1 MiB sequential read and the 4 KiB
 # QD1 read. The same setup as a bench round (lib.sh) with the fio job wrapped in
-# a system-wide `perf record` (cpu-clock sampling: TCG has no PMU); the flat
+# a system-wide `perf record` (cpu-clock sampling: TCG has no PMU; tinyconfig
+# on x86 already has CONFIG_PERF_EVENTS); the flat
 # profile by symbol comes back as profile-TAG-JOB.txt in the round's tarball.
 set -u
 . "$REPO/ktests/bench/lib.sh"
