@@ -447,7 +447,9 @@ impl RxFramer {
                             d.copy_from_slice(s);
                         }
                     }
-                    self.header_crc.update(piece);
+                    if self.cur.header_digest {
+                        self.header_crc.update(piece);
+                    }
                     self.filled += n;
                     pos += n;
                     if self.filled < self.ahs_len {
@@ -485,7 +487,11 @@ impl RxFramer {
                     let n = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
                     let bytes = rest.get(..n).unwrap_or(&[]);
                     let offset = self.data_done;
-                    self.data_crc.update(bytes);
+                    // CRC32C is the receive path's biggest cost when it is not
+                    // needed (11.7% of guest CPU on 1 MiB reads, make bench-profile).
+                    if self.cur.data_digest {
+                        self.data_crc.update(bytes);
+                    }
                     // n <= left, so the conversion holds and data_done stays
                     // <= data_len.
                     let n32 = u32::try_from(n).unwrap_or(left);
@@ -497,7 +503,9 @@ impl RxFramer {
                     let n = want.min(rest.len());
                     // The digest covers the pad bytes as sent (they should be 0,
                     // but RFC 7143 does not let a receiver insist).
-                    self.data_crc.update(rest.get(..n).unwrap_or(&[]));
+                    if self.cur.data_digest {
+                        self.data_crc.update(rest.get(..n).unwrap_or(&[]));
+                    }
                     self.filled += n;
                     pos += n;
                     if n < want {
@@ -540,7 +548,9 @@ impl RxFramer {
         self.data_len = view.data_segment_len();
         self.data_done = 0;
         self.header_crc = Crc32c::new();
-        self.header_crc.update(&self.bhs);
+        if self.cur.header_digest {
+            self.header_crc.update(&self.bhs);
+        }
         self.data_crc = Crc32c::new();
         self.filled = 0;
         self.stage = Stage::Ahs;
