@@ -33,8 +33,13 @@ void iscsi_rs_sk_user_unlock(struct sock *sk);
 
 /* SCSI. */
 unsigned int iscsi_rs_cmd_unique_tag(struct scsi_cmnd *cmd);
+struct iscsi_rs_sg_cursor {
+	struct scatterlist *sg;	/* NULL, or an entry of the list */
+	size_t at;		/* bytes of the buffer before it */
+	unsigned int idx;	/* its index */
+};
 int iscsi_rs_recv_sg(struct socket *sock, struct scatterlist *sgl, unsigned int nents,
-		     size_t skip, size_t len);
+		     size_t skip, size_t len, struct iscsi_rs_sg_cursor *cursor);
 struct Scsi_Host *iscsi_rs_dev_to_shost(struct device *dev);
 void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 

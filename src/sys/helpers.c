@@ -96,27 +96,40 @@ void iscsi_rs_sk_user_unlock(struct sock *sk)
 #error "iscsi_rs_recv_sg() addresses data pages with sg_virt(): no highmem"
 #endif
 
-/* for_each_sg() and sg_virt() are macros/inlines: receive (non-blocking) up to
- * `len` bytes straight into a command's sg pages from byte `skip` of its
- * buffer, at most 16 segments per call. The caller checked the range. */
+/* sg_next() and sg_virt() are inlines: receive (non-blocking) up to `len` bytes
+ * straight into a command's sg pages from byte `skip` of its buffer, at most 16
+ * segments per call. `cursor` remembers where the last call started, so that
+ * in-order Data-In does not walk the list from its head every time (that walk
+ * was 7% of the guest's CPU on 1 MiB reads). The caller checked the range. */
 int iscsi_rs_recv_sg(struct socket *sock, struct scatterlist *sgl, unsigned int nents,
-		     size_t skip, size_t len)
+		     size_t skip, size_t len, struct iscsi_rs_sg_cursor *cursor)
 {
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+	struct scatterlist *sg = sgl;
 	struct kvec vec[16];
-	struct scatterlist *sg;
-	unsigned int i, n = 0;
-	size_t total = 0;
+	unsigned int idx = 0, n = 0;
+	size_t at = 0, total = 0;
 
-	for_each_sg(sgl, sg, nents, i) {
-		if (skip >= sg->length) {
-			skip -= sg->length;
+	if (cursor->sg && cursor->at <= skip) {
+		sg = cursor->sg;
+		at = cursor->at;
+		idx = cursor->idx;
+	}
+	for (; sg && idx < nents; sg = sg_next(sg), idx++) {
+		if (skip - at >= sg->length) {
+			at += sg->length;
 			continue;
 		}
-		vec[n].iov_base = sg_virt(sg) + skip;
-		vec[n].iov_len = min_t(size_t, sg->length - skip, len - total);
-		skip = 0;
+		if (!n) {
+			cursor->sg = sg;
+			cursor->at = at;
+			cursor->idx = idx;
+		}
+		vec[n].iov_base = sg_virt(sg) + (skip - at);
+		vec[n].iov_len = min_t(size_t, sg->length - (skip - at), len - total);
 		total += vec[n].iov_len;
+		at += sg->length;
+		skip = at;
 		if (++n == ARRAY_SIZE(vec) || total == len)
 			break;
 	}

@@ -108,6 +108,10 @@ pub(crate) enum EhAbort {
 /// There is at most one `Cmd` per such command.
 pub(crate) struct Cmd {
     ptr: NonNull<bindings::scsi_cmnd>,
+    /// Where [`Cmd::recv_into`] last started in the sg list: null, or an entry
+    /// of this command's table with the bytes before it and its index, so
+    /// in-order Data-In does not walk the list from the start each time.
+    rx_cursor: bindings::iscsi_rs_sg_cursor,
 }
 
 // SAFETY: the command belongs to the driver alone until completed; any thread may
@@ -211,11 +215,19 @@ impl Cmd {
             return Err(code::EINVAL);
         }
         // SAFETY: by the invariant we own the command and its sg list, which maps
-        // at least `transfer_len` bytes (the range was checked above); the socket
-        // is live while `sock` is borrowed, and only its one receiver reads.
+        // at least `transfer_len` bytes (the range was checked above), and the
+        // cursor is null or in that list; the socket is live while `sock` is
+        // borrowed, and only its one receiver reads.
         let ret = unsafe {
             let t = &(*self.raw()).sdb.table;
-            bindings::iscsi_rs_recv_sg(sock.raw(), t.sgl, t.nents, offset as usize, len as usize)
+            bindings::iscsi_rs_recv_sg(
+                sock.raw(),
+                t.sgl,
+                t.nents,
+                offset as usize,
+                len as usize,
+                &mut self.rx_cursor,
+            )
         };
         TcpSocket::<T>::recv_result(ret)
     }
@@ -702,7 +714,11 @@ unsafe extern "C" fn queuecommand_cb<T: HostOps>(
         return bindings::SCSI_MLQUEUE_HOST_BUSY as c_int;
     };
     // INVARIANT: the midlayer hands us the command here; it is ours until done.
-    match T::queue_command(data, Cmd { ptr }) {
+    let cmd = Cmd {
+        ptr,
+        rx_cursor: bindings::iscsi_rs_sg_cursor::default(),
+    };
+    match T::queue_command(data, cmd) {
         Ok(()) => 0,
         Err((_cmd, Busy::Target)) => bindings::SCSI_MLQUEUE_TARGET_BUSY as c_int,
         Err((_cmd, Busy::Host)) => bindings::SCSI_MLQUEUE_HOST_BUSY as c_int,
