@@ -43,16 +43,25 @@ bench_stat() {
     cut -d' ' -f1 /proc/uptime
 }
 
-# bench_fio TAG DEV SPEC: one fio job; JSON to $B/fio-TAG-NAME.json and the CPU
-# samples of its measured window (after the ramp, before the end) to cpu-TAG-NAME.txt.
-bench_fio() {
-    local tag=$1 dev=$2 name rw bs qd pid s1 s2 rc
+# bench_fio_start TAG DEV SPEC: starts the fio job of SPEC (name:rw:bs:iodepth) on
+# /dev/DEV in the background (JSON to $B/fio-TAG-NAME.json); sets BENCH_FIO_PID
+# and BENCH_FIO_NAME.
+bench_fio_start() {
+    local tag=$1 dev=$2 name rw bs qd
     IFS=: read -r name rw bs qd <<<"$3"
     fio --name="$name" --filename="/dev/$dev" --direct=1 --ioengine=libaio \
         --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --norandommap --randrepeat=0 \
         --time_based --runtime="$BENCH_RUNTIME" --ramp_time="$BENCH_RAMP" \
         --output-format=json --output="$B/fio-$tag-$name.json" > "$B/fio-$tag-$name.log" 2>&1 &
-    pid=$!
+    BENCH_FIO_PID=$! BENCH_FIO_NAME=$name
+}
+
+# bench_fio TAG DEV SPEC: one fio job; JSON to $B/fio-TAG-NAME.json and the CPU
+# samples of its measured window (after the ramp, before the end) to cpu-TAG-NAME.txt.
+bench_fio() {
+    local tag=$1 dev=$2 name pid s1 s2 rc
+    bench_fio_start "$tag" "$dev" "$3"
+    pid=$BENCH_FIO_PID name=$BENCH_FIO_NAME
     sleep "$BENCH_RAMP"; s1=$(bench_stat)
     sleep $((BENCH_RUNTIME - 1)); s2=$(bench_stat)
     wait $pid; rc=$?

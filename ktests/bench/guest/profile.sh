@@ -13,13 +13,9 @@ echo 0 > /proc/sys/kernel/kptr_restrict
 echo -1 > /proc/sys/kernel/perf_event_paranoid
 
 bench_fio() {
-    local tag=$1 dev=$2 name rw bs qd pid rc
-    IFS=: read -r name rw bs qd <<<"$3"
-    fio --name="$name" --filename="/dev/$dev" --direct=1 --ioengine=libaio \
-        --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --norandommap --randrepeat=0 \
-        --time_based --runtime="$BENCH_RUNTIME" --ramp_time="$BENCH_RAMP" \
-        --output-format=json --output="$B/fio-$tag-$name.json" > "$B/fio-$tag-$name.log" 2>&1 &
-    pid=$!
+    local tag=$1 dev=$2 name pid rc
+    bench_fio_start "$tag" "$dev" "$3"
+    pid=$BENCH_FIO_PID name=$BENCH_FIO_NAME
     sleep "$BENCH_RAMP"
     perf record -a -e cpu-clock -F 997 -o "$B/perf.data" -- sleep $((BENCH_RUNTIME - 4)) \
         > "$B/perf-$tag-$name.log" 2>&1
