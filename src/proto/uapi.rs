@@ -196,6 +196,7 @@ pub struct Handoff {
     pub cmd_sn: u32,
     /// Session age for the ITTs: bits 16..31 go into every ITT the kernel issues
     /// (so PDUs of an earlier connection are recognised); bits 0..15 must be 0.
+    /// Used by ADD_SESSION; on HANDOFF the kernel bumps the session's own age.
     pub itt_base: u32,
     /// Our declared MaxRecvDataSegmentLength (the target sends at most this).
     pub max_recv_data_segment_len: u32,
