@@ -5,6 +5,7 @@
 //! Data-In payload goes from the socket to the pages with no bounce buffer),
 //! and outgoing PDUs are
 //! written as header (+ header digest) | data | pad (+ data digest) in one send.
+#![deny(unsafe_code)]
 
 use core::fmt;
 

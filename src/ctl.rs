@@ -4,6 +4,7 @@
 //! tear down; LIST reports every session; WAIT_EVENT, HANDOFF and FAIL_RELOGIN
 //! are the recovery conversation with `iscsictl daemon` (see `recovery`).
 //! `CAP_SYS_ADMIN` is checked by the chardev before any of this runs.
+#![deny(unsafe_code)]
 
 use kernel::c_str;
 use kernel::prelude::*;
@@ -11,9 +12,7 @@ use kernel::sync::{new_mutex, Arc, Mutex};
 use kernel::uaccess::UserSlice;
 use kernel::ThisModule;
 
-use crate::proto::uapi::{
-    self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo,
-};
+use crate::proto::uapi::{self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo};
 use crate::recovery::{estale, Board};
 use crate::session::{Phase, Recipe, Session};
 use crate::sys::chardev::ControlOps;
@@ -127,10 +126,9 @@ impl Control {
             self.reg.wq.clone(),
             self.reg.board.clone(),
         )?;
-        if let Err(e) = session.start() {
-            session.close();
-            return Err(e);
-        }
+        // The host is allocated before the session starts, so that everything
+        // the session logs or posts (a failure during the scan, say) already
+        // names its host; the handle acts on it only once it is added.
         let hcfg = HostConfig {
             can_queue: cfg.queue_depth,
             max_lun: MAX_LUN,
@@ -139,18 +137,17 @@ impl Control {
         let mut host = match Host::new(&self.reg.template, session.clone(), hcfg) {
             Ok(h) => h,
             Err(e) => {
-                session.logout();
+                // Not started, so no receiver for a Logout Response: the
+                // target sees the connection close instead.
                 session.close();
                 return Err(e);
             }
         };
         session.set_host_no(host.host_no());
-        match host.handle() {
-            Ok(handle) => session.set_host(handle),
-            Err(e) => {
-                teardown(Entry { host, session }, false);
-                return Err(e);
-            }
+        session.set_host(host.handle());
+        if let Err(e) = session.start() {
+            session.close();
+            return Err(e);
         }
         if let Err(e) = host.add() {
             teardown(Entry { host, session }, false);

@@ -2,6 +2,7 @@
 //! the EH handlers delegate to it) and the sysfs attributes each host shows
 //! (target, portal, initiator, state, ISID, TSIH, negotiated keys) plus the
 //! writable recovery knobs (replacement_timeout, noop_out_interval/timeout).
+#![deny(unsafe_code)]
 
 use core::fmt::Write;
 

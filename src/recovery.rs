@@ -4,6 +4,7 @@
 //! FAIL_RELOGIN puts it back with a retry delay, and a HANDOFF (or the
 //! session's removal) withdraws it. Each loss of a connection is one
 //! generation; answers for an older generation are stale.
+#![deny(unsafe_code)]
 
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, Mutex};

@@ -27,6 +27,7 @@
 //! a late PDU for the aborted task cannot land in its successor (it fails the
 //! connection instead). The per-task `seq` (never on the wire) tells TX jobs
 //! apart when a tag is reused.
+#![deny(unsafe_code)]
 
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -48,7 +49,9 @@ use crate::proto::pdu::{
 use crate::proto::serial::{CmdWindow, Sn};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
-use crate::sys::scsi::{Busy, Cmd, DataDir, EhAbort, EhCmd, EhStatus, HostByte, HostHandle};
+use crate::sys::scsi::{
+    Busy, Cmd, DataDir, DeviceState, EhAbort, EhCmd, EhStatus, HostByte, HostHandle,
+};
 use crate::sys::socket::{Recv, SocketEvents, TcpSocket};
 use crate::sys::workqueue::OwnedQueue;
 
@@ -75,6 +78,9 @@ const EH_PING_TIMEOUT_MS: u32 = 5_000;
 const CTL_JOBS: usize = 64;
 /// Longest sleep of the watchdog between looks at the session.
 const WATCH_IDLE_MS: i64 = 1_000;
+/// Shortest time the CmdSN window may stay closed, with commands waiting,
+/// before the connection is failed as stalled.
+const WINDOW_STALL_MS: i64 = 5_000;
 /// SAM status CHECK CONDITION.
 const CHECK_CONDITION: u8 = 0x02;
 
@@ -364,6 +370,10 @@ struct State {
     /// CmdSN of the next non-immediate command.
     cmd_sn: Sn,
     window: CmdWindow,
+    /// When `queuecommand` first found the window closed with no credit since
+    /// (None while it is open): a target that never reopens it is a stall the
+    /// watchdog ends (a target rejecting every command does that).
+    window_closed_since_ms: Option<i64>,
     exp_stat_sn: Sn,
     /// Indexed by blk-mq tag.
     tasks: KVec<Option<Task>>,
@@ -414,11 +424,14 @@ impl State {
         }
         self.window
             .update(Sn(exp_cmd_sn), Sn(max_cmd_sn))
-            .map(|_| ())
             .map_err(|_| Violation::BadWindow {
                 exp_cmd_sn,
                 max_cmd_sn,
-            })
+            })?;
+        if self.window.credits(self.cmd_sn) > 0 {
+            self.window_closed_since_ms = None;
+        }
+        Ok(())
     }
 
     /// Both of the above, for a PDU carrying StatSN, ExpCmdSN and MaxCmdSN.
@@ -542,18 +555,11 @@ fn finish(
     cmd
 }
 
-/// Which way the host's devices were last set (see `Session::sync_host`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HostState {
-    Running,
-    Blocked,
-    Offline,
-}
-
-/// The host handle and what was applied to it.
+/// The host handle and which way its devices were last set (see
+/// `Session::sync_host`).
 struct HostCtl {
-    handle: Option<HostHandle<Session>>,
-    applied: HostState,
+    handle: Option<HostHandle>,
+    applied: DeviceState,
 }
 
 /// The login recipe iscsictl left with the session: handed back with each
@@ -594,7 +600,7 @@ pub(crate) struct Session {
     /// SCSI host number once the host is added (u32::MAX before).
     host_no: AtomicU32,
     /// Protocol state, the current connection and every in-flight command (and
-    /// so their buffers). Lock order: `host_ctl`, then `tmf_lock`, then `tx` or
+    /// so their buffers). Lock order: `handoff_lock`, `host_ctl`, then `tmf_lock`, then `tx` or
     /// `rx`, then `state`; `state` is never held across a socket send.
     #[pin]
     state: Mutex<State>,
@@ -610,6 +616,10 @@ pub(crate) struct Session {
     /// before `tx` and `state`.
     #[pin]
     tmf_lock: Mutex<()>,
+    /// Serialises HANDOFFs: two for the same generation must not both reset
+    /// the receiver (the loser would clobber the winner's). Taken first.
+    #[pin]
+    handoff_lock: Mutex<()>,
     /// Serialises blocking and unblocking the host; held across those calls,
     /// which sleep.
     #[pin]
@@ -704,6 +714,7 @@ impl Session {
             failed_at_ms: 0,
             last_rx_ms: now_ms(),
             ping_sent_ms: None,
+            window_closed_since_ms: None,
             reconnect_delay_ms: None,
             resumed_from_ms: None,
             replacement_timeout: cfg.replacement_timeout,
@@ -734,8 +745,9 @@ impl Session {
                 tx <- new_mutex!(txbuf, "iscsi_rs::Session::tx"),
                 rx <- new_mutex!(rx, "iscsi_rs::Session::rx"),
                 tmf_lock <- new_mutex!((), "iscsi_rs::Session::tmf_lock"),
+                handoff_lock <- new_mutex!((), "iscsi_rs::Session::handoff_lock"),
                 host_ctl <- new_mutex!(
-                    HostCtl { handle: None, applied: HostState::Running },
+                    HostCtl { handle: None, applied: DeviceState::Running },
                     "iscsi_rs::Session::host_ctl"
                 ),
                 events <- new_condvar!("iscsi_rs::Session::events"),
@@ -753,10 +765,7 @@ impl Session {
         let conn = self.state.lock().conn.clone();
         conn.sock.install_callbacks(self.clone())?;
         Self::kick_rx(self.as_arc_borrow());
-        let _ = self
-            .wq
-            .queue()
-            .enqueue::<Arc<Session>, 2>(self.clone());
+        let _ = self.wq.queue().enqueue::<Arc<Session>, 2>(self.clone());
         Ok(())
     }
 
@@ -782,7 +791,7 @@ impl Session {
     }
 
     /// Gives the session its host, to block and unblock during recovery.
-    pub(crate) fn set_host(&self, handle: HostHandle<Session>) {
+    pub(crate) fn set_host(&self, handle: HostHandle) {
         self.host_ctl.lock().handle = Some(handle);
     }
 
@@ -900,8 +909,7 @@ impl Session {
         conn.sock.restore_callbacks();
         conn.sock.shutdown();
         self.complete_all(result);
-        self.board
-            .post(self.host_no(), generation, cause, delay_ms);
+        self.board.post(self.host_no(), generation, cause, delay_ms);
     }
 
     fn complete_all(&self, host: HostByte) {
@@ -921,9 +929,9 @@ impl Session {
         let mut hc = self.host_ctl.lock();
         loop {
             let want = match self.state.lock().phase {
-                Phase::Running | Phase::LoggingOut => HostState::Running,
-                Phase::Recovering => HostState::Blocked,
-                Phase::Offline => HostState::Offline,
+                Phase::Running | Phase::LoggingOut => DeviceState::Running,
+                Phase::Recovering => DeviceState::Blocked,
+                Phase::Offline => DeviceState::Offline,
                 Phase::Closed => return,
             };
             if want == hc.applied {
@@ -931,19 +939,11 @@ impl Session {
             }
             let from = hc.applied;
             let Some(h) = hc.handle.as_ref() else { return };
-            let r = match want {
-                HostState::Running => h.unblock(false),
-                HostState::Blocked => h.block(),
-                HostState::Offline => {
-                    // Only blocked devices can be moved to transport-offline.
-                    let r = if from == HostState::Running {
-                        h.block()
-                    } else {
-                        Ok(())
-                    };
-                    r.and_then(|()| h.unblock(true))
-                }
-            };
+            let r = h.set(from, want);
+            // The host is being removed (or not added yet): nothing to set.
+            if r == Err(ENODEV) {
+                return;
+            }
             if let Err(e) = r {
                 pr_warn!(
                     "host{}: setting the devices {:?} -> {:?}: {:?}\n",
@@ -959,7 +959,11 @@ impl Session {
 
     /// HANDOFF: a new logged-in connection for the session after a failure.
     /// `cfg` must name this session and answer its current generation.
-    pub(crate) fn reconnect(self: &Arc<Self>, cfg: SessionConfig, sock: TcpSocket<Session>) -> Result {
+    pub(crate) fn reconnect(
+        self: &Arc<Self>,
+        cfg: SessionConfig,
+        sock: TcpSocket<Session>,
+    ) -> Result {
         let c = &self.cfg;
         if cfg.target_name() != c.target_name()
             || cfg.initiator_name() != c.initiator_name()
@@ -972,6 +976,7 @@ impl Session {
             );
             return Err(EINVAL);
         }
+        let _one = self.handoff_lock.lock();
         {
             let st = self.state.lock();
             if st.generation != cfg.raw.generation
@@ -1007,6 +1012,7 @@ impl Session {
             st.last_rx_ms = now;
             st.ping_sent_ms = None;
             st.reconnect_delay_ms = None;
+            st.window_closed_since_ms = None;
             st.resumed_from_ms = Some(st.failed_at_ms);
             st.logout_response = None;
             st.aborted = [RESERVED_TAG; 16];
@@ -1044,6 +1050,7 @@ impl Session {
             let mut wake = now + WATCH_IDLE_MS;
             let mut ping = false;
             let mut fail_ping = false;
+            let mut stalled = None;
             let mut expired = false;
             match st.phase {
                 Phase::Closed => return,
@@ -1064,6 +1071,17 @@ impl Session {
                             ping = true;
                         } else {
                             wake = wake.min(st.last_rx_ms + interval);
+                        }
+                    }
+                    if let Some(since) = st.window_closed_since_ms {
+                        // As long as the keepalive gives a silent target, at
+                        // least WINDOW_STALL_MS.
+                        let limit = (interval + timeout).max(WINDOW_STALL_MS);
+                        if now - since >= limit {
+                            stalled = Some(now - since);
+                            st.window_closed_since_ms = None;
+                        } else {
+                            wake = wake.min(since + limit);
                         }
                     }
                 }
@@ -1097,6 +1115,12 @@ impl Session {
                     format_args!("no answer to a NOP-Out ping (noop_out_timeout)"),
                 );
             }
+            if let Some(ms) = stalled {
+                this.fail(
+                    reason::PROTOCOL,
+                    format_args!("the target kept the command window closed for {ms} ms"),
+                );
+            }
             if expired {
                 pr_err!(
                     "host{}: replacement timeout expired: failing I/O until the session is back\n",
@@ -1106,7 +1130,7 @@ impl Session {
             }
             this.sync_host();
             st = this.state.lock();
-            if fail_ping || expired || ping {
+            if fail_ping || expired || ping || stalled.is_some() {
                 continue;
             }
             let left = u32::try_from((wake - now_ms()).max(1)).unwrap_or(1000);
@@ -1195,9 +1219,20 @@ impl Session {
         }
         let p = st.params;
         if st.window.credits(st.cmd_sn) == 0 {
+            if st.window_closed_since_ms.is_none() {
+                st.window_closed_since_ms = Some(now_ms());
+            }
             return Err((cmd, Busy::Target));
         }
         let tag = cmd.unique_tag() & TAG_MASK;
+        // A task whose command EH took back (and the midlayer now reissues)
+        // is over: forget it, and its late PDUs, before reusing the slot.
+        let stale = matches!(st.tasks.get(tag as usize), Some(Some(t)) if t.cmd.revoked());
+        if stale {
+            if let Some(t) = st.take(tag as u16) {
+                st.remember_aborted(t.itt);
+            }
+        }
         let slot_free = matches!(st.tasks.get(tag as usize), Some(None));
         let cdb_len = cmd.cdb().len();
         if dir == DataDir::Bidirectional || !slot_free || cdb_len > 16 {
@@ -1451,10 +1486,9 @@ impl Session {
                 format_args!("connection closed by the target"),
             ),
             RxStop::Socket(e) => this.fail(reason::SOCKET, format_args!("receive failed: {e:?}")),
-            RxStop::Framing(e) => this.fail(
-                reason::PROTOCOL,
-                format_args!("framing violation: {e:?}"),
-            ),
+            RxStop::Framing(e) => {
+                this.fail(reason::PROTOCOL, format_args!("framing violation: {e:?}"))
+            }
             RxStop::Sink(Violation::TargetRequest(what)) => {
                 this.fail(reason::TARGET_REQUEST, format_args!("{what}"))
             }
@@ -2069,10 +2103,14 @@ impl PduSink for Receiver<'_> {
 
     fn data(&mut self, to: DataInDest, offset: u32, bytes: &[u8]) -> Result<(), Violation> {
         let mut st = self.s.state.lock();
-        // Gone only if the connection failed meanwhile: drop the bytes.
+        // Gone if the connection failed meanwhile, or EH took the command
+        // back: drop the bytes.
         let Some(t) = st.task(to.tag, to.seq) else {
             return Ok(());
         };
+        if t.cmd.revoked() {
+            return Ok(());
+        }
         let at = to.base.saturating_add(offset);
         // The header check bounded the whole segment by the buffer already.
         t.cmd
@@ -2093,6 +2131,9 @@ impl PduSink for Receiver<'_> {
     ) -> Option<Result<Recv>> {
         let mut st = self.s.state.lock();
         let t = st.task(to.tag, to.seq)?;
+        if t.cmd.revoked() {
+            return None;
+        }
         Some(t.cmd.recv_into(sock, to.base.saturating_add(offset), len))
     }
 

@@ -1,6 +1,7 @@
 //! KUnit cases run inside the kernel at module load: the protocol core and the
 //! `src/sys` wrappers exercised with the kernel's own compiler flags and allocator.
 //! Each case is a safe function; `src/sys/kunit.rs` bridges them to KUnit.
+#![deny(unsafe_code)]
 
 use kernel::c_str;
 use kernel::str::CStr;
@@ -32,6 +33,10 @@ pub(crate) static CASES: &[Case] = &[
     (
         c_str!("uapi_handoff_codec_and_validation"),
         uapi_handoff_codec_and_validation,
+    ),
+    (
+        c_str!("scsi_cmd_ownership_revocation"),
+        crate::sys::scsi::kunit_cmd_slots,
     ),
 ];
 

@@ -45,3 +45,6 @@ void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 
 /* Workqueue: alloc_workqueue() is variadic. */
 struct workqueue_struct *iscsi_rs_alloc_workqueue(const char *name);
+
+/* Sleep: the wait in a command revocation. */
+void iscsi_rs_sleep_ms(unsigned int ms);

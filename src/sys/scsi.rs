@@ -5,6 +5,13 @@
 //! and [`Cmd`], an in-flight command with its accessors (CDB, LUN, direction,
 //! transfer length, sg copy in and out, sense, result, residual, `scsi_done`).
 //!
+//! Soundness does not rest on the driver keeping promises: a [`HostHandle`] is
+//! revoked before the host is removed (its calls then fail with `ENODEV`), and
+//! every [`Cmd`] is checked against a per-tag ownership table ([`CmdSlots`])
+//! that the wrapper revokes whenever the midlayer takes a command back (EH),
+//! so a handle the driver kept too long can neither touch the command nor
+//! complete it twice.
+//!
 //! Per-command protocol state does not live in the command's private area
 //! (`cmd_size` stays 0): the session keeps it in a tag-indexed table under its own
 //! lock, which is safe Rust and lets the receive path find a task by ITT.
@@ -12,12 +19,13 @@
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use kernel::error::{code, to_result, Result};
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::{Arc, ArcBorrow};
+use kernel::sync::{new_mutex, Arc, ArcBorrow, Mutex};
 use kernel::types::{ForeignOwnable, Opaque};
 use kernel::ThisModule;
 
@@ -98,81 +106,304 @@ pub(crate) enum EhAbort {
     Failed,
 }
 
+/// Ownership word of one tag: bit 0 says the driver holds the command, bits
+/// 1..8 count accessors inside it, the bits above are the generation, bumped
+/// each time the driver lets go (completion, refusal, EH taking it back).
+const HELD: u64 = 1;
+const USER: u64 = 1 << 1;
+const USERS: u64 = 0x7f << 1;
+const GENERATION: u64 = 1 << 8;
+const GENERATION_MASK: u64 = !(GENERATION - 1);
+
+/// One tag's ownership: the word above and the device of the held command.
+struct Slot {
+    word: AtomicU64,
+    /// `scsi_device` of the held command, as an address (LUN-scoped revokes).
+    dev: AtomicUsize,
+}
+
+/// Who owns each command of a host, indexed by blk-mq tag. Kept outside the
+/// commands (and their tag set) so a [`Cmd`] the driver still holds can be
+/// revoked, and can find out it was, even after the host is gone: every `Cmd`
+/// keeps this table alive.
+///
+/// This is what makes the EH contract checked rather than promised: whenever
+/// the midlayer takes a command back (an EH handler succeeds for it, or a
+/// target reset ends, after which it finishes every command either way) the
+/// wrapper revokes the driver's handle first, waiting out accessors in flight;
+/// a revoked handle can no longer touch the command, and completing it does
+/// nothing.
+pub(crate) struct CmdSlots {
+    slots: KVec<Slot>,
+}
+
+impl CmdSlots {
+    fn new(n: usize) -> Result<Arc<Self>> {
+        let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            slots.push(
+                Slot {
+                    word: AtomicU64::new(0),
+                    dev: AtomicUsize::new(0),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Arc::new(CmdSlots { slots }, GFP_KERNEL)?)
+    }
+
+    /// Marks tag `i` held by a new handle for a command of device `dev`,
+    /// revoking a stale handle first (EH may queue a command the driver still
+    /// holds, e.g. its TEST UNIT READY). The generation the handle carries.
+    fn take(&self, i: usize, dev: usize) -> Option<u64> {
+        let slot = self.slots.get(i)?;
+        self.revoke(i);
+        slot.dev.store(dev, Ordering::Relaxed);
+        // Only the midlayer hands out a tag, so nobody else takes it meanwhile.
+        let w = slot.word.fetch_or(HELD, Ordering::AcqRel);
+        Some(w & GENERATION_MASK)
+    }
+
+    /// Enters tag `i` as an accessor of generation `gen`: false if the handle
+    /// was revoked (or let go).
+    fn enter(&self, i: usize, gen: u64) -> bool {
+        let Some(slot) = self.slots.get(i) else {
+            return false;
+        };
+        let mut w = slot.word.load(Ordering::Acquire);
+        loop {
+            if w & HELD == 0 || w & GENERATION_MASK != gen || w & USERS == USERS {
+                return false;
+            }
+            match slot
+                .word
+                .compare_exchange(w, w + USER, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    fn leave(&self, i: usize) {
+        if let Some(slot) = self.slots.get(i) {
+            slot.word.fetch_sub(USER, Ordering::Release);
+        }
+    }
+
+    /// The handle of generation `gen` lets go of tag `i`: true if it still held
+    /// it (so the caller may hand the command on), false if it was revoked.
+    fn release(&self, i: usize, gen: u64) -> bool {
+        let Some(slot) = self.slots.get(i) else {
+            return false;
+        };
+        // The handle is consumed, so no accessor of it is inside.
+        slot.word
+            .compare_exchange(
+                gen | HELD,
+                gen.wrapping_add(GENERATION),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Takes tag `i` away from whatever handle holds it, after the accessors
+    /// inside have left. Sleeps (process context only).
+    fn revoke(&self, i: usize) {
+        let Some(slot) = self.slots.get(i) else {
+            return;
+        };
+        let mut w = slot.word.load(Ordering::Acquire);
+        loop {
+            if w & HELD == 0 {
+                return;
+            }
+            if w & USERS != 0 {
+                // Accessors copy bytes or read a socket without blocking.
+                // SAFETY: plain sleep; callers are in process context.
+                unsafe { bindings::iscsi_rs_sleep_ms(1) };
+                w = slot.word.load(Ordering::Acquire);
+                continue;
+            }
+            let next = (w & GENERATION_MASK).wrapping_add(GENERATION);
+            match slot
+                .word
+                .compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Revokes every held command, or those of device `dev`.
+    fn revoke_all(&self, dev: Option<usize>) {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.word.load(Ordering::Acquire) & HELD == 0 {
+                continue;
+            }
+            if dev.is_none_or(|d| slot.dev.load(Ordering::Relaxed) == d) {
+                self.revoke(i);
+            }
+        }
+    }
+}
+
+/// What a command asked for, read once when the driver took it (it does not
+/// change while the driver holds it), so these reads need no access checks.
+#[derive(Clone, Copy)]
+struct CmdInfo {
+    cdb: [u8; 32],
+    cdb_len: u8,
+    lun: u64,
+    dir: DataDir,
+    transfer_len: u32,
+    unique_tag: u32,
+}
+
 /// An in-flight SCSI command handed to the driver by `queuecommand`.
 ///
 /// # Invariants
 ///
-/// `ptr` points at a command the midlayer passed to our `queuecommand` and that
-/// has not been completed with [`Cmd::complete`] nor handed back by an EH handler:
-/// the driver owns it exclusively, including its data buffer and sense buffer.
-/// There is at most one `Cmd` per such command.
+/// `ptr` points at a command the midlayer passed to our `queuecommand` for the
+/// host whose table is `slots`, at tag `index`. While `slots` says generation
+/// `gen` of that tag is held, the midlayer leaves the command (and its data and
+/// sense buffers) to the driver; each access to it happens between a successful
+/// [`CmdSlots::enter`] and [`CmdSlots::leave`], which a revocation waits for.
+/// Once the generation moves on the handle never touches the command again.
 pub(crate) struct Cmd {
     ptr: NonNull<bindings::scsi_cmnd>,
+    slots: Arc<CmdSlots>,
+    index: usize,
+    gen: u64,
+    info: CmdInfo,
     /// Where [`Cmd::recv_into`] last started in the sg list: null, or an entry
     /// of this command's table with the bytes before it and its index, so
-    /// in-order Data-In does not walk the list from the start each time.
+    /// in-order Data-In does not walk the list from its head on every call.
     rx_cursor: bindings::iscsi_rs_sg_cursor,
 }
 
-// SAFETY: the command belongs to the driver alone until completed; any thread may
-// touch it (the midlayer does not, by contract).
+// SAFETY: the command belongs to the driver alone while held, and every access
+// is checked against the slot, which is atomic; any thread may do it.
 unsafe impl Send for Cmd {}
-// SAFETY: `&Cmd` only reads fields the midlayer does not change while we own it.
+// SAFETY: `&Cmd` methods either read the snapshot or enter the slot first.
 unsafe impl Sync for Cmd {}
 
+/// An accessor inside a held command (see [`CmdSlots::enter`]).
+struct Access<'a> {
+    cmd: &'a Cmd,
+}
+
+impl Drop for Access<'_> {
+    fn drop(&mut self) {
+        self.cmd.slots.leave(self.cmd.index);
+    }
+}
+
 impl Cmd {
+    /// Takes the command the midlayer just queued on a host with table
+    /// `slots`. `None` if its tag is outside the table (a midlayer bug).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a command passed to `queuecommand` of that host, not yet
+    /// completed, with a live device.
+    unsafe fn take(ptr: NonNull<bindings::scsi_cmnd>, slots: &Arc<CmdSlots>) -> Option<Self> {
+        let raw = ptr.as_ptr();
+        // SAFETY: per the function's contract the command and its device are
+        // live, and nothing else writes these fields while it is queued to us.
+        let info = unsafe {
+            let c = &*raw;
+            let len = usize::from(c.cmd_len).min(c.cmnd.len());
+            let mut cdb = [0u8; 32];
+            if let (Some(d), Some(s)) = (cdb.get_mut(..len), c.cmnd.get(..len)) {
+                d.copy_from_slice(s);
+            }
+            CmdInfo {
+                cdb,
+                cdb_len: len as u8,
+                lun: (*c.device).lun,
+                dir: match c.sc_data_direction {
+                    bindings::dma_data_direction_DMA_TO_DEVICE => DataDir::ToDevice,
+                    bindings::dma_data_direction_DMA_FROM_DEVICE => DataDir::FromDevice,
+                    bindings::dma_data_direction_DMA_BIDIRECTIONAL => DataDir::Bidirectional,
+                    _ => DataDir::None,
+                },
+                transfer_len: c.sdb.length,
+                unique_tag: bindings::iscsi_rs_cmd_unique_tag(raw),
+            }
+        };
+        let index = (info.unique_tag & 0xffff) as usize;
+        // SAFETY: as above: the device is live.
+        let dev = unsafe { (*raw).device } as usize;
+        let gen = slots.take(index, dev)?;
+        // INVARIANT: the slot now says generation `gen` is held by this handle.
+        Some(Cmd {
+            ptr,
+            slots: slots.clone(),
+            index,
+            gen,
+            info,
+            rx_cursor: bindings::iscsi_rs_sg_cursor::default(),
+        })
+    }
+
     fn raw(&self) -> *mut bindings::scsi_cmnd {
         self.ptr.as_ptr()
     }
 
+    /// Enters the command, unless it was taken back.
+    fn access(&self) -> Option<Access<'_>> {
+        self.slots
+            .enter(self.index, self.gen)
+            .then_some(Access { cmd: self })
+    }
+
+    /// Whether the midlayer took the command back (the driver should forget it).
+    pub(crate) fn revoked(&self) -> bool {
+        match self.access() {
+            Some(_) => false,
+            None => true,
+        }
+    }
+
     /// The CDB.
     pub(crate) fn cdb(&self) -> &[u8] {
-        // SAFETY: by the invariant the command is live and ours; `cmnd` is an
-        // inline array whose first `cmd_len` bytes are the CDB.
-        let c = unsafe { &*self.raw() };
-        let len = usize::from(c.cmd_len).min(c.cmnd.len());
-        c.cmnd.get(..len).unwrap_or(&[])
+        self.info
+            .cdb
+            .get(..usize::from(self.info.cdb_len))
+            .unwrap_or(&[])
     }
 
     /// The Linux LUN of the command's device.
     pub(crate) fn lun(&self) -> u64 {
-        // SAFETY: a queued command always has a live device.
-        unsafe { (*(*self.raw()).device).lun }
+        self.info.lun
     }
 
     /// The LUN in SAM 8-byte form, as a big-endian u64 (the BHS LUN field).
     pub(crate) fn lun_sam(&self) -> u64 {
-        let mut l = bindings::scsi_lun::default();
-        // SAFETY: plain conversion into a local.
-        unsafe { bindings::int_to_scsilun(self.lun(), &mut l) };
-        u64::from_be_bytes(l.scsi_lun)
+        lun_to_sam(self.lun())
     }
 
     /// The data direction.
     pub(crate) fn direction(&self) -> DataDir {
-        // SAFETY: by the invariant the command is live.
-        match unsafe { (*self.raw()).sc_data_direction } {
-            bindings::dma_data_direction_DMA_TO_DEVICE => DataDir::ToDevice,
-            bindings::dma_data_direction_DMA_FROM_DEVICE => DataDir::FromDevice,
-            bindings::dma_data_direction_DMA_BIDIRECTIONAL => DataDir::Bidirectional,
-            _ => DataDir::None,
-        }
+        self.info.dir
     }
 
     /// Bytes to transfer (`scsi_bufflen`).
     pub(crate) fn transfer_len(&self) -> u32 {
-        // SAFETY: by the invariant the command is live.
-        unsafe { (*self.raw()).sdb.length }
+        self.info.transfer_len
     }
 
     /// The blk-mq unique tag (hardware queue in bits 16.., tag below).
     pub(crate) fn unique_tag(&self) -> u32 {
-        // SAFETY: a queued command is embedded in a started request.
-        unsafe { bindings::iscsi_rs_cmd_unique_tag(self.raw()) }
+        self.info.unique_tag
     }
 
     /// Copies `src` into the data buffer at byte `offset`. Fails (copying nothing)
-    /// unless `offset + src.len()` lies within [`Self::transfer_len`].
+    /// unless `offset + src.len()` lies within [`Self::transfer_len`] and the
+    /// command is still ours.
     pub(crate) fn copy_from_buf(&mut self, offset: u32, src: &[u8]) -> Result {
         let end = u64::from(offset) + src.len() as u64;
         if end > u64::from(self.transfer_len()) {
@@ -181,8 +412,9 @@ impl Cmd {
         if src.is_empty() {
             return Ok(());
         }
-        // SAFETY: by the invariant we own the command and its sg list, which maps
-        // at least `transfer_len` bytes; the range was checked above.
+        let _in = self.access().ok_or(code::ENODEV)?;
+        // SAFETY: we are inside the held command (invariant), whose sg list
+        // maps at least `transfer_len` bytes; the range was checked above.
         let n = unsafe {
             let t = &(*self.raw()).sdb.table;
             bindings::sg_pcopy_from_buffer(
@@ -203,7 +435,7 @@ impl Cmd {
     /// Receives up to `len` bytes from `sock`, without blocking, straight into
     /// the data buffer at byte `offset`: Data-In payload without a bounce
     /// buffer. Fails (reading nothing) unless the range lies within
-    /// [`Self::transfer_len`].
+    /// [`Self::transfer_len`] and the command is still ours.
     pub(crate) fn recv_into<T: SocketEvents>(
         &mut self,
         sock: &TcpSocket<T>,
@@ -214,21 +446,26 @@ impl Cmd {
         if end > u64::from(self.transfer_len()) || len == 0 {
             return Err(code::EINVAL);
         }
-        // SAFETY: by the invariant we own the command and its sg list, which maps
-        // at least `transfer_len` bytes (the range was checked above), and the
-        // cursor is null or in that list; the socket is live while `sock` is
-        // borrowed, and only its one receiver reads.
-        let ret = unsafe {
-            let t = &(*self.raw()).sdb.table;
-            bindings::iscsi_rs_recv_sg(
-                sock.raw(),
-                t.sgl,
-                t.nents,
-                offset as usize,
-                len as usize,
-                &mut self.rx_cursor,
-            )
+        let mut cursor = self.rx_cursor;
+        let ret = {
+            let _in = self.access().ok_or(code::ENODEV)?;
+            // SAFETY: we are inside the held command (invariant), whose sg list
+            // maps at least `transfer_len` bytes (the range was checked above);
+            // the cursor is null or in that list; the socket is live while
+            // `sock` is borrowed, and only its one receiver reads.
+            unsafe {
+                let t = &(*self.raw()).sdb.table;
+                bindings::iscsi_rs_recv_sg(
+                    sock.raw(),
+                    t.sgl,
+                    t.nents,
+                    offset as usize,
+                    len as usize,
+                    &mut cursor,
+                )
+            }
         };
+        self.rx_cursor = cursor;
         TcpSocket::<T>::recv_result(ret)
     }
 
@@ -241,6 +478,7 @@ impl Cmd {
         if dst.is_empty() {
             return Ok(());
         }
+        let _in = self.access().ok_or(code::ENODEV)?;
         // SAFETY: as in `copy_from_buf`; the sg list is only read.
         let n = unsafe {
             let t = &(*self.raw()).sdb.table;
@@ -259,11 +497,13 @@ impl Cmd {
         }
     }
 
-    /// Stores sense data (truncated to the midlayer's buffer).
+    /// Stores sense data (truncated to the midlayer's buffer). Nothing happens
+    /// if the command was taken back.
     pub(crate) fn set_sense(&mut self, sense: &[u8]) {
         let n = sense.len().min(bindings::SCSI_SENSE_BUFFERSIZE as usize);
-        // SAFETY: `sense_buffer` holds SCSI_SENSE_BUFFERSIZE bytes for a live
-        // command; we own the command.
+        let Some(_in) = self.access() else { return };
+        // SAFETY: inside the held command; `sense_buffer` holds
+        // SCSI_SENSE_BUFFERSIZE bytes.
         unsafe {
             let dst = (*self.raw()).sense_buffer;
             if !dst.is_null() {
@@ -272,24 +512,43 @@ impl Cmd {
         }
     }
 
-    /// Sets the result: host byte and SCSI status.
+    /// Sets the result: host byte and SCSI status (nothing if taken back).
     pub(crate) fn set_result(&mut self, host: HostByte, status: u8) {
-        // SAFETY: we own the command.
+        let Some(_in) = self.access() else { return };
+        // SAFETY: inside the held command.
         unsafe { (*self.raw()).result = ((host.code() << 16) | u32::from(status)) as c_int };
     }
 
-    /// Sets the residual count (`scsi_set_resid`).
+    /// Sets the residual count (`scsi_set_resid`; nothing if taken back).
     pub(crate) fn set_resid(&mut self, resid: u32) {
-        // SAFETY: we own the command.
+        let Some(_in) = self.access() else { return };
+        // SAFETY: inside the held command.
         unsafe { (*self.raw()).resid_len = resid };
     }
 
-    /// Completes the command (`scsi_done`): the midlayer owns it again.
+    /// Completes the command (`scsi_done`): the midlayer owns it again. A
+    /// command the midlayer already took back is only forgotten.
     pub(crate) fn complete(self) {
-        // SAFETY: by the invariant the command is ours and not completed yet;
-        // `self` is consumed so it cannot be completed twice.
-        unsafe { bindings::scsi_done(self.raw()) };
+        if self.slots.release(self.index, self.gen) {
+            // SAFETY: we held the command until the release above, which no
+            // revocation can undo; `self` is consumed so this happens once.
+            unsafe { bindings::scsi_done(self.raw()) };
+        }
     }
+
+    /// Gives the command back without completing it (refused, or handed to
+    /// EH): whether it was still ours.
+    fn give_back(self) -> bool {
+        self.slots.release(self.index, self.gen)
+    }
+}
+
+/// The SAM form of a Linux LUN, as a big-endian u64.
+fn lun_to_sam(lun: u64) -> u64 {
+    let mut l = bindings::scsi_lun::default();
+    // SAFETY: plain conversion into a local.
+    unsafe { bindings::int_to_scsilun(lun, &mut l) };
+    u64::from_be_bytes(l.scsi_lun)
 }
 
 /// A command shown to an EH handler without handing it over.
@@ -311,11 +570,9 @@ impl EhCmd {
 
     /// The LUN of the command's device in SAM form (see [`Cmd::lun_sam`]).
     pub(crate) fn lun_sam(&self) -> u64 {
-        let mut l = bindings::scsi_lun::default();
         // SAFETY: the midlayer keeps the command and its device alive during
-        // the EH callback; the conversion writes a local.
-        unsafe { bindings::int_to_scsilun((*(*self.ptr).device).lun, &mut l) };
-        u64::from_be_bytes(l.scsi_lun)
+        // the EH callback.
+        lun_to_sam(unsafe { (*(*self.ptr).device).lun })
     }
 }
 
@@ -351,14 +608,17 @@ pub(crate) trait HostOps: Send + Sync + Sized + 'static {
     /// Starts `cmd`; on refusal returns it untouched with the busy kind.
     fn queue_command(this: ArcBorrow<'_, Self>, cmd: Cmd) -> core::result::Result<(), (Cmd, Busy)>;
 
-    /// `eh_abort_handler`.
+    /// `eh_abort_handler`. On success (the command handed back, or "not
+    /// ours") the midlayer owns the command again: a handle still kept is
+    /// revoked.
     fn eh_abort(this: ArcBorrow<'_, Self>, cmd: &EhCmd) -> EhAbort;
 
-    /// `eh_device_reset_handler` for the LUN of `cmd`. Success promises that no
-    /// command of that LUN is still held (all were completed or dropped).
+    /// `eh_device_reset_handler` for the LUN of `cmd`. On success the midlayer
+    /// takes back every command of that LUN: handles still kept are revoked.
     fn eh_device_reset(this: ArcBorrow<'_, Self>, cmd: &EhCmd) -> EhStatus;
 
-    /// `eh_target_reset_handler`. Success promises that no command is still held.
+    /// `eh_target_reset_handler`. Whatever it returns, the midlayer then takes
+    /// back every command: handles still kept are revoked.
     fn eh_target_reset(this: ArcBorrow<'_, Self>) -> EhStatus;
 
     /// Writes attribute `ATTRS[index]`.
@@ -514,16 +774,45 @@ pub(crate) struct HostConfig {
     pub(crate) max_cmd_len: u16,
 }
 
-/// A `Scsi_Host` driven by `T`, whose `hostdata` holds a reference to the data.
+/// An added host, as the link hands it to block/unblock.
+struct LiveHost(NonNull<bindings::Scsi_Host>);
+
+// SAFETY: a Scsi_Host may be blocked and unblocked from any thread.
+unsafe impl Send for LiveHost {}
+
+/// The revocable link between a [`Host`] and its [`HostHandle`]s.
+///
+/// # Invariants
+///
+/// `live` holds the host exactly while it is added and not being removed: set
+/// by [`Host::add`] once `scsi_add_host` succeeded, cleared by [`Host::remove`]
+/// before `scsi_remove_host` (which frees the tag set that blocking uses). The
+/// lock is held across every use of the pointer, so clearing it waits for them.
+#[pin_data]
+struct HostLink {
+    #[pin]
+    live: Mutex<Option<LiveHost>>,
+}
+
+/// What `hostdata` points at: the driver's data and the command table.
+struct HostPriv {
+    data: *const c_void,
+    slots: *const c_void,
+}
+
+/// A `Scsi_Host` driven by `T`.
 ///
 /// # Invariants
 ///
 /// `shost` came from `scsi_host_alloc` and we hold that reference until drop.
-/// Its `hostdata[0]` holds `Arc<T>::into_foreign()` until drop; `added` says
-/// whether `scsi_add_host` succeeded and `scsi_remove_host` is still due.
+/// Its `hostdata` is a [`HostPriv`] holding `Arc<T>::into_foreign()` and
+/// `Arc<CmdSlots>::into_foreign()` until drop; `added` says whether
+/// `scsi_add_host` succeeded and `scsi_remove_host` is still due; `link` is
+/// live exactly while `added` is true.
 pub(crate) struct Host<T: HostOps> {
     shost: NonNull<bindings::Scsi_Host>,
     added: bool,
+    link: Arc<HostLink>,
     _template: Arc<HostTemplate<T>>,
 }
 
@@ -539,16 +828,21 @@ impl<T: HostOps> Host<T> {
         data: Arc<T>,
         cfg: HostConfig,
     ) -> Result<Self> {
+        let slots = CmdSlots::new(cfg.can_queue as usize)?;
+        let link = Arc::pin_init(
+            pin_init!(HostLink {
+                live <- new_mutex!(None, "iscsi_rs::HostLink::live"),
+            }),
+            GFP_KERNEL,
+        )?;
         // SAFETY: the template is valid and outlives the host (we keep an Arc).
         let shost = unsafe {
-            bindings::scsi_host_alloc(
-                template.sht(),
-                core::mem::size_of::<*const c_void>() as c_int,
-            )
+            bindings::scsi_host_alloc(template.sht(), core::mem::size_of::<HostPriv>() as c_int)
         };
         let shost = NonNull::new(shost).ok_or(code::ENOMEM)?;
         // SAFETY: freshly allocated, not shared yet: its fields are ours to set and
-        // `hostdata` has room for one pointer (the privsize above).
+        // `hostdata` has room for a `HostPriv` (the privsize above, and hostdata
+        // is aligned for pointers).
         unsafe {
             let h = shost.as_ptr();
             (*h).max_id = 1;
@@ -557,11 +851,18 @@ impl<T: HostOps> Host<T> {
             (*h).max_cmd_len = cfg.max_cmd_len;
             (*h).can_queue = cfg.can_queue as c_int;
             (*h).cmd_per_lun = cfg.can_queue.min(i16::MAX as u32) as i16;
-            *(*h).hostdata.as_mut_ptr().cast::<*const c_void>() = data.into_foreign();
+            (*h).hostdata
+                .as_mut_ptr()
+                .cast::<HostPriv>()
+                .write(HostPriv {
+                    data: data.into_foreign(),
+                    slots: slots.into_foreign(),
+                });
         }
         Ok(Host {
             shost,
             added: false,
+            link,
             _template: template.clone(),
         })
     }
@@ -572,13 +873,19 @@ impl<T: HostOps> Host<T> {
         unsafe { (*self.shost.as_ptr()).host_no }
     }
 
-    /// Makes the host visible (sysfs, callbacks may start).
+    /// Makes the host visible (sysfs, callbacks may start) and lets its
+    /// handles act on it.
     pub(crate) fn add(&mut self) -> Result {
+        if self.added {
+            return Err(code::EBUSY);
+        }
         // SAFETY: live, allocated host; no parent device (like iscsi_tcp).
         to_result(unsafe {
             bindings::scsi_add_host_with_dma(self.shost.as_ptr(), ptr::null_mut(), ptr::null_mut())
         })?;
         self.added = true;
+        // INVARIANT: added, so the handles may use it until `remove`.
+        *self.link.live.lock() = Some(LiveHost(self.shost));
         Ok(())
     }
 
@@ -599,23 +906,22 @@ impl<T: HostOps> Host<T> {
         };
     }
 
-    /// A counted reference for blocking and unblocking the host later (it stays
-    /// valid after the host is removed; the calls then find no devices).
-    pub(crate) fn handle(&self) -> Result<HostHandle<T>> {
-        // SAFETY: the host is live (invariant); scsi_host_get takes a reference
-        // on its device or fails if it is being deleted.
-        let got = unsafe { bindings::scsi_host_get(self.shost.as_ptr()) };
-        let shost = NonNull::new(got).ok_or(code::ENODEV)?;
-        Ok(HostHandle {
-            shost,
-            _template: self._template.clone(),
-        })
+    /// A handle for blocking and unblocking the host's devices later, from any
+    /// thread. It acts only while the host is added: once [`Host::remove`]
+    /// has begun, its calls fail with `ENODEV`.
+    pub(crate) fn handle(&self) -> HostHandle {
+        HostHandle {
+            link: self.link.clone(),
+        }
     }
 
     /// Removes the host's devices and the host from sysfs. Commands (e.g. the
     /// cache flush of sd) still flow through the callbacks until it returns.
+    /// Handles are cut off first, waiting for a block or unblock in progress.
     pub(crate) fn remove(&mut self) {
         if self.added {
+            // INVARIANT: revoked before the tag set goes.
+            *self.link.live.lock() = None;
             // SAFETY: an added host, removed once.
             unsafe { bindings::scsi_remove_host(self.shost.as_ptr()) };
             self.added = false;
@@ -627,77 +933,93 @@ impl<T: HostOps> Drop for Host<T> {
     fn drop(&mut self) {
         self.remove();
         // SAFETY: the host is not added (any more), so no callback can run and
-        // nothing reads hostdata; it holds our foreign Arc (invariant).
+        // nothing reads hostdata; it holds our foreign Arcs (invariant).
         unsafe {
-            let slot = (*self.shost.as_ptr())
+            let p = (*self.shost.as_ptr())
                 .hostdata
                 .as_mut_ptr()
-                .cast::<*const c_void>();
-            drop(<Arc<T> as ForeignOwnable>::from_foreign(*slot));
-            *slot = ptr::null();
+                .cast::<HostPriv>();
+            let HostPriv { data, slots } = p.read();
+            drop(<Arc<T> as ForeignOwnable>::from_foreign(data));
+            drop(<Arc<CmdSlots> as ForeignOwnable>::from_foreign(slots));
+            p.write(HostPriv {
+                data: ptr::null(),
+                slots: ptr::null(),
+            });
             bindings::scsi_host_put(self.shost.as_ptr());
         }
     }
 }
 
-/// A counted reference to a host for recovery: holds I/O back while the
+/// How a session wants its host's devices during recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeviceState {
+    /// Running: commands flow.
+    Running,
+    /// Blocked: new commands wait in the block layer.
+    Blocked,
+    /// Transport-offline: queued and new commands fail at once.
+    Offline,
+}
+
+/// A revocable handle to a host for recovery: holds I/O back while the
 /// connection is re-established and lets it go, or fails it, afterwards.
-///
-/// # Invariants
-///
-/// `shost` holds a reference from `scsi_host_get`, dropped in `drop`; the
-/// template it points to is kept alive by `_template`.
-pub(crate) struct HostHandle<T: HostOps> {
-    shost: NonNull<bindings::Scsi_Host>,
-    _template: Arc<HostTemplate<T>>,
+/// Usable only while the host is added (see [`HostLink`]).
+pub(crate) struct HostHandle {
+    link: Arc<HostLink>,
 }
 
-// SAFETY: the Scsi_Host is refcounted and block/unblock may run on any thread.
-unsafe impl<T: HostOps> Send for HostHandle<T> {}
-// SAFETY: as above; the midlayer serialises device state changes itself.
-unsafe impl<T: HostOps> Sync for HostHandle<T> {}
-
-impl<T: HostOps> HostHandle<T> {
-    /// Blocks every device of the host (new commands wait in the block layer)
-    /// and waits for `queuecommand` calls in progress to return. Sleeps; must
-    /// not be called from `queuecommand` itself.
-    pub(crate) fn block(&self) -> Result {
-        // SAFETY: we hold a reference (invariant); process context.
-        to_result(unsafe { bindings::scsi_host_block(self.shost.as_ptr()) })
-    }
-
-    /// Lets the blocked devices run again (`offline` false), or moves them to
-    /// transport-offline so that queued and new commands fail at once
-    /// (`offline` true; a later unblock brings them back).
-    pub(crate) fn unblock(&self, offline: bool) -> Result {
-        let state = if offline {
-            bindings::scsi_device_state_SDEV_TRANSPORT_OFFLINE
-        } else {
-            bindings::scsi_device_state_SDEV_RUNNING
+impl HostHandle {
+    /// Moves the host's devices from `from` to `to`, in one step as far as
+    /// removal is concerned. Sleeps (it waits for `queuecommand` calls in
+    /// progress when blocking): never call it from `queuecommand`. `ENODEV`
+    /// once the host is being removed or before it was added.
+    pub(crate) fn set(&self, from: DeviceState, to: DeviceState) -> Result {
+        let live = self.link.live.lock();
+        let Some(LiveHost(shost)) = live.as_ref() else {
+            return Err(code::ENODEV);
         };
-        // SAFETY: we hold a reference (invariant); process context.
-        to_result(unsafe { bindings::scsi_host_unblock(self.shost.as_ptr(), state as c_int) })
+        let shost = shost.as_ptr();
+        // The host is added and not being removed while `live` is held
+        // (HostLink invariant), so its tag set and device list are live.
+        let block = || {
+            // SAFETY: as just said; process context.
+            to_result(unsafe { bindings::scsi_host_block(shost) })
+        };
+        let unblock = |state: u32| {
+            // SAFETY: as for `block`.
+            to_result(unsafe { bindings::scsi_host_unblock(shost, state as c_int) })
+        };
+        match to {
+            DeviceState::Running => unblock(bindings::scsi_device_state_SDEV_RUNNING),
+            DeviceState::Blocked => block(),
+            DeviceState::Offline => {
+                // Only blocked devices can be moved to transport-offline.
+                if from == DeviceState::Running {
+                    block()?;
+                }
+                unblock(bindings::scsi_device_state_SDEV_TRANSPORT_OFFLINE)
+            }
+        }
     }
 }
 
-impl<T: HostOps> Drop for HostHandle<T> {
-    fn drop(&mut self) {
-        // SAFETY: the reference taken in `Host::handle` (invariant).
-        unsafe { bindings::scsi_host_put(self.shost.as_ptr()) };
-    }
-}
-
-/// The data of the host `shost`, borrowed for a callback.
+/// The driver data and command table of host `shost`, borrowed for a callback.
 ///
 /// # Safety
 ///
 /// `shost` is a host created by [`Host::new`] for this `T` and is added (the
-/// midlayer calls us only then), so `hostdata[0]` holds a live foreign Arc.
-unsafe fn host_data<'a, T: HostOps>(shost: *mut bindings::Scsi_Host) -> ArcBorrow<'a, T> {
+/// midlayer calls us only then), so `hostdata` holds live foreign Arcs.
+unsafe fn host_priv<'a, T: HostOps>(
+    shost: *mut bindings::Scsi_Host,
+) -> (ArcBorrow<'a, T>, ArcBorrow<'a, CmdSlots>) {
     // SAFETY: per the function's contract.
     unsafe {
-        let p = *(*shost).hostdata.as_mut_ptr().cast::<*const c_void>();
-        <Arc<T> as ForeignOwnable>::borrow(p)
+        let p = &*(*shost).hostdata.as_mut_ptr().cast::<HostPriv>();
+        (
+            <Arc<T> as ForeignOwnable>::borrow(p.data),
+            <Arc<CmdSlots> as ForeignOwnable>::borrow(p.slots),
+        )
     }
 }
 
@@ -709,19 +1031,45 @@ unsafe extern "C" fn queuecommand_cb<T: HostOps>(
     cmd: *mut bindings::scsi_cmnd,
 ) -> c_int {
     // SAFETY: our host, added (the midlayer only queues then).
-    let data = unsafe { host_data::<T>(shost) };
+    let (data, slots) = unsafe { host_priv::<T>(shost) };
     let Some(ptr) = NonNull::new(cmd) else {
         return bindings::SCSI_MLQUEUE_HOST_BUSY as c_int;
     };
-    // INVARIANT: the midlayer hands us the command here; it is ours until done.
-    let cmd = Cmd {
-        ptr,
-        rx_cursor: bindings::iscsi_rs_sg_cursor::default(),
+    let slots = Arc::from(slots);
+    // SAFETY: the midlayer hands us this command, with a live device.
+    let Some(cmd) = (unsafe { Cmd::take(ptr, &slots) }) else {
+        pr_err!("iscsi_rs: command tag outside the host's table\n");
+        // SAFETY: not taken, so still ours to finish: fail it at once.
+        unsafe {
+            (*ptr.as_ptr()).result = (HostByte::Error.code() << 16) as c_int;
+            bindings::scsi_done(ptr.as_ptr());
+        }
+        return 0;
     };
+    let gen = cmd.gen;
     match T::queue_command(data, cmd) {
         Ok(()) => 0,
-        Err((_cmd, Busy::Target)) => bindings::SCSI_MLQUEUE_TARGET_BUSY as c_int,
-        Err((_cmd, Busy::Host)) => bindings::SCSI_MLQUEUE_HOST_BUSY as c_int,
+        Err((back, busy)) => {
+            if back.ptr == ptr && back.gen == gen {
+                if !back.give_back() {
+                    // Revoked meanwhile: EH has it, so it counts as queued.
+                    return 0;
+                }
+                match busy {
+                    Busy::Target => bindings::SCSI_MLQUEUE_TARGET_BUSY as c_int,
+                    Busy::Host => bindings::SCSI_MLQUEUE_HOST_BUSY as c_int,
+                }
+            } else {
+                // Another command came back (or a stale handle): this one is
+                // still held by the driver, so it counts as queued; the one
+                // returned is finished with an error rather than lost.
+                pr_err!("iscsi_rs: queuecommand refused a command it was not given\n");
+                let mut back = back;
+                back.set_result(HostByte::Error, 0);
+                back.complete();
+                0
+            }
+        }
     }
 }
 
@@ -730,12 +1078,31 @@ unsafe extern "C" fn queuecommand_cb<T: HostOps>(
 /// Called by the midlayer as `eh_abort_handler` with a live command of ours.
 unsafe extern "C" fn eh_abort_cb<T: HostOps>(cmd: *mut bindings::scsi_cmnd) -> c_int {
     // SAFETY: an EH command has a live device and host.
-    let data = unsafe { host_data::<T>((*(*cmd).device).host) };
+    let (data, slots) = unsafe { host_priv::<T>((*(*cmd).device).host) };
     let eh = EhCmd { ptr: cmd };
+    let index = (eh.unique_tag() & 0xffff) as usize;
+    let success = bindings::scsi_disposition_SUCCESS as c_int;
+    let failed = bindings::scsi_disposition_FAILED as c_int;
     match T::eh_abort(data, &eh) {
-        EhAbort::Success(None) => bindings::scsi_disposition_SUCCESS as c_int,
-        EhAbort::Success(Some(c)) if eh.is(&c) => bindings::scsi_disposition_SUCCESS as c_int,
-        EhAbort::Success(Some(_)) | EhAbort::Failed => bindings::scsi_disposition_FAILED as c_int,
+        EhAbort::Success(Some(c)) if eh.is(&c) => {
+            // If `c` was a stale generation, the current holder is revoked.
+            c.give_back();
+            slots.revoke(index);
+            success
+        }
+        EhAbort::Success(None) => {
+            // "Not ours": make it true before the midlayer reuses the command.
+            slots.revoke(index);
+            success
+        }
+        EhAbort::Success(Some(other)) => {
+            pr_err!("iscsi_rs: eh_abort handed back another command\n");
+            let mut other = other;
+            other.set_result(HostByte::Error, 0);
+            other.complete();
+            failed
+        }
+        EhAbort::Failed => failed,
     }
 }
 
@@ -744,9 +1111,15 @@ unsafe extern "C" fn eh_abort_cb<T: HostOps>(cmd: *mut bindings::scsi_cmnd) -> c
 /// Called by the midlayer as `eh_device_reset_handler` with a live command.
 unsafe extern "C" fn eh_device_reset_cb<T: HostOps>(cmd: *mut bindings::scsi_cmnd) -> c_int {
     // SAFETY: as in `eh_abort_cb`.
-    let data = unsafe { host_data::<T>((*(*cmd).device).host) };
+    let (data, slots) = unsafe { host_priv::<T>((*(*cmd).device).host) };
+    // SAFETY: as above.
+    let dev = unsafe { (*cmd).device } as usize;
     match T::eh_device_reset(data, &EhCmd { ptr: cmd }) {
-        EhStatus::Success => bindings::scsi_disposition_SUCCESS as c_int,
+        EhStatus::Success => {
+            // The midlayer now finishes the device's commands.
+            slots.revoke_all(Some(dev));
+            bindings::scsi_disposition_SUCCESS as c_int
+        }
         EhStatus::Failed => bindings::scsi_disposition_FAILED as c_int,
     }
 }
@@ -756,8 +1129,13 @@ unsafe extern "C" fn eh_device_reset_cb<T: HostOps>(cmd: *mut bindings::scsi_cmn
 /// Called by the midlayer as `eh_target_reset_handler` with a live command.
 unsafe extern "C" fn eh_target_reset_cb<T: HostOps>(cmd: *mut bindings::scsi_cmnd) -> c_int {
     // SAFETY: as in `eh_abort_cb`.
-    let data = unsafe { host_data::<T>((*(*cmd).device).host) };
-    match T::eh_target_reset(data) {
+    let (data, slots) = unsafe { host_priv::<T>((*(*cmd).device).host) };
+    let r = T::eh_target_reset(data);
+    // Success or not, the midlayer finishes every command in EH next (with
+    // no bus or host reset handler it offlines the devices): and while EH
+    // runs, every command of the host is in EH.
+    slots.revoke_all(None);
+    match r {
         EhStatus::Success => bindings::scsi_disposition_SUCCESS as c_int,
         EhStatus::Failed => bindings::scsi_disposition_FAILED as c_int,
     }
@@ -798,7 +1176,7 @@ unsafe fn attr_target<'a, T: HostOps>(
     let (data, name) = unsafe {
         let shost = bindings::iscsi_rs_dev_to_shost(dev);
         (
-            host_data::<T>(shost),
+            host_priv::<T>(shost).0,
             CStr::from_char_ptr((*attr).attr.name),
         )
     };
@@ -828,4 +1206,47 @@ unsafe extern "C" fn store_cb<T: HostOps>(
         Ok(()) => count as isize,
         Err(e) => e.to_errno() as isize,
     }
+}
+
+/// KUnit: the ownership table's rules, without a host (ktests/kunit).
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn kunit_cmd_slots() -> core::result::Result<(), &'static str> {
+    let check = |c: bool, m: &'static str| if c { Ok(()) } else { Err(m) };
+    let slots = CmdSlots::new(4).map_err(|_| "no memory")?;
+    check(
+        slots.take(4, 1).is_none(),
+        "a tag beyond the table was taken",
+    )?;
+    // Held: accessors enter; after the release neither they nor a second
+    // release get in.
+    let g = slots.take(0, 1).ok_or("tag 0 refused")?;
+    check(slots.enter(0, g), "the holder could not enter")?;
+    slots.leave(0);
+    check(slots.release(0, g), "the holder could not release")?;
+    check(!slots.enter(0, g), "entered after the release")?;
+    check(!slots.release(0, g), "released twice")?;
+    // Revoked: the old generation is locked out, completion is refused.
+    let g1 = slots.take(0, 1).ok_or("tag 0 refused again")?;
+    check(g1 != g, "generation did not move on")?;
+    slots.revoke(0);
+    check(!slots.enter(0, g1), "entered a revoked command")?;
+    check(!slots.release(0, g1), "completed a revoked command")?;
+    // A take over a stale holder (EH requeueing a command still held)
+    // revokes the stale handle.
+    let g2 = slots.take(1, 1).ok_or("tag 1 refused")?;
+    let g3 = slots.take(1, 1).ok_or("tag 1 refused on requeue")?;
+    check(!slots.enter(1, g2), "stale handle survived a requeue")?;
+    check(slots.enter(1, g3), "new handle locked out")?;
+    slots.leave(1);
+    // LUN-scoped revocation touches only that device's commands.
+    let a = slots.take(2, 7).ok_or("tag 2 refused")?;
+    let b = slots.take(3, 8).ok_or("tag 3 refused")?;
+    slots.revoke_all(Some(7));
+    check(!slots.enter(2, a), "device 7 command not revoked")?;
+    check(slots.enter(3, b), "device 8 command revoked")?;
+    slots.leave(3);
+    slots.revoke_all(None);
+    check(!slots.enter(3, b), "revoke_all missed a command")?;
+    check(!slots.enter(1, g3), "revoke_all missed tag 1")?;
+    Ok(())
 }

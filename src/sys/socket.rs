@@ -11,7 +11,7 @@
 
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use kernel::error::{code, to_result, Error, Result};
 use kernel::ffi::{c_int, c_void};
@@ -65,6 +65,9 @@ struct Hook<T: SocketEvents> {
 pub(crate) struct TcpSocket<T: SocketEvents> {
     sock: NonNull<bindings::socket>,
     hook: AtomicPtr<Hook<T>>,
+    /// Set once `install_callbacks` succeeded: only then is the connection
+    /// ours to shut down (a refused second user must not end the owner's).
+    claimed: AtomicBool,
     _owner: PhantomData<Arc<T>>,
 }
 
@@ -89,6 +92,7 @@ impl<T: SocketEvents> TcpSocket<T> {
         let this = TcpSocket {
             sock,
             hook: AtomicPtr::new(ptr::null_mut()),
+            claimed: AtomicBool::new(false),
             _owner: PhantomData,
         };
         // From here on `drop` puts the reference.
@@ -161,6 +165,7 @@ impl<T: SocketEvents> TcpSocket<T> {
             drop(unsafe { KBox::from_raw(raw) });
             return Err(e);
         }
+        self.claimed.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -288,7 +293,12 @@ impl<T: SocketEvents> TcpSocket<T> {
     }
 
     /// Shuts both directions down: blocked senders fail, receivers see EOF.
+    /// Does nothing unless this handle once owned the callbacks: a socket
+    /// refused with `EBUSY` belongs to someone else.
     pub(crate) fn shutdown(&self) {
+        if !self.claimed.load(Ordering::Acquire) {
+            return;
+        }
         // SAFETY: the socket is valid. Errors (already shut down) do not matter.
         unsafe {
             bindings::kernel_sock_shutdown(

@@ -55,7 +55,11 @@ enum Cmd {
         /// dsl-too-long | datain-offset | datain-overrun | datain-unknown-itt |
         /// r2t-beyond | r2t-zero | statsn-backwards | expcmdsn-ahead |
         /// window-absurd | sense-overflow | ahs-overflow | unknown-opcode |
-        /// login-garbage | good
+        /// login-garbage | reject-storm | logout-close | logout-close-early | good.
+        /// reject-storm: from the first READ/WRITE at the trigger LBA on, every
+        /// SCSI Command, NOP-Out with an ITT and TMF (all connections) gets a
+        /// Reject (protocol error); logout-close: FIN right after every Logout
+        /// Response; logout-close-early: Logout Response and FIN in one segment
         #[arg(long, value_parser = parse_scenario)]
         scenario: Scenario,
         /// RAM disk size in MiB.

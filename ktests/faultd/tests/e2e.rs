@@ -2,9 +2,11 @@
 //! `iscsictl discover` / `login --dry-run` through the proxy and against the
 //! hostile target (good and login-garbage), a small iscsi-proto initiator driving
 //! SCSI I/O through the proxy while it holds, stalls, delays, corrupts and drops,
-//! and every I/O scenario of the hostile target fired over TCP.
+//! every I/O scenario of the hostile target fired over TCP, `reject-storm`
+//! (Rejects for commands, NOP-Outs and TMFs, Logout still answered) and
+//! `logout-close[-early]` (the connection ends right after the Logout Response).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,7 +24,8 @@ use iscsi_proto::login::{
 };
 use iscsi_proto::negotiate::{Digest, DigestOffer, Proposal, SessionParams};
 use iscsi_proto::pdu::{
-    DataOut, NopOut, Pdu, ScsiCommand, ScsiResponse, TaskAttr, TaskMgmtRequest, TmfFunction,
+    DataOut, LogoutReason, LogoutRequest, LogoutResponse, NopOut, Pdu, Reject, ScsiCommand,
+    ScsiResponse, TaskAttr, TaskMgmtRequest, TmfFunction,
 };
 
 const TARGET: &str = "iqn.2026-11.dev.iscsi-rs:hostile";
@@ -205,6 +208,8 @@ struct Initiator {
     cmd_sn: u32,
     exp_stat_sn: u32,
     next_itt: u32,
+    /// The BHS of the last PDU sent.
+    last_bhs: [u8; BHS_LEN],
 }
 
 fn initiator_settings(d: Digests, max: u32) -> FramingSettings {
@@ -242,6 +247,7 @@ impl Initiator {
             cmd_sn: 0,
             exp_stat_sn: 0,
             next_itt: 0x10,
+            last_bhs: [0; BHS_LEN],
         };
         let mut out = vec![0u8; MAX_LOGIN_PDU_LEN];
         let outcome = loop {
@@ -279,6 +285,8 @@ impl Initiator {
                             Pdu::ScsiResponse(r) => Some(r.stat_sn),
                             Pdu::NopIn(n) if n.itt != RESERVED_TAG => Some(n.stat_sn),
                             Pdu::TaskMgmtResponse(t) => Some(t.stat_sn),
+                            Pdu::Reject(r) => Some(r.stat_sn),
+                            Pdu::LogoutResponse(l) => Some(l.stat_sn),
                             _ => None,
                         };
                         if let Some(sn) = sn {
@@ -299,6 +307,7 @@ impl Initiator {
     }
 
     fn send(&mut self, bhs: &[u8; BHS_LEN], data: &[u8]) {
+        self.last_bhs = *bhs;
         self.sock
             .write_all(&encode(bhs, &[], data, self.digests))
             .expect("send");
@@ -499,6 +508,48 @@ impl Initiator {
         .emit(&mut h);
         self.send(&h, &[]);
         itt
+    }
+
+    /// An immediate Logout (close the session) and its response.
+    fn logout(&mut self) -> LogoutResponse {
+        let itt = self.next_itt;
+        self.next_itt += 1;
+        let mut h = [0u8; BHS_LEN];
+        LogoutRequest {
+            immediate: true,
+            reason: LogoutReason::CloseSession,
+            itt,
+            cid: 0,
+            cmd_sn: self.cmd_sn,
+            exp_stat_sn: self.exp_stat_sn,
+        }
+        .emit(&mut h);
+        self.send(&h, &[]);
+        let f = self.frame().expect("Logout Response");
+        match Pdu::parse(&f.bhs) {
+            Ok(Pdu::LogoutResponse(r)) if r.itt == itt => r,
+            other => panic!("expected the Logout Response, got {other:?}"),
+        }
+    }
+
+    /// The next PDU, which must be a Reject (protocol error) carrying the BHS
+    /// just sent.
+    fn expect_reject(&mut self, what: &str) -> Reject {
+        let sent = self.last_bhs;
+        let f = self.frame().unwrap_or_else(|e| panic!("{what}: {e}"));
+        let r = match Pdu::parse(&f.bhs) {
+            Ok(Pdu::Reject(r)) => r,
+            other => panic!("{what}: expected a Reject, got {other:?}"),
+        };
+        assert_eq!(r.reason.to_u8(), 0x04, "{what}: reason");
+        assert_eq!(f.bhs[16..20], [0xff; 4], "{what}: the Reject's ITT");
+        assert_eq!(f.data.len(), BHS_LEN, "{what}: data segment");
+        assert_eq!(
+            Reject::rejected_header(&f.data),
+            Ok(&sent),
+            "{what}: the rejected BHS"
+        );
+        r
     }
 
     /// PDUs until `quiet` passes without one, or the first error.
@@ -759,4 +810,149 @@ fn unsolicited_writes_and_i2t_corruption() {
     assert!(e == "eof" || e.contains("reset"), "{e}");
     assert!(t.wait_log("DataDigest"), "{}", t.log());
     assert_eq!(stat(&ctl_ok(&c, "stats"), "corrupt_data"), 1);
+}
+
+#[test]
+fn reject_storm_rejects_commands_nops_and_tmfs_but_answers_logout() {
+    let t = hostile("reject-storm");
+    let mut s = Initiator::login(t.addr, true);
+    // Before the trigger: a well-behaved target.
+    let data = pattern(4096, 5);
+    s.write(8, &data).expect("write below the trigger");
+    assert_eq!(s.read(8, 8).expect("read below the trigger"), data);
+    s.ping();
+    s.command([0; 16], 0, false);
+    let f = s.frame().expect("TEST UNIT READY response");
+    assert!(
+        matches!(Pdu::parse(&f.bhs), Ok(Pdu::ScsiResponse(r)) if r.status == 0),
+        "TEST UNIT READY before the trigger"
+    );
+    assert!(!t.log().contains("triggered"), "{}", t.log());
+
+    // The trigger: a READ at LBA 1000, itself rejected.
+    let trigger_sn = s.cmd_sn;
+    s.start_read(1000, 8);
+    let mut rejects = vec![s.expect_reject("the triggering READ")];
+    assert!(
+        t.wait_log("hostile: scenario reject-storm triggered on ITT"),
+        "{}",
+        t.log()
+    );
+
+    // From now on every command, whatever its CDB or LBA.
+    let mut inquiry = [0u8; 16];
+    inquiry[0] = 0x12;
+    inquiry[4] = 96;
+    let mut report_luns = [0u8; 16];
+    report_luns[0] = 0xa0;
+    report_luns[6..10].copy_from_slice(&4096u32.to_be_bytes());
+    for (cdb, edtl, read, what) in [
+        ([0u8; 16], 0, false, "TEST UNIT READY"),
+        (inquiry, 96, true, "INQUIRY"),
+        (report_luns, 4096, true, "REPORT LUNS"),
+        (
+            Initiator::rw_cdb(0x28, 8, 8),
+            4096,
+            true,
+            "READ below the trigger LBA",
+        ),
+    ] {
+        s.command(cdb, edtl, read);
+        rejects.push(s.expect_reject(what));
+    }
+    // A NOP-Out with an ITT and a TMF.
+    s.nop(0x4242);
+    rejects.push(s.expect_reject("NOP-Out with an ITT"));
+    s.abort_task(0x10);
+    rejects.push(s.expect_reject("ABORT TASK"));
+    // A NOP-Out with the reserved ITT gets nothing.
+    s.nop(RESERVED_TAG);
+    let (got, err) = s.drain(Duration::from_millis(300));
+    assert!(got.is_empty() && err.is_none(), "{got:?} {err:?}");
+    s.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+
+    // Each Reject takes a StatSN; a rejected command's CmdSN is not taken, so
+    // the window stays where the storm began.
+    for w in rejects.windows(2) {
+        assert_eq!(w[1].stat_sn, w[0].stat_sn.wrapping_add(1), "{rejects:?}");
+    }
+    for r in &rejects {
+        assert_eq!(r.exp_cmd_sn, trigger_sn, "{r:?}");
+        assert_eq!(r.max_cmd_sn, trigger_sn.wrapping_add(31), "{r:?}");
+    }
+
+    // Logout is still answered.
+    let last = rejects.last().unwrap().stat_sn;
+    let l = s.logout();
+    assert_eq!(l.response, 0, "{l:?}");
+    assert_eq!(l.stat_sn, last.wrapping_add(1), "{l:?}");
+    drop(s);
+
+    // A new session logs in, and the storm goes on there: a WRITE with
+    // immediate and unsolicited data is rejected, its Data-Outs dropped silently.
+    let mut s = Initiator::login_with(t.addr, true, false);
+    assert!(!s.params.initial_r2t && s.params.immediate_data);
+    let data = pattern(8192, 6);
+    let cdb = Initiator::rw_cdb(0x2a, 2000, 16);
+    let itt = s.command_with(cdb, 8192, false, &data[..4096], false);
+    s.expect_reject("WRITE in a new session");
+    s.data_out(itt, RESERVED_TAG, &data, 4096, 8192);
+    s.nop(0x4343);
+    s.expect_reject("NOP-Out after the Data-Outs");
+    let (got, err) = s.drain(Duration::from_millis(300));
+    assert!(got.is_empty() && err.is_none(), "{got:?} {err:?}");
+    s.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(s.logout().response, 0);
+    let log = t.log();
+    assert!(!log.contains("Data-Out for unknown ITT"), "{log}");
+    assert_eq!(log.matches("scenario reject-storm triggered").count(), 1);
+}
+
+#[test]
+fn logout_close_ends_the_connection_right_after_the_logout_response() {
+    // The default target leaves the closing to the initiator (for 5 s).
+    let t = hostile("good");
+    let mut s = Initiator::login(t.addr, false);
+    assert_eq!(s.logout().response, 0);
+    s.sock
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let e = s.sock.read(&mut [0u8; 64]).expect_err("still open");
+    assert!(
+        matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{e}"
+    );
+    assert!(!t.log().contains("triggered"));
+
+    for name in ["logout-close", "logout-close-early"] {
+        let t = hostile(name);
+        let mut s = Initiator::login(t.addr, true);
+        let data = pattern(4096, 7);
+        s.write(1000, &data).expect("write");
+        assert_eq!(s.read(1000, 8).expect("read"), data, "{name}");
+        s.ping();
+        assert_eq!(s.logout().response, 0, "{name}");
+        let start = Instant::now();
+        s.sock
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        match s.sock.read(&mut [0u8; 64]) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("{name}: expected EOF or a reset, got {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "{name}");
+        assert!(
+            t.wait_log(&format!("scenario {name} triggered on ITT")),
+            "{name}: {}",
+            t.log()
+        );
+        // iscsictl's login/logout copes with it.
+        let r = dry_login(t.addr, &[]);
+        assert_eq!(r.code, Some(0), "{name}: {}", r.stderr);
+    }
 }

@@ -5,7 +5,9 @@
 //! the patched bytes, so the initiator sees a correctly digested but malformed PDU.
 
 use iscsi_proto::bhs::{Bhs, Opcode, BHS_LEN, RESERVED_TAG};
-use iscsi_proto::pdu::{ahs, DataIn, NopIn, R2t, ScsiResponse, ScsiResponseData};
+use iscsi_proto::pdu::{
+    ahs, DataIn, NopIn, R2t, Reject, RejectReason, ScsiResponse, ScsiResponseData,
+};
 use iscsi_proto::text::TextWriter;
 
 use super::scsi::{Sense, CHECK_CONDITION, GOOD};
@@ -17,6 +19,10 @@ pub enum Trigger {
     Read,
     /// The first WRITE at LBA >= [`TRIGGER_LBA`].
     Write,
+    /// The first READ or WRITE at LBA >= [`TRIGGER_LBA`].
+    ReadWrite,
+    /// Every Logout Response.
+    Logout,
     /// Every normal-session login (operational stage).
     Login,
     /// Nothing: a correct target.
@@ -68,6 +74,9 @@ scenarios! {
     AhsOverflow = "ahs-overflow", Read;
     UnknownOpcode = "unknown-opcode", Read;
     LoginGarbage = "login-garbage", Login;
+    RejectStorm = "reject-storm", ReadWrite;
+    LogoutClose = "logout-close", Logout;
+    LogoutCloseEarly = "logout-close-early", Logout;
     Good = "good", Never;
 }
 
@@ -400,7 +409,34 @@ pub fn forge(s: Scenario, c: &Ctx, ttt: u32) -> Vec<Out> {
             Bhs::from_array_mut(&mut h).set_opcode(Opcode::Unknown(UNKNOWN_OPCODE), false);
             vec![Out::header(h)]
         }
-        Scenario::LoginGarbage | Scenario::Good => Vec::new(),
+        Scenario::LoginGarbage
+        | Scenario::RejectStorm
+        | Scenario::LogoutClose
+        | Scenario::LogoutCloseEarly
+        | Scenario::Good => Vec::new(),
+    }
+}
+
+/// A Reject for the PDU whose BHS is `rejected` (RFC 7143 §11.17): ITT
+/// 0xffffffff, the rejected BHS (without its digest or AHS) as the data
+/// segment, StatSN/ExpCmdSN/MaxCmdSN from `seq` ("its usual value and ... not
+/// related to the rejected command", §11.17.3). The StatSN is advanced after a
+/// Reject: the caller counts it as used.
+pub fn reject(seq: Seq, reason: RejectReason, rejected: &[u8; BHS_LEN]) -> Out {
+    let mut h = [0u8; BHS_LEN];
+    Reject {
+        reason,
+        stat_sn: seq.stat_sn,
+        exp_cmd_sn: seq.exp_cmd_sn,
+        max_cmd_sn: seq.max_cmd_sn,
+        data_sn: 0,
+        data_segment_len: BHS_LEN as u32,
+    }
+    .emit(&mut h);
+    Out {
+        bhs: h,
+        ahs: Vec::new(),
+        data: rejected.to_vec(),
     }
 }
 
@@ -491,7 +527,7 @@ mod tests {
         for s in Scenario::ALL {
             assert_eq!(Scenario::from_name(s.name()), Some(*s));
         }
-        assert_eq!(Scenario::ALL.len(), 14);
+        assert_eq!(Scenario::ALL.len(), 17);
         assert_eq!(Scenario::from_name("nope"), None);
     }
 
@@ -643,11 +679,57 @@ mod tests {
     }
 
     #[test]
+    fn reject_carries_the_rejected_bhs() {
+        use iscsi_proto::pdu::{ScsiCommand, TaskAttr};
+        let mut cmd = [0u8; BHS_LEN];
+        ScsiCommand {
+            immediate: false,
+            final_bit: true,
+            read: true,
+            write: false,
+            attr: TaskAttr::Simple,
+            total_ahs_len: 0,
+            data_segment_len: 0,
+            lun: 0,
+            itt: 0x42,
+            expected_data_len: 4096,
+            cmd_sn: 7,
+            exp_stat_sn: 3,
+            cdb: [0x28, 0, 0, 0, 0x03, 0xe8, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0],
+        }
+        .emit(&mut cmd);
+        let c = ctx();
+        let (p, data, err) = receive(&[reject(c.seq, RejectReason::ProtocolError, &cmd)]);
+        assert_eq!(err, None);
+        let Pdu::Reject(r) = p[0] else {
+            panic!("{p:?}")
+        };
+        assert_eq!(r.reason.to_u8(), 0x04);
+        assert_eq!(
+            (r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn, r.data_segment_len),
+            (100, 50, 81, 48)
+        );
+        assert_eq!(p[0].itt(), RESERVED_TAG);
+        assert_eq!(Reject::rejected_header(&data[0]), Ok(&cmd));
+        assert_eq!(data[0].len(), BHS_LEN);
+    }
+
+    #[test]
     fn triggers() {
         assert_eq!(Scenario::R2tZero.trigger(), Trigger::Write);
         assert_eq!(Scenario::AhsOverflow.trigger(), Trigger::Read);
         assert_eq!(Scenario::Good.trigger(), Trigger::Never);
-        assert!(forge(Scenario::Good, &ctx(), 1).is_empty());
+        assert_eq!(Scenario::RejectStorm.trigger(), Trigger::ReadWrite);
+        assert_eq!(Scenario::LogoutClose.trigger(), Trigger::Logout);
+        assert_eq!(Scenario::LogoutCloseEarly.trigger(), Trigger::Logout);
+        for s in [
+            Scenario::Good,
+            Scenario::RejectStorm,
+            Scenario::LogoutClose,
+            Scenario::LogoutCloseEarly,
+        ] {
+            assert!(forge(s, &ctx(), 1).is_empty(), "{s:?}");
+        }
         // A plain RxFramer (no Deframer in between) refuses the same way.
         let o = &forge(Scenario::DslTooLong, &ctx(), 9)[0];
         let wire = encode(&o.bhs, &o.ahs, &o.data, DIG);

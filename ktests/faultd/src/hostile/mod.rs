@@ -7,6 +7,23 @@
 //! One thread per connection, blocking I/O. The RAM disk and the trigger count
 //! are shared by all connections, so a retry after recovery finds the data and,
 //! with the default `--trigger-count 1`, a well-behaved target.
+//!
+//! Two scenarios misbehave differently:
+//! - `reject-storm`: from the first READ or WRITE at the trigger LBA on, for
+//!   the rest of the process (every connection, later logins too), every SCSI
+//!   Command, every NOP-Out with an ITT and every Task Management Function
+//!   Request is answered with a Reject, reason 0x04 (protocol error), carrying
+//!   the rejected BHS (RFC 7143 §11.17). Each Reject takes a StatSN (§11.17.3).
+//!   A rejected non-immediate PDU's CmdSN is not "received" (§7.3, Usage of
+//!   Reject PDU in Recovery; LIO rejects before sequencing too), so ExpCmdSN
+//!   stays where it was and the window does not move. Data-Outs of rejected
+//!   writes are dropped silently; Login, Text and Logout are answered normally.
+//! - Logout: by default the target sends the Logout Response, then waits up
+//!   to 5 s for the initiator to close and shuts down after that (an orderly
+//!   FIN). `logout-close` shuts down (FIN) and drops the socket right after
+//!   the Logout Response is written, without waiting; `logout-close-early`
+//!   corks the socket so the Logout Response and the FIN leave in one TCP
+//!   segment. Both do this on every Logout, discovery sessions included.
 
 pub mod forge;
 pub mod scsi;
@@ -14,7 +31,7 @@ pub mod scsi;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -23,7 +40,7 @@ use iscsi_proto::bhs::{Opcode, BHS_LEN, RESERVED_TAG};
 use iscsi_proto::framing::DEFAULT_MAX_RECV_DATA_SEGMENT_LEN;
 use iscsi_proto::negotiate::{self, Key, Local, ReplyValue};
 use iscsi_proto::pdu::{
-    DataOut, LoginRequest, LoginResponse, LogoutResponse, NopIn, NopOut, Pdu, Reject, RejectReason,
+    DataOut, LoginRequest, LoginResponse, LogoutResponse, NopIn, NopOut, Pdu, RejectReason,
     ScsiCommand, Stage, TaskMgmtRequest, TaskMgmtResponse, TextRequest, TextResponse, TmfFunction,
     TmfResponse, LOGOUT_SUCCESS,
 };
@@ -58,6 +75,8 @@ struct Shared {
     opts: Options,
     disk: Disk,
     fired: AtomicU64,
+    /// `reject-storm` has triggered: reject from now on.
+    storm: AtomicBool,
     next_tsih: AtomicU16,
     next_conn: AtomicU64,
 }
@@ -69,6 +88,7 @@ pub fn run(listen: SocketAddr, opts: Options) -> io::Result<()> {
         opts,
         disk: Disk::new(opts.lun_size_mb),
         fired: AtomicU64::new(0),
+        storm: AtomicBool::new(false),
         next_tsih: AtomicU16::new(1),
         next_conn: AtomicU64::new(1),
     });
@@ -478,6 +498,9 @@ impl<'a> Conn<'a> {
                     continue;
                 }
             };
+            if self.reject_storm(&pdu, &f.bhs)? {
+                continue;
+            }
             match pdu {
                 Pdu::NopOut(n) => self.on_nop(n, &f.data)?,
                 Pdu::ScsiCommand(c) if !self.p.discovery => self.on_command(c, &f.data)?,
@@ -486,6 +509,12 @@ impl<'a> Conn<'a> {
                 Pdu::TextRequest(t) => self.on_text(t, &f.data)?,
                 Pdu::LogoutRequest(l) => {
                     self.take_cmd_sn(l.immediate, l.cmd_sn);
+                    let scenario = self.shared.opts.scenario;
+                    if scenario == Scenario::LogoutCloseEarly {
+                        // Held back until the FIN joins it (tcp_send_fin merges
+                        // the FIN into unsent data; shutdown pushes it out).
+                        rustix::net::sockopt::set_tcp_cork(&self.sock, true)?;
+                    }
                     let mut h = [0u8; BHS_LEN];
                     LogoutResponse {
                         response: LOGOUT_SUCCESS,
@@ -504,6 +533,22 @@ impl<'a> Conn<'a> {
                         data: Vec::new(),
                     })?;
                     log!("hostile: conn {}: logged out", self.id);
+                    if scenario.trigger() == Trigger::Logout {
+                        // A FIN now; unread input, if any, makes the kernel's
+                        // close send a RST instead.
+                        let _ = self.sock.shutdown(Shutdown::Both);
+                        log!(
+                            "hostile: scenario {} triggered on ITT {:#010x} (Logout Response): connection closed{}",
+                            scenario.name(),
+                            l.itt,
+                            if scenario == Scenario::LogoutCloseEarly {
+                                " in the Logout Response's segment"
+                            } else {
+                                " right after the Logout Response"
+                            }
+                        );
+                        return Ok(());
+                    }
                     // The initiator closes; wait a little for it, then close anyway.
                     let _ = self.sock.set_read_timeout(Some(Duration::from_secs(5)));
                     let mut sink = [0u8; 512];
@@ -521,22 +566,60 @@ impl<'a> Conn<'a> {
     }
 
     fn reject(&mut self, bhs: &[u8; BHS_LEN], reason: RejectReason) -> io::Result<()> {
-        let mut h = [0u8; BHS_LEN];
-        Reject {
-            reason,
-            stat_sn: self.stat_sn,
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
-            data_sn: 0,
-            data_segment_len: BHS_LEN as u32,
-        }
-        .emit(&mut h);
+        let o = forge::reject(self.seq(), reason, bhs);
+        // "The StatSN is advanced after a Reject" (RFC 7143 §11.17.3).
         self.stat_sn = self.stat_sn.wrapping_add(1);
-        self.send(&Out {
-            bhs: h,
-            ahs: Vec::new(),
-            data: bhs.to_vec(),
-        })
+        self.send(&o)
+    }
+
+    /// `reject-storm`: rejects `pdu` (true) if the storm is on or this PDU sets
+    /// it off. Its CmdSN is not taken (RFC 7143 §7.3: a rejected command's
+    /// CmdSN is not considered received), so ExpCmdSN/MaxCmdSN stay put.
+    fn reject_storm(&mut self, pdu: &Pdu, bhs: &[u8; BHS_LEN]) -> io::Result<bool> {
+        if self.shared.opts.scenario != Scenario::RejectStorm {
+            return Ok(false);
+        }
+        let itt = match pdu {
+            Pdu::ScsiCommand(c) => c.itt,
+            // A NOP-Out with the reserved ITT answers nothing: nothing to reject.
+            Pdu::NopOut(n) if n.itt != RESERVED_TAG => n.itt,
+            Pdu::TaskMgmtRequest(t) => t.itt,
+            _ => return Ok(false),
+        };
+        if !self.shared.storm.load(Ordering::SeqCst) {
+            let Pdu::ScsiCommand(c) = pdu else {
+                return Ok(false);
+            };
+            let Some(rw) = scsi::rw(&c.cdb).filter(|rw| !self.p.discovery && self.fires(*rw))
+            else {
+                return Ok(false);
+            };
+            if !self.shared.storm.swap(true, Ordering::SeqCst) {
+                log!(
+                    "hostile: scenario reject-storm triggered on ITT {:#010x} ({} LBA {} x{}, EDTL {}): rejecting every SCSI Command, NOP-Out with an ITT and TMF from now on (reason 0x04)",
+                    c.itt,
+                    if rw.write { "WRITE" } else { "READ" },
+                    rw.lba,
+                    rw.blocks,
+                    c.expected_data_len
+                );
+            }
+        }
+        if let Pdu::ScsiCommand(c) = pdu {
+            // Its unsolicited Data-Outs are dropped silently.
+            self.seen_itts.insert(c.itt);
+            self.dead.insert(c.itt);
+        }
+        log!(
+            "hostile: conn {}: reject-storm: Reject (protocol error) for {:?} ITT {:#010x}, StatSN {:#x} ExpCmdSN {:#x}",
+            self.id,
+            pdu.opcode(),
+            itt,
+            self.stat_sn,
+            self.exp_cmd_sn
+        );
+        self.reject(bhs, RejectReason::ProtocolError)?;
+        Ok(true)
     }
 
     fn on_nop(&mut self, n: NopOut, data: &[u8]) -> io::Result<()> {
@@ -661,7 +744,8 @@ impl<'a> Conn<'a> {
         let wanted = match o.scenario.trigger() {
             Trigger::Read => !rw.write,
             Trigger::Write => rw.write,
-            Trigger::Login | Trigger::Never => false,
+            Trigger::ReadWrite => true,
+            Trigger::Login | Trigger::Logout | Trigger::Never => false,
         };
         let end_zone = self.shared.disk.blocks().saturating_sub(END_ZONE_BLOCKS);
         if !wanted || rw.lba < o.trigger_lba || rw.lba.saturating_add(rw.blocks) > end_zone {

@@ -1,0 +1,104 @@
+# Case (issue 11): logouts that race connection failures. Each part once
+# reached freed memory (scsi_host_block on a removed host from the session's
+# watchdog) before the host link became revocable:
+#   A. reject-storm: a target that rejects every command, ping and TMF; three
+#      1 MiB direct reads end in EIO, then an immediate logout (20 times);
+#   B. a logout 0-50 ms after the connection failed (fault proxy `drop` in
+#      front of LIO, the daemon running), 50 times;
+#   C. a target that closes the connection right after its Logout Response,
+#      50 logouts.
+# After all of it no session is left and the module unloads. The harness fails
+# the case on any KASAN, lockdep, kmemleak, hung-task or WARN report.
+set -eux
+. "$REPO/ktests/qemu/lio.sh"
+. "$REPO/ktests/qemu/rs.sh"
+. "$REPO/ktests/qemu/faultd.sh"
+storms=${LIFECYCLE_STORMS:-20}
+drops=${LIFECYCLE_DROPS:-50}
+closes=${LIFECYCLE_CLOSES:-50}
+hiqn=iqn.2026-11.dev.iscsi-rs:hostile
+insmod "$KO"
+
+# Waits until HOST is gone from sysfs and LIST.
+gone() {
+    local _
+    for _ in $(seq 100); do
+        [ ! -e /sys/class/scsi_host/host$1 ] && ! "$CTL" list | grep -q "^host$1 " && return 0
+        sleep 0.1
+    done
+    echo "host$1 still present" >&2
+    return 1
+}
+
+# A: reject storm, then logout at once.
+RS_PORTAL=127.0.0.1:3262
+for i in $(seq $storms); do
+    fd_hostile_start $RS_PORTAL reject-storm
+    host=$(rs_login -t $hiqn --replacement-timeout 30 --noop-interval 1 --noop-timeout 2)
+    dev=$(rs_disk $host)
+    [ -n "$dev" ]
+    echo 3 > /sys/block/$dev/device/timeout
+    pids=
+    for j in 1 2 3; do
+        timeout 300 dd if=/dev/$dev of=/dev/null bs=1M count=1 skip=$((j * 8)) \
+            iflag=direct status=none 2> /tmp/dd.$j &
+        pids="$pids $!"
+    done
+    failed=0
+    for p in $pids; do wait $p || failed=$((failed + 1)); done
+    # Each read ends in an error (EIO), never in data or a hang.
+    [ $failed = 3 ]
+    grep -q "scenario reject-storm triggered" /tmp/hostile.log
+    rs_remove $host || true
+    gone $host
+    fd_stop
+done
+echo "ok lifecycle: reject-storm x$storms" >> "$OUT/subtests-lifecycle"
+
+# B: logout 0-50 ms after a connection failure.
+lio_setup -s 16
+RS_PORTAL=127.0.0.1:3263
+fd_proxy_start $RS_PORTAL 127.0.0.1:3260
+rs_daemon_start
+iqn=$LIO_IQN_DEFAULT
+for i in $(seq $drops); do
+    host=$(rs_login -t $iqn --replacement-timeout 30)
+    dev=$(rs_disk $host)
+    [ -n "$dev" ]
+    dd if=/dev/$dev of=/dev/null bs=64k count=16 iflag=direct status=none
+    # Half the time with I/O in flight when the connection drops.
+    io=
+    if [ $((i % 2)) = 0 ]; then
+        dd if=/dev/$dev of=/dev/null bs=64k count=256 iflag=direct status=none 2>/dev/null &
+        io=$!
+    fi
+    fd_ctl drop
+    sleep "0.0$(printf %02d $((RANDOM % 51)))"
+    rs_remove $host || true
+    gone $host
+    [ -z "$io" ] || { timeout 120 tail --pid=$io -f /dev/null; wait $io || true; }
+done
+rs_daemon_stop
+fd_stop
+echo "ok lifecycle: logout after failure x$drops" >> "$OUT/subtests-lifecycle"
+
+# C: the target closes right after its Logout Response.
+RS_PORTAL=127.0.0.1:3262
+dmesg -C
+fd_hostile_start $RS_PORTAL logout-close
+for i in $(seq $closes); do
+    host=$(rs_login -t $hiqn)
+    dev=$(rs_disk $host)
+    [ -n "$dev" ]
+    dd if=/dev/$dev of=/dev/null bs=64k count=4 iflag=direct status=none
+    # The target answered the Logout: confirmed, however fast it closed.
+    rs_remove $host
+    gone $host
+done
+fd_stop
+! dmesg | grep -q "logout not confirmed"
+echo "ok lifecycle: logout-close x$closes" >> "$OUT/subtests-lifecycle"
+
+[ -z "$("$CTL" list 2>/dev/null | grep '^host')" ]
+rmmod iscsi_rs
+lio_teardown
