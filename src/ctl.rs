@@ -14,11 +14,12 @@ use kernel::ThisModule;
 
 use crate::proto::uapi::{self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo};
 use crate::recovery::{estale, Board};
+use crate::session::Queues;
 use crate::session::{Phase, Recipe, Session};
 use crate::sys::chardev::ControlOps;
 use crate::sys::scsi::{Host, HostConfig, HostTemplate, TemplateLimits};
 use crate::sys::socket::TcpSocket;
-use crate::sys::workqueue::OwnedQueue;
+use crate::sys::workqueue::{OwnedQueue, QueueKind};
 
 /// Highest LUN the scan looks for (flat addressing covers 0..16383).
 const MAX_LUN: u64 = 16384;
@@ -33,7 +34,7 @@ struct Entry {
 #[pin_data]
 struct Registry {
     template: Arc<HostTemplate<Session>>,
-    wq: Arc<OwnedQueue>,
+    wq: Arc<Queues>,
     board: Arc<Board>,
     /// Live sessions; a slot is emptied (not shifted) when its session goes.
     #[pin]
@@ -70,7 +71,13 @@ impl Control {
                 max_sectors: 2048,
             },
         )?;
-        let wq = Arc::new(OwnedQueue::new(c_str!("iscsi_rs"))?, GFP_KERNEL)?;
+        let wq = Arc::new(
+            Queues {
+                io: OwnedQueue::new(c_str!("iscsi_rs"), QueueKind::Io)?,
+                watch: OwnedQueue::new(c_str!("iscsi_rs_watch"), QueueKind::LongRunning)?,
+            },
+            GFP_KERNEL,
+        )?;
         let board = Board::new()?;
         let reg = Arc::pin_init(
             pin_init!(Registry {
@@ -97,7 +104,8 @@ impl Control {
                 None => break,
             }
         }
-        self.reg.wq.drain();
+        self.reg.wq.io.drain();
+        self.reg.wq.watch.drain();
     }
 
     fn add(&self, arg: usize) -> Result<isize> {
@@ -163,7 +171,10 @@ impl Control {
             cfg.queue_depth,
             cfg.replacement_timeout
         );
-        host.scan();
+        // Registered before the scan, so a failure during the scan has its
+        // relogin request answered (WAIT_EVENT looks the session up) and a
+        // REMOVE_SESSION can end it; the scan itself stops once removal began.
+        let scanner = host.scanner();
         let keep = session.clone();
         let pushed = {
             let mut list = self.reg.sessions.lock();
@@ -183,6 +194,10 @@ impl Control {
             return Err(ENOMEM);
         }
         drop(keep);
+        match scanner {
+            Some(s) => s.scan(),
+            None => return Err(ENODEV),
+        }
         let mut out = h;
         out.host_no = host_no;
         // Best effort: the ioctl's value carries the host number as well.

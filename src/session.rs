@@ -588,6 +588,14 @@ impl Drop for Recipe {
     }
 }
 
+/// The module's workqueues: `io` for the receive and transmit work (on the
+/// block I/O path), `watch` for the sessions' watchdogs, which sleep for the
+/// session's whole life and so must not sit on a reclaim queue's rescuer.
+pub(crate) struct Queues {
+    pub(crate) io: OwnedQueue,
+    pub(crate) watch: OwnedQueue,
+}
+
 /// A session and its connection.
 #[pin_data]
 pub(crate) struct Session {
@@ -595,7 +603,7 @@ pub(crate) struct Session {
     /// queue depth). What a relogin renegotiates lives in `State`.
     cfg: SessionConfig,
     recipe: Recipe,
-    wq: Arc<OwnedQueue>,
+    wq: Arc<Queues>,
     board: Arc<Board>,
     /// SCSI host number once the host is added (u32::MAX before).
     host_no: AtomicU32,
@@ -687,7 +695,7 @@ impl Session {
         cfg: SessionConfig,
         recipe: Recipe,
         sock: TcpSocket<Session>,
-        wq: Arc<OwnedQueue>,
+        wq: Arc<Queues>,
         board: Arc<Board>,
     ) -> Result<Arc<Self>> {
         let p = cfg.params;
@@ -765,7 +773,11 @@ impl Session {
         let conn = self.state.lock().conn.clone();
         conn.sock.install_callbacks(self.clone())?;
         Self::kick_rx(self.as_arc_borrow());
-        let _ = self.wq.queue().enqueue::<Arc<Session>, 2>(self.clone());
+        let _ = self
+            .wq
+            .watch
+            .queue()
+            .enqueue::<Arc<Session>, 2>(self.clone());
         Ok(())
     }
 
@@ -845,11 +857,19 @@ impl Session {
 
     fn kick_rx(this: ArcBorrow<'_, Self>) {
         // Already queued is fine: the queued run will see the new bytes.
-        let _ = this.wq.queue().enqueue::<Arc<Session>, 0>(Arc::from(this));
+        let _ = this
+            .wq
+            .io
+            .queue()
+            .enqueue::<Arc<Session>, 0>(Arc::from(this));
     }
 
     fn kick_tx(this: ArcBorrow<'_, Self>) {
-        let _ = this.wq.queue().enqueue::<Arc<Session>, 1>(Arc::from(this));
+        let _ = this
+            .wq
+            .io
+            .queue()
+            .enqueue::<Arc<Session>, 1>(Arc::from(this));
     }
 
     /// Fails the connection: logs why, shuts the socket down, hands every
@@ -1041,8 +1061,10 @@ impl Session {
         Ok(())
     }
 
-    /// The watchdog, one long-running work item per session until it closes:
-    /// NOP-Out keepalive, the replacement timeout, and host blocking.
+    /// The watchdog, one long-running work item per session until it closes
+    /// (on the unbound `watch` queue, never on the I/O queue's rescuer):
+    /// NOP-Out keepalive, the replacement timeout, the closed-window stall
+    /// and host blocking.
     fn run_watch(this: Arc<Self>) {
         let mut st = this.state.lock();
         loop {

@@ -44,7 +44,7 @@ struct Scsi_Host *iscsi_rs_dev_to_shost(struct device *dev);
 void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 
 /* Workqueue: alloc_workqueue() is variadic. */
-struct workqueue_struct *iscsi_rs_alloc_workqueue(const char *name);
+struct workqueue_struct *iscsi_rs_alloc_workqueue(const char *name, bool long_running);
 
 /* Sleep: the wait in a command revocation. */
 void iscsi_rs_sleep_ms(unsigned int ms);

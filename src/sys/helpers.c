@@ -158,10 +158,13 @@ void iscsi_rs_sysfs_attr_init(struct attribute *attr)
 	sysfs_attr_init(attr);
 }
 
-/* alloc_workqueue() is variadic. WQ_MEM_RECLAIM: the queue carries block I/O,
- * so it must make progress under memory pressure. */
-struct workqueue_struct *iscsi_rs_alloc_workqueue(const char *name)
+/* alloc_workqueue() is variadic. WQ_MEM_RECLAIM for the I/O queue: it carries
+ * block I/O, so it must make progress under memory pressure. Never for a queue
+ * of long-running items: one of them could hold the rescuer for good. */
+struct workqueue_struct *iscsi_rs_alloc_workqueue(const char *name, bool long_running)
 {
+	if (long_running)
+		return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
 	return alloc_workqueue("%s", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0, name);
 }
 

@@ -889,21 +889,16 @@ impl<T: HostOps> Host<T> {
         Ok(())
     }
 
-    /// Scans the host's one target synchronously (REPORT LUNS, then each LUN).
-    pub(crate) fn scan(&self) {
-        if !self.added {
-            return;
-        }
-        // SAFETY: an added host; the scan takes its own references.
-        unsafe {
-            bindings::scsi_scan_target(
-                &raw mut (*self.shost.as_ptr()).shost_gendev,
-                0,
-                0,
-                u64::MAX, // SCAN_WILD_CARD
-                bindings::scsi_scan_mode_SCSI_SCAN_RESCAN,
-            )
-        };
+    /// A counted reference that scans the host later, so the `Host` can be
+    /// handed on (e.g. registered, where removal may find it) before the scan.
+    /// `None` if the host is being deleted.
+    pub(crate) fn scanner(&self) -> Option<Scanner> {
+        // SAFETY: the host is live (invariant); scsi_host_get takes a reference
+        // on its device, or fails if it is being deleted.
+        let got = unsafe { bindings::scsi_host_get(self.shost.as_ptr()) };
+        Some(Scanner {
+            shost: NonNull::new(got)?,
+        })
     }
 
     /// A handle for blocking and unblocking the host's devices later, from any
@@ -948,6 +943,45 @@ impl<T: HostOps> Drop for Host<T> {
             });
             bindings::scsi_host_put(self.shost.as_ptr());
         }
+    }
+}
+
+/// A counted reference to a host for scanning it.
+///
+/// # Invariants
+///
+/// `shost` holds a reference from `scsi_host_get`, put in `drop`.
+pub(crate) struct Scanner {
+    shost: NonNull<bindings::Scsi_Host>,
+}
+
+// SAFETY: scanning is thread-safe (the host's scan_mutex serialises it).
+unsafe impl Send for Scanner {}
+
+impl Scanner {
+    /// Scans the host's one target synchronously (REPORT LUNS, then each LUN).
+    /// Does nothing unless the host is added and not being removed: the
+    /// midlayer checks the host state under its scan mutex, which removal
+    /// takes too, so a scan racing a removal finds no tag set gone.
+    pub(crate) fn scan(&self) {
+        // SAFETY: we hold a reference (invariant), so the host's memory and
+        // its embedded device stay valid; see above for a removed host.
+        unsafe {
+            bindings::scsi_scan_target(
+                &raw mut (*self.shost.as_ptr()).shost_gendev,
+                0,
+                0,
+                u64::MAX, // SCAN_WILD_CARD
+                bindings::scsi_scan_mode_SCSI_SCAN_RESCAN,
+            )
+        };
+    }
+}
+
+impl Drop for Scanner {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken in `Host::scanner` (invariant).
+        unsafe { bindings::scsi_host_put(self.shost.as_ptr()) };
     }
 }
 

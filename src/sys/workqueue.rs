@@ -1,6 +1,8 @@
-//! [`OwnedQueue`]: a workqueue the module allocates (WQ_MEM_RECLAIM, because it
-//! carries block I/O) and destroys, which drains it, when the last user drops it.
-//! The kernel crate of 6.12 only offers the system queues.
+//! [`OwnedQueue`]: a workqueue the module allocates and destroys, which drains
+//! it, when the last user drops it: either for block I/O (WQ_MEM_RECLAIM, so a
+//! rescuer guarantees progress under memory pressure) or for long-running
+//! items (unbound, no rescuer that such an item could occupy). The kernel
+//! crate of 6.12 only offers the system queues.
 
 use core::ptr::NonNull;
 
@@ -24,11 +26,22 @@ unsafe impl Send for OwnedQueue {}
 // SAFETY: as above; queueing is internally synchronised.
 unsafe impl Sync for OwnedQueue {}
 
+/// What a queue carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueKind {
+    /// Short items on the I/O path: WQ_MEM_RECLAIM | WQ_HIGHPRI.
+    Io,
+    /// Items that sleep for long (a per-session watchdog loop): unbound and
+    /// without WQ_MEM_RECLAIM, so none can hold a reclaim rescuer.
+    LongRunning,
+}
+
 impl OwnedQueue {
     /// Allocates a queue shown as `name` in ps/sysfs.
-    pub(crate) fn new(name: &'static CStr) -> Result<Self> {
+    pub(crate) fn new(name: &'static CStr, kind: QueueKind) -> Result<Self> {
+        let long = kind == QueueKind::LongRunning;
         // SAFETY: `name` is a NUL-terminated static string.
-        let ptr = unsafe { bindings::iscsi_rs_alloc_workqueue(name.as_char_ptr()) };
+        let ptr = unsafe { bindings::iscsi_rs_alloc_workqueue(name.as_char_ptr(), long) };
         Ok(OwnedQueue {
             ptr: NonNull::new(ptr).ok_or(code::ENOMEM)?,
         })
