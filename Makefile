@@ -41,7 +41,7 @@ module: kernel
 	   echo "module build printed warnings (the kernel's Rust flags must stay clean)"; exit 1; fi
 
 ctl: deps
-	@$(ENV); cargo build --release -p iscsictl -p iscsi-faultd
+	@$(ENV); cargo build --release -p iscsictl -p iscsi-faultd -p iscsi-ioctl-fuzz
 
 unit: deps
 	@$(ENV); cargo test --workspace --quiet
