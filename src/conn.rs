@@ -79,7 +79,7 @@ pub(crate) struct RxState<D: Copy> {
     buf: KVVec<u8>,
     scratch: KVVec<u8>,
     /// The PDU in progress: its header, data length and destination.
-    cur: Option<([u8; BHS_LEN], u32, Dest<D>)>,
+    cur: CurrentPdu<D>,
 }
 
 impl<D: Copy> RxState<D> {
@@ -194,11 +194,14 @@ impl<E: SocketEvents> Conn<E> {
     }
 }
 
+/// The PDU being received: its header, data length and where its data goes.
+type CurrentPdu<D> = Option<([u8; BHS_LEN], u32, Dest<D>)>;
+
 /// Feeds one received chunk through the framer and the sink.
 fn dispatch<S: PduSink>(
     framer: &mut RxFramer,
     scratch: &mut [u8],
-    cur: &mut Option<([u8; BHS_LEN], u32, Dest<S::Direct>)>,
+    cur: &mut CurrentPdu<S::Direct>,
     mut input: &[u8],
     sink: &mut S,
 ) -> Result<(), RxStop<S::Error>> {

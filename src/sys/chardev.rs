@@ -107,7 +107,7 @@ impl<T: ControlOps> MiscDevice<T> {
         // of the repr(C) `Self`, alive until module exit (fops->owner holds the module).
         // SAFETY: `file` is valid for the call and `private_data` points at `Self`.
         let this = unsafe { &*((*file).private_data as *const Self) };
-        match this.ops.ioctl(cmd, arg as usize) {
+        match this.ops.ioctl(cmd, arg) {
             Ok(v) => v as c_long,
             Err(e) => e.to_errno() as c_long,
         }

@@ -243,7 +243,11 @@ impl CmdSlots {
             if slot.word.load(Ordering::Acquire) & HELD == 0 {
                 continue;
             }
-            if dev.is_none_or(|d| slot.dev.load(Ordering::Relaxed) == d) {
+            let of_dev = match dev {
+                Some(d) => slot.dev.load(Ordering::Relaxed) == d,
+                None => true,
+            };
+            if of_dev {
                 self.revoke(i);
             }
         }
@@ -362,10 +366,7 @@ impl Cmd {
 
     /// Whether the midlayer took the command back (the driver should forget it).
     pub(crate) fn revoked(&self) -> bool {
-        match self.access() {
-            Some(_) => false,
-            None => true,
-        }
+        self.access().is_none()
     }
 
     /// The CDB.
