@@ -90,7 +90,13 @@ fn serve(kind: PeerKind, mut s: TcpStream, mut rng: Rng) {
             drain(&mut s, &mut buf);
         }
         PeerKind::Silent => drain(&mut s, &mut buf),
-        PeerKind::Reset => sys::set_linger_zero(s.as_raw_fd()),
+        PeerKind::Reset => {
+            // Let the connecting side return from connect() first: a reset
+            // that overtakes it makes connect() itself fail with ECONNRESET
+            // (seen under TCG), and then no socket is left to hand over.
+            thread::sleep(Duration::from_millis(50));
+            sys::set_linger_zero(s.as_raw_fd());
+        }
         PeerKind::ResetOnFirstByte => {
             let _ = s.read(&mut buf[..1]);
             sys::set_linger_zero(s.as_raw_fd());
@@ -167,8 +173,22 @@ impl Peers {
             let _ = sys::connect_v4(&fd, a);
             return Ok(fd);
         }
-        let s = TcpStream::connect(self.addr(kind))?;
-        Ok(OwnedFd::from(s))
+        // A peer that resets may still overtake connect() on a loaded
+        // machine: try again a few times before calling it a failure.
+        let mut tries = 0;
+        loop {
+            match TcpStream::connect(self.addr(kind)) {
+                Ok(s) => return Ok(OwnedFd::from(s)),
+                Err(e)
+                    if kind == PeerKind::Reset
+                        && e.kind() == std::io::ErrorKind::ConnectionReset
+                        && tries < 5 =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// A TCP socket over IPv6 loopback to a garbage peer, if available.
