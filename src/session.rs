@@ -50,7 +50,7 @@ use crate::proto::serial::{CmdWindow, Sn};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
 use crate::sys::scsi::{
-    Busy, Cmd, DataDir, DeviceState, EhAbort, EhCmd, EhStatus, HostByte, HostHandle,
+    Busy, Cmd, DataDir, DeviceState, EhAbort, EhCmd, EhStatus, HostByte, HostHandle, TAKEN_BACK,
 };
 use crate::sys::socket::{Recv, SocketEvents, TcpSocket};
 use crate::sys::workqueue::OwnedQueue;
@@ -2130,18 +2130,18 @@ impl PduSink for Receiver<'_> {
         let Some(t) = st.task(to.tag, to.seq) else {
             return Ok(());
         };
-        if t.cmd.revoked() {
-            return Ok(());
-        }
         let at = to.base.saturating_add(offset);
         // The header check bounded the whole segment by the buffer already.
-        t.cmd
-            .copy_from_buf(at, bytes)
-            .map_err(|_| Violation::DataInBeyond {
+        match t.cmd.copy_from_buf(at, bytes) {
+            Ok(()) => Ok(()),
+            // EH took the command back: drop the bytes.
+            Err(e) if e == TAKEN_BACK => Ok(()),
+            Err(_) => Err(Violation::DataInBeyond {
                 itt: t.itt,
                 end: u64::from(at) + bytes.len() as u64,
                 len: t.len,
-            })
+            }),
+        }
     }
 
     fn recv_direct<E: SocketEvents>(
@@ -2153,10 +2153,12 @@ impl PduSink for Receiver<'_> {
     ) -> Option<Result<Recv>> {
         let mut st = self.s.state.lock();
         let t = st.task(to.tag, to.seq)?;
-        if t.cmd.revoked() {
-            return None;
+        match t.cmd.recv_into(sock, to.base.saturating_add(offset), len) {
+            // EH took the command back before anything was read: the bytes
+            // go through `data`, which drops them.
+            Err(e) if e == TAKEN_BACK => None,
+            r => Some(r),
         }
-        Some(t.cmd.recv_into(sock, to.base.saturating_add(offset), len))
     }
 
     fn end(

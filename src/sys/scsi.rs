@@ -21,7 +21,7 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use kernel::error::{code, to_result, Result};
+use kernel::error::{code, to_result, Error, Result};
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -254,6 +254,10 @@ impl CmdSlots {
     }
 }
 
+/// The error of a [`Cmd`] data method when the midlayer took the command back:
+/// nothing was copied or read. No other failure of those methods uses it.
+pub(crate) const TAKEN_BACK: Error = code::ENODEV;
+
 /// What a command asked for, read once when the driver took it (it does not
 /// change while the driver holds it), so these reads need no access checks.
 #[derive(Clone, Copy)]
@@ -413,7 +417,7 @@ impl Cmd {
         if src.is_empty() {
             return Ok(());
         }
-        let _in = self.access().ok_or(code::ENODEV)?;
+        let _in = self.access().ok_or(TAKEN_BACK)?;
         // SAFETY: we are inside the held command (invariant), whose sg list
         // maps at least `transfer_len` bytes; the range was checked above.
         let n = unsafe {
@@ -449,7 +453,7 @@ impl Cmd {
         }
         let mut cursor = self.rx_cursor;
         let ret = {
-            let _in = self.access().ok_or(code::ENODEV)?;
+            let _in = self.access().ok_or(TAKEN_BACK)?;
             // SAFETY: we are inside the held command (invariant), whose sg list
             // maps at least `transfer_len` bytes (the range was checked above);
             // the cursor is null or in that list; the socket is live while
@@ -479,7 +483,7 @@ impl Cmd {
         if dst.is_empty() {
             return Ok(());
         }
-        let _in = self.access().ok_or(code::ENODEV)?;
+        let _in = self.access().ok_or(TAKEN_BACK)?;
         // SAFETY: as in `copy_from_buf`; the sg list is only read.
         let n = unsafe {
             let t = &(*self.raw()).sdb.table;
