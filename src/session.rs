@@ -44,9 +44,9 @@ use crate::proto::negotiate::{Digest, SessionParams};
 use crate::proto::pdu::{
     AsyncEvent, AsyncMessage, DataIn, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, PduError,
     Reject, ScsiCommand, ScsiResponse, ScsiResponseData, TaskAttr, TaskMgmtRequest, TmfFunction,
-    TmfResponse, RESPONSE_COMPLETED,
+    TmfResponse, RESPONSE_COMPLETED, RESPONSE_TARGET_FAILURE,
 };
-use crate::proto::serial::{CmdWindow, Sn};
+use crate::proto::serial::{self, CmdWindow, Sn};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
 use crate::sys::scsi::{
@@ -81,6 +81,9 @@ const WATCH_IDLE_MS: i64 = 1_000;
 /// Shortest time the CmdSN window may stay closed, with commands waiting,
 /// before the connection is failed as stalled.
 const WINDOW_STALL_MS: i64 = 5_000;
+/// A command window closed this long with commands waiting gets a NOP-Out
+/// ping: its NOP-In carries the target's current MaxCmdSN.
+const WINDOW_PING_MS: i64 = 1_000;
 /// SAM status CHECK CONDITION.
 const CHECK_CONDITION: u8 = 0x02;
 
@@ -162,18 +165,6 @@ pub(crate) enum Violation {
         len: u32,
         max: u32,
     },
-    StatSnBackwards {
-        got: u32,
-        expected: u32,
-    },
-    ExpCmdSnAhead {
-        exp_cmd_sn: u32,
-        next_cmd_sn: u32,
-    },
-    BadWindow {
-        exp_cmd_sn: u32,
-        max_cmd_sn: u32,
-    },
     Unexpected(&'static str),
     TxQueueFull,
     /// Not a violation: the target asked to end the connection (Async Message).
@@ -229,23 +220,6 @@ impl fmt::Display for Violation {
             Violation::R2tBurst { len, max } => {
                 write!(f, "R2T of {len} bytes exceeds MaxBurstLength {max}")
             }
-            Violation::StatSnBackwards { got, expected } => {
-                write!(f, "StatSN {got} went backwards (expected {expected})")
-            }
-            Violation::ExpCmdSnAhead {
-                exp_cmd_sn,
-                next_cmd_sn,
-            } => write!(
-                f,
-                "ExpCmdSN {exp_cmd_sn} acknowledges commands never sent (next CmdSN {next_cmd_sn})"
-            ),
-            Violation::BadWindow {
-                exp_cmd_sn,
-                max_cmd_sn,
-            } => write!(
-                f,
-                "invalid command window ExpCmdSN {exp_cmd_sn} MaxCmdSN {max_cmd_sn}"
-            ),
             Violation::Unexpected(what) => write!(f, "unexpected {what}"),
             Violation::TxQueueFull => f.write_str("more R2Ts/NOP-Ins than the TX queue holds"),
             Violation::TargetRequest(what) => f.write_str(what),
@@ -374,6 +348,8 @@ struct State {
     /// (None while it is open): a target that never reopens it is a stall the
     /// watchdog ends (a target rejecting every command does that).
     window_closed_since_ms: Option<i64>,
+    /// When the NOP-Out ping sent for that closed window went out.
+    window_ping_ms: Option<i64>,
     exp_stat_sn: Sn,
     /// Indexed by blk-mq tag.
     tasks: KVec<Option<Task>>,
@@ -394,50 +370,116 @@ struct State {
     /// still send PDUs for them, which are dropped rather than fatal.
     aborted: [u32; 16],
     aborted_next: usize,
+    /// Target quirks seen (each logged once per session).
+    quirks: QuirkSet,
+    /// The SCSI host number, for log lines written under the lock.
+    host_no: u32,
+}
+
+/// A target behaviour outside RFC 7143 that the session rides through, as
+/// open-iscsi does, instead of failing the connection.
+#[derive(Clone, Copy)]
+enum Quirk {
+    /// ExpCmdSN beyond the next CmdSN (istgt counts an immediate Logout).
+    ExpCmdSnAhead = 1 << 0,
+    /// StatSN repeated or went back.
+    StatSnBack = 1 << 1,
+    /// MaxCmdSN below ExpCmdSN - 1: ignored (RFC 7143 §4.2.2.1).
+    BadWindow = 1 << 2,
+    /// A SCSI Response whose sense data does not fit its data segment.
+    BadSense = 1 << 3,
+    /// O/U residual bits on a Data-In without status (RFC 7143 §11.7.5).
+    StrayResidual = 1 << 4,
+}
+
+/// The quirks already reported for a session.
+#[derive(Default)]
+struct QuirkSet(u8);
+
+impl QuirkSet {
+    /// Records `q`; true the first time.
+    fn first(&mut self, q: Quirk) -> bool {
+        let bit = q as u8;
+        let first = self.0 & bit == 0;
+        self.0 |= bit;
+        first
+    }
 }
 
 impl State {
-    /// Accounts the StatSN of a status-bearing PDU. ERL 0: a gap forward is
-    /// not recovered, only skipped; on one connection StatSN never goes back.
-    fn ack_stat_sn(&mut self, stat_sn: u32) -> Result<(), Violation> {
-        let s = Sn(stat_sn);
-        if s.lt(self.exp_stat_sn) {
-            return Err(Violation::StatSnBackwards {
-                got: stat_sn,
-                expected: self.exp_stat_sn.get(),
-            });
+    /// Logs quirk `q` of the target, the first time in this session only:
+    /// a rate limit that still names every kind once.
+    fn quirk(&mut self, q: Quirk, what: fmt::Arguments<'_>) {
+        if self.quirks.first(q) {
+            pr_warn!(
+                "host{}: target quirk: {} (logged once per session)\n",
+                self.host_no,
+                what
+            );
         }
-        self.exp_stat_sn = s.next();
-        Ok(())
     }
 
-    /// Applies ExpCmdSN/MaxCmdSN. Stale values are ignored (RFC 7143 §4.2.2.1);
-    /// an ExpCmdSN beyond every CmdSN sent, or a window with MaxCmdSN below
-    /// ExpCmdSN - 1 (which RFC 7143 says to ignore, but no sane target sends
-    /// on a single connection), fails the connection.
-    fn window(&mut self, exp_cmd_sn: u32, max_cmd_sn: u32) -> Result<(), Violation> {
-        if Sn(exp_cmd_sn).gt(self.cmd_sn) {
-            return Err(Violation::ExpCmdSnAhead {
-                exp_cmd_sn,
-                next_cmd_sn: self.cmd_sn.get(),
-            });
+    /// Accounts the StatSN of a status-bearing PDU. ERL 0: a gap forward is
+    /// not recovered, only skipped. A StatSN that repeats or goes back (istgt
+    /// bumps it from two threads unlocked) is taken as it is, and StatSN + 1
+    /// acknowledged, as open-iscsi does: ExpStatSN only lets the target free
+    /// status it kept for recovery, which ERL 0 never asks for.
+    fn ack_stat_sn(&mut self, stat_sn: u32) {
+        let s = Sn(stat_sn);
+        if s.lt(self.exp_stat_sn) {
+            let expected = self.exp_stat_sn.get();
+            self.quirk(
+                Quirk::StatSnBack,
+                format_args!("StatSN {stat_sn} repeats or goes back (expected {expected})"),
+            );
         }
-        self.window
-            .update(Sn(exp_cmd_sn), Sn(max_cmd_sn))
-            .map_err(|_| Violation::BadWindow {
-                exp_cmd_sn,
-                max_cmd_sn,
-            })?;
+        self.exp_stat_sn = s.next();
+    }
+
+    /// Applies ExpCmdSN/MaxCmdSN. Stale values are ignored and so is a pair
+    /// with MaxCmdSN below ExpCmdSN - 1 (RFC 7143 §4.2.2.1). An ExpCmdSN
+    /// beyond every CmdSN sent (istgt counts an immediate Logout) is taken as
+    /// the next CmdSN, so the MaxCmdSN beside it still opens the window. None
+    /// of these fails the connection: a window that stays closed does (the
+    /// watchdog's stall rule), never a silent hang.
+    fn window(&mut self, exp_cmd_sn: u32, max_cmd_sn: u32) {
+        if serial::window_size(Sn(exp_cmd_sn), Sn(max_cmd_sn)).is_err() {
+            self.quirk(
+                Quirk::BadWindow,
+                format_args!(
+                    "invalid command window ExpCmdSN {exp_cmd_sn} MaxCmdSN {max_cmd_sn} ignored"
+                ),
+            );
+            return;
+        }
+        let mut exp = Sn(exp_cmd_sn);
+        if exp.gt(self.cmd_sn) {
+            let next = self.cmd_sn.get();
+            self.quirk(
+                Quirk::ExpCmdSnAhead,
+                format_args!("ExpCmdSN {exp_cmd_sn} beyond the next CmdSN {next}: taken as {next}"),
+            );
+            exp = self.cmd_sn;
+        }
+        if self.window.update(exp, Sn(max_cmd_sn)).is_err() {
+            // Valid alone, but about 2^31 from the window we hold.
+            self.quirk(
+                Quirk::BadWindow,
+                format_args!(
+                    "invalid command window ExpCmdSN {exp_cmd_sn} MaxCmdSN {max_cmd_sn} ignored"
+                ),
+            );
+        }
         if self.window.credits(self.cmd_sn) > 0 {
             self.window_closed_since_ms = None;
+            self.window_ping_ms = None;
         }
-        Ok(())
     }
 
     /// Both of the above, for a PDU carrying StatSN, ExpCmdSN and MaxCmdSN.
-    fn ack(&mut self, stat_sn: u32, exp_cmd_sn: u32, max_cmd_sn: u32) -> Result<(), Violation> {
-        self.ack_stat_sn(stat_sn)?;
-        self.window(exp_cmd_sn, max_cmd_sn)
+    fn ack(&mut self, stat_sn: u32, exp_cmd_sn: u32, max_cmd_sn: u32) {
+        self.ack_stat_sn(stat_sn);
+        self.window(exp_cmd_sn, max_cmd_sn);
     }
 
     /// The ITT for low bits `low` (generation << 12 | tag, or an internal tag).
@@ -723,6 +765,7 @@ impl Session {
             last_rx_ms: now_ms(),
             ping_sent_ms: None,
             window_closed_since_ms: None,
+            window_ping_ms: None,
             reconnect_delay_ms: None,
             resumed_from_ms: None,
             replacement_timeout: cfg.replacement_timeout,
@@ -741,6 +784,8 @@ impl Session {
             tmf: None,
             aborted: [RESERVED_TAG; 16],
             aborted_next: 0,
+            quirks: QuirkSet::default(),
+            host_no: u32::MAX,
         };
         Arc::pin_init(
             pin_init!(Session {
@@ -800,6 +845,7 @@ impl Session {
     /// Records the SCSI host number (for logs, sysfs and LIST).
     pub(crate) fn set_host_no(&self, n: u32) {
         self.host_no.store(n, Ordering::Relaxed);
+        self.state.lock().host_no = n;
     }
 
     /// Gives the session its host, to block and unblock during recovery.
@@ -1033,6 +1079,7 @@ impl Session {
             st.ping_sent_ms = None;
             st.reconnect_delay_ms = None;
             st.window_closed_since_ms = None;
+            st.window_ping_ms = None;
             st.resumed_from_ms = Some(st.failed_at_ms);
             st.logout_response = None;
             st.aborted = [RESERVED_TAG; 16];
@@ -1096,14 +1143,26 @@ impl Session {
                         }
                     }
                     if let Some(since) = st.window_closed_since_ms {
-                        // As long as the keepalive gives a silent target, at
-                        // least WINDOW_STALL_MS.
-                        let limit = (interval + timeout).max(WINDOW_STALL_MS);
-                        if now - since >= limit {
-                            stalled = Some(now - since);
-                            st.window_closed_since_ms = None;
-                        } else {
-                            wake = wake.min(since + limit);
+                        // Closed with commands waiting: ping after
+                        // WINDOW_PING_MS (the NOP-In brings the target's
+                        // current MaxCmdSN), fail if still closed the NOP
+                        // timeout (at least WINDOW_STALL_MS) after the ping.
+                        let ping_at = since + WINDOW_PING_MS;
+                        let limit = timeout.max(WINDOW_STALL_MS);
+                        match st.window_ping_ms {
+                            _ if now < ping_at => wake = wake.min(ping_at),
+                            None => {
+                                // An outstanding keepalive ping does as well.
+                                st.window_ping_ms = Some(st.ping_sent_ms.unwrap_or(now));
+                                ping |= st.ping_sent_ms.is_none();
+                                wake = wake.min(now + limit);
+                            }
+                            Some(sent) if now - sent >= limit => {
+                                stalled = Some(now - since);
+                                st.window_closed_since_ms = None;
+                                st.window_ping_ms = None;
+                            }
+                            Some(sent) => wake = wake.min(sent + limit),
                         }
                     }
                 }
@@ -1140,7 +1199,9 @@ impl Session {
             if let Some(ms) = stalled {
                 this.fail(
                     reason::PROTOCOL,
-                    format_args!("the target kept the command window closed for {ms} ms"),
+                    format_args!(
+                        "command window closed for {ms} ms with commands waiting, also after a NOP-Out ping"
+                    ),
                 );
             }
             if expired {
@@ -1873,10 +1934,16 @@ impl Receiver<'_> {
         let resumed;
         let cmd = {
             let mut st = self.s.state.lock();
-            st.window(d.exp_cmd_sn, d.max_cmd_sn)?;
+            st.window(d.exp_cmd_sn, d.max_cmd_sn);
+            if d.stray_residual_bits() {
+                st.quirk(
+                    Quirk::StrayResidual,
+                    format_args!("O/U residual bits on a Data-In without status ignored"),
+                );
+            }
             let Some(t) = st.task_by_itt(d.itt) else {
                 if d.status.is_some() {
-                    st.ack_stat_sn(d.stat_sn)?;
+                    st.ack_stat_sn(d.stat_sn);
                 }
                 return st.unknown("Data-In", d.itt);
             };
@@ -1885,7 +1952,7 @@ impl Receiver<'_> {
             let Some(status) = d.status else {
                 return Ok(());
             };
-            st.ack_stat_sn(d.stat_sn)?;
+            st.ack_stat_sn(d.stat_sn);
             let Some(task) = st.take(tag_of(d.itt)) else {
                 return Ok(());
             };
@@ -1905,13 +1972,13 @@ impl Receiver<'_> {
     }
 
     fn response_end(&mut self, r: &ScsiResponse, data: &[u8]) -> Result<(), Violation> {
-        let sense = ScsiResponseData::parse(data)
-            .map_err(Violation::Malformed)?
-            .sense;
+        // Sense that does not fit its segment is this command's problem, not
+        // the connection's: the command fails (the midlayer retries it).
+        let sense = ScsiResponseData::parse(data).map(|d| d.sense);
         let resumed;
         let cmd = {
             let mut st = self.s.state.lock();
-            st.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn)?;
+            st.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn);
             if st.task_by_itt(r.itt).is_none() {
                 return st.unknown("SCSI Response", r.itt);
             }
@@ -1919,14 +1986,35 @@ impl Receiver<'_> {
                 return Ok(());
             };
             resumed = st.resumed_from_ms.take();
-            finish(
-                task,
-                r.response,
-                r.status,
-                r.underflow,
-                r.residual_count,
-                sense,
-            )
+            match sense {
+                Ok(sense) => finish(
+                    task,
+                    r.response,
+                    r.status,
+                    r.underflow,
+                    r.residual_count,
+                    sense,
+                ),
+                Err(e) => {
+                    let itt = r.itt;
+                    match e {
+                        PduError::SenseTooLong {
+                            sense_len,
+                            available,
+                        } => st.quirk(
+                            Quirk::BadSense,
+                            format_args!(
+                                "SenseLength {sense_len} exceeds the {available}-byte data segment (ITT {itt:#x}): the command fails"
+                            ),
+                        ),
+                        e => st.quirk(
+                            Quirk::BadSense,
+                            format_args!("SCSI Response ITT {itt:#x}: {e}: the command fails"),
+                        ),
+                    }
+                    finish(task, RESPONSE_TARGET_FAILURE, r.status, false, 0, &[])
+                }
+            }
         };
         cmd.complete();
         self.log_resumed(resumed);
@@ -1948,7 +2036,7 @@ impl Receiver<'_> {
     fn r2t_end(&mut self, r: &crate::proto::pdu::R2t) -> Result<(), Violation> {
         let mut st = self.s.state.lock();
         let p = st.params;
-        st.window(r.exp_cmd_sn, r.max_cmd_sn)?;
+        st.window(r.exp_cmd_sn, r.max_cmd_sn);
         let Some(t) = st.task_by_itt(r.itt) else {
             return st.unknown("R2T", r.itt);
         };
@@ -2002,7 +2090,7 @@ impl Receiver<'_> {
     fn async_end(&mut self, a: &AsyncMessage, data: &[u8]) -> Result<(), Violation> {
         let host_no = self.s.host_no();
         let mut st = self.s.state.lock();
-        st.ack(a.stat_sn, a.exp_cmd_sn, a.max_cmd_sn)?;
+        st.ack(a.stat_sn, a.exp_cmd_sn, a.max_cmd_sn);
         match a.event {
             AsyncEvent::LogoutRequest => {
                 // Log out (closing this connection) now rather than within the
@@ -2063,7 +2151,7 @@ impl Receiver<'_> {
         let host_no = self.s.host_no();
         let cmd = {
             let mut st = self.s.state.lock();
-            st.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn)?;
+            st.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn);
             let hdr = Reject::rejected_header(data).map_err(Violation::Malformed)?;
             let bhs = Bhs::from_array(hdr);
             let itt = bhs.itt();
@@ -2173,10 +2261,10 @@ impl PduSink for Receiver<'_> {
             Pdu::R2t(r) => self.r2t_end(&r),
             Pdu::NopIn(n) => {
                 let mut st = self.s.state.lock();
-                st.window(n.exp_cmd_sn, n.max_cmd_sn)?;
+                st.window(n.exp_cmd_sn, n.max_cmd_sn);
                 if n.itt != RESERVED_TAG {
                     // The answer to a ping of ours carries a StatSN.
-                    st.ack_stat_sn(n.stat_sn)?;
+                    st.ack_stat_sn(n.stat_sn);
                     if n.itt != st.itt(PING_TAG) {
                         return Err(Violation::UnknownItt {
                             what: "NOP-In",
@@ -2199,7 +2287,7 @@ impl PduSink for Receiver<'_> {
             }
             Pdu::LogoutResponse(l) => {
                 let mut st = self.s.state.lock();
-                st.ack(l.stat_sn, l.exp_cmd_sn, l.max_cmd_sn)?;
+                st.ack(l.stat_sn, l.exp_cmd_sn, l.max_cmd_sn);
                 if st.phase != Phase::LoggingOut {
                     return Err(Violation::Unexpected("Logout Response"));
                 }
@@ -2220,7 +2308,7 @@ impl PduSink for Receiver<'_> {
             Pdu::Reject(r) => self.reject_end(&r, data),
             Pdu::TaskMgmtResponse(t) => {
                 let mut st = self.s.state.lock();
-                st.ack(t.stat_sn, t.exp_cmd_sn, t.max_cmd_sn)?;
+                st.ack(t.stat_sn, t.exp_cmd_sn, t.max_cmd_sn);
                 match st.tmf {
                     Some((itt, None)) if itt == t.itt => {
                         st.tmf = Some((itt, Some(t.response)));
