@@ -46,7 +46,8 @@ use crate::proto::pdu::{
     Reject, ScsiCommand, ScsiResponse, ScsiResponseData, TaskAttr, TaskMgmtRequest, TmfFunction,
     TmfResponse, RESPONSE_COMPLETED, RESPONSE_TARGET_FAILURE,
 };
-use crate::proto::serial::{self, CmdWindow, Sn};
+use crate::proto::session::seq::{Quirk, QuirkSet, Sequencer};
+use crate::proto::session::window_watch::{WindowAction, WindowWatch};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
 use crate::sys::scsi::{
@@ -78,12 +79,6 @@ const EH_PING_TIMEOUT_MS: u32 = 5_000;
 const CTL_JOBS: usize = 64;
 /// Longest sleep of the watchdog between looks at the session.
 const WATCH_IDLE_MS: i64 = 1_000;
-/// Shortest time the CmdSN window may stay closed, with commands waiting,
-/// before the connection is failed as stalled.
-const WINDOW_STALL_MS: i64 = 5_000;
-/// A command window closed this long with commands waiting gets a NOP-Out
-/// ping: its NOP-In carries the target's current MaxCmdSN.
-const WINDOW_PING_MS: i64 = 1_000;
 /// SAM status CHECK CONDITION.
 const CHECK_CONDITION: u8 = 0x02;
 
@@ -341,16 +336,11 @@ struct State {
     replacement_timeout: u32,
     noop_out_interval: u16,
     noop_out_timeout: u16,
-    /// CmdSN of the next non-immediate command.
-    cmd_sn: Sn,
-    window: CmdWindow,
-    /// When `queuecommand` first found the window closed with no credit since
-    /// (None while it is open): a target that never reopens it is a stall the
-    /// watchdog ends (a target rejecting every command does that).
-    window_closed_since_ms: Option<i64>,
-    /// When the NOP-Out ping sent for that closed window went out.
-    window_ping_ms: Option<i64>,
-    exp_stat_sn: Sn,
+    /// CmdSN, the command window and ExpStatSN.
+    seq: Sequencer,
+    /// Started when `queuecommand` finds no credit, stopped by credit: a
+    /// target that never reopens the window is a stall the watchdog ends.
+    window_watch: WindowWatch,
     /// Indexed by blk-mq tag.
     tasks: KVec<Option<Task>>,
     /// Per tag: the ITT generation of its latest command.
@@ -376,103 +366,34 @@ struct State {
     host_no: u32,
 }
 
-/// A target behaviour outside RFC 7143 that the session rides through, as
-/// open-iscsi does, instead of failing the connection.
-#[derive(Clone, Copy)]
-enum Quirk {
-    /// ExpCmdSN beyond the next CmdSN (istgt counts an immediate Logout).
-    ExpCmdSnAhead = 1 << 0,
-    /// StatSN repeated or went back.
-    StatSnBack = 1 << 1,
-    /// MaxCmdSN below ExpCmdSN - 1: ignored (RFC 7143 §4.2.2.1).
-    BadWindow = 1 << 2,
-    /// A SCSI Response whose sense data does not fit its data segment.
-    BadSense = 1 << 3,
-    /// O/U residual bits on a Data-In without status (RFC 7143 §11.7.5).
-    StrayResidual = 1 << 4,
-}
-
-/// The quirks already reported for a session.
-#[derive(Default)]
-struct QuirkSet(u8);
-
-impl QuirkSet {
-    /// Records `q`; true the first time.
-    fn first(&mut self, q: Quirk) -> bool {
-        let bit = q as u8;
-        let first = self.0 & bit == 0;
-        self.0 |= bit;
-        first
-    }
-}
-
 impl State {
     /// Logs quirk `q` of the target, the first time in this session only:
     /// a rate limit that still names every kind once.
-    fn quirk(&mut self, q: Quirk, what: fmt::Arguments<'_>) {
-        if self.quirks.first(q) {
-            pr_warn!(
-                "host{}: target quirk: {} (logged once per session)\n",
-                self.host_no,
-                what
-            );
+    fn quirk(&mut self, q: Option<Quirk>) {
+        if let Some(q) = q {
+            if self.quirks.first(&q) {
+                pr_warn!(
+                    "host{}: target quirk: {} (logged once per session)\n",
+                    self.host_no,
+                    q
+                );
+            }
         }
     }
 
-    /// Accounts the StatSN of a status-bearing PDU. ERL 0: a gap forward is
-    /// not recovered, only skipped. A StatSN that repeats or goes back (istgt
-    /// bumps it from two threads unlocked) is taken as it is, and StatSN + 1
-    /// acknowledged, as open-iscsi does: ExpStatSN only lets the target free
-    /// status it kept for recovery, which ERL 0 never asks for.
+    /// Accounts the StatSN of a status-bearing PDU (see `Sequencer`).
     fn ack_stat_sn(&mut self, stat_sn: u32) {
-        let s = Sn(stat_sn);
-        if s.lt(self.exp_stat_sn) {
-            let expected = self.exp_stat_sn.get();
-            self.quirk(
-                Quirk::StatSnBack,
-                format_args!("StatSN {stat_sn} repeats or goes back (expected {expected})"),
-            );
-        }
-        self.exp_stat_sn = s.next();
+        let q = self.seq.ack_stat_sn(stat_sn);
+        self.quirk(q);
     }
 
-    /// Applies ExpCmdSN/MaxCmdSN. Stale values are ignored and so is a pair
-    /// with MaxCmdSN below ExpCmdSN - 1 (RFC 7143 §4.2.2.1). An ExpCmdSN
-    /// beyond every CmdSN sent (istgt counts an immediate Logout) is taken as
-    /// the next CmdSN, so the MaxCmdSN beside it still opens the window. None
-    /// of these fails the connection: a window that stays closed does (the
-    /// watchdog's stall rule), never a silent hang.
+    /// Applies ExpCmdSN/MaxCmdSN (see `Sequencer`); credit stops the
+    /// closed-window clock.
     fn window(&mut self, exp_cmd_sn: u32, max_cmd_sn: u32) {
-        if serial::window_size(Sn(exp_cmd_sn), Sn(max_cmd_sn)).is_err() {
-            self.quirk(
-                Quirk::BadWindow,
-                format_args!(
-                    "invalid command window ExpCmdSN {exp_cmd_sn} MaxCmdSN {max_cmd_sn} ignored"
-                ),
-            );
-            return;
-        }
-        let mut exp = Sn(exp_cmd_sn);
-        if exp.gt(self.cmd_sn) {
-            let next = self.cmd_sn.get();
-            self.quirk(
-                Quirk::ExpCmdSnAhead,
-                format_args!("ExpCmdSN {exp_cmd_sn} beyond the next CmdSN {next}: taken as {next}"),
-            );
-            exp = self.cmd_sn;
-        }
-        if self.window.update(exp, Sn(max_cmd_sn)).is_err() {
-            // Valid alone, but about 2^31 from the window we hold.
-            self.quirk(
-                Quirk::BadWindow,
-                format_args!(
-                    "invalid command window ExpCmdSN {exp_cmd_sn} MaxCmdSN {max_cmd_sn} ignored"
-                ),
-            );
-        }
-        if self.window.credits(self.cmd_sn) > 0 {
-            self.window_closed_since_ms = None;
-            self.window_ping_ms = None;
+        let q = self.seq.apply_window(exp_cmd_sn, max_cmd_sn);
+        self.quirk(q);
+        if self.seq.credits() > 0 {
+            self.window_watch.opened();
         }
     }
 
@@ -764,16 +685,13 @@ impl Session {
             failed_at_ms: 0,
             last_rx_ms: now_ms(),
             ping_sent_ms: None,
-            window_closed_since_ms: None,
-            window_ping_ms: None,
+            window_watch: WindowWatch::default(),
             reconnect_delay_ms: None,
             resumed_from_ms: None,
             replacement_timeout: cfg.replacement_timeout,
             noop_out_interval: cfg.noop_out_interval,
             noop_out_timeout: cfg.noop_out_timeout,
-            cmd_sn: cfg.cmd_sn,
-            window: cfg.window,
-            exp_stat_sn: cfg.exp_stat_sn,
+            seq: Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn),
             tasks,
             gens: KVec::from_elem(0u8, depth, GFP_KERNEL)?,
             in_flight: 0,
@@ -1069,17 +987,14 @@ impl Session {
             let old = core::mem::replace(&mut st.conn, conn.clone());
             st.params = cfg.params;
             st.tsih = cfg.raw.tsih;
-            st.cmd_sn = cfg.cmd_sn;
-            st.window = cfg.window;
-            st.exp_stat_sn = cfg.exp_stat_sn;
+            st.seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
             st.age = next_age(st.age);
             st.phase = Phase::Running;
             st.recoveries = st.recoveries.saturating_add(1);
             st.last_rx_ms = now;
             st.ping_sent_ms = None;
             st.reconnect_delay_ms = None;
-            st.window_closed_since_ms = None;
-            st.window_ping_ms = None;
+            st.window_watch.opened();
             st.resumed_from_ms = Some(st.failed_at_ms);
             st.logout_response = None;
             st.aborted = [RESERVED_TAG; 16];
@@ -1142,28 +1057,16 @@ impl Session {
                             wake = wake.min(st.last_rx_ms + interval);
                         }
                     }
-                    if let Some(since) = st.window_closed_since_ms {
-                        // Closed with commands waiting: ping after
-                        // WINDOW_PING_MS (the NOP-In brings the target's
-                        // current MaxCmdSN), fail if still closed the NOP
-                        // timeout (at least WINDOW_STALL_MS) after the ping.
-                        let ping_at = since + WINDOW_PING_MS;
-                        let limit = timeout.max(WINDOW_STALL_MS);
-                        match st.window_ping_ms {
-                            _ if now < ping_at => wake = wake.min(ping_at),
-                            None => {
-                                // An outstanding keepalive ping does as well.
-                                st.window_ping_ms = Some(st.ping_sent_ms.unwrap_or(now));
-                                ping |= st.ping_sent_ms.is_none();
-                                wake = wake.min(now + limit);
-                            }
-                            Some(sent) if now - sent >= limit => {
-                                stalled = Some(now - since);
-                                st.window_closed_since_ms = None;
-                                st.window_ping_ms = None;
-                            }
-                            Some(sent) => wake = wake.min(sent + limit),
-                        }
+                    // The closed-window rule (see `WindowWatch`).
+                    let ping_out = st.ping_sent_ms;
+                    let (action, at) = st.window_watch.poll(now, ping_out, timeout);
+                    if let Some(at) = at {
+                        wake = wake.min(at);
+                    }
+                    match action {
+                        WindowAction::Wait => {}
+                        WindowAction::Ping => ping = true,
+                        WindowAction::Fail { closed_ms } => stalled = Some(closed_ms),
                     }
                 }
                 Phase::Recovering => {
@@ -1301,10 +1204,8 @@ impl Session {
             }
         }
         let p = st.params;
-        if st.window.credits(st.cmd_sn) == 0 {
-            if st.window_closed_since_ms.is_none() {
-                st.window_closed_since_ms = Some(now_ms());
-            }
+        if st.seq.credits() == 0 {
+            st.window_watch.closed(now_ms());
             return Err((cmd, Busy::Target));
         }
         let tag = cmd.unique_tag() & TAG_MASK;
@@ -1364,8 +1265,7 @@ impl Session {
             None => 0,
         };
         let itt = st.itt((gen << 12) | tag);
-        let cmd_sn = st.cmd_sn;
-        st.cmd_sn = cmd_sn.next();
+        let cmd_sn = st.seq.take_cmd_sn();
         let mut cdb = [0u8; 16];
         if let Some(d) = cdb.get_mut(..cdb_len) {
             d.copy_from_slice(cmd.cdb());
@@ -1384,7 +1284,7 @@ impl Session {
             itt,
             expected_data_len: len,
             cmd_sn: cmd_sn.get(),
-            exp_stat_sn: st.exp_stat_sn.get(),
+            exp_stat_sn: st.seq.exp_stat_sn().get(),
             cdb,
         }
         .emit(&mut hdr);
@@ -1450,7 +1350,7 @@ impl Session {
                     .max(1);
                 let n = (len - done).min(max);
                 let last = done + n == len;
-                let exp_stat_sn = st.exp_stat_sn.get();
+                let exp_stat_sn = st.seq.exp_stat_sn().get();
                 let conn = st.conn.clone();
                 let Some(task) = st.task(tag, seq) else {
                     return Ok(());
@@ -1494,8 +1394,8 @@ impl Session {
                 match st.ctl_jobs.pop().or_else(|| st.jobs.pop()) {
                     Some(j) => (
                         j,
-                        st.exp_stat_sn.get(),
-                        st.cmd_sn.get(),
+                        st.seq.exp_stat_sn().get(),
+                        st.seq.next_cmd_sn().get(),
                         st.itt(PING_TAG),
                         st.conn.clone(),
                     ),
@@ -1597,8 +1497,8 @@ impl Session {
                     reason: LogoutReason::CloseSession,
                     itt: st.itt(LOGOUT_TAG),
                     cid: self.cfg.raw.cid,
-                    cmd_sn: st.cmd_sn.get(),
-                    exp_stat_sn: st.exp_stat_sn.get(),
+                    cmd_sn: st.seq.next_cmd_sn().get(),
+                    exp_stat_sn: st.seq.exp_stat_sn().get(),
                 }
                 .emit(&mut hdr);
                 st.conn.clone()
@@ -1689,8 +1589,8 @@ impl Session {
                     lun,
                     itt,
                     referenced_task_tag: ref_itt,
-                    cmd_sn: st.cmd_sn.get(),
-                    exp_stat_sn: st.exp_stat_sn.get(),
+                    cmd_sn: st.seq.next_cmd_sn().get(),
+                    exp_stat_sn: st.seq.exp_stat_sn().get(),
                     ref_cmd_sn,
                     exp_data_sn: 0,
                 }
@@ -1872,10 +1772,10 @@ impl Session {
             Phase::Recovering => uapi::state::RECOVERING,
             Phase::Offline | Phase::Closed => uapi::state::FAILED,
         };
-        i.cmd_sn = st.cmd_sn.get();
-        i.exp_cmd_sn = st.window.exp_cmd_sn().get();
-        i.max_cmd_sn = st.window.max_cmd_sn().get();
-        i.exp_stat_sn = st.exp_stat_sn.get();
+        i.cmd_sn = st.seq.next_cmd_sn().get();
+        i.exp_cmd_sn = st.seq.window().exp_cmd_sn().get();
+        i.max_cmd_sn = st.seq.window().max_cmd_sn().get();
+        i.exp_stat_sn = st.seq.exp_stat_sn().get();
         i.in_flight = st.in_flight;
         i
     }
@@ -1936,10 +1836,7 @@ impl Receiver<'_> {
             let mut st = self.s.state.lock();
             st.window(d.exp_cmd_sn, d.max_cmd_sn);
             if d.stray_residual_bits() {
-                st.quirk(
-                    Quirk::StrayResidual,
-                    format_args!("O/U residual bits on a Data-In without status ignored"),
-                );
+                st.quirk(Some(Quirk::StrayResidual { itt: d.itt }));
             }
             let Some(t) = st.task_by_itt(d.itt) else {
                 if d.status.is_some() {
@@ -1995,23 +1892,8 @@ impl Receiver<'_> {
                     r.residual_count,
                     sense,
                 ),
-                Err(e) => {
-                    let itt = r.itt;
-                    match e {
-                        PduError::SenseTooLong {
-                            sense_len,
-                            available,
-                        } => st.quirk(
-                            Quirk::BadSense,
-                            format_args!(
-                                "SenseLength {sense_len} exceeds the {available}-byte data segment (ITT {itt:#x}): the command fails"
-                            ),
-                        ),
-                        e => st.quirk(
-                            Quirk::BadSense,
-                            format_args!("SCSI Response ITT {itt:#x}: {e}: the command fails"),
-                        ),
-                    }
+                Err(error) => {
+                    st.quirk(Some(Quirk::BadSense { itt: r.itt, error }));
                     finish(task, RESPONSE_TARGET_FAILURE, r.status, false, 0, &[])
                 }
             }

@@ -1,0 +1,13 @@
+//! The full-feature-phase session engine, sans IO (issue 13): the rules the
+//! kernel's session applies to every target PDU, as plain state machines that
+//! `cargo test` drives. The kernel side keeps the locks, work items, socket
+//! and SCSI host, and acts on what these return.
+//!
+//! Rooms so far:
+//! - [`seq`]: CmdSN, the command window, StatSN, and the target quirks the
+//!   session rides through instead of failing the connection.
+//! - [`window_watch`]: the closed-window rule (ping, then fail), as a timer
+//!   polled with the current time.
+
+pub mod seq;
+pub mod window_watch;
