@@ -24,9 +24,10 @@
 //! ITT = session age (16 bits, bumped per connection) << 16 | per-tag generation
 //! (4 bits) << 12 | blk-mq tag (< 2048). PDUs from an older connection never
 //! match a task, and a tag reused right after an abort gets a different ITT, so
-//! a late PDU for the aborted task cannot land in its successor (it fails the
-//! connection instead). The per-task `seq` (never on the wire) tells TX jobs
-//! apart when a tag is reused.
+//! a late PDU for the aborted task cannot land in its successor (it is dropped
+//! while the ITT is in the aborted set, else it fails the connection). Each TMF
+//! gets an ITT of its own above the tags (`proto::session::tmf`). The per-task
+//! `seq` (never on the wire) tells TX jobs apart when a tag is reused.
 #![deny(unsafe_code)]
 
 use core::fmt;
@@ -46,7 +47,9 @@ use crate::proto::pdu::{
     Reject, ScsiCommand, ScsiResponse, ScsiResponseData, TaskAttr, TaskMgmtRequest, TmfFunction,
     TmfResponse, RESPONSE_COMPLETED, RESPONSE_TARGET_FAILURE,
 };
+use crate::proto::session::aborted::{self, AbortedItts};
 use crate::proto::session::seq::{Quirk, QuirkSet, Sequencer};
+use crate::proto::session::tmf::{abort_outcome, AbortOutcome, TmfRx, TmfSlot};
 use crate::proto::session::window_watch::{WindowAction, WindowWatch};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
@@ -67,8 +70,6 @@ const RX_BUDGET: usize = 32;
 const LOGOUT_TAG: u32 = 0xffff;
 /// ITT bits holding the blk-mq tag; uapi::MAX_QUEUE_DEPTH keeps tags below.
 const TAG_MASK: u32 = 0x0fff;
-/// Low 16 bits of a Task Management request's ITT.
-const TMF_TAG: u32 = 0xfffe;
 /// How long an EH handler waits for a TMF Response.
 const TMF_TIMEOUT_MS: u32 = 10_000;
 /// Low 16 bits of a NOP-Out ping's ITT.
@@ -354,12 +355,11 @@ struct State {
     ctl_jobs: JobRing,
     /// Response code of the Logout Response, once received.
     logout_response: Option<u8>,
-    /// ITT of the last TMF sent and, once received, its response.
-    tmf: Option<(u32, Option<TmfResponse>)>,
-    /// ITTs of tasks recently handed back by an abort or reset: a target may
-    /// still send PDUs for them, which are dropped rather than fatal.
-    aborted: [u32; 16],
-    aborted_next: usize,
+    /// The TMF waited for (an ITT of its own per TMF) and its answer.
+    tmf: TmfSlot,
+    /// ITTs of tasks recently handed back by an abort or reset, a queue's
+    /// worth: a target may still send PDUs for them, dropped, not fatal.
+    aborted: AbortedItts<KVec<u32>>,
     /// Target quirks seen (each logged once per session).
     quirks: QuirkSet,
     /// The SCSI host number, for log lines written under the lock.
@@ -437,17 +437,13 @@ impl State {
     }
 
     fn remember_aborted(&mut self, itt: u32) {
-        let n = self.aborted.len();
-        if let Some(slot) = self.aborted.get_mut(self.aborted_next % n) {
-            *slot = itt;
-        }
-        self.aborted_next = self.aborted_next.wrapping_add(1);
+        self.aborted.insert(itt);
     }
 
     /// A PDU for no task in flight: dropped if it belongs to an aborted task,
     /// else a protocol violation.
     fn unknown(&self, what: &'static str, itt: u32) -> Result<(), Violation> {
-        if itt != RESERVED_TAG && self.aborted.contains(&itt) {
+        if itt != RESERVED_TAG && self.aborted.contains(itt) {
             Ok(())
         } else {
             Err(Violation::UnknownItt { what, itt })
@@ -699,9 +695,12 @@ impl Session {
             jobs,
             ctl_jobs: JobRing::new(CTL_JOBS)?,
             logout_response: None,
-            tmf: None,
-            aborted: [RESERVED_TAG; 16],
-            aborted_next: 0,
+            tmf: TmfSlot::default(),
+            aborted: AbortedItts::new(KVec::from_elem(
+                0u32,
+                aborted::capacity_for(depth),
+                GFP_KERNEL,
+            )?),
             quirks: QuirkSet::default(),
             host_no: u32::MAX,
         };
@@ -997,7 +996,7 @@ impl Session {
             st.window_watch.opened();
             st.resumed_from_ms = Some(st.failed_at_ms);
             st.logout_response = None;
-            st.aborted = [RESERVED_TAG; 16];
+            st.aborted.clear();
             self.events.notify_all();
             (old, st.generation, now - st.failed_at_ms, st.age)
         };
@@ -1580,8 +1579,8 @@ impl Session {
                 if st.phase != Phase::Running {
                     return None;
                 }
-                itt = st.itt(TMF_TAG);
-                st.tmf = Some((itt, None));
+                let age_bits = st.itt(0);
+                itt = st.tmf.start(age_bits);
                 // Immediate: CmdSN is carried, not advanced.
                 TaskMgmtRequest {
                     immediate: true,
@@ -1599,6 +1598,7 @@ impl Session {
             };
             if let Err(e) = conn.send_pdu(&hdr, &[], false) {
                 drop(tx);
+                self.state.lock().tmf.abandon(itt);
                 self.fail(reason::SOCKET, format_args!("sending a TMF failed: {e:?}"));
                 return None;
             }
@@ -1606,22 +1606,24 @@ impl Session {
         let mut left = msecs_to_jiffies(TMF_TIMEOUT_MS);
         let mut st = self.state.lock();
         loop {
-            if let Some((i, Some(r))) = st.tmf {
-                if i == itt {
-                    st.tmf = None;
-                    return Some(r);
-                }
+            if let Some(r) = st.tmf.take_answer(itt) {
+                return Some(r);
             }
             if st.phase != Phase::Running {
+                st.tmf.abandon(itt);
                 return None;
             }
             match self.events.wait_interruptible_timeout(&mut st, left) {
                 CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
                 CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Signal { .. } => {
+                    // Not waited for any more: a late answer is ignored,
+                    // never taken for the next TMF.
+                    st.tmf.abandon(itt);
                     pr_warn!(
-                        "host{}: no answer to {:?} in time\n",
+                        "host{}: no answer to {:?} (ITT {:#x}) in time\n",
                         self.host_no(),
-                        function
+                        function,
+                        itt
                     );
                     return None;
                 }
@@ -1651,26 +1653,30 @@ impl Session {
                 _ => return EhAbort::Success(None),
             }
         };
-        match self.tmf(TmfFunction::AbortTask, lun, itt, cmd_sn) {
-            Some(TmfResponse::Complete | TmfResponse::TaskDoesNotExist) => {
-                let mut st = self.state.lock();
-                let ours = matches!(
-                    st.tasks.get(usize::from(tag)),
-                    Some(Some(t)) if t.itt == itt && cmd.is(&t.cmd)
-                );
+        let answer = self.tmf(TmfFunction::AbortTask, lun, itt, cmd_sn);
+        let mut st = self.state.lock();
+        let ours = matches!(
+            st.tasks.get(usize::from(tag)),
+            Some(Some(t)) if t.itt == itt && cmd.is(&t.cmd)
+        );
+        match abort_outcome(answer, ours) {
+            AbortOutcome::HandBack => {
                 st.remember_aborted(itt);
-                if ours {
-                    EhAbort::Success(st.take(tag).map(|t| t.cmd))
-                } else {
-                    EhAbort::Success(None)
-                }
+                EhAbort::Success(st.take(tag).map(|t| t.cmd))
             }
-            r => {
+            AbortOutcome::AlreadyDone => EhAbort::Success(None),
+            AbortOutcome::Escalate => {
+                drop(st);
                 pr_warn!(
-                    "host{}: ABORT TASK of ITT {:#x}: {:?}\n",
+                    "host{}: ABORT TASK of ITT {:#x}: {:?}{}\n",
                     self.host_no(),
                     itt,
-                    r
+                    answer,
+                    if ours {
+                        ""
+                    } else {
+                        " (it completed meanwhile)"
+                    }
                 );
                 EhAbort::Failed
             }
@@ -2060,11 +2066,8 @@ impl Receiver<'_> {
                     None
                 }
                 Opcode::TaskMgmtRequest => {
-                    if let Some((i, None)) = st.tmf {
-                        if i == itt {
-                            st.tmf = Some((i, Some(TmfResponse::Rejected)));
-                            self.s.events.notify_all();
-                        }
+                    if st.tmf.on_response(itt, TmfResponse::Rejected) == TmfRx::Answer {
+                        self.s.events.notify_all();
                     }
                     None
                 }
@@ -2191,13 +2194,14 @@ impl PduSink for Receiver<'_> {
             Pdu::TaskMgmtResponse(t) => {
                 let mut st = self.s.state.lock();
                 st.ack(t.stat_sn, t.exp_cmd_sn, t.max_cmd_sn);
-                match st.tmf {
-                    Some((itt, None)) if itt == t.itt => {
-                        st.tmf = Some((itt, Some(t.response)));
-                        self.s.events.notify_all();
-                    }
+                match st.tmf.on_response(t.itt, t.response) {
+                    TmfRx::Answer => self.s.events.notify_all(),
                     // The answer to a TMF we stopped waiting for.
-                    _ => pr_warn!("host{}: late TMF response ignored\n", self.s.host_no()),
+                    TmfRx::Late => pr_warn!(
+                        "host{}: late TMF response for ITT {:#x} ignored\n",
+                        self.s.host_no(),
+                        t.itt
+                    ),
                 }
                 Ok(())
             }

@@ -8,6 +8,11 @@
 //!   session rides through instead of failing the connection.
 //! - [`window_watch`]: the closed-window rule (ping, then fail), as a timer
 //!   polled with the current time.
+//! - [`tmf`]: the TMF slot (an ITT per TMF, late answers ignored) and what an
+//!   ABORT TASK answer means.
+//! - [`aborted`]: ITTs taken back by aborts and resets, sized to the queue.
 
+pub mod aborted;
 pub mod seq;
+pub mod tmf;
 pub mod window_watch;
