@@ -48,6 +48,7 @@ use crate::proto::pdu::{
     TmfResponse, RESPONSE_COMPLETED, RESPONSE_TARGET_FAILURE,
 };
 use crate::proto::session::aborted::{self, AbortedItts};
+use crate::proto::session::logout::{relogin_delay_ms, LogoutWatch};
 use crate::proto::session::seq::{Quirk, QuirkSet, Sequencer};
 use crate::proto::session::tmf::{abort_outcome, AbortOutcome, TmfRx, TmfSlot};
 use crate::proto::session::window_watch::{WindowAction, WindowWatch};
@@ -355,6 +356,8 @@ struct State {
     ctl_jobs: JobRing,
     /// Response code of the Logout Response, once received.
     logout_response: Option<u8>,
+    /// The deadline of a logout the target asked for.
+    logout_watch: LogoutWatch,
     /// The TMF waited for (an ITT of its own per TMF) and its answer.
     tmf: TmfSlot,
     /// ITTs of tasks recently handed back by an abort or reset, a queue's
@@ -695,6 +698,7 @@ impl Session {
             jobs,
             ctl_jobs: JobRing::new(CTL_JOBS)?,
             logout_response: None,
+            logout_watch: LogoutWatch::default(),
             tmf: TmfSlot::default(),
             aborted: AbortedItts::new(KVec::from_elem(
                 0u32,
@@ -870,6 +874,7 @@ impl Session {
             st.generation = st.generation.wrapping_add(1);
             st.failed_at_ms = now;
             st.ping_sent_ms = None;
+            st.logout_watch.done();
             st.jobs.clear();
             st.ctl_jobs.clear();
             let t2w = u32::from(st.params.default_time2wait).saturating_mul(1000);
@@ -996,6 +1001,7 @@ impl Session {
             st.window_watch.opened();
             st.resumed_from_ms = Some(st.failed_at_ms);
             st.logout_response = None;
+            st.logout_watch.done();
             st.aborted.clear();
             self.events.notify_all();
             (old, st.generation, now - st.failed_at_ms, st.age)
@@ -1034,6 +1040,7 @@ impl Session {
             let mut ping = false;
             let mut fail_ping = false;
             let mut stalled = None;
+            let mut logout_overdue = None;
             let mut expired = false;
             match st.phase {
                 Phase::Closed => return,
@@ -1078,6 +1085,14 @@ impl Session {
                         wake = wake.min(deadline);
                     }
                 }
+                // A logout the target asked for must be answered in time.
+                Phase::LoggingOut if st.reconnect_delay_ms.is_some() => {
+                    match st.logout_watch.poll(now) {
+                        Ok(Some(at)) => wake = wake.min(at),
+                        Ok(None) => {}
+                        Err(ms) => logout_overdue = Some(ms),
+                    }
+                }
                 Phase::LoggingOut | Phase::Offline => {}
             }
             if ping {
@@ -1106,6 +1121,12 @@ impl Session {
                     ),
                 );
             }
+            if let Some(ms) = logout_overdue {
+                this.fail(
+                    reason::PROTOCOL,
+                    format_args!("no Logout Response in {ms} ms (the target asked for the logout)"),
+                );
+            }
             if expired {
                 pr_err!(
                     "host{}: replacement timeout expired: failing I/O until the session is back\n",
@@ -1115,7 +1136,7 @@ impl Session {
             }
             this.sync_host();
             st = this.state.lock();
-            if fail_ping || expired || ping || stalled.is_some() {
+            if fail_ping || expired || ping || stalled.is_some() || logout_overdue.is_some() {
                 continue;
             }
             let left = u32::try_from((wake - now_ms()).max(1)).unwrap_or(1000);
@@ -1996,6 +2017,7 @@ impl Receiver<'_> {
                     if !st.ctl_jobs.push(TxJob::Logout) {
                         return Err(Violation::TxQueueFull);
                     }
+                    st.logout_watch.sent(now_ms());
                     self.kick_tx = true;
                 }
                 Ok(())
@@ -2177,10 +2199,18 @@ impl PduSink for Receiver<'_> {
                     return Err(Violation::Unexpected("Logout Response"));
                 }
                 st.logout_response = Some(l.response);
+                st.logout_watch.done();
                 if st.reconnect_delay_ms.is_some() {
                     // Our logout answering the target's request: reconnect
-                    // after the Time2Wait it gives.
-                    st.reconnect_delay_ms = Some(u32::from(l.time2wait).saturating_mul(1000));
+                    // after DefaultTime2Wait (the response's Time2Wait only
+                    // counts at ERL 2 or after a failed logout).
+                    let p = st.params;
+                    st.reconnect_delay_ms = Some(relogin_delay_ms(
+                        p.error_recovery_level,
+                        p.default_time2wait,
+                        l.response,
+                        l.time2wait,
+                    ));
                     drop(st);
                     return Err(Violation::TargetRequest(
                         "logged out at the target's request; reconnecting",

@@ -11,8 +11,10 @@
 //! - [`tmf`]: the TMF slot (an ITT per TMF, late answers ignored) and what an
 //!   ABORT TASK answer means.
 //! - [`aborted`]: ITTs taken back by aborts and resets, sized to the queue.
+//! - [`logout`]: a target-requested logout's deadline and relogin delay.
 
 pub mod aborted;
+pub mod logout;
 pub mod seq;
 pub mod tmf;
 pub mod window_watch;
