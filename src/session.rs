@@ -264,10 +264,19 @@ enum TxJob {
     Logout,
 }
 
-/// FIFO of TX jobs with room fixed at creation: bursts of one task must go out
+/// Room for every Data-Out burst the target may ask for at once: each task
+/// may have MaxOutstandingR2T R2Ts outstanding (the handoff keeps the product
+/// within `uapi::MAX_R2T_JOBS`), plus a margin.
+fn r2t_jobs(depth: usize, p: &SessionParams) -> usize {
+    uapi::r2t_job_capacity(depth as u32, p.max_outstanding_r2t)
+}
+
+/// FIFO of TX jobs with room fixed at creation (a relogin that negotiates
+/// more MaxOutstandingR2T gets a bigger one): bursts of one task must go out
 /// in R2T order (DataSequenceInOrder).
 struct JobRing {
-    slots: KVec<Option<TxJob>>,
+    /// kvmalloc'ed: a deep queue with many R2Ts outstanding needs megabytes.
+    slots: KVVec<Option<TxJob>>,
     head: usize,
     len: usize,
 }
@@ -275,10 +284,14 @@ struct JobRing {
 impl JobRing {
     fn new(cap: usize) -> Result<Self> {
         Ok(JobRing {
-            slots: KVec::from_elem(None, cap.max(1), GFP_KERNEL)?,
+            slots: KVVec::from_elem(None, cap.max(1), GFP_KERNEL)?,
             head: 0,
             len: 0,
         })
+    }
+
+    fn capacity(&self) -> usize {
+        self.slots.len()
     }
 
     fn push(&mut self, job: TxJob) -> bool {
@@ -666,9 +679,7 @@ impl Session {
         for _ in 0..depth {
             tasks.push(None, GFP_KERNEL)?;
         }
-        // Each task may have MaxOutstandingR2T bursts queued; plus pings.
-        let r2t = usize::from(p.max_outstanding_r2t).min(16);
-        let jobs = JobRing::new(depth * r2t + 64)?;
+        let jobs = JobRing::new(r2t_jobs(depth, &p))?;
         // Sized for the largest segment any relogin may negotiate.
         let txbuf = KVVec::from_elem(0u8, MAX_TX_SEGMENT as usize, GFP_KERNEL)?;
         let rx = rx_state(&p)?;
@@ -965,14 +976,23 @@ impl Session {
             return Err(EINVAL);
         }
         let _one = self.handoff_lock.lock();
-        {
+        let need_jobs = r2t_jobs(cfg.queue_depth as usize, &cfg.params);
+        let bigger_jobs = {
             let st = self.state.lock();
             if st.generation != cfg.raw.generation
                 || !matches!(st.phase, Phase::Recovering | Phase::Offline)
             {
                 return Err(crate::recovery::estale());
             }
-        }
+            st.jobs.capacity() < need_jobs
+        };
+        // Allocated outside the lock; the old queue is empty (cleared when
+        // the connection failed).
+        let mut new_jobs = if bigger_jobs {
+            Some(JobRing::new(need_jobs)?)
+        } else {
+            None
+        };
         let conn = new_conn(sock, &cfg.params)?;
         let rx = rx_state(&cfg.params)?;
         // The RX work bails out while not running, so the old framer state is
@@ -989,6 +1009,9 @@ impl Session {
             }
             let now = now_ms();
             let old = core::mem::replace(&mut st.conn, conn.clone());
+            if let Some(jobs) = new_jobs.take() {
+                st.jobs = jobs;
+            }
             st.params = cfg.params;
             st.tsih = cfg.raw.tsih;
             st.seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
