@@ -104,9 +104,14 @@ pub fn run(listen: SocketAddr, opts: Options) -> io::Result<()> {
         next_conn: AtomicU64::new(1),
     });
     log!(
-        "hostile: listening on {}, scenario {}, {} MiB LUN, trigger LBA >= {}",
+        "hostile: listening on {}, scenario {}, {}{} MiB, trigger LBA >= {}",
         listener.local_addr()?,
         opts.scenario.name(),
+        if opts.scenario == Scenario::FlatLuns {
+            "flat-space LUNs 0, 1 and 300 of "
+        } else {
+            "one LUN of "
+        },
         opts.lun_size_mb,
         opts.trigger_lba
     );
