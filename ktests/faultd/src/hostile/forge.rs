@@ -751,7 +751,15 @@ mod tests {
             f.iter().flat_map(|f| f.data.clone()).collect::<Vec<_>>(),
             data
         );
-        // Once the quirk's bits are ignored, proto takes the last one as is.
+        // proto takes them all, and names the quirk on all but the last.
+        let stray: Vec<bool> = f
+            .iter()
+            .map(|f| match Pdu::parse(&f.bhs) {
+                Ok(Pdu::DataIn(d)) => d.stray_residual_bits(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(stray, [true, true, true, true, true, true, true, false]);
         let Ok(Pdu::DataIn(d)) = Pdu::parse(&f[7].bhs) else {
             panic!("the status-bearing Data-In must parse")
         };
