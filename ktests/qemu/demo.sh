@@ -103,6 +103,6 @@ step "drop the caches, mount again, read the file back" demo_readback
 step "iscsictl list" demo_list
 step "unmount and log out" demo_logout
 step "unload the module" demo_unload
-say "timings"
+say "timings (QEMU without KVM, debug kernel with KASAN and lockdep: slow by design)"
 printf '%s\n' "${timings[@]}"
 echo "demo: done, the file was read back from the remote disk"
