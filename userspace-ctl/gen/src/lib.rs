@@ -293,6 +293,32 @@ mod tests {
         }
     }
 
+    /// Every exit code iscsictl defines (its `pub const NAME: u8 = N;` lines in
+    /// exit.rs) has a line in EXIT STATUS, so a new code cannot go undocumented.
+    #[test]
+    fn exit_status_covers_every_code() {
+        let source = include_str!("../../src/exit.rs");
+        let defined: Vec<u8> = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub const "))
+            .filter_map(|l| l.split_once(": u8 = "))
+            .filter_map(|(_, v)| v.trim_end_matches(';').trim().parse().ok())
+            .collect();
+        assert!(defined.len() >= 10, "{defined:?}");
+        let documented: Vec<u8> = EXIT_CODES.iter().map(|&(c, _)| c).collect();
+        for code in &defined {
+            assert!(
+                documented.contains(code),
+                "exit code {code} has no line in iscsictl(8)'s EXIT STATUS (EXIT_CODES)"
+            );
+        }
+        assert_eq!(
+            documented.len(),
+            defined.len(),
+            "{documented:?} vs {defined:?}"
+        );
+    }
+
     #[test]
     fn completions_know_the_verbs_and_flags() {
         let dir = tempfile::tempdir().unwrap();
