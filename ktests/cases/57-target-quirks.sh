@@ -17,7 +17,7 @@ set -eux
 tiqn=iqn.2026-11.dev.iscsi-rs:hostile
 RS_PORTAL=127.0.0.1:3262
 # fio volume per scenario; mostly small blocks so a run has hundreds of commands.
-FIO_SIZE=48m
+FIO_SIZE=32m
 insmod "$KO"
 # A failed connection would be logged in again (and counted in recoveries).
 rs_daemon_start
