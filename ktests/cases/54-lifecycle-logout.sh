@@ -8,9 +8,9 @@
 #   C. a target that closes the connection right after its Logout Response,
 #      25 logouts.
 # After all of it no session is left and the module unloads. The harness fails
+# the case on any KASAN, lockdep, kmemleak, hung-task or WARN report.
 # (Counts halved from 20/50/50 to keep `make test` under 60 minutes; the
 # LIFECYCLE_* variables raise them for a soak.)
-# the case on any KASAN, lockdep, kmemleak, hung-task or WARN report.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
