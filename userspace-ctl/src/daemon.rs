@@ -109,6 +109,24 @@ pub fn relogin(recipe: &Recipe, isid: [u8; 6], notices: &mut dyn Write) -> Resul
         .unwrap_or_else(|| Error::Failed("the login recipe names no portal to log in to".into())))
 }
 
+/// [`relogin`] from the network namespace the session was logged in from
+/// (the recipe's; none recorded: the caller's own). Moves the calling thread
+/// into that namespace for good, so call it on a thread of its own.
+pub fn relogin_in_namespace(
+    netns: &NetNsCache,
+    recipe: &Recipe,
+    isid: [u8; 6],
+    notices: &mut dyn Write,
+) -> Result<Session, Error> {
+    if let Some(ns) = &recipe.netns {
+        netns.enter(ns).map_err(|e| Error::Failed(e.to_string()))?;
+        if let Some(p) = &ns.path {
+            let _ = writeln!(notices, "logging in from network namespace {}", p.display());
+        }
+    }
+    relogin(recipe, isid, notices)
+}
+
 /// The HANDOFF argument for a re-logged-in `session` of SCSI host `host_no`,
 /// answering the event of `generation`, and the socket it names (keep it open
 /// until the ioctl returns; the kernel takes its own reference).
@@ -227,18 +245,6 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
         Ok(r) => r,
         Err(e) => return fail(dev, ev, start, &Error::Usage(e)),
     };
-    if let Some(ns) = &recipe.netns {
-        // This thread only: the socket must be made in the session's namespace.
-        if let Err(e) = state.netns.enter(ns) {
-            return fail(dev, ev, start, &Error::Failed(e.to_string()));
-        }
-        if let Some(p) = &ns.path {
-            log(&format!(
-                "host{host}: logging in from network namespace {}",
-                p.display()
-            ));
-        }
-    }
     let remembered = state
         .moved
         .lock()
@@ -250,7 +256,8 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
         recipe.portal_group_tag = tag;
     }
     let mut notices = Vec::new();
-    let result = relogin(&recipe, ev.isid, &mut notices);
+    // This thread only: the socket must be made in the session's namespace.
+    let result = relogin_in_namespace(&state.netns, &recipe, ev.isid, &mut notices);
     for line in String::from_utf8_lossy(&notices).lines() {
         log(&format!("host{host}: {line}"));
     }
