@@ -13,13 +13,13 @@ use iscsi_proto::login::{
     Login, LoginConfig, LoginError, LoginOutcome, LoginStatus, LoginStep, Logout, ProtocolError,
     Redirect, Sequence, LOGIN_BUFFER_LEN, MAX_LOGIN_PDU_LEN,
 };
-use iscsi_proto::negotiate::{Digest, Proposal, SessionParams};
+use iscsi_proto::negotiate::{Digest, Proposal, SessionParams, SessionType};
 
 use crate::crypto::{random_bytes, random_isid, RustCryptoDigest};
 use crate::exit::Error;
 use crate::failure::{self, Context};
 use crate::portal::Portal;
-use crate::transport::{Connection, Phase, Source};
+use crate::transport::{Connection, Phase, Source, TransportError};
 
 /// Redirects followed before giving up (a loop between two portals ends here).
 pub const MAX_REDIRECTS: usize = 4;
@@ -306,12 +306,22 @@ fn login_once(
     let mut tx = vec![0u8; LOGIN_BUFFER_LEN];
     let mut login = Login::new(config, &mut rx, &mut tx).map_err(|e| failure::login(e, cx))?;
     let mut out = vec![0u8; MAX_LOGIN_PDU_LEN];
+    let mut first = true;
     loop {
         let n = login
             .next_request(&mut out)
             .map_err(|e| failure::login(e, cx))?;
         conn.send(out.get(..n).unwrap_or(&[]))?;
-        let pdu = conn.recv()?;
+        let pdu = match conn.recv() {
+            Ok(pdu) => pdu,
+            Err(e @ TransportError::Closed { .. })
+                if first && chap.is_none() && proposal.session_type == SessionType::Discovery =>
+            {
+                return Err(hung_up_on_auth_none(e))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        first = false;
         let offer = login.chap_offer_pending();
         match login.handle_response(&pdu.bhs, pdu.data, &mut RustCryptoDigest) {
             Ok(LoginStep::SendNext) => continue,
@@ -328,6 +338,24 @@ fn login_once(
             Err(e) => return Err(failure::login(e, cx)),
         }
     }
+}
+
+/// The portal hung up on the first Login Request of a Discovery session, which
+/// offered only AuthMethod=None (no credentials were given), without a Login
+/// Response.
+/// RFC 7143 wants a refusal with a status (0x0201) or `AuthMethod=Reject`, but
+/// LIO with discovery authentication enforced (`enforce_discovery_auth`) finds
+/// no common AuthMethod and closes the connection instead. The likeliest cause
+/// is a portal that requires CHAP, so that is the error (exit 5), worded as the
+/// inference it is. Normal sessions keep the plain "closed" error (exit 7): LIO
+/// and tgt refuse those with a status.
+fn hung_up_on_auth_none(e: TransportError) -> Error {
+    Error::AuthFailed(format!(
+        "{e}, in answer to our first login request (which offered no authentication) \
+         and without a Login Response: the portal probably requires CHAP (LIO does \
+         this when discovery authentication is enforced) — pass --chap-user and \
+         --chap-secret-file"
+    ))
 }
 
 /// Digests and receive limit of the full feature phase.

@@ -65,6 +65,9 @@ struct Script {
     tag: u16,
     /// Answer the first Login Request with a redirect (detail, address).
     redirect: Option<(u8, String)>,
+    /// Hang up on the first Login Request without answering (LIO's way with an
+    /// AuthMethod=None discovery login when discovery auth is enforced).
+    hang_up: bool,
 }
 
 impl Default for Script {
@@ -74,6 +77,7 @@ impl Default for Script {
             lists: ListRefusal::No,
             tag: 1,
             redirect: None,
+            hang_up: false,
         }
     }
 }
@@ -239,6 +243,10 @@ impl<'a> Conn<'a> {
 
     /// Serves until the initiator logs out or hangs up.
     fn run(mut self, seen: &mut Seen) -> std::io::Result<()> {
+        if self.script.hang_up {
+            let _ = self.read_pdu()?;
+            return Ok(());
+        }
         loop {
             let (bhs, data) = self.read_pdu()?;
             match bhs[0] & 0x3f {
@@ -667,6 +675,27 @@ fn discovery_with_chap() {
     ])
     .expect(exit::AUTH_FAILED)
     .stderr_has("check the CHAP user and secret");
+}
+
+#[test]
+fn a_portal_hanging_up_on_auth_none_discovery_wants_chap() {
+    let fake = Fake::start(Script {
+        hang_up: true,
+        ..Script::default()
+    });
+    iscsictl(&["discover", "-p", &fake.portal])
+        .expect(exit::AUTH_FAILED)
+        .stderr_has(&format!(
+            "target closed the connection during login ({}), in answer to our first login \
+             request (which offered no authentication) and without a Login Response: the \
+             portal probably requires CHAP",
+            fake.portal
+        ));
+    // A Normal login hung up on stays a protocol error: targets refuse those
+    // with a status.
+    let r = iscsictl(&["login", "-p", &fake.portal, "-t", IQN, "--dry-run"]);
+    r.expect(exit::PROTOCOL);
+    assert!(!r.stderr.contains("probably requires CHAP"), "{}", r.stderr);
 }
 
 #[test]
