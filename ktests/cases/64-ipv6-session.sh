@@ -3,7 +3,8 @@
 # IPv6 socket to the module, and fio verifies random read/write (512 B-1 MiB
 # blocks, QD32, 64 MiB, crc32c, verify_fatal). Then the target drops the
 # connection (TPG disabled and enabled again) and the daemon logs in again over
-# IPv6 from the session's recipe: I/O resumes, verified.
+# IPv6 from the session's recipe: I/O resumes, verified. The login binds its
+# socket (--iface lo --initiator-address ::1), so the re-login must too.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
@@ -24,7 +25,8 @@ grep -qx "    \[::1\]:3260,1" /tmp/disc
 insmod "$KO"
 rs_daemon_start
 RS_PORTAL='[::1]:3260'
-host=$(rs_login -t $iqn --param DefaultTime2Wait=0 --replacement-timeout 60)
+host=$(rs_login -t $iqn --param DefaultTime2Wait=0 --replacement-timeout 60 \
+    --iface lo --initiator-address ::1)
 sysfs=/sys/class/scsi_host/host$host
 dev=$(rs_disk $host)
 [ -n "$dev" ]
