@@ -1,9 +1,6 @@
 # Case (issue 12): a session logged in from inside a network namespace survives a
-# forced drop with a re-login in its own namespace. NOT in ktests/cases yet: the
-# test kernel (ktests/kernel.config) lacks CONFIG_NET_NS and CONFIG_VETH, so
-# `ip netns add` fails in the guest. Once they are in the fragment, move this
-# file to ktests/cases/; until then run it with
-#   ktests/run.sh --dir ktests/cases-netns netns-relogin
+# forced drop with a re-login in its own namespace (needs CONFIG_NET_NS and
+# CONFIG_VETH in the test kernel).
 #
 # Set-up: LIO listens in the initial namespace on 10.99.0.1 (veth0); namespace
 # t reaches it over veth1 (10.99.0.2) and runs the fault proxy on its own
