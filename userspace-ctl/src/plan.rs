@@ -1005,6 +1005,104 @@ chaptest { targetaddress = iscsi2; targetname = …; authmethod = CHAP; chapsecr
     }
 
     #[test]
+    fn source_binding_and_tag_from_block_and_flags() {
+        let b = Bench::new();
+        b.file(
+            "iscsi-rs.conf",
+            "InitiatorInterface = eth1\n\
+             a { TargetAddress = [2001:db8::1]:3261,5; TargetName = iqn.2001-04.com.example:a; \
+                 InitiatorAddress = 2001:db8::9 }\n",
+            0o644,
+        );
+        let name = "--initiator-name=iqn.2001-04.com.example:i";
+        let p = b.plan(&["-n", "a", name]).unwrap();
+        let r = &p.requests[0];
+        assert_eq!(r.portal_group_tag, Some(5));
+        assert_eq!(r.source.iface.as_deref(), Some("eth1"));
+        assert_eq!(r.source.address, Some("2001:db8::9".parse().unwrap()));
+        // Flags win over the block.
+        let p = b
+            .plan(&[
+                "-n",
+                "a",
+                name,
+                "--iface",
+                "eth2",
+                "--initiator-address",
+                "::1",
+            ])
+            .unwrap();
+        let r = &p.requests[0];
+        assert_eq!(r.source.iface.as_deref(), Some("eth2"));
+        assert_eq!(r.source.address, Some("::1".parse().unwrap()));
+        // -p with a tag.
+        let p = b
+            .plan(&["-p", "192.0.2.1:3261,9", "-t", TGT, name])
+            .unwrap();
+        assert_eq!(p.requests[0].portal_group_tag, Some(9));
+        assert_eq!(p.requests[0].portal.to_string(), "192.0.2.1:3261");
+        assert!(p.requests[0].source.is_default());
+        // A bad InitiatorAddress is a config error naming the key.
+        b.file(
+            "iscsi-rs.conf",
+            "a { TargetAddress = h; TargetName = x; InitiatorAddress = host.example }\n",
+            0o644,
+        );
+        let e = b.plan(&["-n", "a", name]).unwrap_err();
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        assert!(e.to_string().contains("InitiatorAddress"), "{e}");
+    }
+
+    #[test]
+    fn discovery_plan_from_flags_and_block() {
+        let b = Bench::new();
+        b.file(
+            "iscsi-rs.conf",
+            "d { TargetAddress = 192.0.2.7; SessionType = Discovery; chapIName = du; \
+                 chapSecret = dsecret12345; HeaderDigest = CRC32C }\n\
+             n { TargetAddress = 192.0.2.8; TargetName = iqn.2001-04.com.example:n }\n",
+            0o600,
+        );
+        let disc = |args: &[&str]| {
+            let argv = ["iscsictl", "discover"]
+                .into_iter()
+                .chain(args.iter().copied());
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let Command::Discover(d) = cli.command else {
+                panic!()
+            };
+            plan_discovery(&d, &b.paths)
+        };
+        let name = "--initiator-name=iqn.2001-04.com.example:i";
+        let (r, generated) = disc(&["-n", "d", name]).unwrap();
+        assert!(generated.is_none());
+        assert_eq!(r.session_type, SessionType::Discovery);
+        assert!(r.target_name.is_none());
+        assert_eq!(r.portal.to_string(), "192.0.2.7:3260");
+        assert_eq!(chap(&r).name, "du");
+        assert_eq!(r.header_digest, Digest::None);
+        // A Normal block still serves as a discovery portal; its name is dropped.
+        let (r, _) = disc(&["-n", "n", name]).unwrap();
+        assert!(r.target_name.is_none() && matches!(r.auth, Auth::None));
+        // Flags: CHAP from the command line.
+        let f = b.file("s", "flagsecret123", 0o600);
+        let (r, _) = disc(&[
+            "-p",
+            "192.0.2.9",
+            "--chap-user",
+            "fu",
+            "--chap-secret-file",
+            &f,
+            name,
+        ])
+        .unwrap();
+        assert_eq!(chap(&r).name, "fu");
+        // No initiator name anywhere: one is generated and reported.
+        let (_, generated) = disc(&["-p", "192.0.2.9"]).unwrap();
+        assert!(generated.is_some());
+    }
+
+    #[test]
     fn recovery_knobs_flag_block_global_default() {
         let b = Bench::new();
         b.file(
