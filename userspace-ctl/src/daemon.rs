@@ -215,13 +215,18 @@ pub fn run(device: &Path) -> Result<(), Error> {
     }
 }
 
+/// A session as the daemon tells them apart: SCSI host number and ISID.
+type SessionKey = (u32, [u8; 6]);
+
 /// What the daemon learns while it runs (it cannot write a session's recipe
 /// back to the kernel).
 #[derive(Debug, Default)]
 struct State {
-    /// Per SCSI host: where a permanent redirect during a re-login sent it, and
-    /// the portal group tag found there. Temporary redirects are not kept.
-    moved: Mutex<HashMap<u32, (Portal, Option<u16>)>>,
+    /// Per session (SCSI host and ISID: host numbers are reused, ISIDs are
+    /// random per login): where a permanent redirect during a re-login sent
+    /// it, and the portal group tag found there. Temporary redirects are not
+    /// kept.
+    moved: Mutex<HashMap<SessionKey, (Portal, Option<u16>)>>,
     /// Network namespaces of sessions logged in from elsewhere, kept open.
     netns: NetNsCache,
 }
@@ -249,7 +254,7 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
         .moved
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(&host)
+        .get(&(host, ev.isid))
         .cloned();
     if let Some((p, tag)) = remembered {
         recipe.moved = Some(p);
@@ -276,7 +281,7 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
             .moved
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(host, (p.clone(), tag));
+            .insert((host, ev.isid), (p.clone(), tag));
     }
     let tsih = session.outcome.tsih;
     let at = session.portal.to_string();
