@@ -1259,6 +1259,13 @@ impl<'a> Negotiator<'a> {
             Some(Special::NotUnderstood) if !k.may_be_unknown() => {
                 return Err(NegotiationError::NotUnderstood { key: k });
             }
+            // A digest list answered Reject refuses None too when we offered
+            // it: falling back to None would leave the target (istgt with
+            // `UseDigest Header Data` does this) framing with CRC32C while we
+            // do not, and the login hangs on the next PDU. Fail instead.
+            Some(Special::Reject) if matches!(k, Key::HeaderDigest | Key::DataDigest) => {
+                return Err(NegotiationError::Rejected { key: k });
+            }
             Some(_) => return self.fall_back(k),
             None => {}
         }
@@ -1938,12 +1945,32 @@ iSCSIProtocolLevel=NotUnderstood\0";
         assert_eq!(n.auth_method(), Some(AuthMethod::None));
         n.apply_response("MaxBurstLength", "Reject").unwrap();
         n.apply_response("FirstBurstLength", "Irrelevant").unwrap();
-        n.apply_response("HeaderDigest", "Reject").unwrap();
+        n.apply_response("HeaderDigest", "Irrelevant").unwrap();
         let s = n.finish().unwrap();
         assert_eq!(s.auth_method, AuthMethod::None);
         assert_eq!(s.max_burst_len, 262_144);
         assert_eq!(s.first_burst_len, 65_536);
         assert_eq!(s.header_digest, Digest::None);
+        // A digest offer answered Reject refuses None as well (istgt with
+        // `UseDigest Header Data`): the login fails rather than fall back.
+        for offer in [DigestOffer::PreferCrc32c, DigestOffer::None] {
+            let mut p = normal();
+            p.header_digest = offer;
+            p.data_digest = offer;
+            let mut n = offered(p);
+            assert_eq!(
+                n.apply_response("HeaderDigest", "Reject"),
+                Err(NegotiationError::Rejected {
+                    key: Key::HeaderDigest
+                })
+            );
+            assert_eq!(
+                n.apply_response("DataDigest", "Reject"),
+                Err(NegotiationError::Rejected {
+                    key: Key::DataDigest
+                })
+            );
+        }
         // When the default is not in our offer, Reject fails the login.
         let mut p = normal();
         p.auth = AuthOffer::Chap;
