@@ -1,0 +1,323 @@
+# Shared body of the interop cases (issue 12: ktests/cases/6x-interop-*.sh), so
+# every target gets the same checks, written once. The case defines, then
+# sources this file:
+#   IOP_NAME    short target name (lio, tgt, istgt): names the IQNs, the
+#               subtests file ($OUT/subtests-interop-$IOP_NAME) and the log lines
+#   IOP_LUN     the LUN of each target's disk (tgt: 1, its LUN 0 is a controller)
+#   iop_start   starts the target (127.0.0.1:3260) with three targets:
+#                 $IOP_PLAIN   no auth, a $IOP_SIZE MiB disk, CRC32C or None
+#                              digests at the initiator's choice
+#                 $IOP_CHAP    one-way CHAP: the initiator is $IOP_USER/$IOP_SECRET
+#                 $IOP_MUTUAL  mutual CHAP: the initiator is $IOP_MUSER/$IOP_MSECRET,
+#                              the target proves $IOP_TUSER/$IOP_TSECRET
+#   iop_stop    stops it
+# Steps, each one subtest (a failed step does not stop the later ones; steps
+# that need a session fail when it is missing):
+#   discovery lists the three targets; CHAP: a login without credentials and one
+#   with a wrong secret are refused (exit 5, so the target really checks), the
+#   right one logs in and 1 MiB written reads back equal; mutual CHAP: a target
+#   proving a wrong secret is refused, the right one logs in, same I/O. Then on
+#   the plain target, three sessions in turn: (1) no digests: fio
+#   --verify=crc32c --verify_fatal=1 random read/write, 512 B-1 MiB blocks, QD32,
+#   64 MiB; mkfs.ext4, files, umount, fsck.ext4 -f -n clean; (2) CRC32C header
+#   and data digests: session 1's files read back equal, then the same fio and
+#   ext4; (3) no digests: session 2's files read back equal. Every session checks
+#   in sysfs that it negotiated the digests it asked for, and after its I/O that
+#   its connection never failed (state running, 0 recoveries, no "connection
+#   failed" in the kernel log; no iscsictl daemon runs, so a failure cannot be
+#   papered over by a relogin). Each logout must remove the SCSI host, and at the
+#   end no TCP connection to the portal may remain.
+# A pcap of the data sessions: boot with KTEST_APPEND=iscsirs.pcap=1; the case
+# then runs dumpcap on lo and prints the PDU trace around the first connection
+# failure (ktests/qemu/pdutrace.py) into its log.
+set -u
+. "$REPO/ktests/qemu/rs.sh"
+IOP_PLAIN=iqn.2026-11.dev.iscsi-rs:$IOP_NAME-plain
+IOP_CHAP=iqn.2026-11.dev.iscsi-rs:$IOP_NAME-chap
+IOP_MUTUAL=iqn.2026-11.dev.iscsi-rs:$IOP_NAME-mutual
+IOP_SIZE=64
+IOP_USER=rs-user IOP_SECRET=rs-secret-0123456
+IOP_MUSER=rs-muser IOP_MSECRET=rs-msecret-0123456
+IOP_TUSER=rs-target IOP_TSECRET=rs-tsecret-0123456
+iop_sub=$OUT/subtests-interop-$IOP_NAME
+iop_fails=0
+iop_pcap=0
+grep -qw iscsirs.pcap=1 /proc/cmdline && iop_pcap=1
+
+# step NAME FUNCTION [ARGS...]: runs FUNCTION in a subshell with errexit (so any
+# failing command fails the step), records the outcome and the time taken.
+step() {
+    local name=$1 t0 rc; shift
+    t0=$(rs_now)
+    echo "=== $IOP_NAME: $name"
+    set +e
+    ( set -eux; "$@" )
+    rc=$?
+    set -e
+    if [ $rc = 0 ]; then
+        echo "ok interop-$IOP_NAME: $name" >> "$iop_sub"
+    else
+        echo "not ok interop-$IOP_NAME: $name" >> "$iop_sub"
+        iop_fails=$((iop_fails + 1))
+    fi
+    echo "# $IOP_NAME: $name: $([ $rc = 0 ] && echo ok || echo "FAILED (rc $rc)") after $(awk "BEGIN{print $(rs_now) - $t0}") s"
+}
+
+secret_file() {  # secret_file PATH SECRET: a 0600 file iscsictl accepts
+    install -m 600 /dev/null "$1"
+    printf '%s\n' "$2" > "$1"
+}
+
+# Prints the block device of HOST's LUN IOP_LUN, waiting up to 20 s for the scan.
+iop_disk() {
+    local d= _
+    for _ in $(seq 200); do
+        d=$(ls "/sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:$IOP_LUN/block/" 2>/dev/null | head -1)
+        [ -n "$d" ] && [ -b "/dev/$d" ] && { echo "$d"; return 0; }
+        sleep 0.1
+    done
+    echo "iop_disk: host$1 has no disk on LUN $IOP_LUN" >&2
+    return 1
+}
+
+# The session of the running round: SCSI host number and disk.
+iop_host() { cat /tmp/iop.host; }
+iop_dev() { cat /tmp/iop.dev; }
+
+# iop_login IQN [iscsictl login flags...]: logs in through the kernel, finds the
+# disk. A short replacement timeout: a connection that fails fails the I/O
+# quickly instead of holding it for 120 s.
+iop_login() {
+    local iqn=$1 host dev; shift
+    rm -f /tmp/iop.host /tmp/iop.dev
+    host=$(rs_login -t "$iqn" --replacement-timeout 10 "$@")
+    [ -n "$host" ]
+    echo "$host" > /tmp/iop.host
+    dev=$(iop_disk "$host")
+    echo "$dev" > /tmp/iop.dev
+    local s=/sys/class/scsi_host/host$host a
+    for a in header_digest data_digest max_recv_data_segment_length \
+             max_xmit_data_segment_length first_burst_length max_burst_length \
+             initial_r2t immediate_data max_outstanding_r2t; do
+        echo "negotiated $a = $(cat $s/$a)"
+    done
+}
+
+# iop_digests WANT: the session negotiated WANT (None or CRC32C) for both digests.
+iop_digests() {
+    local s=/sys/class/scsi_host/host$(iop_host)
+    [ "$(cat $s/header_digest)" = "$1" ]
+    [ "$(cat $s/data_digest)" = "$1" ]
+}
+
+# The session's connection never failed: running, no recovery, no log line.
+iop_healthy() {
+    local host s
+    host=$(iop_host)
+    s=/sys/class/scsi_host/host$host
+    [ "$(cat $s/session_state)" = running ]
+    [ "$(cat $s/recoveries)" = 0 ]
+    if dmesg | grep -E "host$host: connection failed"; then return 1; fi
+}
+
+# iop_logout: logs the round's session out; its SCSI host must be gone.
+iop_logout() {
+    local host
+    host=$(iop_host)
+    rm -f /tmp/iop.host /tmp/iop.dev
+    rs_remove "$host"
+    [ ! -e "/sys/class/scsi_host/host$host" ]
+}
+
+# iop_refused IQN [flags...]: iscsictl login must fail with exit 5 (authentication).
+iop_refused() {
+    local iqn=$1 rc=0; shift
+    "$CTL" login -p "$RS_PORTAL" -t "$iqn" --initiator-name "$RS_INAME" "$@" > /tmp/iop.out 2>&1 || rc=$?
+    cat /tmp/iop.out
+    [ $rc = 5 ]
+}
+
+# 1 MiB of random data written at a random 1 MiB offset reads back equal.
+iop_small_io() {
+    local dev off
+    dev=$(iop_dev)
+    off=$((RANDOM % 7))
+    head -c 1M /dev/urandom > /tmp/iop.pattern
+    dd if=/tmp/iop.pattern of=/dev/$dev bs=1M seek=$off oflag=direct status=none
+    dd if=/dev/$dev of=/tmp/iop.readback bs=1M skip=$off count=1 iflag=direct status=none
+    cmp /tmp/iop.pattern /tmp/iop.readback
+    iop_healthy
+}
+
+iop_chap_session() {
+    iop_login "$IOP_CHAP" --chap-user $IOP_USER --chap-secret-file /tmp/iop.secret
+    iop_small_io
+    iop_logout
+}
+
+iop_mutual_session() {
+    iop_login "$IOP_MUTUAL" --chap-user $IOP_MUSER --chap-secret-file /tmp/iop.msecret \
+        --mutual-user $IOP_TUSER --mutual-secret-file /tmp/iop.tsecret
+    iop_small_io
+    iop_logout
+}
+
+iop_discovery() {
+    local out t
+    out=$("$CTL" discover -p "$RS_PORTAL" --initiator-name "$RS_INAME")
+    echo "$out"
+    for t in "$IOP_PLAIN" "$IOP_CHAP" "$IOP_MUTUAL"; do
+        # The name, then its portal (address:port,tag) on the next line.
+        grep -A1 -x "$t" <<<"$out" | grep -q "^ *$RS_PORTAL,[0-9]*$"
+    done
+}
+
+iop_fio() {
+    local dev
+    dev=$(iop_dev)
+    if ! fio --name=interop --filename=/dev/$dev --direct=1 --ioengine=libaio \
+            --iodepth=32 --rw=randrw --bsrange=512-1m --size=64m --verify=crc32c \
+            --verify_fatal=1 --do_verify=1 --randrepeat=0 --output-format=terse \
+            > /tmp/iop.fio 2>&1; then
+        cat /tmp/iop.fio
+        return 1
+    fi
+    iop_healthy
+}
+
+# iop_ext4_write SUMS: a fresh ext4 with files of 512 B to 1 MiB, their sums in
+# SUMS, unmounted, then fsck -f must find it clean.
+iop_ext4_write() {
+    local dev i
+    dev=$(iop_dev)
+    # nodiscard: fio's data stays until overwritten; a discard of the whole
+    # disk is no part of what is tested and slow on some targets.
+    mkfs.ext4 -q -F -E nodiscard /dev/$dev
+    mkdir -p /tmp/iop-mnt
+    mount /dev/$dev /tmp/iop-mnt
+    for i in $(seq 8); do head -c 1M /dev/urandom > /tmp/iop-mnt/big$i; done
+    mkdir /tmp/iop-mnt/small
+    for i in $(seq 64); do head -c $((i * 512)) /dev/urandom > /tmp/iop-mnt/small/f$i; done
+    (cd /tmp/iop-mnt && find . -type f | sort | xargs sha256sum) > "$1"
+    umount /tmp/iop-mnt
+    fsck.ext4 -f -n /dev/$dev
+    [ "$(wc -l < "$1")" = 72 ]
+    iop_healthy
+}
+
+# iop_ext4_verify SUMS: the files a previous session wrote read back equal.
+iop_ext4_verify() {
+    local dev
+    dev=$(iop_dev)
+    fsck.ext4 -f -n /dev/$dev
+    mkdir -p /tmp/iop-mnt
+    mount -o ro /dev/$dev /tmp/iop-mnt
+    (cd /tmp/iop-mnt && sha256sum --quiet -c "$1")
+    umount /tmp/iop-mnt
+    iop_healthy
+}
+
+# Nothing is left: no iscsi_rs host, no TCP connection to the portal.
+iop_all_gone() {
+    local _
+    [ -z "$(ls /sys/class/scsi_host/*/session_state 2>/dev/null)" ]
+    for _ in $(seq 50); do
+        [ -z "$(ss -Htn state established "( dport = :${RS_PORTAL##*:} )")" ] && return 0
+        sleep 0.1
+    done
+    ss -tn
+    return 1
+}
+
+iop_pcap_start() {
+    [ $iop_pcap = 1 ] || return 0
+    rm -f /tmp/iop.pcap
+    dumpcap -q -P -B 64 -i lo -f "tcp port ${RS_PORTAL##*:}" -w /tmp/iop.pcap > /tmp/iop.dumpcap 2>&1 &
+    IOP_DUMPCAP=$!
+    # dumpcap has no "ready" signal: wait for the file it creates once capturing.
+    local _
+    for _ in $(seq 100); do [ -s /tmp/iop.pcap ] && break; sleep 0.1; done
+    sleep 1
+}
+
+iop_pcap_stop() {
+    [ $iop_pcap = 1 ] || return 0
+    kill -INT "$IOP_DUMPCAP" 2>/dev/null
+    wait "$IOP_DUMPCAP" 2>/dev/null
+    IOP_DUMPCAP=
+    cat /tmp/iop.dumpcap
+    ls -la /tmp/iop.pcap
+    python3 "$REPO/ktests/qemu/pdutrace.py" --port "${RS_PORTAL##*:}" /tmp/iop.pcap || true
+}
+
+# The three sessions on the plain target.
+iop_plain_login() {
+    iop_login "$IOP_PLAIN" --queue-depth 32
+    iop_digests None
+}
+iop_digest_login() {
+    iop_login "$IOP_PLAIN" --queue-depth 32 --header-digest crc32c --data-digest crc32c
+    iop_digests CRC32C
+}
+iop_last_session() {
+    iop_login "$IOP_PLAIN"
+    iop_digests None
+    iop_ext4_verify /tmp/iop.sums2
+    iop_logout
+}
+
+# Always runs, also when the case fails or times out: a target left running
+# would hold the portal for the cases after this one.
+iop_cleanup() {
+    set +e
+    if [ -n "${IOP_DUMPCAP:-}" ]; then kill -INT "$IOP_DUMPCAP"; wait "$IOP_DUMPCAP"; fi
+    umount /tmp/iop-mnt 2>/dev/null
+    [ -n "$(ls /sys/class/scsi_host/*/session_state 2>/dev/null)" ] && "$CTL" logout -a
+    rmmod iscsi_rs 2>/dev/null
+    iop_stop
+}
+trap iop_cleanup EXIT
+trap 'exit 143' TERM
+
+set -e
+echo "=== $IOP_NAME: starting the target"
+if ! iop_start; then
+    echo "not ok interop-$IOP_NAME: target starts" >> "$iop_sub"
+    exit 1
+fi
+echo "ok interop-$IOP_NAME: target starts" >> "$iop_sub"
+insmod "$KO"
+secret_file /tmp/iop.secret $IOP_SECRET
+secret_file /tmp/iop.wrong not-the-secret-999
+secret_file /tmp/iop.msecret $IOP_MSECRET
+secret_file /tmp/iop.tsecret $IOP_TSECRET
+secret_file /tmp/iop.tsecret-bad rs-tsecret-6543210
+
+step "discovery lists the three targets" iop_discovery
+step "CHAP target refuses a login without CHAP" iop_refused "$IOP_CHAP"
+step "CHAP target refuses a wrong secret" iop_refused "$IOP_CHAP" \
+    --chap-user $IOP_USER --chap-secret-file /tmp/iop.wrong
+step "CHAP login, 1 MiB read back, logout" iop_chap_session
+step "mutual CHAP: a target proving the wrong secret is refused" iop_refused "$IOP_MUTUAL" \
+    --chap-user $IOP_MUSER --chap-secret-file /tmp/iop.msecret \
+    --mutual-user $IOP_TUSER --mutual-secret-file /tmp/iop.tsecret-bad
+step "mutual CHAP login, 1 MiB read back, logout" iop_mutual_session
+
+iop_pcap_start
+step "login, no digests negotiated" iop_plain_login
+step "fio verify 64 MiB, 512 B-1 MiB, QD32" iop_fio
+step "ext4: mkfs, files, fsck -f clean" iop_ext4_write /tmp/iop.sums1
+step "logout" iop_logout
+
+step "login, CRC32C header and data digests negotiated" iop_digest_login
+step "digests: files of the first session read back equal" iop_ext4_verify /tmp/iop.sums1
+step "digests: fio verify 64 MiB, 512 B-1 MiB, QD32" iop_fio
+step "digests: ext4: mkfs, files, fsck -f clean" iop_ext4_write /tmp/iop.sums2
+step "digests: logout" iop_logout
+iop_pcap_stop
+
+step "new session: files written with digests read back equal, logout" iop_last_session
+step "no session or connection left" iop_all_gone
+
+echo "# $IOP_NAME: $iop_fails step(s) failed"
+[ $iop_fails = 0 ]
