@@ -27,9 +27,10 @@
 #   failed" in the kernel log; no iscsictl daemon runs, so a failure cannot be
 #   papered over by a relogin). Each logout must remove the SCSI host, and at the
 #   end no TCP connection to the portal may remain.
-# A pcap of the data sessions: boot with KTEST_APPEND=iscsirs.pcap=1; the case
-# then runs dumpcap on lo and prints the PDU trace around the first connection
-# failure (ktests/qemu/pdutrace.py) into its log.
+# A capture from the CHAP session to the first data session's fio: boot with
+# KTEST_APPEND=iscsirs.pcap=1; the case then runs dumpcap on lo and prints what
+# ktests/qemu/pdutrace.py finds in it (the PDUs before the first target PDU
+# whose ExpCmdSN is beyond the initiator's next CmdSN) into its log.
 set -u
 . "$REPO/ktests/qemu/rs.sh"
 IOP_PLAIN=iqn.2026-11.dev.iscsi-rs:$IOP_NAME-plain
@@ -90,6 +91,8 @@ iop_dev() { cat /tmp/iop.dev; }
 iop_login() {
     local iqn=$1 host dev; shift
     rm -f /tmp/iop.host /tmp/iop.dev
+    # SCSI host numbers are reused: the session's kernel log starts here.
+    rs_now > /tmp/iop.since
     host=$(rs_login -t "$iqn" --replacement-timeout 10 "$@")
     [ -n "$host" ]
     echo "$host" > /tmp/iop.host
@@ -110,6 +113,15 @@ iop_digests() {
     [ "$(cat $s/data_digest)" = "$1" ]
 }
 
+# iop_klog HOST: the kernel log lines about HOST since the session's login.
+iop_klog() {
+    dmesg | awk -v since="$(cat /tmp/iop.since)" -v h="host$1:" '
+        match($0, /^\[ *[0-9]+\.[0-9]+\]/) {
+            t = substr($0, 2, RLENGTH - 2) + 0
+            if (t >= since && index($0, h)) print
+        }'
+}
+
 # The session's connection never failed: running, no recovery, no log line.
 iop_healthy() {
     local host s
@@ -117,16 +129,19 @@ iop_healthy() {
     s=/sys/class/scsi_host/host$host
     [ "$(cat $s/session_state)" = running ]
     [ "$(cat $s/recoveries)" = 0 ]
-    if dmesg | grep -E "host$host: connection failed"; then return 1; fi
+    if iop_klog "$host" | grep -E "connection failed"; then return 1; fi
 }
 
-# iop_logout: logs the round's session out; its SCSI host must be gone.
+# iop_logout: logs the round's session out; its SCSI host must be gone, the
+# target must have confirmed the Logout and the connection never failed.
 iop_logout() {
     local host
     host=$(iop_host)
     rm -f /tmp/iop.host /tmp/iop.dev
     rs_remove "$host"
     [ ! -e "/sys/class/scsi_host/host$host" ]
+    iop_klog "$host"
+    if iop_klog "$host" | grep -E "connection failed|logout not confirmed"; then return 1; fi
 }
 
 # iop_refused IQN [flags...]: iscsictl login must fail with exit 5 (authentication).
@@ -297,15 +312,16 @@ step "discovery lists the three targets" iop_discovery
 step "CHAP target refuses a login without CHAP" iop_refused "$IOP_CHAP"
 step "CHAP target refuses a wrong secret" iop_refused "$IOP_CHAP" \
     --chap-user $IOP_USER --chap-secret-file /tmp/iop.wrong
+iop_pcap_start
 step "CHAP login, 1 MiB read back, logout" iop_chap_session
 step "mutual CHAP: a target proving the wrong secret is refused" iop_refused "$IOP_MUTUAL" \
     --chap-user $IOP_MUSER --chap-secret-file /tmp/iop.msecret \
     --mutual-user $IOP_TUSER --mutual-secret-file /tmp/iop.tsecret-bad
 step "mutual CHAP login, 1 MiB read back, logout" iop_mutual_session
 
-iop_pcap_start
 step "login, no digests negotiated" iop_plain_login
 step "fio verify 64 MiB, 512 B-1 MiB, QD32" iop_fio
+iop_pcap_stop
 step "ext4: mkfs, files, fsck -f clean" iop_ext4_write /tmp/iop.sums1
 step "logout" iop_logout
 
@@ -314,7 +330,6 @@ step "digests: files of the first session read back equal" iop_ext4_verify /tmp/
 step "digests: fio verify 64 MiB, 512 B-1 MiB, QD32" iop_fio
 step "digests: ext4: mkfs, files, fsck -f clean" iop_ext4_write /tmp/iop.sums2
 step "digests: logout" iop_logout
-iop_pcap_stop
 
 step "new session: files written with digests read back equal, logout" iop_last_session
 step "no session or connection left" iop_all_gone
