@@ -43,7 +43,11 @@ module: kernel
 ctl: deps
 	@$(ENV); cargo build --release -p iscsictl -p iscsi-faultd -p iscsi-ioctl-fuzz
 
+# Host tests, plus the guard rails: rustfmt (the cargo crates and the kernel
+# crate, which rustfmt follows from its root) and clippy with warnings as errors.
 unit: deps
+	@$(ENV); cargo fmt --all --check && rustfmt --check --edition 2021 src/iscsi_rs.rs
+	@$(ENV); cargo clippy --workspace --all-targets --quiet -- -D warnings
 	@$(ENV); cargo test --workspace --quiet
 
 # Host tests, the fuzz smoke, the QEMU cases, then the runner's own self-test.

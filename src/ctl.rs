@@ -21,8 +21,11 @@ use crate::sys::scsi::{Host, HostConfig, HostTemplate, TemplateLimits};
 use crate::sys::socket::TcpSocket;
 use crate::sys::workqueue::{OwnedQueue, QueueKind};
 
-/// Highest LUN the scan looks for (flat addressing covers 0..16383).
-const MAX_LUN: u64 = 16384;
+/// Highest LUN the scan accepts: every LUN REPORT LUNS lists, whatever its
+/// address method (a flat-space LUN n is Linux LUN 0x4000 | n; SCST, NetApp
+/// and Pure use them), as open-iscsi does. A target without REPORT LUNS is
+/// scanned sequentially only up to the midlayer's `max_scsi_luns`.
+const MAX_LUN: u64 = u64::MAX;
 
 /// A live session and its host.
 struct Entry {

@@ -16,6 +16,7 @@ pub mod login;
 pub mod negotiate;
 pub mod pdu;
 pub mod serial;
+pub mod session;
 pub mod text;
 pub mod uapi;
 

@@ -136,6 +136,19 @@ pub const MAX_DATA_SEGMENT_LEN: u32 = 0x00ff_ffff;
 pub const MAX_QUEUE_DEPTH: u32 = 2048;
 /// Queue depth iscsictl uses when none is configured.
 pub const DEFAULT_QUEUE_DEPTH: u32 = 128;
+/// Most Data-Out bursts the module queues at once: every command in flight may
+/// have MaxOutstandingR2T R2Ts outstanding, each one a queued burst, so a
+/// handoff whose queue_depth × max_outstanding_r2t exceeds this is refused
+/// (64 Ki jobs of about 32 bytes: the queue stays under 2 MiB).
+pub const MAX_R2T_JOBS: u32 = 65_536;
+
+/// Data-Out jobs the module's queue must hold for a connection: every R2T the
+/// target may have outstanding at once (queue_depth × MaxOutstandingR2T, no
+/// cap: a cap lets a target within its rights overflow the queue and fail the
+/// connection), plus room for NOP-Out answers.
+pub const fn r2t_job_capacity(queue_depth: u32, max_outstanding_r2t: u16) -> usize {
+    queue_depth as usize * max_outstanding_r2t as usize + 64
+}
 
 /// [`RemoveSession::flags`]: tear down without sending a Logout (dead target).
 pub const REMOVE_FORCE: u32 = 1;
@@ -728,6 +741,13 @@ pub enum UapiError {
     },
     /// FirstBurstLength above MaxBurstLength (RFC 7143 §13.14).
     FirstBurstAboveMaxBurst,
+    /// queue_depth × max_outstanding_r2t above [`MAX_R2T_JOBS`].
+    TooManyR2tJobs {
+        /// Commands in flight.
+        queue_depth: u32,
+        /// MaxOutstandingR2T negotiated.
+        max_outstanding_r2t: u16,
+    },
     /// ErrorRecoveryLevel > 0: the module implements ERL 0 only.
     UnsupportedErl {
         /// The level sent.
@@ -791,6 +811,14 @@ impl fmt::Display for UapiError {
             UapiError::FirstBurstAboveMaxBurst => {
                 f.write_str("FirstBurstLength exceeds MaxBurstLength")
             }
+            UapiError::TooManyR2tJobs {
+                queue_depth,
+                max_outstanding_r2t,
+            } => write!(
+                f,
+                "queue_depth {queue_depth} x MaxOutstandingR2T {max_outstanding_r2t} \
+                 exceeds the {MAX_R2T_JOBS} Data-Out bursts the module queues"
+            ),
             UapiError::UnsupportedErl { level } => {
                 write!(f, "ErrorRecoveryLevel {level} not supported (only 0)")
             }
@@ -1099,6 +1127,12 @@ impl Handoff {
             3600,
         )?;
         let queue_depth = check_range("queue_depth", self.queue_depth, 1, MAX_QUEUE_DEPTH)?;
+        if queue_depth * u32::from(self.max_outstanding_r2t) > MAX_R2T_JOBS {
+            return Err(UapiError::TooManyR2tJobs {
+                queue_depth,
+                max_outstanding_r2t: self.max_outstanding_r2t,
+            });
+        }
         let window = CmdWindow::new(Sn(self.exp_cmd_sn), Sn(self.max_cmd_sn))
             .map_err(|_| UapiError::BadWindow)?;
         // The first command may be ExpCmdSN itself or, at the edge, MaxCmdSN + 1
@@ -1463,6 +1497,16 @@ mod tests {
                 },
             ),
             (
+                |h| {
+                    h.queue_depth = 2048;
+                    h.max_outstanding_r2t = 33;
+                },
+                UapiError::TooManyR2tJobs {
+                    queue_depth: 2048,
+                    max_outstanding_r2t: 33,
+                },
+            ),
+            (
                 |h| h.queue_depth = 0,
                 UapiError::OutOfRange {
                     field: "queue_depth",
@@ -1596,5 +1640,17 @@ mod tests {
         assert_eq!(c_str_field("x", &a), Ok("1234567"));
         assert_eq!(set_c_str("12345678", &mut a), None);
         assert_eq!(set_c_str("a\0b", &mut a), None);
+    }
+
+    #[test]
+    fn r2t_job_queue_holds_every_outstanding_r2t() {
+        // The old rule capped MaxOutstandingR2T at 16 when sizing the queue:
+        // 128 commands with 32 R2Ts each overflowed it.
+        let old_rule = 128 * 16 + 64;
+        assert!(r2t_job_capacity(128, 32) >= 128 * 32);
+        assert!(r2t_job_capacity(128, 32) > old_rule);
+        assert!(r2t_job_capacity(1, 1) > 1);
+        // The largest accepted handoff still has room.
+        assert!(r2t_job_capacity(2048, 32) >= MAX_R2T_JOBS as usize);
     }
 }

@@ -1209,7 +1209,7 @@ impl Fuzzer {
                 let (recv, other) = (uapi::MAX_RECV_DATA_SEGMENT_LEN, uapi::MAX_DATA_SEGMENT_LEN);
                 set_segments(&mut h, recv, other, uapi::DIGEST_CRC32C);
                 h.itt_base = 0xfffe_0000;
-                h.max_outstanding_r2t = u16::MAX;
+                h.max_outstanding_r2t = (uapi::MAX_R2T_JOBS / uapi::MAX_QUEUE_DEPTH) as u16;
                 h.max_connections = u16::MAX;
                 h.default_time2wait = 3600;
                 h.default_time2retain = 3600;
@@ -1784,10 +1784,13 @@ impl Fuzzer {
             (
                 "other queue depth",
                 |x| {
-                    x.queue_depth = if x.queue_depth == 1 {
-                        2
+                    if x.queue_depth == 1 {
+                        x.queue_depth = 2;
+                        // Still within MAX_R2T_JOBS: the mismatch, not the
+                        // limit, must refuse it.
+                        x.max_outstanding_r2t = x.max_outstanding_r2t.min(0x7fff);
                     } else {
-                        x.queue_depth - 1
+                        x.queue_depth -= 1;
                     }
                 },
                 Target::Mismatch,

@@ -185,6 +185,9 @@ pub fn valid_handoff(rng: &mut Rng, add: bool, fd: i32) -> Handoff {
         1,
         uapi::MAX_QUEUE_DEPTH,
     );
+    // The module queues at most MAX_R2T_JOBS Data-Out bursts.
+    let r2t_max = (uapi::MAX_R2T_JOBS / h.queue_depth).min(0xffff) as u16;
+    h.max_outstanding_r2t = h.max_outstanding_r2t.min(r2t_max);
     let t = name(rng, NAME_LEN);
     let i = name(rng, NAME_LEN);
     let p = match rng.below(3) {
@@ -297,7 +300,7 @@ const NAME_BREAKS: [&str; 9] = [
 ];
 
 /// Number of hostile handoff mutations (see [`break_handoff`]).
-pub const HANDOFF_BREAKS: usize = 52;
+pub const HANDOFF_BREAKS: usize = 53;
 
 /// Applies hostile mutation `n` (< [`HANDOFF_BREAKS`]) to a valid handoff so
 /// that validation for `add` fails; `None` when `n` does not apply to that
@@ -448,6 +451,18 @@ pub fn break_handoff(
             h.portal[rng.below(PORTAL_LEN as u64 - 1) as usize] = 0;
             h.portal[0] = b' ';
             "portal leading space"
+        }
+        52 => {
+            // One R2T per command more than the module's Data-Out queue holds.
+            h.queue_depth = rng.range(1, uapi::MAX_QUEUE_DEPTH);
+            let fit = uapi::MAX_R2T_JOBS / h.queue_depth;
+            if fit >= 0xffff {
+                h.queue_depth = 2;
+                h.max_outstanding_r2t = 0xffff;
+            } else {
+                h.max_outstanding_r2t = fit as u16 + 1;
+            }
+            "queue_depth x max_outstanding_r2t above MAX_R2T_JOBS"
         }
         _ => return None,
     })

@@ -72,9 +72,10 @@ pub struct DataIn {
     pub final_bit: bool,
     /// A bit: the target asks for a DataACK SNACK (ErrorRecoveryLevel > 0 only).
     pub ack: bool,
-    /// O bit: residual overflow (only with status).
+    /// O bit: residual overflow. Meaningful only with status: on a PDU
+    /// without it the bit is a target quirk to ignore ([`DataIn::stray_residual_bits`]).
     pub overflow: bool,
-    /// U bit: residual underflow (only with status).
+    /// U bit: residual underflow; like `overflow`, only with status.
     pub underflow: bool,
     /// SCSI status, present exactly when the S bit is set.
     pub status: Option<u8>,
@@ -101,8 +102,10 @@ pub struct DataIn {
 }
 
 impl DataIn {
-    /// Parses a SCSI Data-In BHS. Refuses S without F, O or U without S, and O
-    /// together with U (RFC 7143 §11.7.1-§11.7.5).
+    /// Parses a SCSI Data-In BHS. Refuses S without F, and O together with U
+    /// (RFC 7143 §11.7.1-§11.7.5). O or U without S carry no meaning (the
+    /// residual is valid only with status) and are accepted, as open-iscsi does:
+    /// see [`DataIn::stray_residual_bits`].
     pub fn parse(header: &[u8]) -> Result<DataIn, PduError> {
         let b = view(header, Opcode::DataIn)?;
         let flags = b.flags();
@@ -115,9 +118,6 @@ impl DataIn {
         }
         if overflow && underflow {
             return Err(PduError::OverflowAndUnderflow);
-        }
-        if (overflow || underflow) && !has_status {
-            return Err(PduError::ResidualWithoutStatus);
         }
         Ok(DataIn {
             final_bit,
@@ -136,6 +136,11 @@ impl DataIn {
             residual_count: b.be32(at::W44),
             data_segment_len: b.data_segment_len(),
         })
+    }
+
+    /// O or U set on a PDU without status: a target quirk, to be ignored.
+    pub fn stray_residual_bits(&self) -> bool {
+        self.status.is_none() && (self.overflow || self.underflow)
     }
 
     /// Writes all 48 bytes; S is set exactly when `status` is `Some`.
@@ -284,15 +289,14 @@ mod tests {
     }
 
     #[test]
-    fn data_in_residual_needs_status() {
-        assert_eq!(
-            data_in_flags(FINAL_BIT | UNDERFLOW),
-            Err(PduError::ResidualWithoutStatus)
-        );
-        assert_eq!(
-            data_in_flags(OVERFLOW),
-            Err(PduError::ResidualWithoutStatus)
-        );
+    fn data_in_residual_without_status_is_a_stray() {
+        let d = data_in_flags(FINAL_BIT | UNDERFLOW).unwrap();
+        assert!(d.stray_residual_bits() && d.status.is_none());
+        assert!(data_in_flags(OVERFLOW).unwrap().stray_residual_bits());
+        assert!(!data_in_flags(FINAL_BIT).unwrap().stray_residual_bits());
+        assert!(!data_in_flags(FINAL_BIT | STATUS_BIT | UNDERFLOW)
+            .unwrap()
+            .stray_residual_bits());
         assert_eq!(
             data_in_flags(FINAL_BIT | STATUS_BIT | OVERFLOW | UNDERFLOW),
             Err(PduError::OverflowAndUnderflow)

@@ -71,8 +71,6 @@ pub enum PduError {
     FinalWithContinue,
     /// A Data-In with the S (status) bit but not the F bit.
     StatusWithoutFinal,
-    /// A Data-In with O or U set but no status (S=0): the residual would be unfounded.
-    ResidualWithoutStatus,
     /// Residual overflow (O) and underflow (U) both set.
     OverflowAndUnderflow,
     /// Bidirectional read residual overflow (o) and underflow (u) both set.
@@ -121,9 +119,6 @@ impl core::fmt::Display for PduError {
             PduError::TransitWithContinue => f.write_str("login PDU with both T and C set"),
             PduError::FinalWithContinue => f.write_str("text PDU with both F and C set"),
             PduError::StatusWithoutFinal => f.write_str("Data-In carries status without F"),
-            PduError::ResidualWithoutStatus => {
-                f.write_str("Data-In has a residual flag without status")
-            }
             PduError::OverflowAndUnderflow => {
                 f.write_str("residual overflow and underflow both set")
             }

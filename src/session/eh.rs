@@ -1,0 +1,194 @@
+//! SCSI error handling: Task Management requests (ABORT TASK, LOGICAL UNIT
+//! RESET, TARGET WARM RESET) and what their answers hand back.
+
+use super::*;
+
+impl Session {
+    /// Sends one Task Management request and waits for its response. `None`
+    /// when the connection is not running, fails, or the target does not answer
+    /// in time (a late answer is then ignored).
+    pub(super) fn tmf(
+        &self,
+        function: TmfFunction,
+        lun: u64,
+        ref_itt: u32,
+        ref_cmd_sn: u32,
+    ) -> Option<TmfResponse> {
+        let _one = self.tmf_lock.lock();
+        let itt;
+        {
+            let tx = self.tx.lock();
+            let mut hdr = [0u8; BHS_LEN];
+            let conn = {
+                let mut st = self.state.lock();
+                if st.phase != Phase::Running {
+                    return None;
+                }
+                let age_bits = st.itt(0);
+                itt = st.tmf.start(age_bits);
+                // Immediate: CmdSN is carried, not advanced.
+                TaskMgmtRequest {
+                    immediate: true,
+                    function,
+                    lun,
+                    itt,
+                    referenced_task_tag: ref_itt,
+                    cmd_sn: st.seq.next_cmd_sn().get(),
+                    exp_stat_sn: st.seq.exp_stat_sn().get(),
+                    ref_cmd_sn,
+                    exp_data_sn: 0,
+                }
+                .emit(&mut hdr);
+                st.conn.clone()
+            };
+            if let Err(e) = conn.send_pdu(&hdr, &[], false) {
+                drop(tx);
+                self.state.lock().tmf.abandon(itt);
+                self.fail(reason::SOCKET, format_args!("sending a TMF failed: {e:?}"));
+                return None;
+            }
+        }
+        let mut left = msecs_to_jiffies(TMF_TIMEOUT_MS);
+        let mut st = self.state.lock();
+        loop {
+            if let Some(r) = st.tmf.take_answer(itt) {
+                return Some(r);
+            }
+            if st.phase != Phase::Running {
+                st.tmf.abandon(itt);
+                return None;
+            }
+            match self.events.wait_interruptible_timeout(&mut st, left) {
+                CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Signal { .. } => {
+                    // Not waited for any more: a late answer is ignored,
+                    // never taken for the next TMF.
+                    st.tmf.abandon(itt);
+                    pr_warn!(
+                        "host{}: no answer to {:?} (ITT {:#x}) in time\n",
+                        self.host_no(),
+                        function,
+                        itt
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// `eh_abort_handler`: ABORT TASK. The receiver handles PDUs in order and the
+    /// target answers a TMF only after any response it sent for the task, so once
+    /// the answer is in, the task's table entry is final and may be handed back.
+    pub(crate) fn eh_abort(this: &Arc<Self>, cmd: &EhCmd) -> EhAbort {
+        // A dead connection cannot abort anything: find out first (the ping
+        // failing starts the reconnect, and the target reset waits for it).
+        if !Self::ping_alive(this) {
+            return EhAbort::Failed;
+        }
+        this.abort_task(cmd)
+    }
+
+    pub(super) fn abort_task(&self, cmd: &EhCmd) -> EhAbort {
+        let tag = tag_of(cmd.unique_tag());
+        let (itt, lun, cmd_sn) = {
+            let st = self.state.lock();
+            match st.tasks.get(usize::from(tag)) {
+                Some(Some(t)) if cmd.is(&t.cmd) => (t.itt, t.lun, t.cmd_sn),
+                // Already completed: the midlayer owns it.
+                _ => return EhAbort::Success(None),
+            }
+        };
+        let answer = self.tmf(TmfFunction::AbortTask, lun, itt, cmd_sn);
+        let mut st = self.state.lock();
+        let ours = matches!(
+            st.tasks.get(usize::from(tag)),
+            Some(Some(t)) if t.itt == itt && cmd.is(&t.cmd)
+        );
+        match abort_outcome(answer, ours) {
+            AbortOutcome::HandBack => {
+                st.remember_aborted(itt);
+                EhAbort::Success(st.take(tag).map(|t| t.cmd))
+            }
+            AbortOutcome::AlreadyDone => EhAbort::Success(None),
+            AbortOutcome::Escalate => {
+                drop(st);
+                pr_warn!(
+                    "host{}: ABORT TASK of ITT {:#x}: {:?}{}\n",
+                    self.host_no(),
+                    itt,
+                    answer,
+                    if ours {
+                        ""
+                    } else {
+                        " (it completed meanwhile)"
+                    }
+                );
+                EhAbort::Failed
+            }
+        }
+    }
+
+    /// Completes (with DID_RESET) and forgets every task `pred` selects. EH owns
+    /// the commands it resets, for which `scsi_done` is a no-op; anything else
+    /// the reset ended is handed back properly.
+    pub(super) fn reset_tasks(&self, pred: impl Fn(&Task) -> bool) {
+        loop {
+            let task = {
+                let mut st = self.state.lock();
+                let i = st.tasks.iter().position(|t| t.as_ref().is_some_and(&pred));
+                let task = i.and_then(|i| st.take(i as u16));
+                if let Some(t) = &task {
+                    st.remember_aborted(t.itt);
+                }
+                task
+            };
+            let Some(task) = task else { break };
+            let mut cmd = task.cmd;
+            cmd.set_result(HostByte::Reset, 0);
+            cmd.complete();
+        }
+    }
+
+    /// `eh_device_reset_handler`: LOGICAL UNIT RESET of the command's LUN.
+    pub(crate) fn eh_device_reset(&self, cmd: &EhCmd) -> EhStatus {
+        let lun = cmd.lun_sam();
+        match self.tmf(TmfFunction::LogicalUnitReset, lun, RESERVED_TAG, 0) {
+            Some(TmfResponse::Complete) => {
+                self.reset_tasks(|t| t.lun == lun);
+                EhStatus::Success
+            }
+            r => {
+                pr_warn!("host{}: LUN RESET: {:?}\n", self.host_no(), r);
+                EhStatus::Failed
+            }
+        }
+    }
+
+    /// `eh_target_reset_handler`: TARGET WARM RESET, else a session reconnect
+    /// (the connection dropped, every command handed back), waiting for the
+    /// relogin like libiscsi's session reset: success once the session runs
+    /// again, failure if the replacement timeout passes first.
+    pub(crate) fn eh_target_reset(&self) -> EhStatus {
+        if let Some(TmfResponse::Complete) =
+            self.tmf(TmfFunction::TargetWarmReset, 0, RESERVED_TAG, 0)
+        {
+            self.reset_tasks(|_| true);
+            return EhStatus::Success;
+        }
+        self.fail(
+            reason::ERROR_HANDLING,
+            format_args!("SCSI error handling escalated to a session reconnect"),
+        );
+        let mut st = self.state.lock();
+        loop {
+            match st.phase {
+                Phase::Running => return EhStatus::Success,
+                Phase::Offline | Phase::Closed => return EhStatus::Failed,
+                Phase::Recovering | Phase::LoggingOut => {}
+            }
+            let _ = self
+                .events
+                .wait_interruptible_timeout(&mut st, msecs_to_jiffies(1000));
+        }
+    }
+}
