@@ -11,10 +11,14 @@
 #                 $IOP_MUTUAL  mutual CHAP: the initiator is $IOP_MUSER/$IOP_MSECRET,
 #                              the target proves $IOP_TUSER/$IOP_TSECRET
 #   iop_stop    stops it
+#   IOP_NOCHAP_RC, IOP_NOCHAP_RE (optional): iscsictl's exit code and an output
+#               regex for a login without credentials to the CHAP target
+#               (default 5 and "authentication": a Login Response 0x0201);
+#               iop_nochap_check (optional) checks the target's side of it
 # Steps, each one subtest (a failed step does not stop the later ones; steps
 # that need a session fail when it is missing):
 #   discovery lists the three targets; CHAP: a login without credentials and one
-#   with a wrong secret are refused (exit 5, so the target really checks), the
+#   with a wrong secret are refused (so the target really checks), the
 #   right one logs in and 1 MiB written reads back equal; mutual CHAP: a target
 #   proving a wrong secret is refused, the right one logs in, same I/O. Then on
 #   the plain target, three sessions in turn: (1) no digests: fio
@@ -25,8 +29,9 @@
 #   in sysfs that it negotiated the digests it asked for, and after its I/O that
 #   its connection never failed (state running, 0 recoveries, no "connection
 #   failed" in the kernel log; no iscsictl daemon runs, so a failure cannot be
-#   papered over by a relogin). Each logout must remove the SCSI host, and at the
-#   end no TCP connection to the portal may remain.
+#   papered over by a relogin). Each logout must remove the SCSI host and be
+#   confirmed by the target, and at the end no TCP connection to the portal may
+#   remain. "target quirk" lines the kernel logs are shown, not failed.
 # A capture from the CHAP session to the first data session's fio: boot with
 # KTEST_APPEND=iscsirs.pcap=1; the case then runs dumpcap on lo and prints what
 # ktests/qemu/pdutrace.py finds in it (the PDUs before the first target PDU
@@ -145,12 +150,20 @@ iop_logout() {
     if iop_klog "$host" | grep -E "connection failed|logout not confirmed"; then return 1; fi
 }
 
-# iop_refused IQN [flags...]: iscsictl login must fail with exit 5 (authentication).
+# iop_refused RC REGEX IQN [flags...]: iscsictl login must fail with exit RC
+# and say something matching REGEX; no SCSI host may appear.
 iop_refused() {
-    local iqn=$1 rc=0; shift
+    local want=$1 re=$2 iqn=$3 rc=0; shift 3
     "$CTL" login -p "$RS_PORTAL" -t "$iqn" --initiator-name "$RS_INAME" "$@" > /tmp/iop.out 2>&1 || rc=$?
     cat /tmp/iop.out
-    [ $rc = 5 ]
+    [ $rc = "$want" ]
+    grep -qiE -- "$re" /tmp/iop.out
+    [ -z "$(ls /sys/class/scsi_host/*/session_state 2>/dev/null)" ]
+}
+
+iop_refused_nochap() {
+    iop_refused "${IOP_NOCHAP_RC:-5}" "${IOP_NOCHAP_RE:-authentication}" "$IOP_CHAP"
+    if declare -F iop_nochap_check > /dev/null; then iop_nochap_check; fi
 }
 
 # 1 MiB of random data written at a random 1 MiB offset reads back equal.
@@ -312,12 +325,12 @@ secret_file /tmp/iop.tsecret $IOP_TSECRET
 secret_file /tmp/iop.tsecret-bad rs-tsecret-6543210
 
 step "discovery lists the three targets" iop_discovery
-step "CHAP target refuses a login without CHAP" iop_refused "$IOP_CHAP"
-step "CHAP target refuses a wrong secret" iop_refused "$IOP_CHAP" \
+step "CHAP target refuses a login without CHAP" iop_refused_nochap
+step "CHAP target refuses a wrong secret" iop_refused 5 authentication "$IOP_CHAP" \
     --chap-user $IOP_USER --chap-secret-file /tmp/iop.wrong
 iop_pcap_start
 step "CHAP login, 1 MiB read back, logout" iop_chap_session
-step "mutual CHAP: a target proving the wrong secret is refused" iop_refused "$IOP_MUTUAL" \
+step "mutual CHAP: a target proving the wrong secret is refused" iop_refused 5 mutual "$IOP_MUTUAL" \
     --chap-user $IOP_MUSER --chap-secret-file /tmp/iop.msecret \
     --mutual-user $IOP_TUSER --mutual-secret-file /tmp/iop.tsecret-bad
 step "mutual CHAP login, 1 MiB read back, logout" iop_mutual_session
