@@ -1,10 +1,13 @@
 # iscsi-rs: one entry point. `make test` is what CI runs; `make demo` shows it.
 #   deps    install everything this project needs (idempotent)
 #   kernel  build (or reuse) the cached test kernel
-#   module  build iscsi_rs.ko against it
+#   module  build iscsi_rs.ko against it (KDIR=/lib/modules/$(uname -r)/build: the running kernel)
 #   ctl     build iscsictl and iscsi-faultd (issue 6 test tools)
 #   test    host unit tests + QEMU cases (+ runner self-test)
-#   demo    boot the guest, set up LIO, load the module
+#   install install the module, iscsictl, units, man pages, completions (PREFIX, DESTDIR)
+#   install-dkms  the module's sources + dkms.conf to /usr/src/iscsi-rs-VERSION (DESTDIR)
+#   check-pkg  what ships: module contents and modinfo, `make install DESTDIR=` (part of test)
+#   demo    boot the guest, log in to LIO for real: a remote disk, ext4, a file read back (timed)
 #   bench   iscsi_rs vs open-iscsi vs tcm_loop -> bench/results/latest.md (issue 7)
 #   bench-quick  one short round of it (part of test; checks it runs, not speed)
 #   bench-profile  perf profiles of iscsi_rs and open-iscsi -> bench/results/profile
@@ -32,11 +35,15 @@ kernel: deps
 # build against another tree (other flavour or cache key) would reuse stale objects:
 # .module-kdir records the tree and a change cleans first. `make bench` builds its
 # own copy (ktests/bench/build-module.sh) and leaves this iscsi_rs.ko alone.
-module: kernel
-	@$(ENV); kdir=$$(ktests/build-kernel.sh $(KERNEL_FLAVOUR)); \
+# KDIR builds against another kernel tree (e.g. the running kernel's
+# /lib/modules/$(uname -r)/build, see README) instead of the cached test kernel;
+# LLVM=1 only when that kernel was built with clang (the test kernel is).
+module: $(if $(KDIR),,kernel)
+	@$(ENV); kdir=$(or $(KDIR),$$(ktests/build-kernel.sh $(KERNEL_FLAVOUR))); \
+	 llvm=$$(grep -qx 'CONFIG_CC_IS_CLANG=y' "$$kdir/.config" && echo LLVM=1 || true); \
 	 if [ "$$(cat .module-kdir 2>/dev/null)" != "$$kdir" ]; then \
-	   $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 clean >/dev/null; echo "$$kdir" > .module-kdir; fi; \
-	 $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 modules 2>&1 | tee build-module.log; \
+	   $(MAKE) -C "$$kdir" M=$(CURDIR) $$llvm clean >/dev/null; echo "$$kdir" > .module-kdir; fi; \
+	 $(MAKE) -C "$$kdir" M=$(CURDIR) $$llvm modules 2>&1 | tee build-module.log; \
 	 if grep -E 'warning:|error:' build-module.log; then \
 	   echo "module build printed warnings (the kernel's Rust flags must stay clean)"; exit 1; fi
 
@@ -53,12 +60,29 @@ unit: deps
 # Host tests, the fuzz smoke, the QEMU cases, then the runner's own self-test.
 test: deps unit module ctl
 	@$(ENV); [ ! -x ktests/fuzz-smoke.sh ] || ktests/fuzz-smoke.sh
+	@$(MAKE) --no-print-directory check-pkg
 	@$(ENV); ktests/run.sh
 	@$(ENV); ktests/selftest.sh
 	@$(MAKE) --no-print-directory bench-quick
 
 demo: deps module ctl
 	@$(ENV); ktests/run.sh --demo
+
+# Installs what `make module ctl` built (it builds nothing but the man pages and
+# completions): PREFIX (default /usr/local), DESTDIR (staging root; then depmod
+# is left to the target system), KVER (default: the module's own vermagic).
+install:
+	@$(ENV); pkg/install.sh
+
+# The module's sources and dkms.conf to $(DESTDIR)/usr/src/iscsi-rs-VERSION.
+install-dkms:
+	@pkg/install-dkms.sh
+
+# The shipped module holds no test code and carries its modinfo; `make install
+# DESTDIR=…` installs every file it should and systemd accepts the units.
+check-pkg: deps module ctl
+	@$(ENV); ktests/check-module.sh
+	@$(ENV); ktests/install-test.sh
 
 # Builds the non-debug kernel and a module for it, boots the guest with all host CPUs
 # and compares the three initiators on one LIO ramdisk: 3 rounds of 20 s jobs
@@ -79,4 +103,4 @@ clean:
 	 [ -z "$$kdir" ] || $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 clean
 	rm -rf target build-module.log .module-kdir ktests/out ktests/bench/out
 
-.PHONY: bench-profile help deps kernel module ctl unit test demo bench bench-quick clean
+.PHONY: bench-profile help deps kernel module ctl unit test demo bench bench-quick clean install install-dkms check-pkg

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Host side of the QEMU bench: boots the cached test kernel under TCG with the host
-# filesystem read-only over 9p, runs the cases in the guest, and prints
-# `N passed, N failed`. A case fails if its script fails, if it gives no result
+# filesystem read-only over 9p, runs the cases in the guest, and prints the results
+# as KTAP (version line, plan, nested subtests) followed by `N passed, N failed`. A case fails if its script fails, if it gives no result
 # (guest died or timed out), or if the kernel log or kmemleak it produced shows an
 # oops/BUG/WARNING/KASAN/lockdep/leak report; the offending lines are shown.
 #   ktests/run.sh [--demo] [--dir CASE_DIR] [CASE_NAME...]
@@ -58,17 +58,28 @@ timeout -k 10 "${KTEST_TIMEOUT:-3000}" qemu-system-x86_64 "${accel[@]}" \
 qemu_rc=${PIPESTATUS[0]}
 set -e
 elapsed=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $start}")
-[ $demo = 1 ] && { echo "demo: guest ran for $elapsed s"; exit "$qemu_rc"; }
+if [ $demo = 1 ]; then
+    # guest.sh prints "ok 1 - demo" only if the demo script exited 0.
+    echo "demo: guest ran for $elapsed s"
+    grep -q '^ok 1 - demo' "$out/console.log" || { echo "demo: FAILED (see above)"; exit 1; }
+    exit 0
+fi
 
-# Unpack the files the guest sent over ttyS1.
+# Unpack the files the guest sent over ttyS1. A case's finer-grained results
+# (subtests-LABEL) are stored as subtests-N-LABEL, N the case that was running
+# ("@@CASE N"), so they nest under that case's result.
 python3 - "$out" <<'PY'
 import base64, os, sys
 out = sys.argv[1]
-name, buf = None, []
+name, buf, case = None, [], 1
 for line in open(os.path.join(out, "channel.txt"), errors="replace"):
     line = line.strip()
-    if line.startswith("@@FILE "):
+    if line.startswith("@@CASE ") and line[7:].isdigit():
+        case = int(line[7:])
+    elif line.startswith("@@FILE "):
         name, buf = os.path.basename(line[7:]), []
+        if name.startswith("subtests-"):
+            name = "subtests-%d-%s" % (case, name[len("subtests-"):])
     elif line == "@@END" and name:
         with open(os.path.join(out, name), "wb") as f:
             f.write(base64.b64decode("".join(buf), validate=False))
@@ -76,48 +87,7 @@ for line in open(os.path.join(out, "channel.txt"), errors="replace"):
     elif name:
         buf.append(line)
 PY
-cat "$out"/result-* > "$out/results" 2>/dev/null || : > "$out/results"
 [ "$qemu_rc" = 124 ] && echo "# QEMU killed after ${KTEST_TIMEOUT:-3000} s"
 
-# Kernel-log lines that fail whatever case produced them.
-bad='BUG:|WARNING:|Oops|KASAN|UBSAN|kernel BUG|general protection|Kernel panic|Call Trace|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|suspicious RCU usage|blocked for more than|self-detected stall|unreferenced object|new suspected memory leak'
-passed=0 failed=0 n=0
-scan() {  # file label -> prints offending lines, returns 1 if any
-    [ -s "$1" ] || return 0
-    local hits
-    hits=$(grep -E -A3 "$bad" "$1" | head -40) || return 0
-    echo "# $2: kernel report:"; sed 's/^/#   /' <<<"$hits"; return 1
-}
-scan "$out/dmesg-boot.txt" "boot" || { echo "not ok 0 - boot (kernel report before the first case)"; failed=$((failed + 1)); }
-while IFS=$'\t' read -r name script; do
-    n=$((n + 1))
-    line=$(grep -E "^(ok|not ok) $n - " "$out/results" 2>/dev/null | head -1 || true)
-    if [ -z "$line" ]; then
-        echo "not ok $n - $name # no result: guest died or timed out (see $out/console.log)"
-        tail -n 30 "$out/console.log" | sed 's/^/#   /'
-        failed=$((failed + 1)); continue
-    fi
-    ok=1
-    [[ "$line" == "ok "* ]] || ok=0
-    scan "$out/dmesg-$n.txt" "$name" || ok=0
-    scan "$out/kmemleak-$n.txt" "$name" || ok=0
-    if [ $ok = 1 ]; then
-        echo "ok $n - $name"; passed=$((passed + 1))
-    else
-        if [[ "$line" == "ok "* ]]; then echo "not ok $n - $name # kernel report"; else echo "not ok $n - $name"; fi
-        failed=$((failed + 1))
-    fi
-done < "$out/plan"
-# Cases may report finer-grained results (e.g. each KUnit case) in subtests-*.
-for f in "$out"/subtests-*; do
-    [ -f "$f" ] || continue
-    while read -r status rest; do
-        case "$status $rest" in
-        "ok "*) passed=$((passed + 1)); total=$((total + 1)); echo "ok - $rest" ;;
-        "not ok "*) failed=$((failed + 1)); total=$((total + 1)); echo "not ok - ${rest#ok }" ;;
-        esac
-    done < "$f"
-done
 echo "guest run took $elapsed s"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$passed" = "$total" ]
+exec "$here/report.sh" "$out"

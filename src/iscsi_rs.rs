@@ -13,10 +13,6 @@ mod recovery;
 mod session;
 mod sys;
 
-#[cfg(CONFIG_KUNIT)]
-#[path = "../ktests/kunit/mod.rs"]
-mod kunit_tests;
-
 module! {
     type: IscsiRs,
     name: "iscsi_rs",

@@ -1,9 +1,23 @@
-# Case (b): the KUnit suite built into the module runs at load and passes. Each
-# KUnit result is also written to $OUT/subtests-* so the host counts it.
+# Case (b): the KUnit suite lives in its own test module, iscsi_rs_kunit.ko, and
+# passes when that module loads. Loading the shipped iscsi_rs.ko runs no test and
+# does not set the kernel's "test" taint (TAINT_TEST, bit 18), which loading the
+# test module does (the control that the probe works). Each KUnit result is also
+# written to $OUT/subtests-kunit, so the host nests it under this case.
 set -eu
+test_ko=$(dirname "$KO")/iscsi_rs_kunit.ko
+taint_test() { echo $(( ($(cat /proc/sys/kernel/tainted) >> 18) & 1 )); }
 dmesg -c > /dev/null
+before=$(taint_test)
 insmod "$KO"
 rmmod iscsi_rs
+if dmesg | grep -qE 'KTAP version|Subtest: iscsi_rs'; then
+    echo "loading iscsi_rs.ko ran a KUnit suite"; exit 1
+fi
+[ "$(taint_test)" = "$before" ] || { echo "loading iscsi_rs.ko set TAINT_TEST"; exit 1; }
+
+insmod "$test_ko"
+rmmod iscsi_rs_kunit
+[ "$(taint_test)" = 1 ] || { echo "the test module did not set TAINT_TEST: is KUnit running?"; exit 1; }
 ktap=$(dmesg | sed -n 's/^\[[^]]*\] //p' | sed -n '/Subtest: iscsi_rs/,/ok [0-9]* iscsi_rs$/p')
 echo "$ktap"
 [ -n "$ktap" ] || { echo "no KTAP output from the iscsi_rs suite"; exit 1; }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * KUnit suite "iscsi_rs": one case parameterised over the Rust test table
- * (ktests/kunit/mod.rs), so each Rust test shows up as its own KTAP result.
- * The suite runs when the module loads (CONFIG_KUNIT).
+ * (ktests/kunit/cases.rs), so each Rust test shows up as its own KTAP result.
+ * Linked into the test module iscsi_rs_kunit.ko only; the suite runs when that
+ * module loads.
  */
 #include <kunit/test.h>
 

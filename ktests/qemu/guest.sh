@@ -3,7 +3,8 @@
 # kernel command line's iscsirs.dir= and iscsirs.only=), prints TAP-style
 # `ok N - name` / `not ok N - name`, and sends per case its output, the kernel log
 # it produced and kmemleak's findings to the host over ttyS1 as base64 records
-# ("@@FILE name" … "@@END"), right after the case so a later crash loses nothing.
+# ("@@FILE name" … "@@END"), right after the case so a later crash loses nothing;
+# "@@CASE N" before case N tells the host which case later files belong to.
 # Environment for cases: REPO, OUT (a scratch dir whose files are sent back),
 # KO (the module), CTL (iscsictl).
 set -u
@@ -44,6 +45,8 @@ n=0
 while IFS=$'\t' read -r name script; do
     [ -n "$name" ] || continue
     n=$((n + 1))
+    # Files sent from here on (subtests-* in particular) belong to case n.
+    echo "@@CASE $n" > $channel
     start=$(cut -d' ' -f1 /proc/uptime)
     (cd /tmp && timeout -k 10 "$case_timeout" bash "$REPO/$script") > "$OUT/case-$n.log" 2>&1
     rc=$?

@@ -1,6 +1,7 @@
 //! Bridge from the KUnit C glue (`ktests/kunit/glue.c`) to the safe Rust test
 //! functions in `ktests/kunit/`: 6.12 has no `#[kunit_tests]`, so C owns the suite
 //! and one parameterised case, and asks Rust for the count, names and results.
+//! Compiled only into the test module iscsi_rs_kunit.ko (`--cfg iscsi_rs_kunit`).
 
 use kernel::ffi::c_char;
 

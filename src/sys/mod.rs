@@ -4,7 +4,7 @@
 
 pub(crate) mod bindings;
 pub(crate) mod chardev;
-#[cfg(CONFIG_KUNIT)]
+#[cfg(iscsi_rs_kunit)]
 pub(crate) mod kunit;
 pub(crate) mod scsi;
 pub(crate) mod socket;

@@ -1247,8 +1247,9 @@ unsafe extern "C" fn store_cb<T: HostOps>(
     }
 }
 
-/// KUnit: the ownership table's rules, without a host (ktests/kunit).
-#[cfg(CONFIG_KUNIT)]
+/// KUnit: the ownership table's rules, without a host (ktests/kunit; compiled
+/// only into the test module iscsi_rs_kunit.ko).
+#[cfg(iscsi_rs_kunit)]
 pub(crate) fn kunit_cmd_slots() -> core::result::Result<(), &'static str> {
     let check = |c: bool, m: &'static str| if c { Ok(()) } else { Err(m) };
     let slots = CmdSlots::new(4).map_err(|_| "no memory")?;

@@ -57,8 +57,10 @@ pub enum Command {
     /// End a stall or a hold.
     Resume,
     /// Hold back SCSI Response and Data-In for this many ms (0: until `Resume`);
-    /// with `discard`, throw them away when the hold ends instead of releasing.
-    HoldScsi(u64, bool),
+    /// with `discard`, throw them away when the hold ends instead of releasing;
+    /// with `until-tmf`, the hold also ends when the initiator sends a Task
+    /// Management request (so what error handling sends next gets through).
+    HoldScsi(u64, bool, bool),
     /// Add this much latency to every PDU (0: none).
     Delay(u64),
     /// Corrupt the next qualifying PDU in a direction.
@@ -82,11 +84,22 @@ impl Command {
             Some("up") => Command::Up,
             Some("stall") => Command::Stall(ms(words.get(1))?),
             Some("resume") => Command::Resume,
-            Some("hold-scsi") => match words.get(2).copied() {
-                None => Command::HoldScsi(ms(words.get(1))?, false),
-                Some("discard") => Command::HoldScsi(ms(words.get(1))?, true),
-                Some(w) => return Err(format!("hold-scsi takes MS [discard], not {w:?}")),
-            },
+            Some("hold-scsi") => {
+                let time = ms(words.get(1))?;
+                let (mut discard, mut until_tmf) = (false, false);
+                for w in words.iter().skip(2) {
+                    match *w {
+                        "discard" if !discard => discard = true,
+                        "until-tmf" if !until_tmf => until_tmf = true,
+                        w => {
+                            return Err(format!(
+                                "hold-scsi takes MS [discard] [until-tmf], not {w:?}"
+                            ))
+                        }
+                    }
+                }
+                Command::HoldScsi(time, discard, until_tmf)
+            }
             Some("delay") => Command::Delay(ms(words.get(1))?),
             Some("corrupt-data") | Some("corrupt-header") => {
                 let part = if words[0] == "corrupt-data" {
@@ -102,11 +115,10 @@ impl Command {
             None => return Err("empty command".into()),
         };
         let max_words = match cmd {
-            Command::HoldScsi(_, true) => 3,
-            Command::Stall(_)
-            | Command::HoldScsi(..)
-            | Command::Delay(_)
-            | Command::Corrupt(..) => 2,
+            Command::HoldScsi(_, discard, until_tmf) => {
+                2 + usize::from(discard) + usize::from(until_tmf)
+            }
+            Command::Stall(_) | Command::Delay(_) | Command::Corrupt(..) => 2,
             _ => 1,
         };
         if words.len() > max_words {
@@ -156,13 +168,22 @@ mod tests {
         assert_eq!(Command::parse(" stall 0 "), Ok(Command::Stall(0)));
         assert_eq!(
             Command::parse("hold-scsi 1500"),
-            Ok(Command::HoldScsi(1500, false))
+            Ok(Command::HoldScsi(1500, false, false))
         );
         assert_eq!(
             Command::parse("hold-scsi 0 discard"),
-            Ok(Command::HoldScsi(0, true))
+            Ok(Command::HoldScsi(0, true, false))
+        );
+        assert_eq!(
+            Command::parse("hold-scsi 0 discard until-tmf"),
+            Ok(Command::HoldScsi(0, true, true))
+        );
+        assert_eq!(
+            Command::parse("hold-scsi 0 until-tmf"),
+            Ok(Command::HoldScsi(0, false, true))
         );
         assert!(Command::parse("hold-scsi 0 later").is_err());
+        assert!(Command::parse("hold-scsi 0 discard discard").is_err());
         assert_eq!(Command::parse("delay 20"), Ok(Command::Delay(20)));
         assert_eq!(
             Command::parse("corrupt-data t2i"),

@@ -38,7 +38,7 @@ enum Cmd {
         control: PathBuf,
     },
     /// Send one command to a proxy and print its reply; exit 0 on "ok …".
-    /// Commands: drop | down | up | stall MS | resume | hold-scsi MS [discard] | delay MS |
+    /// Commands: drop | down | up | stall MS | resume | hold-scsi MS [discard] [until-tmf] | delay MS |
     /// corrupt-data t2i|i2t | corrupt-header t2i|i2t | stats
     Ctl {
         /// The proxy's control socket.
@@ -55,11 +55,15 @@ enum Cmd {
         /// dsl-too-long | datain-offset | datain-overrun | datain-unknown-itt |
         /// r2t-beyond | r2t-zero | statsn-backwards | expcmdsn-ahead |
         /// window-absurd | sense-overflow | ahs-overflow | unknown-opcode |
-        /// login-garbage | reject-storm | logout-close | logout-close-early | good.
+        /// login-garbage | reject-storm | logout-close | logout-close-early |
+        /// quirk-expcmdsn | quirk-statsn-repeat | quirk-ou-nonfinal | flat-luns | good.
         /// reject-storm: from the first READ/WRITE at the trigger LBA on, every
         /// SCSI Command, NOP-Out with an ITT and TMF (all connections) gets a
         /// Reject (protocol error); logout-close: FIN right after every Logout
-        /// Response; logout-close-early: Logout Response and FIN in one segment
+        /// Response; logout-close-early: Logout Response and FIN in one segment.
+        /// quirk-*: wrong on every PDU concerned, never a trigger: ExpCmdSN one
+        /// beyond the true one; every other status StatSN repeated; O/U on the
+        /// Data-Ins without status. flat-luns: flat-space LUNs 0, 1 and 300
         #[arg(long, value_parser = parse_scenario)]
         scenario: Scenario,
         /// RAM disk size in MiB.

@@ -102,6 +102,8 @@ struct State {
     hold: Gate,
     /// Held PDUs are thrown away, not released, when the hold ends.
     hold_discard: bool,
+    /// The hold ends at the next Task Management request.
+    hold_until_tmf: bool,
     delay: Duration,
     corrupt_i2t: Option<CorruptPart>,
     corrupt_t2i: Option<CorruptPart>,
@@ -128,6 +130,7 @@ impl Proxy {
                 stall: Gate::Off,
                 hold: Gate::Off,
                 hold_discard: false,
+                hold_until_tmf: false,
                 delay: Duration::ZERO,
                 corrupt_i2t: None,
                 corrupt_t2i: None,
@@ -180,10 +183,15 @@ impl Proxy {
                 st.hold = Gate::Off;
                 "ok resume".into()
             }
-            Command::HoldScsi(ms, discard) => {
+            Command::HoldScsi(ms, discard, until_tmf) => {
                 st.hold = Gate::from_ms(ms);
                 st.hold_discard = discard;
-                format!("ok hold-scsi {ms}{}", if discard { " discard" } else { "" })
+                st.hold_until_tmf = until_tmf;
+                format!(
+                    "ok hold-scsi {ms}{}{}",
+                    if discard { " discard" } else { "" },
+                    if until_tmf { " until-tmf" } else { "" }
+                )
             }
             Command::Delay(ms) => {
                 st.delay = Duration::from_millis(ms);
@@ -598,6 +606,12 @@ fn on_frame(ctx: &ConnCtx, dir: Dir, frame: &mut Frame, ffp: bool) {
             };
             if let Some(n) = st.stats.tmf.get_mut(i) {
                 *n += 1;
+            }
+            if st.hold_until_tmf && st.hold.remaining().is_some() {
+                st.hold = Gate::Off;
+                st.hold_until_tmf = false;
+                ctx.proxy.changed.notify_all();
+                log!("proxy: conn {}: hold ended by a TMF", ctx.id);
             }
             log!(
                 "proxy: conn {}: TMF {:?} ITT {:#010x} RefTask {:#010x}",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use iscsi_faultd::hostile::forge::Scenario;
 use iscsi_faultd::wire::{encode, settings, Deframer, Digests, Frame};
-use iscsi_proto::bhs::{BHS_LEN, RESERVED_TAG};
+use iscsi_proto::bhs::{Bhs, Opcode, BHS_LEN, RESERVED_TAG};
 use iscsi_proto::framing::FramingSettings;
 use iscsi_proto::login::{
     isid_random, Login, LoginConfig, LoginStep, NoChap, LOGIN_BUFFER_LEN, MAX_LOGIN_PDU_LEN,
@@ -210,6 +210,11 @@ struct Initiator {
     next_itt: u32,
     /// The BHS of the last PDU sent.
     last_bhs: [u8; BHS_LEN],
+    /// The LUN field commands and Data-Outs carry.
+    lun: u64,
+    /// Every PDU received in the full feature phase, with the CmdSN the next
+    /// command would have had when it arrived.
+    seen: Vec<([u8; BHS_LEN], u32)>,
 }
 
 fn initiator_settings(d: Digests, max: u32) -> FramingSettings {
@@ -227,6 +232,11 @@ impl Initiator {
     /// `initial_r2t: false` also offers ImmediateData (the default), so writes
     /// carry immediate and unsolicited data.
     fn login_with(addr: SocketAddr, digests: bool, initial_r2t: bool) -> Initiator {
+        Self::login_mrdsl(addr, digests, initial_r2t, 8192)
+    }
+
+    /// `login_with`, declaring MaxRecvDataSegmentLength `mrdsl`.
+    fn login_mrdsl(addr: SocketAddr, digests: bool, initial_r2t: bool, mrdsl: u32) -> Initiator {
         let sock = TcpStream::connect(addr).expect("connect");
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         sock.set_nodelay(true).unwrap();
@@ -236,6 +246,7 @@ impl Initiator {
             proposal.data_digest = DigestOffer::Crc32c;
         }
         proposal.initial_r2t = initial_r2t;
+        proposal.max_recv_data_segment_len = mrdsl;
         let config = LoginConfig::new(proposal, isid_random([1, 2, 3], 7));
         let (mut rxb, mut txb) = (vec![0u8; LOGIN_BUFFER_LEN], vec![0u8; LOGIN_BUFFER_LEN]);
         let mut login = Login::new(config, &mut rxb, &mut txb).expect("login config");
@@ -248,6 +259,8 @@ impl Initiator {
             exp_stat_sn: 0,
             next_itt: 0x10,
             last_bhs: [0; BHS_LEN],
+            lun: 0,
+            seen: Vec::new(),
         };
         let mut out = vec![0u8; MAX_LOGIN_PDU_LEN];
         let outcome = loop {
@@ -271,6 +284,7 @@ impl Initiator {
         ));
         me.cmd_sn = outcome.cmd_sn;
         me.exp_stat_sn = outcome.exp_stat_sn;
+        me.seen.clear();
         me
     }
 
@@ -280,6 +294,7 @@ impl Initiator {
         loop {
             match self.df.next_frame() {
                 Ok(Some(f)) => {
+                    self.seen.push((f.bhs, self.cmd_sn));
                     if let Ok(p) = Pdu::parse(&f.bhs) {
                         let sn = match p {
                             Pdu::ScsiResponse(r) => Some(r.stat_sn),
@@ -338,7 +353,7 @@ impl Initiator {
             attr: TaskAttr::Simple,
             total_ahs_len: 0,
             data_segment_len: immediate.len() as u32,
-            lun: 0,
+            lun: self.lun,
             itt,
             expected_data_len: edtl,
             cmd_sn: self.cmd_sn,
@@ -362,7 +377,7 @@ impl Initiator {
             let mut h = [0u8; BHS_LEN];
             DataOut {
                 final_bit: off + n == end,
-                lun: 0,
+                lun: self.lun,
                 itt,
                 ttt,
                 exp_stat_sn: self.exp_stat_sn,
@@ -393,18 +408,29 @@ impl Initiator {
         )
     }
 
-    /// Collects a read's Data-In until its GOOD response.
+    /// Collects a read's Data-In until its GOOD status (a SCSI Response, or a
+    /// Data-In with the S bit). Data-In fields are read from the BHS directly:
+    /// O/U bits without S (`quirk-ou-nonfinal`) are ignored here as RFC 7143
+    /// §11.7.1 has them valid only with S, whatever proto's parser says.
     fn finish_read(&mut self, itt: u32, len: usize) -> Result<Vec<u8>, String> {
         let mut data = vec![0u8; len];
         loop {
             let f = self.frame()?;
-            match Pdu::parse(&f.bhs).map_err(|e| e.to_string())? {
-                Pdu::DataIn(d) if d.itt == itt => {
-                    let o = d.buffer_offset as usize;
-                    data.get_mut(o..o + f.data.len())
-                        .ok_or("Data-In outside the buffer")?
-                        .copy_from_slice(&f.data);
+            let b = Bhs::from_array(&f.bhs);
+            if b.opcode() == Opcode::DataIn && b.itt() == itt {
+                let o = b.be32(40..44) as usize;
+                data.get_mut(o..o + f.data.len())
+                    .ok_or("Data-In outside the buffer")?
+                    .copy_from_slice(&f.data);
+                if b.flags() & 0x01 != 0 {
+                    return match b.byte(3) {
+                        0 => Ok(data),
+                        s => Err(format!("status {s:#x}")),
+                    };
                 }
+                continue;
+            }
+            match Pdu::parse(&f.bhs).map_err(|e| e.to_string())? {
                 Pdu::ScsiResponse(r) if r.itt == itt => {
                     return match r.status {
                         0 => Ok(data),
@@ -955,4 +981,315 @@ fn logout_close_ends_the_connection_right_after_the_logout_response() {
         let r = dry_login(t.addr, &[]);
         assert_eq!(r.code, Some(0), "{name}: {}", r.stderr);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Quirks: wrong all the time, never a dropped connection
+// ---------------------------------------------------------------------------
+
+/// StatSN of a status-bearing PDU (RFC 7143 §4.2.2.2: SCSI Response, Data-In
+/// with S, NOP-In answering a NOP-Out, TMF/Text/Logout Response, Reject);
+/// `None` for the others (R2T, Data-In without S, an unsolicited NOP-In).
+fn status_sn(bhs: &[u8; BHS_LEN]) -> Option<u32> {
+    let b = Bhs::from_array(bhs);
+    let status = match b.opcode() {
+        Opcode::ScsiResponse
+        | Opcode::TaskMgmtResponse
+        | Opcode::TextResponse
+        | Opcode::LogoutResponse
+        | Opcode::Reject => true,
+        Opcode::NopIn => b.itt() != RESERVED_TAG,
+        Opcode::DataIn => b.flags() & 0x01 != 0,
+        _ => false,
+    };
+    status.then(|| b.be32(24..28))
+}
+
+/// The number in the `nth` (from 1) "hostile: conn N: scenario NAME applied
+/// N times" line, logged when a connection ends: waits for it.
+fn applied(t: &Daemon, name: &str, nth: usize) -> u64 {
+    let tail = format!("scenario {name} applied ");
+    let summaries = || -> Vec<u64> {
+        t.log()
+            .lines()
+            .filter(|l| l.contains(&tail) && l.ends_with(" times"))
+            .map(|l| l.rsplit(' ').nth(1).unwrap().parse().unwrap())
+            .collect()
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while summaries().len() < nth && Instant::now() < end {
+        thread::sleep(Duration::from_millis(10));
+    }
+    *summaries()
+        .get(nth - 1)
+        .unwrap_or_else(|| panic!("no summary {nth}: {}", t.log()))
+}
+
+/// Writes, reads back (R2T and unsolicited data paths), pings, aborts a task
+/// that is not there and reads INQUIRY: one of each PDU the quirks touch.
+fn exercise(s: &mut Initiator, lba: u32, seed: u8) {
+    let data = pattern(128 * 1024, seed);
+    s.write(lba, &data).expect("write");
+    assert_eq!(s.read(lba, 256).expect("read"), data);
+    let small = pattern(4096, seed ^ 0x55);
+    s.write(lba + 512, &small).expect("small write");
+    assert_eq!(s.read(lba + 512, 8).expect("small read"), small);
+    s.ping();
+    s.abort_task(0x7777);
+    let f = s.frame().expect("TMF response");
+    assert!(matches!(Pdu::parse(&f.bhs), Ok(Pdu::TaskMgmtResponse(_))));
+    let mut inquiry = [0u8; 16];
+    inquiry[0] = 0x12;
+    inquiry[4] = 96;
+    let itt = s.command(inquiry, 96, true);
+    let inq = s.finish_read(itt, 96).expect("INQUIRY");
+    assert_eq!(&inq[8..16], b"ISCSIRS ");
+    s.ping();
+}
+
+#[test]
+fn quirk_expcmdsn_acknowledges_one_command_more_on_every_pdu() {
+    let name = "quirk-expcmdsn";
+    let t = hostile(name);
+    // Login and discovery are left alone.
+    let r = iscsictl(&["discover", "-p", &t.addr.to_string()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    for (conn, initial_r2t) in [(1, true), (2, false)] {
+        let mut s = Initiator::login_with(t.addr, true, initial_r2t);
+        exercise(&mut s, 2000, 1);
+        let l = s.logout();
+        assert_eq!(l.response, 0);
+        let seen = std::mem::take(&mut s.seen);
+        drop(s);
+        // The initiator waits for each command, so the target has received
+        // every CmdSN below `next`: the true ExpCmdSN is `next`.
+        let mut kinds = std::collections::BTreeSet::new();
+        for (bhs, next) in &seen {
+            let b = Bhs::from_array(bhs);
+            kinds.insert(format!("{:?}", b.opcode()));
+            let (exp, max) = (b.be32(28..32), b.be32(32..36));
+            assert_eq!(exp, next.wrapping_add(1), "{:?}", b.opcode());
+            // MaxCmdSN: the true window of 32, so still >= ExpCmdSN - 1.
+            assert_eq!(max, next.wrapping_add(31), "{:?}", b.opcode());
+        }
+        for k in [
+            "DataIn",
+            "ScsiResponse",
+            "NopIn",
+            "TaskMgmtResponse",
+            "LogoutResponse",
+        ] {
+            assert!(kinds.contains(k), "no {k} in {kinds:?}");
+        }
+        if initial_r2t {
+            assert!(kinds.contains("R2t"), "{kinds:?}");
+        }
+        assert_eq!(applied(&t, name, conn), seen.len() as u64, "{}", t.log());
+        let firsts = t
+            .log()
+            .matches(&format!("scenario {name} applied first: "))
+            .count();
+        assert_eq!(firsts, conn, "one first-lie line per connection");
+    }
+}
+
+#[test]
+fn quirk_statsn_repeat_gives_every_other_status_the_previous_statsn() {
+    let name = "quirk-statsn-repeat";
+    let t = hostile(name);
+    let r = iscsictl(&["discover", "-p", &t.addr.to_string()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let mut s = Initiator::login_with(t.addr, true, false);
+    let first = s.exp_stat_sn;
+    exercise(&mut s, 3000, 2);
+    // A PDU the target does not take (SNACK): its Reject takes a StatSN too.
+    let mut snack = [0u8; BHS_LEN];
+    snack[0] = 0x10;
+    snack[1] = 0x80;
+    snack[16..20].copy_from_slice(&RESERVED_TAG.to_be_bytes());
+    s.send(&snack, &[]);
+    let f = s.frame().expect("Reject");
+    assert!(matches!(Pdu::parse(&f.bhs), Ok(Pdu::Reject(_))));
+    assert_eq!(s.logout().response, 0);
+    let seen = std::mem::take(&mut s.seen);
+    drop(s);
+
+    let sns: Vec<u32> = seen.iter().filter_map(|(b, _)| status_sn(b)).collect();
+    assert!(sns.len() >= 10, "{sns:?}");
+    for (i, sn) in sns.iter().enumerate() {
+        // first, first, first+1, first+1, ...
+        assert_eq!(
+            *sn,
+            first.wrapping_add(i as u32 / 2),
+            "status PDU {i}: {sns:x?}"
+        );
+    }
+    // An R2T carries the next StatSN: one past the last status sent, repeated or not.
+    let (mut last, mut r2ts) = (first.wrapping_sub(1), 0);
+    for (bhs, _) in &seen {
+        let b = Bhs::from_array(bhs);
+        match status_sn(bhs) {
+            Some(sn) => last = sn,
+            None if b.opcode() == Opcode::R2t => {
+                assert_eq!(b.be32(24..28), last.wrapping_add(1), "R2T");
+                r2ts += 1;
+            }
+            None => {}
+        }
+    }
+    assert!(r2ts > 0);
+    assert_eq!(applied(&t, name, 1), sns.len() as u64 / 2, "{}", t.log());
+}
+
+#[test]
+fn quirk_ou_nonfinal_flags_every_data_in_but_the_last() {
+    let name = "quirk-ou-nonfinal";
+    let t = hostile(name);
+    // The initiator takes 256 KiB per PDU; the target still sends 8 KiB ones.
+    let mut s = Initiator::login_mrdsl(t.addr, true, true, 262_144);
+    let data = pattern(1 << 20, 3);
+    s.write(4000, &data).expect("write");
+    s.seen.clear();
+    assert_eq!(s.read(4000, 2048).expect("read"), data);
+    let ins: Vec<[u8; BHS_LEN]> = s.seen.iter().map(|(b, _)| *b).collect();
+    assert_eq!(
+        ins.len(),
+        128,
+        "1 MiB in 8 KiB Data-Ins, status in the last"
+    );
+    for (i, bhs) in ins.iter().enumerate() {
+        let b = Bhs::from_array(bhs);
+        assert_eq!(b.opcode(), Opcode::DataIn, "PDU {i}");
+        assert_eq!(b.data_segment_len(), 8192);
+        let (flags, residual) = (b.flags() & 0x07, b.be32(44..48));
+        if i < 127 {
+            assert_eq!(flags, 0x02, "PDU {i}: U, no O, no S");
+            assert_eq!(residual, (1 << 20) - (i as u32 + 1) * 8192, "PDU {i}");
+        } else {
+            assert_eq!(
+                (flags, residual, b.byte(3)),
+                (0x01, 0, 0),
+                "the last: S only"
+            );
+            assert!(b.final_bit());
+        }
+    }
+    // A short read: one Data-In with status and a true underflow.
+    s.seen.clear();
+    let mut inquiry = [0u8; 16];
+    inquiry[0] = 0x12;
+    inquiry[4] = 96;
+    let itt = s.command(inquiry, 96, true);
+    s.finish_read(itt, 96).expect("INQUIRY");
+    assert_eq!(s.seen.len(), 1);
+    let b = Bhs::from_array(&s.seen[0].0);
+    assert_eq!(
+        (b.flags() & 0x07, b.be32(44..48)),
+        (0x03, 60),
+        "U+S, residual 60"
+    );
+    // Nothing else followed; the connection is fine.
+    s.ping();
+    assert_eq!(s.seen.len(), 2);
+    assert_eq!(s.logout().response, 0);
+    drop(s);
+    // The 1 MiB read's 127; the INQUIRY's only Data-In had status.
+    assert_eq!(applied(&t, name, 1), 127, "{}", t.log());
+}
+
+/// A command to LUN field `lun`; its SCSI Response.
+fn command_on(s: &mut Initiator, lun: u64, cdb: [u8; 16], edtl: u32) -> (ScsiResponse, Vec<u8>) {
+    s.lun = lun;
+    let itt = s.command(cdb, edtl, edtl > 0);
+    loop {
+        let f = s.frame().expect("response");
+        if let Ok(Pdu::ScsiResponse(r)) = Pdu::parse(&f.bhs) {
+            assert_eq!(r.itt, itt);
+            return (r, f.data);
+        }
+    }
+}
+
+#[test]
+fn flat_luns_report_three_independent_disks() {
+    use iscsi_faultd::hostile::scsi::{flat_lun, PQ_NOT_CONNECTED};
+    let t = hostile("flat-luns");
+    let mut s = Initiator::login_with(t.addr, true, false);
+    let luns = [flat_lun(0), flat_lun(1), flat_lun(300)];
+    assert_eq!(luns[2].to_be_bytes()[..2], [0x41, 0x2c]);
+
+    // REPORT LUNS to the all-zero LUN 0.
+    let mut rl = [0u8; 16];
+    rl[0] = 0xa0;
+    rl[6..10].copy_from_slice(&4096u32.to_be_bytes());
+    s.lun = 0;
+    let itt = s.command(rl, 4096, true);
+    let list = s.finish_read(itt, 4096).expect("REPORT LUNS");
+    assert_eq!(list[..4], 24u32.to_be_bytes());
+    for (i, l) in luns.iter().enumerate() {
+        assert_eq!(list[8 + 8 * i..16 + 8 * i], l.to_be_bytes(), "entry {i}");
+    }
+
+    // INQUIRY: LUN 0 not connected, the flat ones disks.
+    let mut inquiry = [0u8; 16];
+    inquiry[0] = 0x12;
+    inquiry[4] = 96;
+    for (lun, want) in [
+        (0, PQ_NOT_CONNECTED),
+        (luns[0], 0),
+        (luns[1], 0),
+        (luns[2], 0),
+    ] {
+        s.lun = lun;
+        let itt = s.command(inquiry, 96, true);
+        let d = s.finish_read(itt, 96).expect("INQUIRY");
+        assert_eq!(d[0], want, "LUN {lun:#018x}");
+    }
+
+    // Each disk takes a write; the others do not change.
+    let blank = vec![0u8; 8192];
+    for (i, lun) in luns.iter().enumerate() {
+        s.lun = *lun;
+        let data = pattern(8192, 0x10 + i as u8);
+        s.write(100, &data).expect("write");
+        for (j, other) in luns.iter().enumerate() {
+            s.lun = *other;
+            let want = if j <= i {
+                pattern(8192, 0x10 + j as u8)
+            } else {
+                blank.clone()
+            };
+            assert_eq!(
+                s.read(100, 16).expect("read"),
+                want,
+                "LUN {j} after writing {i}"
+            );
+        }
+    }
+
+    // Unreported LUNs: CHECK CONDITION, ILLEGAL REQUEST, 25h/00h; a write
+    // there with unsolicited data is refused and its Data-Outs dropped.
+    for lun in [0, 0x0001_0000_0000_0000, flat_lun(2)] {
+        let (r, data) = command_on(&mut s, lun, [0u8; 16], 0);
+        assert_eq!(r.status, 0x02, "LUN {lun:#018x}");
+        let sense = ScsiResponse::split_data(&data).unwrap().sense;
+        assert_eq!((sense[2] & 0x0f, sense[12], sense[13]), (0x05, 0x25, 0x00));
+    }
+    s.lun = flat_lun(2);
+    let data = pattern(8192, 9);
+    let itt = s.command_with(
+        Initiator::rw_cdb(0x2a, 0, 16),
+        8192,
+        false,
+        &data[..4096],
+        false,
+    );
+    s.data_out(itt, RESERVED_TAG, &data, 4096, 8192);
+    let f = s.frame().expect("response");
+    assert!(matches!(Pdu::parse(&f.bhs), Ok(Pdu::ScsiResponse(r)) if r.status == 0x02));
+    s.ping();
+    assert_eq!(s.logout().response, 0);
+    let log = t.log();
+    assert!(!log.contains("Data-Out for unknown ITT"), "{log}");
+    assert!(log.contains("LOGICAL UNIT NOT SUPPORTED"), "{log}");
 }

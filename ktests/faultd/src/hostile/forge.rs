@@ -27,6 +27,10 @@ pub enum Trigger {
     Login,
     /// Nothing: a correct target.
     Never,
+    /// Every PDU of the full feature phase that the quirk concerns: a
+    /// target that is wrong in one way all the time but never breaks the
+    /// connection (the `quirk-*` scenarios and `flat-luns`).
+    Always,
 }
 
 /// Default first LBA that triggers: commands below it are always served correctly,
@@ -77,6 +81,10 @@ scenarios! {
     RejectStorm = "reject-storm", ReadWrite;
     LogoutClose = "logout-close", Logout;
     LogoutCloseEarly = "logout-close-early", Logout;
+    QuirkExpCmdSn = "quirk-expcmdsn", Always;
+    QuirkStatSnRepeat = "quirk-statsn-repeat", Always;
+    QuirkOuNonFinal = "quirk-ou-nonfinal", Always;
+    FlatLuns = "flat-luns", Always;
     Good = "good", Never;
 }
 
@@ -103,6 +111,13 @@ pub const ABSURD_WINDOW: u32 = (1 << 31) + 5;
 pub const SENSE_EXCESS: u16 = 100;
 /// `ahs-overflow`: the AHSLength written into an 8-byte AHS area.
 pub const AHS_CLAIMED_LEN: u16 = 100;
+/// `quirk-expcmdsn`: how far beyond the true ExpCmdSN every PDU acknowledges.
+pub const QUIRK_EXPCMDSN_AHEAD: u32 = 1;
+/// `quirk-ou-nonfinal`: the data segment of each Data-In of a read (never
+/// above the initiator's MaxRecvDataSegmentLength), so reads take several.
+pub const QUIRK_DATAIN_PIECE: u32 = 8192;
+/// `flat-luns`: the flat-space LUNs reported, each its own RAM disk.
+pub const FLAT_LUNS: [u16; 3] = [0, 1, 300];
 
 /// One PDU to send: header, AHS and data segment (digests come later).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,8 +176,35 @@ pub struct Ctx {
 /// the end of every MaxBurstLength sequence and at the end, DataSN from 0, no
 /// status (the SCSI Response follows). Returns them and the next DataSN.
 pub fn data_in(c: &Ctx, data: &[u8]) -> (Vec<Out>, u32) {
-    let step = c.mrdsl.max(512) as usize;
+    data_in_pieces(c, data, c.mrdsl, None, false)
+}
+
+/// `quirk-ou-nonfinal`: a read's Data-In PDUs of at most
+/// [`QUIRK_DATAIN_PIECE`] bytes (and `mrdsl`), the last one carrying GOOD
+/// status (phase collapse, S and F set) from `status` (its StatSN, ExpCmdSN,
+/// MaxCmdSN) with the correct O/U bit and residual for `sent` bytes against
+/// the ExpectedDataTransferLength. Every earlier one has no S bit and yet
+/// carries the U bit and a nonzero Residual Count (the bytes still to come):
+/// RFC 7143 §11.7.1 makes O and U valid only when S is set, so a receiver
+/// ignores them there. Empty `data` gives no PDU.
+pub fn data_in_ou_quirk(c: &Ctx, data: &[u8], sent: u64, status: Seq) -> Vec<Out> {
+    let piece = QUIRK_DATAIN_PIECE.min(c.mrdsl);
+    data_in_pieces(c, data, piece, Some((status, sent)), true).0
+}
+
+/// The Data-In builder: pieces of at most `step` bytes that never straddle a
+/// MaxBurstLength boundary; with `status`, the last PDU carries GOOD and the
+/// residuals of `sent` bytes; `u_nonfinal` puts U and a residual on the others.
+fn data_in_pieces(
+    c: &Ctx,
+    data: &[u8],
+    step: u32,
+    status: Option<(Seq, u64)>,
+    u_nonfinal: bool,
+) -> (Vec<Out>, u32) {
+    let step = step.max(512) as usize;
     let burst = c.max_burst.max(512) as usize;
+    let edtl = u64::from(c.edtl);
     let mut out = Vec::new();
     let mut offset = 0usize;
     let mut data_sn = 0u32;
@@ -171,9 +213,9 @@ pub fn data_in(c: &Ctx, data: &[u8]) -> (Vec<Out>, u32) {
         let to_burst_end = burst - offset % burst;
         let n = step.min(to_burst_end).min(data.len() - offset);
         let end = offset + n;
-        let mut h = [0u8; BHS_LEN];
-        DataIn {
-            final_bit: end == data.len() || end.is_multiple_of(burst),
+        let last = end == data.len();
+        let mut d = DataIn {
+            final_bit: last || end.is_multiple_of(burst),
             ack: false,
             overflow: false,
             underflow: false,
@@ -188,8 +230,25 @@ pub fn data_in(c: &Ctx, data: &[u8]) -> (Vec<Out>, u32) {
             buffer_offset: offset as u32,
             residual_count: 0,
             data_segment_len: n as u32,
+        };
+        match status {
+            Some((seq, sent)) if last => {
+                d.status = Some(GOOD);
+                d.overflow = sent > edtl;
+                d.underflow = sent < edtl;
+                d.residual_count = u32::try_from(sent.abs_diff(edtl)).unwrap_or(u32::MAX);
+                d.stat_sn = seq.stat_sn;
+                d.exp_cmd_sn = seq.exp_cmd_sn;
+                d.max_cmd_sn = seq.max_cmd_sn;
+            }
+            _ if u_nonfinal && !last => {
+                d.underflow = true;
+                d.residual_count = (data.len() - end) as u32;
+            }
+            _ => {}
         }
-        .emit(&mut h);
+        let mut h = [0u8; BHS_LEN];
+        d.emit(&mut h);
         out.push(Out {
             bhs: h,
             ahs: Vec::new(),
@@ -413,6 +472,10 @@ pub fn forge(s: Scenario, c: &Ctx, ttt: u32) -> Vec<Out> {
         | Scenario::RejectStorm
         | Scenario::LogoutClose
         | Scenario::LogoutCloseEarly
+        | Scenario::QuirkExpCmdSn
+        | Scenario::QuirkStatSnRepeat
+        | Scenario::QuirkOuNonFinal
+        | Scenario::FlatLuns
         | Scenario::Good => Vec::new(),
     }
 }
@@ -527,7 +590,7 @@ mod tests {
         for s in Scenario::ALL {
             assert_eq!(Scenario::from_name(s.name()), Some(*s));
         }
-        assert_eq!(Scenario::ALL.len(), 17);
+        assert_eq!(Scenario::ALL.len(), 21);
         assert_eq!(Scenario::from_name("nope"), None);
     }
 
@@ -618,6 +681,139 @@ mod tests {
         let r = last_response(&p);
         assert_eq!(r.max_cmd_sn.wrapping_sub(r.exp_cmd_sn), (1 << 31) + 5);
         assert!(window_size(Sn(r.exp_cmd_sn), Sn(r.max_cmd_sn)).is_err());
+    }
+
+    /// Frames the wire bytes of `pdus` like an initiator would, without
+    /// parsing the headers (proto's DataIn parser may refuse what a quirk sends).
+    fn frames(pdus: &[Out]) -> Vec<crate::wire::Frame> {
+        let mut df = Deframer::new(initiator(), false);
+        for o in pdus {
+            df.push(&encode(&o.bhs, &o.ahs, &o.data, DIG));
+        }
+        let mut out = Vec::new();
+        while let Some(f) = df.next_frame().expect("framing") {
+            out.push(f);
+        }
+        out
+    }
+
+    // Data-In byte 1 (RFC 7143 §11.7.1): F A 0 0 0 O U S.
+    const F: u8 = 0x80;
+    const O: u8 = 0x04;
+    const U: u8 = 0x02;
+    const S: u8 = 0x01;
+
+    /// (flags, DataSN, BufferOffset, ResidualCount, StatSN, status byte) of a
+    /// Data-In, read straight from the BHS.
+    fn data_in_fields(f: &crate::wire::Frame) -> (u8, u32, u32, u32, u32, u8) {
+        let b = Bhs::from_array(&f.bhs);
+        assert_eq!(b.opcode(), Opcode::DataIn);
+        (
+            b.flags(),
+            b.be32(36..40),
+            b.be32(40..44),
+            b.be32(44..48),
+            b.be32(24..28),
+            b.byte(3),
+        )
+    }
+
+    #[test]
+    fn ou_quirk_flags_every_data_in_without_status() {
+        let data: Vec<u8> = (0..65536u32).map(|i| (i * 7) as u8).collect();
+        let c = Ctx {
+            mrdsl: 262_144,
+            edtl: 65536,
+            data: Vec::new(),
+            ..ctx()
+        };
+        let status = Seq {
+            stat_sn: 777,
+            ..c.seq
+        };
+        let f = frames(&data_in_ou_quirk(&c, &data, 65536, status));
+        // 8 KiB pieces although the initiator takes 256 KiB.
+        assert_eq!(f.len(), 8);
+        for (i, fr) in f.iter().enumerate() {
+            let (flags, data_sn, offset, residual, stat_sn, st) = data_in_fields(fr);
+            assert_eq!(fr.data.len(), 8192);
+            assert_eq!((data_sn, offset), (i as u32, i as u32 * 8192));
+            if i < 7 {
+                assert_eq!(flags & (F | O | U | S), U, "PDU {i}: U without S or F");
+                assert_eq!(residual, 65536 - (i as u32 + 1) * 8192, "PDU {i}");
+                assert_ne!(residual, 0);
+            } else {
+                assert_eq!(flags & (F | O | U | S), F | S, "the last is correct");
+                assert_eq!((residual, stat_sn, st), (0, 777, GOOD));
+            }
+        }
+        assert_eq!(
+            f.iter().flat_map(|f| f.data.clone()).collect::<Vec<_>>(),
+            data
+        );
+        // proto takes them all, and names the quirk on all but the last.
+        let stray: Vec<bool> = f
+            .iter()
+            .map(|f| match Pdu::parse(&f.bhs) {
+                Ok(Pdu::DataIn(d)) => d.stray_residual_bits(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(stray, [true, true, true, true, true, true, true, false]);
+        let Ok(Pdu::DataIn(d)) = Pdu::parse(&f[7].bhs) else {
+            panic!("the status-bearing Data-In must parse")
+        };
+        assert_eq!((d.status, d.stat_sn, d.underflow), (Some(GOOD), 777, false));
+    }
+
+    #[test]
+    fn ou_quirk_keeps_bursts_mrdsl_and_a_true_underflow() {
+        // MaxRecvDataSegmentLength below 8 KiB wins; F at each 16 KiB burst end.
+        let data = vec![5u8; 40960];
+        let c = Ctx {
+            mrdsl: 4096,
+            max_burst: 16384,
+            edtl: 40960,
+            ..ctx()
+        };
+        let f = frames(&data_in_ou_quirk(&c, &data, 40960, c.seq));
+        assert_eq!(f.len(), 10);
+        let flags: Vec<u8> = f
+            .iter()
+            .map(|f| data_in_fields(f).0 & (F | U | S))
+            .collect();
+        assert_eq!(
+            flags,
+            [U, U, U, F | U, U, U, U, F | U, U, F | S],
+            "F at 16 KiB and 32 KiB, U on all but the last"
+        );
+        assert!(f.iter().all(|f| f.data.len() == 4096));
+
+        // A short read (36 bytes of an EDTL of 96): one PDU, status with a
+        // real underflow of 60.
+        let c = Ctx { edtl: 96, ..ctx() };
+        let f = frames(&data_in_ou_quirk(&c, &[1; 36], 36, c.seq));
+        assert_eq!(f.len(), 1);
+        let (flags, _, _, residual, _, _) = data_in_fields(&f[0]);
+        assert_eq!((flags & (F | O | U | S), residual), (F | U | S, 60));
+        assert!(data_in_ou_quirk(&c, &[], 0, c.seq).is_empty());
+    }
+
+    #[test]
+    fn quirk_scenarios_never_trigger() {
+        for s in [
+            Scenario::QuirkExpCmdSn,
+            Scenario::QuirkStatSnRepeat,
+            Scenario::QuirkOuNonFinal,
+            Scenario::FlatLuns,
+        ] {
+            assert_eq!(s.trigger(), Trigger::Always, "{s:?}");
+            assert!(forge(s, &ctx(), 1).is_empty(), "{s:?}");
+        }
+        assert_eq!(
+            Scenario::from_name("quirk-ou-nonfinal"),
+            Some(Scenario::QuirkOuNonFinal)
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! are shared by all connections, so a retry after recovery finds the data and,
 //! with the default `--trigger-count 1`, a well-behaved target.
 //!
-//! Two scenarios misbehave differently:
+//! Some scenarios misbehave differently:
 //! - `reject-storm`: from the first READ or WRITE at the trigger LBA on, for
 //!   the rest of the process (every connection, later logins too), every SCSI
 //!   Command, every NOP-Out with an ITT and every Task Management Function
@@ -24,6 +24,13 @@
 //!   the Logout Response is written, without waiting; `logout-close-early`
 //!   corks the socket so the Logout Response and the FIN leave in one TCP
 //!   segment. Both do this on every Logout, discovery sessions included.
+//! - The quirks (`quirk-expcmdsn`, `quirk-statsn-repeat`, `quirk-ou-nonfinal`)
+//!   are wrong in one way on every PDU they concern, from the first of the
+//!   full feature phase on, in normal sessions (discovery is left alone), and
+//!   serve everything correctly otherwise: an initiator that rides through
+//!   them sees a working disk. Each connection logs the first lie and, when
+//!   it ends, how many PDUs lied.
+//! - `flat-luns` is a correct target with three flat-space LUNs ([`scsi::Luns`]).
 
 pub mod forge;
 pub mod scsi;
@@ -36,7 +43,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use iscsi_proto::bhs::{Opcode, BHS_LEN, RESERVED_TAG};
+use iscsi_proto::bhs::{Bhs, Opcode, BHS_LEN, RESERVED_TAG};
 use iscsi_proto::framing::DEFAULT_MAX_RECV_DATA_SEGMENT_LEN;
 use iscsi_proto::negotiate::{self, Key, Local, ReplyValue};
 use iscsi_proto::pdu::{
@@ -48,8 +55,8 @@ use iscsi_proto::text::{self, Special, TextWriter};
 
 use crate::log;
 use crate::wire::{encode, settings, Deframer, Digests, Frame};
-use forge::{Ctx, Out, Scenario, Seq, Trigger, END_ZONE_BLOCKS};
-use scsi::{Disk, Outcome, CHECK_CONDITION, GOOD};
+use forge::{Ctx, Out, Scenario, Seq, Trigger, END_ZONE_BLOCKS, FLAT_LUNS, QUIRK_EXPCMDSN_AHEAD};
+use scsi::{Luns, Outcome, Sense, CHECK_CONDITION, GOOD};
 
 /// The one target this portal reports to SendTargets.
 pub const TARGET_NAME: &str = "iqn.2026-11.dev.iscsi-rs:hostile";
@@ -73,7 +80,7 @@ pub struct Options {
 
 struct Shared {
     opts: Options,
-    disk: Disk,
+    luns: Luns,
     fired: AtomicU64,
     /// `reject-storm` has triggered: reject from now on.
     storm: AtomicBool,
@@ -86,16 +93,25 @@ pub fn run(listen: SocketAddr, opts: Options) -> io::Result<()> {
     let listener = TcpListener::bind(listen)?;
     let shared = Arc::new(Shared {
         opts,
-        disk: Disk::new(opts.lun_size_mb),
+        luns: if opts.scenario == Scenario::FlatLuns {
+            Luns::flat(opts.lun_size_mb, &FLAT_LUNS)
+        } else {
+            Luns::single(opts.lun_size_mb)
+        },
         fired: AtomicU64::new(0),
         storm: AtomicBool::new(false),
         next_tsih: AtomicU16::new(1),
         next_conn: AtomicU64::new(1),
     });
     log!(
-        "hostile: listening on {}, scenario {}, {} MiB LUN, trigger LBA >= {}",
+        "hostile: listening on {}, scenario {}, {}{} MiB, trigger LBA >= {}",
         listener.local_addr()?,
         opts.scenario.name(),
+        if opts.scenario == Scenario::FlatLuns {
+            "flat-space LUNs 0, 1 and 300 of "
+        } else {
+            "one LUN of "
+        },
         opts.lun_size_mb,
         opts.trigger_lba
     );
@@ -201,6 +217,12 @@ struct Conn<'a> {
     /// Commands a scenario has answered: never completed.
     dead: HashSet<u32>,
     next_ttt: u32,
+    /// The full feature phase has begun.
+    ffp: bool,
+    /// PDUs a quirk scenario has made wrong on this connection.
+    quirks: u64,
+    /// Status-bearing PDUs sent in the full feature phase (`quirk-statsn-repeat`).
+    status_pdus: u64,
 }
 
 impl<'a> Conn<'a> {
@@ -224,6 +246,9 @@ impl<'a> Conn<'a> {
             writes: HashMap::new(),
             dead: HashSet::new(),
             next_ttt: 0x100,
+            ffp: false,
+            quirks: 0,
+            status_pdus: 0,
         })
     }
 
@@ -233,7 +258,42 @@ impl<'a> Conn<'a> {
         }
         self.df.set_settings(settings(self.p.digests, OUR_MRDSL));
         self.tx_digests = self.p.digests;
-        self.serve()
+        self.ffp = true;
+        let r = self.serve();
+        if self.quirky() {
+            log!(
+                "hostile: conn {}: scenario {} applied {} times",
+                self.id,
+                self.shared.opts.scenario.name(),
+                self.quirks
+            );
+        }
+        r
+    }
+
+    /// A quirk scenario is at work on this connection: full feature phase of
+    /// a normal session.
+    fn quirky(&self) -> bool {
+        let s = self.shared.opts.scenario;
+        self.ffp
+            && !self.p.discovery
+            && matches!(
+                s,
+                Scenario::QuirkExpCmdSn | Scenario::QuirkStatSnRepeat | Scenario::QuirkOuNonFinal
+            )
+    }
+
+    /// Counts `times` PDUs a quirk made wrong; logs the first with `what`.
+    fn quirk_applied(&mut self, times: u64, what: impl FnOnce() -> String) {
+        if self.quirks == 0 {
+            log!(
+                "hostile: conn {}: scenario {} applied first: {}",
+                self.id,
+                self.shared.opts.scenario.name(),
+                what()
+            );
+        }
+        self.quirks = self.quirks.saturating_add(times);
     }
 
     fn read_frame(&mut self) -> io::Result<Option<Frame>> {
@@ -257,6 +317,21 @@ impl<'a> Conn<'a> {
     }
 
     fn send(&mut self, o: &Out) -> io::Result<()> {
+        if self.shared.opts.scenario == Scenario::QuirkExpCmdSn && self.quirky() {
+            // Every target PDU of the full feature phase carries ExpCmdSN
+            // (bytes 28..32) and MaxCmdSN (32..36); seq() made them.
+            let b = Bhs::from_array(&o.bhs);
+            self.quirk_applied(1, || {
+                format!(
+                    "{:?} ITT {:#010x} acknowledges ExpCmdSN {:#x}, {} beyond the true one, MaxCmdSN {:#x}",
+                    b.opcode(),
+                    b.itt(),
+                    b.be32(28..32),
+                    QUIRK_EXPCMDSN_AHEAD,
+                    b.be32(32..36)
+                )
+            });
+        }
         self.sock
             .write_all(&encode(&o.bhs, &o.ahs, &o.data, self.tx_digests))
     }
@@ -265,11 +340,46 @@ impl<'a> Conn<'a> {
         self.exp_cmd_sn.wrapping_add(WINDOW - 1)
     }
 
+    /// The numbers a PDU carries now; StatSN is the next one (what R2T and
+    /// Data-In without status carry). `quirk-expcmdsn` acknowledges one
+    /// command more than was received; MaxCmdSN stays the true window's.
     fn seq(&self) -> Seq {
+        let exp_cmd_sn = if self.shared.opts.scenario == Scenario::QuirkExpCmdSn && self.quirky() {
+            self.exp_cmd_sn.wrapping_add(QUIRK_EXPCMDSN_AHEAD)
+        } else {
+            self.exp_cmd_sn
+        };
         Seq {
             stat_sn: self.stat_sn,
-            exp_cmd_sn: self.exp_cmd_sn,
+            exp_cmd_sn,
             max_cmd_sn: self.max_cmd_sn(),
+        }
+    }
+
+    /// The StatSN of the next status-bearing PDU, advanced past it (RFC 7143
+    /// §4.2.2.2). `quirk-statsn-repeat` gives every second status-bearing PDU
+    /// of the full feature phase the previous one's StatSN again, without
+    /// advancing.
+    fn take_stat_sn(&mut self) -> u32 {
+        if self.shared.opts.scenario == Scenario::QuirkStatSnRepeat && self.quirky() {
+            self.status_pdus += 1;
+            if self.status_pdus.is_multiple_of(2) {
+                let sn = self.stat_sn.wrapping_sub(1);
+                self.quirk_applied(1, || format!("StatSN {sn:#x} sent again"));
+                return sn;
+            }
+        }
+        let sn = self.stat_sn;
+        self.stat_sn = sn.wrapping_add(1);
+        sn
+    }
+
+    /// [`Conn::seq`] for a status-bearing PDU: takes its StatSN.
+    fn status_seq(&mut self) -> Seq {
+        let stat_sn = self.take_stat_sn();
+        Seq {
+            stat_sn,
+            ..self.seq()
         }
     }
 
@@ -515,18 +625,18 @@ impl<'a> Conn<'a> {
                         // the FIN into unsent data; shutdown pushes it out).
                         rustix::net::sockopt::set_tcp_cork(&self.sock, true)?;
                     }
+                    let seq = self.status_seq();
                     let mut h = [0u8; BHS_LEN];
                     LogoutResponse {
                         response: LOGOUT_SUCCESS,
                         itt: l.itt,
-                        stat_sn: self.stat_sn,
-                        exp_cmd_sn: self.exp_cmd_sn,
-                        max_cmd_sn: self.max_cmd_sn(),
+                        stat_sn: seq.stat_sn,
+                        exp_cmd_sn: seq.exp_cmd_sn,
+                        max_cmd_sn: seq.max_cmd_sn,
                         time2wait: 0,
                         time2retain: 0,
                     }
                     .emit(&mut h);
-                    self.stat_sn = self.stat_sn.wrapping_add(1);
                     self.send(&Out {
                         bhs: h,
                         ahs: Vec::new(),
@@ -566,9 +676,8 @@ impl<'a> Conn<'a> {
     }
 
     fn reject(&mut self, bhs: &[u8; BHS_LEN], reason: RejectReason) -> io::Result<()> {
-        let o = forge::reject(self.seq(), reason, bhs);
         // "The StatSN is advanced after a Reject" (RFC 7143 §11.17.3).
-        self.stat_sn = self.stat_sn.wrapping_add(1);
+        let o = forge::reject(self.status_seq(), reason, bhs);
         self.send(&o)
     }
 
@@ -629,18 +738,18 @@ impl<'a> Conn<'a> {
             return Ok(());
         }
         let echo = &data[..data.len().min(self.p.initiator_mrdsl as usize)];
+        let seq = self.status_seq();
         let mut h = [0u8; BHS_LEN];
         NopIn {
             lun: n.lun,
             itt: n.itt,
             ttt: RESERVED_TAG,
-            stat_sn: self.stat_sn,
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
+            stat_sn: seq.stat_sn,
+            exp_cmd_sn: seq.exp_cmd_sn,
+            max_cmd_sn: seq.max_cmd_sn,
             data_segment_len: echo.len() as u32,
         }
         .emit(&mut h);
-        self.stat_sn = self.stat_sn.wrapping_add(1);
         self.send(&Out {
             bhs: h,
             ahs: Vec::new(),
@@ -668,16 +777,16 @@ impl<'a> Conn<'a> {
             | TmfFunction::TargetColdReset => self.writes.clear(),
             _ => {}
         }
+        let seq = self.status_seq();
         let mut h = [0u8; BHS_LEN];
         TaskMgmtResponse {
             response: TmfResponse::Complete,
             itt: t.itt,
-            stat_sn: self.stat_sn,
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
+            stat_sn: seq.stat_sn,
+            exp_cmd_sn: seq.exp_cmd_sn,
+            max_cmd_sn: seq.max_cmd_sn,
         }
         .emit(&mut h);
-        self.stat_sn = self.stat_sn.wrapping_add(1);
         self.send(&Out {
             bhs: h,
             ahs: Vec::new(),
@@ -696,6 +805,7 @@ impl<'a> Conn<'a> {
             let _ = w.push("TargetAddress", &format!("{addr},1"));
         }
         let out = w.as_bytes().to_vec();
+        let seq = self.status_seq();
         let mut h = [0u8; BHS_LEN];
         TextResponse {
             final_bit: true,
@@ -703,13 +813,12 @@ impl<'a> Conn<'a> {
             lun: t.lun,
             itt: t.itt,
             ttt: RESERVED_TAG,
-            stat_sn: self.stat_sn,
-            exp_cmd_sn: self.exp_cmd_sn,
-            max_cmd_sn: self.max_cmd_sn(),
+            stat_sn: seq.stat_sn,
+            exp_cmd_sn: seq.exp_cmd_sn,
+            max_cmd_sn: seq.max_cmd_sn,
             data_segment_len: out.len() as u32,
         }
         .emit(&mut h);
-        self.stat_sn = self.stat_sn.wrapping_add(1);
         self.send(&Out {
             bhs: h,
             ahs: Vec::new(),
@@ -745,9 +854,13 @@ impl<'a> Conn<'a> {
             Trigger::Read => !rw.write,
             Trigger::Write => rw.write,
             Trigger::ReadWrite => true,
-            Trigger::Login | Trigger::Logout | Trigger::Never => false,
+            Trigger::Login | Trigger::Logout | Trigger::Never | Trigger::Always => false,
         };
-        let end_zone = self.shared.disk.blocks().saturating_sub(END_ZONE_BLOCKS);
+        // The triggering scenarios have one disk, whatever the LUN field.
+        let Some(disk) = self.shared.luns.disk(0) else {
+            return false;
+        };
+        let end_zone = disk.blocks().saturating_sub(END_ZONE_BLOCKS);
         if !wanted || rw.lba < o.trigger_lba || rw.lba.saturating_add(rw.blocks) > end_zone {
             return false;
         }
@@ -764,10 +877,13 @@ impl<'a> Conn<'a> {
     fn on_command(&mut self, c: ScsiCommand, data: &[u8]) -> io::Result<()> {
         self.take_cmd_sn(c.immediate, c.cmd_sn);
         self.seen_itts.insert(c.itt);
+        // A new command under this ITT: whatever a scenario left of an
+        // earlier one is over (the initiator reuses tags).
+        self.dead.remove(&c.itt);
         let mut ctx = self.ctx(&c);
-        let disk = &self.shared.disk;
+        let shared = self.shared;
         if let Some(rw) = scsi::rw(&c.cdb).filter(|rw| self.fires(*rw)) {
-            if !rw.write {
+            if let (false, Some(disk)) = (rw.write, shared.luns.disk(c.lun)) {
                 let len = (rw.blocks * scsi::BLOCK).min(u64::from(c.expected_data_len));
                 ctx.data = disk.read(rw.lba * scsi::BLOCK, len);
             }
@@ -799,27 +915,49 @@ impl<'a> Conn<'a> {
             self.dead.insert(c.itt);
             return Ok(());
         }
-        match disk.execute(&c.cdb) {
+        match shared.luns.execute(c.lun, &c.cdb) {
             Outcome::Read(bytes) => {
                 let n = bytes.len().min(c.expected_data_len as usize);
-                let (mut pdus, data_sn) = forge::data_in(&ctx, &bytes[..n]);
-                pdus.push(forge::response(
-                    &ctx,
-                    GOOD,
-                    None,
-                    bytes.len() as u64,
-                    data_sn,
-                ));
-                self.send_all(&pdus)?;
-                self.stat_sn = self.stat_sn.wrapping_add(1);
+                let sent = bytes.len() as u64;
+                if self.shared.opts.scenario == Scenario::QuirkOuNonFinal && n > 0 {
+                    let status = self.status_seq();
+                    let pdus = forge::data_in_ou_quirk(&ctx, &bytes[..n], sent, status);
+                    let flagged = pdus.len().saturating_sub(1);
+                    if flagged > 0 && self.quirky() {
+                        self.quirk_applied(flagged as u64, || {
+                            format!(
+                                "ITT {:#010x} (CDB {:#04x}, {n} bytes): U bit and a residual count on {flagged} Data-In PDUs without status, status in the last",
+                                c.itt, c.cdb[0]
+                            )
+                        });
+                    }
+                    self.send_all(&pdus)?;
+                } else {
+                    let (mut pdus, data_sn) = forge::data_in(&ctx, &bytes[..n]);
+                    ctx.seq = self.status_seq();
+                    pdus.push(forge::response(&ctx, GOOD, None, sent, data_sn));
+                    self.send_all(&pdus)?;
+                }
             }
             Outcome::Good => {
+                ctx.seq = self.status_seq();
                 self.send(&forge::response(&ctx, GOOD, None, 0, 0))?;
-                self.stat_sn = self.stat_sn.wrapping_add(1);
             }
             Outcome::Check(sense) => {
+                if sense == Sense::LUN_NOT_SUPPORTED {
+                    log!(
+                        "hostile: conn {}: CDB {:#04x} to LUN field {:#018x}: LOGICAL UNIT NOT SUPPORTED",
+                        self.id,
+                        c.cdb[0],
+                        c.lun
+                    );
+                }
+                if c.write && !c.final_bit {
+                    // Unsolicited Data-Outs follow: dropped silently.
+                    self.dead.insert(c.itt);
+                }
+                ctx.seq = self.status_seq();
                 self.send(&forge::response(&ctx, CHECK_CONDITION, Some(sense), 0, 0))?;
-                self.stat_sn = self.stat_sn.wrapping_add(1);
             }
             Outcome::Write { offset, len } => {
                 let mut buf = vec![0u8; c.expected_data_len as usize];
@@ -876,7 +1014,7 @@ impl<'a> Conn<'a> {
         let Some(t) = self.writes.get(&itt) else {
             return Ok(());
         };
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             seq: self.seq(),
             itt,
             lun: t.lun,
@@ -891,9 +1029,11 @@ impl<'a> Conn<'a> {
                 return Ok(());
             };
             let n = (t.len as usize).min(t.buf.len());
-            self.shared.disk.write(t.offset, &t.buf[..n]);
+            if let Some(disk) = self.shared.luns.disk(t.lun) {
+                disk.write(t.offset, &t.buf[..n]);
+            }
+            ctx.seq = self.status_seq();
             self.send(&forge::response(&ctx, GOOD, None, t.len, t.r2t_sn))?;
-            self.stat_sn = self.stat_sn.wrapping_add(1);
         } else if t.unsolicited_done && t.r2t.is_none() {
             let offset = t.received;
             let len = (t.buf.len() - offset).min(self.p.max_burst as usize);
@@ -909,9 +1049,9 @@ impl<'a> Conn<'a> {
                 lun: ctx.lun,
                 itt,
                 ttt,
-                stat_sn: self.stat_sn,
-                exp_cmd_sn: self.exp_cmd_sn,
-                max_cmd_sn: self.max_cmd_sn(),
+                stat_sn: ctx.seq.stat_sn,
+                exp_cmd_sn: ctx.seq.exp_cmd_sn,
+                max_cmd_sn: ctx.seq.max_cmd_sn,
                 r2t_sn,
                 buffer_offset: offset as u32,
                 desired_data_len: len as u32,

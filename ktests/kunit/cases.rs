@@ -1,6 +1,7 @@
-//! KUnit cases run inside the kernel at module load: the protocol core and the
-//! `src/sys` wrappers exercised with the kernel's own compiler flags and allocator.
-//! Each case is a safe function; `src/sys/kunit.rs` bridges them to KUnit.
+//! KUnit cases, run inside the kernel when the test module iscsi_rs_kunit.ko
+//! loads: the protocol core and the `src/sys` wrappers exercised with the
+//! kernel's own compiler flags and allocator. Each case is a safe function;
+//! `src/sys/kunit.rs` bridges them to KUnit.
 #![deny(unsafe_code)]
 
 use kernel::c_str;
