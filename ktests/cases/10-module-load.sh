@@ -16,5 +16,5 @@ except OSError as e:
 os.close(fd)
 PY
 rmmod iscsi_rs
-! test -e /dev/iscsi_rs
-! grep -q '^iscsi_rs ' /proc/modules
+! test -e /dev/iscsi_rs || exit 1
+! grep -q '^iscsi_rs ' /proc/modules || exit 1

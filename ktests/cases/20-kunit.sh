@@ -26,5 +26,5 @@ echo "$ktap" | grep -E '^ +(not )?ok [0-9]+ ' | grep -vE ' iscsi_rs_rust_case$' 
     | sed -E 's/^ +//; s/^(not ok|ok) [0-9]+ /\1 kunit: /' > "$OUT/subtests-kunit"
 cat "$OUT/subtests-kunit"
 [ -s "$OUT/subtests-kunit" ] || { echo "no KUnit cases ran"; exit 1; }
-! grep -q '^not ok' "$OUT/subtests-kunit"
+! grep -q '^not ok' "$OUT/subtests-kunit" || exit 1
 echo "$ktap" | grep -qE '^ *ok [0-9]+ iscsi_rs$'

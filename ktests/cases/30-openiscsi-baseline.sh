@@ -16,6 +16,6 @@ dd if=/tmp/pattern of=/dev/$dev bs=1M oflag=direct status=none
 dd if=/dev/$dev of=/tmp/readback bs=1M count=16 iflag=direct status=none
 cmp /tmp/pattern /tmp/readback
 iscsiadm -m node -T $iqn -p 127.0.0.1:3260 --logout
-! ls /sys/class/iscsi_session/session* 2>/dev/null
+! ls /sys/class/iscsi_session/session* 2>/dev/null || exit 1
 pkill -x iscsid || true
 lio_teardown

@@ -32,11 +32,11 @@ cmp /tmp/small /tmp/small.back
 "$CTL" list | tee /tmp/list
 grep -q "^host$host $iqn 127.0.0.1:3260 running " /tmp/list
 rs_remove $host
-! test -e $sysfs
-! test -b /dev/$dev
+! test -e $sysfs || exit 1
+! test -b /dev/$dev || exit 1
 "$CTL" list > /tmp/list
-! grep -q "^host$host " /tmp/list
+! grep -q "^host$host " /tmp/list || exit 1
 for _ in $(seq 50); do rs_target_has_session $iqn || break; sleep 0.1; done
-! rs_target_has_session $iqn
+! rs_target_has_session $iqn || exit 1
 rmmod iscsi_rs
 lio_teardown

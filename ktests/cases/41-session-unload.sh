@@ -21,11 +21,11 @@ for _ in $(seq 100); do [ "$(disks $ha)" = 4 ] && [ "$(disks $hb)" = 1 ] && brea
 devb=$(basename "$(ls -d /sys/class/scsi_host/host$hb/device/target$hb:0:0/$hb:0:0:0/block/*)")
 dd if=/dev/urandom of=/dev/$devb bs=64k count=64 oflag=direct status=none
 rmmod iscsi_rs
-! test -e /sys/class/scsi_host/host$ha
-! test -e /sys/class/scsi_host/host$hb
+! test -e /sys/class/scsi_host/host$ha || exit 1
+! test -e /sys/class/scsi_host/host$hb || exit 1
 for t in $a $b; do
     for _ in $(seq 50); do rs_target_has_session $t || break; sleep 0.1; done
-    ! rs_target_has_session $t
+    ! rs_target_has_session $t || exit 1
 done
 dmesg | grep -q "iscsi_rs: host$ha: session removed"
 lio_teardown

@@ -21,10 +21,10 @@ dmesg | grep -q "host$host: connection failed: connection closed by the target; 
 rs_wait_state $host failed 6
 dmesg | grep -q "host$host: replacement timeout expired"
 t0=$(rs_now)
-! timeout 60 dd if=/dev/$dev of=/dev/null bs=4k count=1 iflag=direct status=none
+! timeout 60 dd if=/dev/$dev of=/dev/null bs=4k count=1 iflag=direct status=none || exit 1
 awk "BEGIN{exit !($(rs_now) - $t0 < 5)}"
 "$CTL" list | grep -q "^host$host .* failed "
 rs_remove $host
-! test -e $sysfs
+! test -e $sysfs || exit 1
 rmmod iscsi_rs
 lio_teardown

@@ -23,7 +23,7 @@ timeout 300 fio --name=eh --filename=/dev/$dev --direct=1 --ioengine=libaio --io
 tail -3 /tmp/fio.out
 echo "fio exit $rc"
 [ $rc != 124 ]
-! grep -iE "verify: bad|bad magic|crc32c: verify failed|hdr_crc" /tmp/fio.out
+! grep -iE "verify: bad|bad magic|crc32c: verify failed|hdr_crc" /tmp/fio.out || exit 1
 dmesg | grep -cE "ABORT_TASK|device reset occurred|escalated to a session reconnect" \
     || echo "EH did not run this time"
 echo 30 > /sys/block/$dev/device/timeout

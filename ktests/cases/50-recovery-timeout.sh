@@ -30,7 +30,7 @@ echo "FIGURE held-io-failed-after-s $held"
 awk "BEGIN{exit !($held >= 8 && $held < 11)}"
 [ "$(cat $sysfs/session_state)" = failed ]
 t0=$(rs_now)
-! dd if=/dev/$dev of=/dev/null bs=4k count=1 iflag=direct status=none
+! dd if=/dev/$dev of=/dev/null bs=4k count=1 iflag=direct status=none || exit 1
 awk "BEGIN{exit !($(rs_now) - $t0 < 1)}"
 sleep 5
 

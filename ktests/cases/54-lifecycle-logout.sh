@@ -98,7 +98,7 @@ for i in $(seq $closes); do
     gone $host
 done
 fd_stop
-! dmesg | grep -q "logout not confirmed"
+! dmesg | grep -q "logout not confirmed" || exit 1
 echo "ok lifecycle: logout-close x$closes" >> "$OUT/subtests-lifecycle"
 
 [ -z "$("$CTL" list 2>/dev/null | grep '^host')" ]

@@ -1074,6 +1074,13 @@ impl<'a> Login<'a> {
         self.csg
     }
 
+    /// True while the CHAP_A offer is the last CHAP message we sent and no CHAP
+    /// response has gone out yet: a refusal now refuses the offer itself, not our
+    /// credentials (which the target has not seen).
+    pub fn chap_offer_pending(&self) -> bool {
+        self.chap_step == ChapStep::AlgorithmsSent
+    }
+
     /// The numbers as they stand: CmdSN and ExpStatSN of the next request, and the
     /// last window the target announced.
     pub fn sequence(&self) -> Sequence {

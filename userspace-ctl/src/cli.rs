@@ -5,6 +5,7 @@
 //! Secrets never appear as flag values: only `--*-secret-file` paths, because argv
 //! is readable by every user through /proc.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,12 +14,18 @@ use iscsi_proto::uapi;
 
 use crate::names::{IscsiName, TargetName};
 use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param};
-use crate::portal::Portal;
+use crate::portal::{Portal, TaggedPortal};
+use crate::transport::Source;
 
 /// Default for both timeouts, open-iscsi's login_timeout.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 15;
 /// Help text of -p (kept out of doc comments, where rustdoc reads [IPv6] as a link).
-const PORTAL_HELP: &str = "Portal: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT (default port 3260)";
+const PORTAL_HELP: &str = "Portal: HOST, HOST:PORT, [IPv6] or [IPv6]:PORT (default port 3260); \
+     a link-local IPv6 address names its interface: [fe80::1%eth0]:3260";
+/// Help text of login's -p.
+const LOGIN_PORTAL_HELP: &str = "Portal of the target: HOST[:PORT], [IPv6][:PORT] or \
+     [fe80::1%IFACE][:PORT], optionally with the ,TAG that discover prints (then the \
+     login must reach that TargetPortalGroupTag)";
 
 /// Upper bound for timeouts; more is surely a typo (ms instead of s).
 pub const MAX_TIMEOUT_SECS: u64 = 3600;
@@ -45,7 +52,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List the targets a portal offers (SendTargets discovery).
-    Discover(DiscoverArgs),
+    Discover(Box<DiscoverArgs>),
     /// Log in to a target and attach it as a SCSI host.
     Login(Box<LoginArgs>),
     /// Show the sessions of the kernel module.
@@ -74,9 +81,27 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "S", default_value_t = DEFAULT_TIMEOUT_SECS,
           value_parser = parse_seconds)]
     pub login_timeout: u64,
+
+    /// Bind the connection to this network interface (SO_BINDTODEVICE) before
+    /// connecting; re-logins do the same. Config key: InitiatorInterface.
+    #[arg(long, value_name = "NAME", value_parser = parse_iface)]
+    pub iface: Option<String>,
+
+    /// Connect from this local address (the source address the target sees);
+    /// re-logins do the same. Config key: InitiatorAddress.
+    #[arg(long, value_name = "ADDR", value_parser = parse_initiator_address)]
+    pub initiator_address: Option<IpAddr>,
 }
 
 impl ConnectArgs {
+    /// `--iface` / `--initiator-address` as given (the config may add to them).
+    pub fn source(&self) -> Source {
+        Source {
+            iface: self.iface.clone(),
+            address: self.initiator_address,
+        }
+    }
+
     /// `--connect-timeout` as a Duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout)
@@ -88,17 +113,59 @@ impl ConnectArgs {
     }
 }
 
-/// `iscsictl discover -p HOST[:PORT] [--json]`.
+/// `iscsictl discover (-p HOST[:PORT] | -n NICKNAME) [--json] [CHAP]`.
 #[derive(Args, Debug)]
+#[command(
+    override_usage = "iscsictl discover (-p HOST[:PORT] | -n NICKNAME) [OPTIONS]",
+    group(ArgGroup::new("where").required(true).multiple(false)
+        .args(["portal", "nickname"])),
+)]
 pub struct DiscoverArgs {
     /// Portal to ask.
     #[arg(short, long, value_name = "HOST[:PORT]", value_parser = parse_portal,
           help = PORTAL_HELP)]
-    pub portal: Portal,
+    pub portal: Option<Portal>,
+
+    /// Ask the portal of the config file's block with this nickname, with its
+    /// CHAP settings (chapIName, chapSecret, tgtChapName, tgtChapSecret, chapAlgs).
+    #[arg(short, long, value_name = "NICKNAME")]
+    pub nickname: Option<String>,
+
+    /// Config file for -n [default: /etc/iscsi-rs.conf].
+    #[arg(
+        short,
+        long,
+        value_name = "CONFIG",
+        requires = "nickname",
+        conflicts_with = "portal"
+    )]
+    pub config: Option<PathBuf>,
 
     /// Print the targets as JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// CHAP name for discovery authentication (CHAP_N); needs --chap-secret-file.
+    #[arg(long, value_name = "U", requires = "chap_secret_file", value_parser = parse_chap_name)]
+    pub chap_user: Option<String>,
+
+    /// File holding our discovery CHAP secret (same rules as login's).
+    #[arg(long, value_name = "F", requires = "chap_user")]
+    pub chap_secret_file: Option<PathBuf>,
+
+    /// CHAP name the discovery portal must present (mutual CHAP).
+    #[arg(long, value_name = "U", requires = "mutual_secret_file",
+          value_parser = parse_chap_name)]
+    pub mutual_user: Option<String>,
+
+    /// File holding the portal's CHAP secret for mutual CHAP.
+    #[arg(long, value_name = "F", requires = "mutual_user")]
+    pub mutual_secret_file: Option<PathBuf>,
+
+    /// CHAP algorithms to offer, in order of preference [default:
+    /// sha256,sha3-256,sha1,md5].
+    #[arg(long, value_name = "LIST", value_parser = ChapAlgs::parse)]
+    pub chap_algs: Option<ChapAlgs>,
 
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -114,9 +181,9 @@ pub struct DiscoverArgs {
 )]
 pub struct LoginArgs {
     /// Portal of the target.
-    #[arg(short, long, value_name = "HOST[:PORT]", value_parser = parse_portal,
-          requires = "target", help = PORTAL_HELP)]
-    pub portal: Option<Portal>,
+    #[arg(short, long, value_name = "HOST[:PORT][,TAG]", value_parser = parse_tagged_portal,
+          requires = "target", help = LOGIN_PORTAL_HELP)]
+    pub portal: Option<TaggedPortal>,
 
     /// Target name (IQN) to log in to; needs -p.
     #[arg(short, long, value_name = "IQN", value_parser = parse_target_name,
@@ -246,6 +313,32 @@ fn parse_portal(s: &str) -> Result<Portal, String> {
     Portal::parse(s).map_err(|e| e.reason)
 }
 
+fn parse_tagged_portal(s: &str) -> Result<TaggedPortal, String> {
+    TaggedPortal::parse(s).map_err(|e| e.reason)
+}
+
+/// An interface name as Linux allows it (`dev_valid_name`).
+pub fn parse_iface(s: &str) -> Result<String, String> {
+    crate::portal::Zone::parse(s)
+        .map(|z| z.as_str().to_owned())
+        .map_err(|e| e.replace("zone", "interface name"))
+}
+
+/// A literal local address (no name: binding must not depend on DNS).
+pub fn parse_initiator_address(s: &str) -> Result<IpAddr, String> {
+    let t = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
+    let ip: IpAddr = t
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 or IPv6 address"))?;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(format!("{ip} cannot be a source address"));
+    }
+    Ok(ip)
+}
+
 fn parse_initiator_name(s: &str) -> Result<IscsiName, String> {
     IscsiName::parse(s).map_err(|e| name_reason(e.to_string()))
 }
@@ -346,7 +439,8 @@ mod tests {
         let Command::Discover(d) = c.command else {
             panic!()
         };
-        assert_eq!(d.portal.to_string(), "[2001:db8::1]:3261");
+        let d = *d;
+        assert_eq!(d.portal.unwrap().to_string(), "[2001:db8::1]:3261");
         assert!(d.json);
         assert_eq!(d.connect.connect_timeout(), Duration::from_secs(15));
         assert_eq!(d.connect.login_timeout(), Duration::from_secs(15));
@@ -354,6 +448,82 @@ mod tests {
         assert!(msg.contains("--portal"), "{msg}");
         let msg = usage_error(&["discover", "-p", "host:0"]);
         assert!(msg.contains("out of range"), "{msg}");
+        usage_error(&["discover", "-p", "h", "-n", "x"]);
+        assert!(usage_error(&["discover", "-p", "h", "-c", "/x"]).contains("--config"));
+        assert!(usage_error(&["discover", "-p", "h", "--chap-user", "u"])
+            .contains("--chap-secret-file"));
+        let Command::Discover(d) = parse(&[
+            "discover",
+            "-n",
+            "disc",
+            "-c",
+            "/etc/x.conf",
+            "--chap-user",
+            "u",
+            "--chap-secret-file",
+            "/s",
+            "--mutual-user",
+            "t",
+            "--mutual-secret-file",
+            "/m",
+            "--chap-algs",
+            "md5",
+            "--iface",
+            "eth1",
+            "--initiator-address",
+            "[2001:db8::9]",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(d.nickname.as_deref(), Some("disc"));
+        assert_eq!(d.chap_user.as_deref(), Some("u"));
+        assert_eq!(d.mutual_user.as_deref(), Some("t"));
+        let src = d.connect.source();
+        assert_eq!(src.iface.as_deref(), Some("eth1"));
+        assert_eq!(src.address, Some("2001:db8::9".parse().unwrap()));
+    }
+
+    #[test]
+    fn source_binding_values() {
+        let base = ["login", "-p", "h", "-t", "iqn.2001-04.com.example:x"];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            usage_error(&v)
+        };
+        assert!(with(&["--iface", "a/b"]).contains("not a valid interface name"));
+        assert!(with(&["--iface", "sixteen-chars-xx"]).contains("longer than"));
+        assert!(with(&["--initiator-address", "host.example"]).contains("not an IPv4 or IPv6"));
+        assert!(with(&["--initiator-address", "0.0.0.0"]).contains("cannot be a source"));
+        let l = login(&[
+            "-p",
+            "h",
+            "-t",
+            "iqn.2001-04.com.example:x",
+            "--iface",
+            "eth0",
+        ]);
+        assert_eq!(l.connect.iface.as_deref(), Some("eth0"));
+    }
+
+    #[test]
+    fn login_portal_with_tag() {
+        let l = login(&[
+            "-p",
+            "[fe80::1%eth0]:3261,7",
+            "-t",
+            "iqn.2001-04.com.example:x",
+        ]);
+        let p = l.portal.unwrap();
+        assert_eq!(p.portal.to_string(), "[fe80::1%eth0]:3261");
+        assert_eq!(p.tag, Some(7));
+        let l = login(&["-p", "192.0.2.1", "-t", "iqn.2001-04.com.example:x"]);
+        assert_eq!(l.portal.unwrap().tag, None);
+        let msg = usage_error(&["login", "-p", "h,x", "-t", "iqn.2001-04.com.example:x"]);
+        assert!(msg.contains("portal group tag"), "{msg}");
     }
 
     #[test]
@@ -392,7 +562,7 @@ mod tests {
             "--login-timeout",
             "30",
         ]);
-        assert_eq!(l.portal.unwrap().to_string(), "192.0.2.1:3260");
+        assert_eq!(l.portal.unwrap().portal.to_string(), "192.0.2.1:3260");
         assert_eq!(l.target.unwrap().as_str(), "iqn.2001-04.com.example:disk1");
         assert!(l.lun_scan && l.dry_run && !l.all);
         assert_eq!(l.chap_user.as_deref(), Some("me"));

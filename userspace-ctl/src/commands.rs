@@ -8,8 +8,8 @@ use std::io::{self, Write};
 use crate::cli::{Cli, Command};
 use crate::device::require_module;
 use crate::exit::Error;
-use crate::names::{self, NameSource};
-use crate::plan::{plan_login, LoginRequest, SystemPaths};
+use crate::names;
+use crate::plan::{plan_discovery, plan_login, LoginRequest, SystemPaths};
 use crate::{discover, login};
 
 /// Runs `cli` against the real system paths: results to stdout, notices to stderr.
@@ -32,15 +32,11 @@ pub fn run_with(
 ) -> Result<(), Error> {
     match cli.command {
         Command::Discover(args) => {
-            let name = names::resolve_initiator_name(
-                args.connect.initiator_name.as_ref(),
-                None,
-                &paths.initiatorname_file,
-            )?;
-            if name.source == NameSource::Generated {
-                announce_generated(notices, &name.name, paths);
+            let (request, generated) = plan_discovery(&args, paths)?;
+            if let Some(name) = &generated {
+                announce_generated(notices, name, paths);
             }
-            discover::run(&args, &name.name, out, notices)
+            discover::run(&request, args.json, out, notices)
         }
         Command::Login(args) => {
             let plan = plan_login(&args, paths)?;

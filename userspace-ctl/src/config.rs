@@ -20,9 +20,13 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{parse_noop_interval, parse_noop_timeout, parse_replacement_timeout};
+use crate::cli::{
+    parse_iface, parse_initiator_address, parse_noop_interval, parse_noop_timeout,
+    parse_replacement_timeout,
+};
 use crate::names::{IscsiName, TargetName};
 use crate::params::{parse_queue_depth, AuthMethod, ChapAlgs, Digest, SessionType};
 use crate::portal::{Host, Portal, TargetAddress, DEFAULT_PORT};
@@ -65,6 +69,10 @@ pub struct Target {
     pub noop_out_interval: Option<u16>,
     /// `noopOutTimeout`: seconds a ping may go unanswered.
     pub noop_out_timeout: Option<u16>,
+    /// `InitiatorAddress`: the local address to connect from (iscsi.conf(5)).
+    pub initiator_address: Option<IpAddr>,
+    /// `InitiatorInterface`: the interface to bind to (SO_BINDTODEVICE).
+    pub initiator_interface: Option<String>,
 }
 
 impl Target {
@@ -238,6 +246,8 @@ enum Key {
     ReplacementTimeout,
     NoopOutInterval,
     NoopOutTimeout,
+    InitiatorAddress,
+    InitiatorInterface,
 }
 
 /// Canonical spellings, used in messages; lookup ignores case.
@@ -259,16 +269,18 @@ const KEYS: &[(&str, Key)] = &[
     ("replacementTimeout", Key::ReplacementTimeout),
     ("noopOutInterval", Key::NoopOutInterval),
     ("noopOutTimeout", Key::NoopOutTimeout),
+    ("InitiatorAddress", Key::InitiatorAddress),
+    ("InitiatorInterface", Key::InitiatorInterface),
 ];
 
 const KNOWN_KEYS: &str = "TargetName, TargetAddress, InitiatorName, AuthMethod, chapIName, \
      chapSecret, tgtChapName, tgtChapSecret, HeaderDigest, DataDigest, SessionType, port, \
-     tags, chapAlgs, replacementTimeout, noopOutInterval, noopOutTimeout";
+     tags, chapAlgs, replacementTimeout, noopOutInterval, noopOutTimeout, InitiatorAddress, \
+     InitiatorInterface";
 
 /// Keys of iscsi.conf(5)/iscontrol we recognise but do not implement: saying so
 /// beats "unknown key" for someone bringing a FreeBSD config.
 const UNSUPPORTED_KEYS: &[&str] = &[
-    "InitiatorAddress",
     "InitiatorAlias",
     "TargetAlias",
     "Offload",
@@ -333,6 +345,8 @@ struct Settings {
     replacement_timeout: Option<At<u32>>,
     noop_out_interval: Option<At<u16>>,
     noop_out_timeout: Option<At<u16>>,
+    initiator_address: Option<At<IpAddr>>,
+    initiator_interface: Option<At<String>>,
 }
 
 fn put<T>(
@@ -453,6 +467,14 @@ impl Settings {
             Key::NoopOutTimeout => {
                 let v = parse_noop_timeout(value).map_err(bad)?;
                 put(&mut self.noop_out_timeout, v, key, line, s)
+            }
+            Key::InitiatorAddress => {
+                let v = parse_initiator_address(value).map_err(bad)?;
+                put(&mut self.initiator_address, v, key, line, s)
+            }
+            Key::InitiatorInterface => {
+                let v = parse_iface(value).map_err(bad)?;
+                put(&mut self.initiator_interface, v, key, line, s)
             }
         }
     }
@@ -589,6 +611,8 @@ fn resolve(global: &Settings, block: &Block) -> Result<Target, Located> {
         replacement_timeout: pick(&b.replacement_timeout, &global.replacement_timeout).copied(),
         noop_out_interval: pick(&b.noop_out_interval, &global.noop_out_interval).copied(),
         noop_out_timeout: pick(&b.noop_out_timeout, &global.noop_out_timeout).copied(),
+        initiator_address: pick(&b.initiator_address, &global.initiator_address).copied(),
+        initiator_interface: pick(&b.initiator_interface, &global.initiator_interface).cloned(),
     })
 }
 

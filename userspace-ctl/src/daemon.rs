@@ -46,6 +46,7 @@ use crate::exit::{self, Error};
 use crate::handoff::{self, Device, HandoffArgs, HandoffError};
 use crate::login::connect_and_login;
 use crate::names::{IscsiName, TargetName};
+use crate::netns::NetNsCache;
 use crate::params::Digest;
 use crate::plan::{Auth, RecoveryKnobs};
 use crate::portal::Portal;
@@ -77,29 +78,53 @@ pub fn backoff_ms(failed_before: u32) -> u32 {
 }
 
 /// Connects and logs in from `recipe` with `isid` (TSIH 0: session
-/// reinstatement, see the file comment): the portal as given first (resolved
-/// again, redirects followed again), then, if that is unreachable, the address
-/// the original login ended at. Fresh CHAP exchange every time. No ioctl here.
+/// reinstatement, see the file comment), trying [`Recipe::portals`] in turn
+/// while they are unreachable: where a permanent redirect moved the target, the
+/// portal as given (resolved again, redirects followed again), the address the
+/// original login ended at. Fresh CHAP exchange every time. No ioctl here, and
+/// no namespace change: the caller runs this in the session's namespace.
 pub fn relogin(recipe: &Recipe, isid: [u8; 6], notices: &mut dyn Write) -> Result<Session, Error> {
-    let first = connect_and_login(&recipe.request(recipe.portal.clone()), Some(isid), notices);
-    let Err(Error::Unreachable(why)) = &first else {
-        return first;
-    };
-    let fallback = recipe
-        .address
-        .and_then(|a| Portal::parse(&a.to_string()).ok())
-        .filter(|p| *p != recipe.portal);
-    match fallback {
-        Some(p) => {
+    let mut last: Option<(Portal, Error)> = None;
+    for (portal, tag) in recipe.portals() {
+        if let Some((prev, Error::Unreachable(why))) = &last {
+            let where_ = if Some(&portal) == recipe.moved.as_ref() {
+                "where the target moved permanently"
+            } else if portal == recipe.portal {
+                "the portal as given"
+            } else {
+                "where the first login ended"
+            };
             let _ = writeln!(
                 notices,
-                "{} is unreachable ({why}); trying {p}, where the first login ended",
-                recipe.portal
+                "{prev} is unreachable ({why}); trying {portal}, {where_}"
             );
-            connect_and_login(&recipe.request(p), Some(isid), notices)
         }
-        None => first,
+        match connect_and_login(&recipe.request(portal.clone(), tag), Some(isid), notices) {
+            Err(e @ Error::Unreachable(_)) => last = Some((portal, e)),
+            other => return other,
+        }
     }
+    Err(last
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| Error::Failed("the login recipe names no portal to log in to".into())))
+}
+
+/// [`relogin`] from the network namespace the session was logged in from
+/// (the recipe's; none recorded: the caller's own). Moves the calling thread
+/// into that namespace for good, so call it on a thread of its own.
+pub fn relogin_in_namespace(
+    netns: &NetNsCache,
+    recipe: &Recipe,
+    isid: [u8; 6],
+    notices: &mut dyn Write,
+) -> Result<Session, Error> {
+    if let Some(ns) = &recipe.netns {
+        netns.enter(ns).map_err(|e| Error::Failed(e.to_string()))?;
+        if let Some(p) = &ns.path {
+            let _ = writeln!(notices, "logging in from network namespace {}", p.display());
+        }
+    }
+    relogin(recipe, isid, notices)
 }
 
 /// The HANDOFF argument for a re-logged-in `session` of SCSI host `host_no`,
@@ -146,6 +171,7 @@ pub fn run(device: &Path) -> Result<(), Error> {
         _ => Error::Failed(format!("iscsi_rs: {e}")),
     })?;
     let dev = Arc::new(dev);
+    let state = Arc::new(State::default());
     log(&format!(
         "waiting for re-login requests on {}",
         device.display()
@@ -176,11 +202,12 @@ pub fn run(device: &Path) -> Result<(), Error> {
             Arc::clone(map.entry(ev.host_no).or_default())
         };
         let dev = Arc::clone(&dev);
+        let state = Arc::clone(&state);
         let spawned = thread::Builder::new()
             .name(format!("relogin-host{}", ev.host_no))
             .spawn(move || {
                 let _one = lock.lock().unwrap_or_else(|p| p.into_inner());
-                serve(&dev, &ev, recipe);
+                serve(&dev, &state, &ev, recipe);
             });
         if let Err(e) = spawned {
             log(&format!("cannot start a re-login thread: {e}"));
@@ -188,8 +215,25 @@ pub fn run(device: &Path) -> Result<(), Error> {
     }
 }
 
-/// Answers one relogin event.
-fn serve(dev: &Device, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
+/// A session as the daemon tells them apart: SCSI host number and ISID.
+type SessionKey = (u32, [u8; 6]);
+
+/// What the daemon learns while it runs (it cannot write a session's recipe
+/// back to the kernel).
+#[derive(Debug, Default)]
+struct State {
+    /// Per session (SCSI host and ISID: host numbers are reused, ISIDs are
+    /// random per login): where a permanent redirect during a re-login sent
+    /// it, and the portal group tag found there. Temporary redirects are not
+    /// kept.
+    moved: Mutex<HashMap<SessionKey, (Portal, Option<u16>)>>,
+    /// Network namespaces of sessions logged in from elsewhere, kept open.
+    netns: NetNsCache,
+}
+
+/// Answers one relogin event. Runs on its own thread, which it may move into
+/// the session's network namespace.
+fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
     let start = Instant::now();
     let host = ev.host_no;
     let attempt = ev.attempt.saturating_add(1);
@@ -202,12 +246,23 @@ fn serve(dev: &Device, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
     // The kernel's delay already is DefaultTime2Wait (or the Async Message's
     // Time2Wait, or our backoff): add nothing.
     thread::sleep(Duration::from_millis(ev.delay_ms.into()));
-    let recipe = match recipe_for(ev, &recipe) {
+    let mut recipe = match recipe_for(ev, &recipe) {
         Ok(r) => r,
         Err(e) => return fail(dev, ev, start, &Error::Usage(e)),
     };
+    let remembered = state
+        .moved
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&(host, ev.isid))
+        .cloned();
+    if let Some((p, tag)) = remembered {
+        recipe.moved = Some(p);
+        recipe.portal_group_tag = tag;
+    }
     let mut notices = Vec::new();
-    let result = relogin(&recipe, ev.isid, &mut notices);
+    // This thread only: the socket must be made in the session's namespace.
+    let result = relogin_in_namespace(&state.netns, &recipe, ev.isid, &mut notices);
     for line in String::from_utf8_lossy(&notices).lines() {
         log(&format!("host{host}: {line}"));
     }
@@ -215,6 +270,19 @@ fn serve(dev: &Device, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
         Ok(s) => s,
         Err(e) => return fail(dev, ev, start, &e),
     };
+    if let Some(p) = &session.moved {
+        let tag = (!session.temporary)
+            .then_some(session.outcome.target_portal_group_tag)
+            .flatten();
+        log(&format!(
+            "host{host}: the target moved permanently to {p}; later re-logins go there"
+        ));
+        state
+            .moved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((host, ev.isid), (p.clone(), tag));
+    }
     let tsih = session.outcome.tsih;
     let at = session.portal.to_string();
     let (h, stream) = match relogin_handoff(session, &recipe, host, ev.generation) {
@@ -271,6 +339,10 @@ fn recipe_for(ev: &Event, bytes: &[u8]) -> Result<Recipe, String> {
             .map_err(|e| bad("InitiatorName", e.to_string()))?,
         portal: Portal::parse(ev.portal()).map_err(|e| bad("portal", e.reason))?,
         address: None,
+        portal_group_tag: None,
+        moved: None,
+        source: Default::default(),
+        netns: None,
         auth: Auth::None,
         header_digest: Digest::None,
         data_digest: Digest::None,

@@ -1,43 +1,29 @@
-//! `iscsictl discover`: a Discovery session at one portal, `SendTargets=All`, a
-//! Logout, then the targets with their portals and portal group tags (text or
-//! `--json`).
+//! `iscsictl discover`: a Discovery session at one portal (with CHAP when asked:
+//! discovery authentication), `SendTargets=All`, a Logout, then the targets with
+//! their portals and portal group tags (text or `--json`).
 
 use std::io::Write;
 
-use crate::cli::DiscoverArgs;
 use crate::exit::Error;
-use crate::failure::Context;
-use crate::names::IscsiName;
+use crate::login::connect_and_login;
+use crate::plan::LoginRequest;
 use crate::portal::{Host, Portal};
 use crate::report::{self, FoundPortal};
-use crate::session::{self, Timeouts};
-use iscsi_proto::negotiate::Proposal;
 
-/// Runs the discovery and prints its result on `out`.
+/// Runs the discovery `r` plans (a Discovery-session login request) and prints
+/// its result on `out`.
 pub fn run(
-    args: &DiscoverArgs,
-    initiator: &IscsiName,
+    r: &LoginRequest,
+    json: bool,
     out: &mut dyn Write,
     notices: &mut dyn Write,
 ) -> Result<(), Error> {
-    let timeouts = Timeouts {
-        connect: args.connect.connect_timeout(),
-        login: args.connect.login_timeout(),
-    };
-    let portal_s = args.portal.to_string();
-    let cx = Context {
-        chap: false,
-        portal: &portal_s,
-        initiator: initiator.as_str(),
-        chap_algs: "",
-    };
-    let proposal = Proposal::discovery(initiator.as_str());
-    let mut s = session::login(&args.portal, proposal, None, timeouts, &cx, notices)?;
+    let mut s = connect_and_login(r, None, notices)?;
     let asked = asked_portal(&s.portal, s.outcome.target_portal_group_tag);
     let (text, seq) = s.send_targets()?;
     s.logout(seq)?;
     let found = report::targets(&text, &asked);
-    let shown = if args.json {
+    let shown = if json {
         report::targets_json(&found)
     } else {
         report::targets_text(&found)
@@ -50,7 +36,8 @@ pub fn run(
 fn asked_portal(p: &Portal, tag: Option<u16>) -> FoundPortal {
     let host = match &p.host {
         Host::V4(a) => a.to_string(),
-        Host::V6(a) => a.to_string(),
+        Host::V6(a, None) => a.to_string(),
+        Host::V6(a, Some(z)) => format!("{a}%{z}"),
         Host::Name(n) => n.clone(),
     };
     FoundPortal {

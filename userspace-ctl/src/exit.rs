@@ -85,6 +85,7 @@ impl From<crate::transport::TransportError> for Error {
         match e.exit_code() {
             UNREACHABLE => Error::Unreachable(msg),
             PROTOCOL => Error::Protocol(msg),
+            USAGE => Error::Usage(msg),
             _ => Error::Failed(msg),
         }
     }

@@ -13,6 +13,7 @@ pub mod failure;
 pub mod handoff;
 pub mod login;
 pub mod names;
+pub mod netns;
 pub mod offer;
 pub mod params;
 pub mod plan;

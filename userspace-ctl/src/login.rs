@@ -78,6 +78,8 @@ pub fn connect_and_login(
     let timeouts = Timeouts {
         connect: r.connect_timeout,
         login: r.login_timeout,
+        source: r.source.clone(),
+        tag: r.portal_group_tag,
     };
     match isid {
         None => session::login(&r.portal, proposal, chap, timeouts, &cx, notices),

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use iscsi_proto::uapi;
 
-use crate::cli::LoginArgs;
+use crate::cli::{DiscoverArgs, LoginArgs};
 use crate::config::{self, Config, ConfigError, ConfigErrorKind, Target};
 use crate::exit::Error;
 use crate::names::{self, IscsiName, NameSource, ResolvedName, TargetName};
 use crate::params::{AuthMethod, ChapAlgs, Digest, Param, SessionType};
-use crate::portal::Portal;
+use crate::portal::{Portal, TaggedPortal};
 use crate::secret::{read_secret_file, Secret};
+use crate::transport::Source;
 
 /// Files iscsictl reads from fixed places; tests point them into a tempdir.
 #[derive(Debug, Clone)]
@@ -73,6 +74,11 @@ pub struct LoginRequest {
     /// Absent only for Discovery sessions.
     pub target_name: Option<TargetName>,
     pub portal: Portal,
+    /// The TargetPortalGroupTag the login must reach (`-p …,TAG`, the config's
+    /// `TargetAddress = …,TAG`), when known.
+    pub portal_group_tag: Option<u16>,
+    /// Interface / local address to connect from.
+    pub source: Source,
     pub initiator_name: IscsiName,
     pub session_type: SessionType,
     pub auth: Auth,
@@ -129,19 +135,12 @@ struct CliAuth {
 /// Builds the login requests for `args`; reads the config (for -n/-a), secret
 /// files and the initiator name file as needed.
 pub fn plan_login(args: &LoginArgs, paths: &SystemPaths) -> Result<LoginPlan, Error> {
-    let cli_auth = CliAuth {
-        chap: match (&args.chap_user, &args.chap_secret_file) {
-            (Some(u), Some(f)) => Some((u.clone(), read_secret_file(f)?)),
-            _ => None,
-        },
-        mutual: match (&args.mutual_user, &args.mutual_secret_file) {
-            (Some(u), Some(f)) => Some(MutualChap {
-                name: u.clone(),
-                secret: read_secret_file(f)?,
-            }),
-            _ => None,
-        },
-    };
+    let cli_auth = CliAuth::read(
+        &args.chap_user,
+        &args.chap_secret_file,
+        &args.mutual_user,
+        &args.mutual_secret_file,
+    )?;
     let mut seen = HashSet::new();
     for p in &args.params {
         if !seen.insert(p.key.as_str()) {
@@ -159,7 +158,7 @@ pub fn plan_login(args: &LoginArgs, paths: &SystemPaths) -> Result<LoginPlan, Er
     let mut requests = Vec::new();
     match (&args.portal, &args.target, &args.nickname) {
         (Some(portal), Some(target), _) => {
-            requests.push(planner.plan_cli(portal, target)?);
+            requests.push(planner.plan_cli(portal, Some(target))?);
         }
         (_, _, Some(nickname)) => {
             let config = load_config(args, paths)?;
@@ -205,6 +204,108 @@ pub fn plan_login(args: &LoginArgs, paths: &SystemPaths) -> Result<LoginPlan, Er
     })
 }
 
+impl CliAuth {
+    fn read(
+        chap_user: &Option<String>,
+        chap_secret_file: &Option<PathBuf>,
+        mutual_user: &Option<String>,
+        mutual_secret_file: &Option<PathBuf>,
+    ) -> Result<CliAuth, Error> {
+        Ok(CliAuth {
+            chap: match (chap_user, chap_secret_file) {
+                (Some(u), Some(f)) => Some((u.clone(), read_secret_file(f)?)),
+                _ => None,
+            },
+            mutual: match (mutual_user, mutual_secret_file) {
+                (Some(u), Some(f)) => Some(MutualChap {
+                    name: u.clone(),
+                    secret: read_secret_file(f)?,
+                }),
+                _ => None,
+            },
+        })
+    }
+}
+
+/// The Discovery-session login behind `iscsictl discover`: `-p` with the CHAP
+/// flags, or a config block (`-n`) whose TargetAddress, CHAP keys and source
+/// binding apply (its TargetName, if any, is not used: discovery names no target).
+/// The command line wins over the block, as for `login`. Also returns the
+/// generated initiator name, if one was made up, for the caller to announce.
+pub fn plan_discovery(
+    args: &DiscoverArgs,
+    paths: &SystemPaths,
+) -> Result<(LoginRequest, Option<IscsiName>), Error> {
+    let cli_auth = CliAuth::read(
+        &args.chap_user,
+        &args.chap_secret_file,
+        &args.mutual_user,
+        &args.mutual_secret_file,
+    )?;
+    // The login planner's view of these flags: a dry run of a discovery login.
+    let as_login = LoginArgs {
+        portal: args
+            .portal
+            .clone()
+            .map(|portal| TaggedPortal { portal, tag: None }),
+        target: None,
+        nickname: args.nickname.clone(),
+        all: false,
+        config: args.config.clone(),
+        lun_scan: false,
+        chap_user: args.chap_user.clone(),
+        chap_secret_file: args.chap_secret_file.clone(),
+        mutual_user: args.mutual_user.clone(),
+        mutual_secret_file: args.mutual_secret_file.clone(),
+        chap_algs: args.chap_algs.clone(),
+        header_digest: None,
+        data_digest: None,
+        params: Vec::new(),
+        queue_depth: None,
+        replacement_timeout: None,
+        noop_interval: None,
+        noop_timeout: None,
+        dry_run: true,
+        connect: args.connect.clone(),
+    };
+    let mut planner = Planner {
+        args: &as_login,
+        paths,
+        cli_auth,
+        host_name: None,
+        warnings: Vec::new(),
+    };
+    let mut r = match (&as_login.portal, &args.nickname) {
+        (Some(p), _) => planner.plan_cli(p, None)?,
+        (None, Some(nickname)) => {
+            let config = load_config(&as_login, paths)?;
+            let Some(target) = config.target(nickname) else {
+                return Err(Error::Usage(format!(
+                    "no block {nickname:?} in {} (blocks: {})",
+                    config.path().display(),
+                    block_list(&config)
+                )));
+            };
+            planner.plan_block(&config, target)?
+        }
+        // clap's "where" group makes this unreachable.
+        (None, None) => return Err(Error::Usage("discover needs -p or -n".into())),
+    };
+    r.session_type = SessionType::Discovery;
+    r.target_name = None;
+    // Digests are for the data path; the block's apply to its Normal session.
+    r.header_digest = Digest::None;
+    r.data_digest = Digest::None;
+    let generated = match planner.host_name {
+        Some(ResolvedName {
+            name,
+            source: NameSource::Generated,
+        }) if name == r.initiator_name => Some(name),
+        _ => None,
+    };
+    Ok((r, generated))
+}
+
 fn load_config(args: &LoginArgs, paths: &SystemPaths) -> Result<Config, Error> {
     let path = args.config.as_deref().unwrap_or(&paths.default_config);
     Ok(Config::load(path)?)
@@ -228,6 +329,7 @@ struct Identity {
     nickname: Option<String>,
     target_name: Option<TargetName>,
     portal: Portal,
+    portal_group_tag: Option<u16>,
     initiator_name: IscsiName,
     session_type: SessionType,
     auth: Auth,
@@ -272,8 +374,14 @@ impl Planner<'_> {
         }
     }
 
-    fn plan_cli(&mut self, portal: &Portal, target: &TargetName) -> Result<LoginRequest, Error> {
-        self.check_target_name(target);
+    fn plan_cli(
+        &mut self,
+        portal: &TaggedPortal,
+        target: Option<&TargetName>,
+    ) -> Result<LoginRequest, Error> {
+        if let Some(target) = target {
+            self.check_target_name(target);
+        }
         let initiator_name = self.initiator_name(None)?;
         let one_way = self.cli_auth.chap.clone();
         if one_way.is_none() && self.cli_auth.mutual.is_some() {
@@ -288,10 +396,15 @@ impl Planner<'_> {
             .map_err(Error::Usage)?;
         let who = Identity {
             nickname: None,
-            target_name: Some(target.clone()),
-            portal: portal.clone(),
+            target_name: target.cloned(),
+            portal: portal.portal.clone(),
+            portal_group_tag: portal.tag,
             initiator_name,
-            session_type: SessionType::Normal,
+            session_type: if target.is_some() {
+                SessionType::Normal
+            } else {
+                SessionType::Discovery
+            },
             auth,
         };
         Ok(self.request(who, None))
@@ -363,6 +476,7 @@ impl Planner<'_> {
             nickname: Some(t.nickname.clone()),
             target_name: t.target_name.clone(),
             portal: t.portal.clone(),
+            portal_group_tag: t.portal_group_tag,
             initiator_name,
             session_type: t.session_type,
             auth,
@@ -407,6 +521,18 @@ impl Planner<'_> {
             nickname: who.nickname,
             target_name: who.target_name,
             portal: who.portal,
+            portal_group_tag: who.portal_group_tag,
+            source: Source {
+                iface: a
+                    .connect
+                    .iface
+                    .clone()
+                    .or_else(|| block.and_then(|t| t.initiator_interface.clone())),
+                address: a
+                    .connect
+                    .initiator_address
+                    .or(block.and_then(|t| t.initiator_address)),
+            },
             initiator_name: who.initiator_name,
             session_type: who.session_type,
             auth: who.auth,
@@ -876,6 +1002,104 @@ chaptest { targetaddress = iscsi2; targetname = …; authmethod = CHAP; chapsecr
         assert!(r.target_name.is_none());
         assert_eq!(r.portal.to_string(), "[::1]:3261");
         assert!(Path::new(&b.paths.default_config).exists());
+    }
+
+    #[test]
+    fn source_binding_and_tag_from_block_and_flags() {
+        let b = Bench::new();
+        b.file(
+            "iscsi-rs.conf",
+            "InitiatorInterface = eth1\n\
+             a { TargetAddress = [2001:db8::1]:3261,5; TargetName = iqn.2001-04.com.example:a; \
+                 InitiatorAddress = 2001:db8::9 }\n",
+            0o644,
+        );
+        let name = "--initiator-name=iqn.2001-04.com.example:i";
+        let p = b.plan(&["-n", "a", name]).unwrap();
+        let r = &p.requests[0];
+        assert_eq!(r.portal_group_tag, Some(5));
+        assert_eq!(r.source.iface.as_deref(), Some("eth1"));
+        assert_eq!(r.source.address, Some("2001:db8::9".parse().unwrap()));
+        // Flags win over the block.
+        let p = b
+            .plan(&[
+                "-n",
+                "a",
+                name,
+                "--iface",
+                "eth2",
+                "--initiator-address",
+                "::1",
+            ])
+            .unwrap();
+        let r = &p.requests[0];
+        assert_eq!(r.source.iface.as_deref(), Some("eth2"));
+        assert_eq!(r.source.address, Some("::1".parse().unwrap()));
+        // -p with a tag.
+        let p = b
+            .plan(&["-p", "192.0.2.1:3261,9", "-t", TGT, name])
+            .unwrap();
+        assert_eq!(p.requests[0].portal_group_tag, Some(9));
+        assert_eq!(p.requests[0].portal.to_string(), "192.0.2.1:3261");
+        assert!(p.requests[0].source.is_default());
+        // A bad InitiatorAddress is a config error naming the key.
+        b.file(
+            "iscsi-rs.conf",
+            "a { TargetAddress = h; TargetName = x; InitiatorAddress = host.example }\n",
+            0o644,
+        );
+        let e = b.plan(&["-n", "a", name]).unwrap_err();
+        assert_eq!(e.exit_code(), exit::CONFIG);
+        assert!(e.to_string().contains("InitiatorAddress"), "{e}");
+    }
+
+    #[test]
+    fn discovery_plan_from_flags_and_block() {
+        let b = Bench::new();
+        b.file(
+            "iscsi-rs.conf",
+            "d { TargetAddress = 192.0.2.7; SessionType = Discovery; chapIName = du; \
+                 chapSecret = dsecret12345; HeaderDigest = CRC32C }\n\
+             n { TargetAddress = 192.0.2.8; TargetName = iqn.2001-04.com.example:n }\n",
+            0o600,
+        );
+        let disc = |args: &[&str]| {
+            let argv = ["iscsictl", "discover"]
+                .into_iter()
+                .chain(args.iter().copied());
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let Command::Discover(d) = cli.command else {
+                panic!()
+            };
+            plan_discovery(&d, &b.paths)
+        };
+        let name = "--initiator-name=iqn.2001-04.com.example:i";
+        let (r, generated) = disc(&["-n", "d", name]).unwrap();
+        assert!(generated.is_none());
+        assert_eq!(r.session_type, SessionType::Discovery);
+        assert!(r.target_name.is_none());
+        assert_eq!(r.portal.to_string(), "192.0.2.7:3260");
+        assert_eq!(chap(&r).name, "du");
+        assert_eq!(r.header_digest, Digest::None);
+        // A Normal block still serves as a discovery portal; its name is dropped.
+        let (r, _) = disc(&["-n", "n", name]).unwrap();
+        assert!(r.target_name.is_none() && matches!(r.auth, Auth::None));
+        // Flags: CHAP from the command line.
+        let f = b.file("s", "flagsecret123", 0o600);
+        let (r, _) = disc(&[
+            "-p",
+            "192.0.2.9",
+            "--chap-user",
+            "fu",
+            "--chap-secret-file",
+            &f,
+            name,
+        ])
+        .unwrap();
+        assert_eq!(chap(&r).name, "fu");
+        // No initiator name anywhere: one is generated and reported.
+        let (_, generated) = disc(&["-p", "192.0.2.9"]).unwrap();
+        assert!(generated.is_some());
     }
 
     #[test]

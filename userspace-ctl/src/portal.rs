@@ -3,6 +3,12 @@
 //!
 //! A bare IPv6 address never carries a port: `fe80::1:3260` is an address, so a
 //! port needs brackets. This is what every iSCSI tool does and the error says so.
+//!
+//! An IPv6 address may carry a zone (RFC 4007 §11: `fe80::1%eth0`, or a numeric
+//! interface index `fe80::1%2`): a link-local address means nothing without the
+//! link, so one without a zone is refused with a message saying how to add it.
+//! The zone stays a name here; it becomes a scope id (`if_nametoindex`) only at
+//! connect time, in the network namespace the connection is made in.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -15,7 +21,8 @@ pub const DEFAULT_PORT: u16 = 3260;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     V4(Ipv4Addr),
-    V6(Ipv6Addr),
+    /// An IPv6 address and its zone (interface name or index), if any.
+    V6(Ipv6Addr, Option<Zone>),
     Name(String),
 }
 
@@ -23,10 +30,67 @@ impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Host::V4(a) => a.fmt(f),
-            Host::V6(a) => a.fmt(f),
+            Host::V6(a, None) => a.fmt(f),
+            Host::V6(a, Some(z)) => write!(f, "{a}%{z}"),
             Host::Name(n) => f.write_str(n),
         }
     }
+}
+
+/// An IPv6 zone: an interface name (as `ip link` shows it) or a decimal
+/// interface index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone(String);
+
+/// IFNAMSIZ less the terminating NUL.
+const MAX_IFNAME: usize = 15;
+
+impl Zone {
+    /// Checks the interface-name rules of Linux (`dev_valid_name`): 1-15 bytes,
+    /// no '/', ':' or whitespace, not "." or "..". Brackets, '%' and ',' are
+    /// refused too, as they would not survive a portal string.
+    pub fn parse(s: &str) -> Result<Zone, String> {
+        if s.is_empty() {
+            return Err("the zone after '%' is empty (write %IFACE, e.g. %eth0)".into());
+        }
+        if s.len() > MAX_IFNAME {
+            return Err(format!(
+                "zone {s:?} is longer than an interface name ({MAX_IFNAME} bytes)"
+            ));
+        }
+        let bad = |c: char| {
+            c.is_whitespace() || c.is_control() || matches!(c, '/' | ':' | '%' | '[' | ']' | ',')
+        };
+        if s.chars().any(bad) || s == "." || s == ".." {
+            return Err(format!("zone {s:?} is not a valid interface name"));
+        }
+        Ok(Zone(s.to_owned()))
+    }
+
+    /// The zone as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A numeric zone: the interface index itself.
+    pub fn index(&self) -> Option<u32> {
+        if self.0.bytes().all(|b| b.is_ascii_digit()) {
+            self.0.parse().ok()
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// fe80::/10: only meaningful together with an interface.
+pub fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
 }
 
 /// A host and a port: where to open the TCP connection.
@@ -58,7 +122,7 @@ impl FromStr for Portal {
 impl fmt::Display for Portal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {
-            Host::V6(a) => write!(f, "[{a}]:{}", self.port),
+            h @ Host::V6(..) => write!(f, "[{h}]:{}", self.port),
             h => write!(f, "{h}:{}", self.port),
         }
     }
@@ -98,6 +162,28 @@ impl TargetAddress {
     }
 }
 
+/// Login's `-p`: a portal, optionally with the `,TAG` that `discover` prints
+/// after it (the TargetPortalGroupTag the login must then reach).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedPortal {
+    pub portal: Portal,
+    pub tag: Option<u16>,
+}
+
+impl TaggedPortal {
+    /// Parses `HOST[:PORT][,TAG]`.
+    pub fn parse(s: &str) -> Result<TaggedPortal, PortalError> {
+        let t = TargetAddress::parse(s)?;
+        Ok(TaggedPortal {
+            portal: Portal {
+                host: t.host,
+                port: t.port.unwrap_or(DEFAULT_PORT),
+            },
+            tag: t.portal_group_tag,
+        })
+    }
+}
+
 /// Why a portal string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid portal {input:?}: {reason}")]
@@ -122,7 +208,7 @@ pub fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), PortalError> {
         let Some((addr, rest)) = bracketed.split_once(']') else {
             return Err(err("missing ']' after the IPv6 address".into()));
         };
-        let addr = parse_v6(addr).map_err(err)?;
+        let (addr, zone) = parse_v6(addr).map_err(err)?;
         let port = match rest {
             "" => None,
             _ => match rest.strip_prefix(':') {
@@ -134,21 +220,20 @@ pub fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), PortalError> {
                 }
             },
         };
-        return Ok((Host::V6(addr), port));
+        return Ok((Host::V6(addr, zone), port));
     }
     if s.matches(':').count() >= 2 {
         // Only an IPv6 address has two colons; it cannot carry a port unbracketed.
-        return match s.parse::<Ipv6Addr>() {
-            Ok(a) => Ok((Host::V6(a), None)),
-            Err(_) if s.contains('%') => Err(err(
-                "IPv6 zone ids (%iface) are not supported; use a global address".into(),
-            )),
-            Err(_) => Err(err(
+        let (addr, _) = s.split_once('%').unwrap_or((s, ""));
+        if addr.parse::<Ipv6Addr>().is_err() {
+            return Err(err(
                 "this is neither HOST:PORT nor an IPv6 address (write IPv6 with a port as \
                  [ADDR]:PORT)"
                     .into(),
-            )),
-        };
+            ));
+        }
+        let (addr, zone) = parse_v6(s).map_err(err)?;
+        return Ok((Host::V6(addr, zone), None));
     }
     let (host, port) = match s.split_once(':') {
         Some((h, p)) => (h, Some(parse_port(p).map_err(err)?)),
@@ -157,12 +242,21 @@ pub fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), PortalError> {
     Ok((parse_host(host).map_err(err)?, port))
 }
 
-fn parse_v6(addr: &str) -> Result<Ipv6Addr, String> {
-    if addr.contains('%') {
-        return Err("IPv6 zone ids (%iface) are not supported; use a global address".into());
+/// `ADDR` or `ADDR%ZONE`; a link-local address needs its zone.
+fn parse_v6(s: &str) -> Result<(Ipv6Addr, Option<Zone>), String> {
+    let (addr, zone) = match s.split_once('%') {
+        Some((a, z)) => (a, Some(Zone::parse(z)?)),
+        None => (s, None),
+    };
+    let a: Ipv6Addr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not a valid IPv6 address"))?;
+    if zone.is_none() && is_link_local(&a) {
+        return Err(format!(
+            "{a} is link-local: name the interface it is reached on, e.g. [{a}%eth0]"
+        ));
     }
-    addr.parse()
-        .map_err(|_| format!("{addr:?} is not a valid IPv6 address"))
+    Ok((a, zone))
 }
 
 fn parse_port(p: &str) -> Result<u16, String> {
@@ -253,14 +347,46 @@ mod tests {
         );
         assert_eq!(ok("example.com."), (name("example.com."), 3260));
         let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
-        assert_eq!(ok("2001:db8::1"), (Host::V6(v6), 3260));
-        assert_eq!(ok("[2001:db8::1]"), (Host::V6(v6), 3260));
-        assert_eq!(ok("[2001:db8::1]:3261"), (Host::V6(v6), 3261));
-        assert_eq!(ok("::1"), (Host::V6(Ipv6Addr::LOCALHOST), 3260));
-        assert_eq!(ok("[::1]:65535"), (Host::V6(Ipv6Addr::LOCALHOST), 65535));
+        assert_eq!(ok("2001:db8::1"), (Host::V6(v6, None), 3260));
+        assert_eq!(ok("[2001:db8::1]"), (Host::V6(v6, None), 3260));
+        assert_eq!(ok("[2001:db8::1]:3261"), (Host::V6(v6, None), 3261));
+        assert_eq!(ok("::1"), (Host::V6(Ipv6Addr::LOCALHOST, None), 3260));
+        assert_eq!(
+            ok("[::1]:65535"),
+            (Host::V6(Ipv6Addr::LOCALHOST, None), 65535)
+        );
         // Ambiguous-looking but an address: the last group is not a port.
-        let a: Ipv6Addr = "fe80::1:3260".parse().unwrap();
-        assert_eq!(ok("fe80::1:3260"), (Host::V6(a), 3260));
+        let a: Ipv6Addr = "2001:db8::1:3260".parse().unwrap();
+        assert_eq!(ok("2001:db8::1:3260"), (Host::V6(a, None), 3260));
+    }
+
+    #[test]
+    fn zones() {
+        let ll: Ipv6Addr = "fe80::1".parse().unwrap();
+        let eth0 = Some(Zone::parse("eth0").unwrap());
+        assert_eq!(
+            ok("[fe80::1%eth0]:3260"),
+            (Host::V6(ll, eth0.clone()), 3260)
+        );
+        assert_eq!(ok("[fe80::1%eth0]"), (Host::V6(ll, eth0.clone()), 3260));
+        assert_eq!(ok("fe80::1%eth0"), (Host::V6(ll, eth0), 3260));
+        let (h, _) = ok("[fe80::1%2]:3261");
+        let Host::V6(_, Some(z)) = &h else { panic!() };
+        assert_eq!(z.index(), Some(2));
+        assert_eq!(Zone::parse("eth0").unwrap().index(), None);
+        // A zone on a global address is allowed (Linux ignores it there).
+        assert!(matches!(ok("[2001:db8::1%lo]").0, Host::V6(_, Some(_))));
+        assert!(reason("[fe80::1]:3260").contains("link-local"));
+        assert!(reason("fe80::1").contains("e.g. [fe80::1%eth0]"));
+        assert!(reason("[fe80::1%]:3260").contains("zone after '%' is empty"));
+        assert!(reason("[fe80::1%a/b]:3260").contains("not a valid interface name"));
+        assert!(reason("[fe80::1%abcdefghijklmnop]").contains("longer than"));
+        assert!(reason("[zz%eth0]").contains("not a valid IPv6"));
+        let p = Portal::parse("[fe80::1%eth0]:3261").unwrap();
+        assert_eq!(p.to_string(), "[fe80::1%eth0]:3261");
+        assert_eq!(Portal::parse(&p.to_string()).unwrap(), p);
+        let t = TargetAddress::parse("[fe80::1%eth0]:3261,3").unwrap();
+        assert_eq!((t.port, t.portal_group_tag), (Some(3261), Some(3)));
     }
 
     #[test]
@@ -286,8 +412,6 @@ mod tests {
         assert!(reason("[2001:db8::1]3260").contains("after ']'"));
         assert!(reason("[2001:db8::1]:").contains("port after ':' is missing"));
         assert!(reason("[192.0.2.1]:3260").contains("not a valid IPv6"));
-        assert!(reason("[fe80::1%eth0]:3260").contains("zone"));
-        assert!(reason("fe80::1%eth0").contains("zone"));
         assert!(reason("2001:db8::zz:3260").contains("[ADDR]:PORT"));
         assert!(reason("192.0.2.256").contains("not a valid IPv4"));
         assert!(reason("10.0.0").contains("not a valid IPv4"));

@@ -16,7 +16,8 @@
 //! from the original login. The encoded bytes and every decoded secret are wiped
 //! on drop (the recipe holds CHAP secrets).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use iscsi_proto::text::{self, TextError, TextWriter, MAX_VALUE_LEN};
@@ -24,11 +25,15 @@ use iscsi_proto::uapi;
 use zeroize::Zeroizing;
 
 use crate::cli::MAX_TIMEOUT_SECS;
+use crate::cli::{parse_iface, parse_initiator_address};
 use crate::names::{IscsiName, TargetName};
+use crate::netns::{NetNs, NetNsId};
 use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param, SessionType};
 use crate::plan::{Auth, ChapCredentials, LoginRequest, MutualChap};
 use crate::portal::Portal;
 use crate::secret::Secret;
+use crate::session::Session;
+use crate::transport::Source;
 
 /// The first key of every recipe; its value is the format version.
 pub const VERSION_KEY: &str = "RecipeVersion";
@@ -49,8 +54,20 @@ pub struct Recipe {
     /// are followed again).
     pub portal: Portal,
     /// The address the original login ended at (after resolution and any
-    /// redirect): the fallback when the portal as given does not answer.
+    /// permanent redirect; never a temporary one's): the fallback when the
+    /// portal as given does not answer.
     pub address: Option<SocketAddr>,
+    /// The TargetPortalGroupTag the first portal tried (`moved`, else `portal`)
+    /// must answer with: given by the user, or learned at the first login.
+    pub portal_group_tag: Option<u16>,
+    /// Where a permanent redirect (0x0102) sent the original login: re-logins
+    /// go there first. Temporary redirects are never recorded.
+    pub moved: Option<Portal>,
+    /// Interface / address to connect from.
+    pub source: Source,
+    /// The network namespace the login ran in (None: recipes of older iscsictl,
+    /// treated as the daemon's own).
+    pub netns: Option<NetNs>,
     pub auth: Auth,
     pub header_digest: Digest,
     pub data_digest: Digest,
@@ -113,6 +130,10 @@ impl Recipe {
             initiator_name: r.initiator_name.clone(),
             portal: r.portal.clone(),
             address,
+            portal_group_tag: r.portal_group_tag,
+            moved: None,
+            source: r.source.clone(),
+            netns: None,
             auth: r.auth.clone(),
             header_digest: r.header_digest,
             data_digest: r.data_digest,
@@ -123,13 +144,71 @@ impl Recipe {
         })
     }
 
-    /// The login request that repeats the original login (`portal` may differ
-    /// from the recipe's when the daemon falls back to the resolved address).
-    pub fn request(&self, portal: Portal) -> LoginRequest {
+    /// The recipe of the login `r` that ended in `s`, made in namespace `netns`:
+    /// what redirects taught (a permanent one is remembered, a temporary one
+    /// not) and the portal group tag to expect next time.
+    pub fn from_login(
+        r: &LoginRequest,
+        s: &Session,
+        netns: Option<NetNs>,
+    ) -> Result<Recipe, RecipeError> {
+        let learned = s.outcome.target_portal_group_tag;
+        let redirected = s.portal != r.portal;
+        let mut rc = Recipe::from_request(r, (!s.temporary).then(|| s.conn.peer()))?;
+        rc.moved = s.moved.clone();
+        rc.portal_group_tag = match (redirected, &s.moved, s.temporary) {
+            // Straight in: the tag given, else the one the target answered.
+            (false, _, _) => r.portal_group_tag.or(learned),
+            // Ended where a permanent redirect sent us: that portal's tag.
+            (true, Some(_), false) => learned,
+            // Only temporary redirects: the original portal, whose tag the user
+            // may have given.
+            (true, None, _) => r.portal_group_tag,
+            // Permanent, then temporary: the moved-to portal's tag is unknown.
+            (true, Some(_), true) => None,
+        };
+        rc.netns = netns;
+        Ok(rc)
+    }
+
+    /// The portals a re-login tries, in order: where a permanent redirect moved
+    /// the target, the portal as given, the address the first login ended at
+    /// (each once), with the portal group tag each must answer with (known
+    /// only for the first).
+    pub fn portals(&self) -> Vec<(Portal, Option<u16>)> {
+        let mut v: Vec<(Portal, Option<u16>)> = Vec::new();
+        let fallback = self
+            .address
+            .and_then(|a| Portal::parse(&a.to_string()).ok());
+        for p in self
+            .moved
+            .iter()
+            .cloned()
+            .chain(std::iter::once(self.portal.clone()))
+            .chain(fallback)
+        {
+            if !v.iter().any(|(q, _)| *q == p) {
+                let tag = if v.is_empty() {
+                    self.portal_group_tag
+                } else {
+                    None
+                };
+                v.push((p, tag));
+            }
+        }
+        v
+    }
+
+    /// The login request that repeats the original login at `portal` (which
+    /// may differ from the recipe's: see [`Self::portals`]), expecting portal
+    /// group `tag`.
+    pub fn request(&self, portal: Portal, tag: Option<u16>) -> LoginRequest {
         LoginRequest {
             nickname: self.nickname.clone(),
             target_name: Some(self.target_name.clone()),
             portal,
+            portal_group_tag: tag,
+            source: self.source.clone(),
             initiator_name: self.initiator_name.clone(),
             session_type: SessionType::Normal,
             auth: self.auth.clone(),
@@ -162,6 +241,28 @@ impl Recipe {
             push(&mut w, "Portal", &self.portal.to_string())?;
             if let Some(a) = self.address {
                 push(&mut w, "PortalAddress", &a.to_string())?;
+            }
+            if let Some(t) = self.portal_group_tag {
+                w.push_u64("PortalGroupTag", t.into())?;
+            }
+            if let Some(m) = &self.moved {
+                push(&mut w, "MovedTo", &m.to_string())?;
+            }
+            if let Some(i) = &self.source.iface {
+                push(&mut w, "Interface", i)?;
+            }
+            if let Some(a) = self.source.address {
+                push(&mut w, "InitiatorAddress", &a.to_string())?;
+            }
+            if let Some(ns) = &self.netns {
+                push(&mut w, "NetNs", &ns.id.to_string())?;
+                if let Some(p) = &ns.path {
+                    let p = p.to_str().ok_or_else(|| RecipeError::BadValue {
+                        key: "NetNsPath".into(),
+                        reason: "the path is not UTF-8".into(),
+                    })?;
+                    push(&mut w, "NetNsPath", p)?;
+                }
             }
             match &self.auth {
                 Auth::None => push(&mut w, "AuthMethod", "None")?,
@@ -319,6 +420,12 @@ struct Fields {
     initiator_name: Option<IscsiName>,
     portal: Option<Portal>,
     address: Option<SocketAddr>,
+    portal_group_tag: Option<u16>,
+    moved: Option<Portal>,
+    iface: Option<String>,
+    initiator_address: Option<IpAddr>,
+    netns: Option<NetNsId>,
+    netns_path: Option<PathBuf>,
     auth_method: Option<String>,
     chap_name: Option<String>,
     chap_secret: SecretParts,
@@ -385,6 +492,29 @@ impl Fields {
                 &mut self.address,
                 key,
                 v.parse::<SocketAddr>().map_err(|e| e.to_string()),
+            ),
+            "PortalGroupTag" => once(
+                &mut self.portal_group_tag,
+                key,
+                text::parse_number(v)
+                    .ok()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| "expected 0..65535".to_owned()),
+            ),
+            "MovedTo" => once(&mut self.moved, key, Portal::parse(v).map_err(|e| e.reason)),
+            "Interface" => once(&mut self.iface, key, parse_iface(v)),
+            "InitiatorAddress" => {
+                once(&mut self.initiator_address, key, parse_initiator_address(v))
+            }
+            "NetNs" => once(&mut self.netns, key, NetNsId::parse(v)),
+            "NetNsPath" => once(
+                &mut self.netns_path,
+                key,
+                if v.starts_with('/') {
+                    Ok(PathBuf::from(v))
+                } else {
+                    Err("not an absolute path".into())
+                },
             ),
             "AuthMethod" => once(
                 &mut self.auth_method,
@@ -464,6 +594,17 @@ impl Fields {
                 .ok_or(RecipeError::Missing("InitiatorName"))?,
             portal: self.portal.ok_or(RecipeError::Missing("Portal"))?,
             address: self.address,
+            portal_group_tag: self.portal_group_tag,
+            moved: self.moved,
+            source: Source {
+                iface: self.iface,
+                address: self.initiator_address,
+            },
+            netns: match (self.netns, self.netns_path) {
+                (Some(id), path) => Some(NetNs { id, path }),
+                (None, None) => None,
+                (None, Some(_)) => return Err(RecipeError::Missing("NetNs")),
+            },
             auth,
             header_digest: self
                 .header_digest
@@ -497,6 +638,19 @@ mod tests {
             initiator_name: IscsiName::parse("iqn.2001-04.com.example:host").unwrap(),
             portal: Portal::parse("storage.example").unwrap(),
             address: Some("[2001:db8::7]:3261".parse().unwrap()),
+            portal_group_tag: Some(7),
+            moved: Some(Portal::parse("[fe80::2%eth1]:3262").unwrap()),
+            source: Source {
+                iface: Some("eth1".into()),
+                address: Some("2001:db8::9".parse().unwrap()),
+            },
+            netns: Some(NetNs {
+                id: NetNsId {
+                    dev: 4,
+                    ino: 4026532281,
+                },
+                path: Some("/run/netns/t".into()),
+            }),
             auth: Auth::Chap(ChapCredentials {
                 name: "alice user".into(),
                 secret: secret(mine),
@@ -525,6 +679,10 @@ mod tests {
         r.address = None;
         r.queue_depth = None;
         r.params.clear();
+        r.portal_group_tag = None;
+        r.moved = None;
+        r.source = Source::default();
+        r.netns = None;
         r
     }
 
@@ -582,10 +740,75 @@ mod tests {
         // The secret is not in the recipe as plain text.
         assert!(!bytes.windows(11).any(|w| w == b"another one"));
         // The request repeats the login.
-        let req = back.request(back.portal.clone());
+        let req = back.request(back.portal.clone(), None);
         assert_eq!(req.portal.to_string(), "storage.example:3260");
         assert_eq!(req.queue_depth, Some(32));
+        assert_eq!(req.source.iface.as_deref(), Some("eth1"));
         assert!(!req.dry_run);
+        let s = String::from_utf8_lossy(&bytes);
+        for want in [
+            "\0PortalGroupTag=7\0",
+            "\0MovedTo=[fe80::2%eth1]:3262\0",
+            "\0Interface=eth1\0",
+            "\0InitiatorAddress=2001:db8::9\0",
+            "\0NetNs=4:4026532281\0",
+            "\0NetNsPath=/run/netns/t\0",
+        ] {
+            assert!(s.contains(want), "{want:?} not in {s:?}");
+        }
+    }
+
+    #[test]
+    fn relogin_portal_order() {
+        // Moved first (with the tag), then the portal as given, then the address.
+        let r = chap_recipe(b"x", None);
+        let got: Vec<(String, Option<u16>)> = r
+            .portals()
+            .into_iter()
+            .map(|(p, t)| (p.to_string(), t))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("[fe80::2%eth1]:3262".to_owned(), Some(7)),
+                ("storage.example:3260".to_owned(), None),
+                ("[2001:db8::7]:3261".to_owned(), None),
+            ]
+        );
+        // Nothing moved: the portal carries the tag; no duplicates.
+        let mut r = plain();
+        r.portal_group_tag = Some(1);
+        r.address = Some("127.0.0.1:3260".parse().unwrap());
+        r.portal = Portal::parse("127.0.0.1").unwrap();
+        let got = r.portals();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, Some(1));
+    }
+
+    #[test]
+    fn new_keys_are_checked() {
+        let mut v = minimal();
+        v.push(("NetNsPath", "/run/netns/t"));
+        assert_eq!(
+            Recipe::decode(&text(&v)).unwrap_err(),
+            RecipeError::Missing("NetNs")
+        );
+        for (k, bad) in [
+            ("PortalGroupTag", "65536"),
+            ("MovedTo", "[fe80::1]:3260"),
+            ("Interface", "a/b"),
+            ("InitiatorAddress", "host"),
+            ("NetNs", "x"),
+            ("NetNsPath", "run/netns/t"),
+        ] {
+            let mut v = minimal();
+            v.push((k, bad));
+            let e = Recipe::decode(&text(&v)).unwrap_err();
+            assert!(
+                matches!(e, RecipeError::BadValue { ref key, .. } if key == k),
+                "{k}: {e}"
+            );
+        }
     }
 
     #[test]
@@ -731,7 +954,7 @@ mod tests {
     #[test]
     fn only_normal_sessions() {
         use crate::params::SessionType;
-        let mut req = plain().request(Portal::parse("h").unwrap());
+        let mut req = plain().request(Portal::parse("h").unwrap(), None);
         req.session_type = SessionType::Discovery;
         assert!(matches!(
             Recipe::from_request(&req, None),

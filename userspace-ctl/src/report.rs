@@ -107,11 +107,15 @@ pub fn targets(text: &[u8], asked: &FoundPortal) -> Vec<FoundTarget> {
         .map(|t| {
             let mut portals: Vec<FoundPortal> = t
                 .addresses()
-                .map(|p| FoundPortal {
-                    host: p.host.to_owned(),
-                    port: p.port,
-                    tag: p.tag,
-                    address: p.to_string(),
+                .map(|p| {
+                    let mut found = FoundPortal {
+                        host: p.host.to_owned(),
+                        port: p.port,
+                        tag: p.tag,
+                        address: p.to_string(),
+                    };
+                    with_asked_zone(&mut found, asked);
+                    found
                 })
                 .collect();
             if portals.is_empty() {
@@ -123,6 +127,24 @@ pub fn targets(text: &[u8], asked: &FoundPortal) -> Vec<FoundTarget> {
             }
         })
         .collect()
+}
+
+/// A target cannot know our interface names, so a link-local address it lists
+/// comes without a zone; it is reached over the link we asked it on, so it takes
+/// the zone of the portal asked (`fe80::5` asked at `[fe80::1%eth0]` is
+/// `[fe80::5%eth0]`), which makes the printed address usable with `login -p`.
+fn with_asked_zone(p: &mut FoundPortal, asked: &FoundPortal) {
+    let Some((_, zone)) = asked.host.split_once('%') else {
+        return;
+    };
+    let link_local = p
+        .host
+        .parse::<std::net::Ipv6Addr>()
+        .is_ok_and(|a| crate::portal::is_link_local(&a));
+    if link_local {
+        p.host = format!("{}%{zone}", p.host);
+        p.address = format!("[{}]:{}", p.host, p.port);
+    }
 }
 
 /// Text form: the target name, then one indented `address,tag` line per portal
@@ -193,6 +215,28 @@ TargetName=iqn.2001-04.com.example:b\0";
             "iqn.2001-04.com.example:a\n    192.0.2.10:3260,1\n    [2001:db8::10]:3261,1\n\
              iqn.2001-04.com.example:b\n    192.0.2.1:3260\n"
         );
+    }
+
+    #[test]
+    fn link_local_portals_take_the_asked_zone() {
+        let answer = b"TargetName=iqn.2001-04.com.example:a\0\
+TargetAddress=[fe80::5]:3260,1\0\
+TargetAddress=[2001:db8::10]:3261,1\0";
+        let asked = FoundPortal {
+            host: "fe80::1%eth0".into(),
+            port: 3260,
+            tag: None,
+            address: "[fe80::1%eth0]:3260".into(),
+        };
+        let found = targets(answer, &asked);
+        let p = &found[0].portals;
+        assert_eq!(p[0].address, "[fe80::5%eth0]:3260");
+        assert_eq!(p[1].address, "[2001:db8::10]:3261");
+        // The printed address is a portal login accepts.
+        assert!(crate::portal::Portal::parse(&p[0].address).is_ok());
+        // Asked without a zone: nothing to add.
+        let found = targets(answer, &super::tests::asked());
+        assert_eq!(found[0].portals[0].address, "[fe80::5]:3260");
     }
 
     #[test]

@@ -6,20 +6,20 @@
 use std::io::Write;
 use std::time::Duration;
 
-use iscsi_proto::chap::{Challenge, ChapAlgorithm, ChapConfig};
+use iscsi_proto::chap::{Challenge, ChapAlgorithm, ChapConfig, ChapError};
 use iscsi_proto::discovery::{DiscoveryStep, SendTargets};
 use iscsi_proto::framing::FramingSettings;
 use iscsi_proto::login::{
-    Login, LoginConfig, LoginError, LoginOutcome, LoginStatus, LoginStep, Logout, Redirect,
-    Sequence, LOGIN_BUFFER_LEN, MAX_LOGIN_PDU_LEN,
+    Login, LoginConfig, LoginError, LoginOutcome, LoginStatus, LoginStep, Logout, ProtocolError,
+    Redirect, Sequence, LOGIN_BUFFER_LEN, MAX_LOGIN_PDU_LEN,
 };
-use iscsi_proto::negotiate::{Digest, Proposal, SessionParams};
+use iscsi_proto::negotiate::{Digest, Proposal, SessionParams, SessionType};
 
 use crate::crypto::{random_bytes, random_isid, RustCryptoDigest};
 use crate::exit::Error;
 use crate::failure::{self, Context};
 use crate::portal::Portal;
-use crate::transport::{Connection, Phase};
+use crate::transport::{Connection, Phase, Source, TransportError};
 
 /// Redirects followed before giving up (a loop between two portals ends here).
 pub const MAX_REDIRECTS: usize = 4;
@@ -32,14 +32,22 @@ const SENDTARGETS_BUFFER_LEN: usize = 1 << 20;
 const SENDTARGETS_ITT: u32 = 1;
 const LOGOUT_ITT: u32 = 2;
 
-/// Where and how long.
-#[derive(Debug, Clone, Copy)]
+/// How to reach the portal: from where, how long, and which portal group must
+/// answer.
+#[derive(Debug, Clone, Default)]
 pub struct Timeouts {
     /// For the TCP connection.
     pub connect: Duration,
     /// For the whole login exchange on one connection; also for logout and
     /// discovery, each on its own clock.
     pub login: Duration,
+    /// Interface / address our end binds to before connecting.
+    pub source: Source,
+    /// The TargetPortalGroupTag discovery reported for the portal (from
+    /// `-p HOST:PORT,TAG`, the config's `TargetAddress = …,TAG`, or what the first
+    /// login of a session answered): a login that lands in another portal group
+    /// fails (see [`check_tag`]).
+    pub tag: Option<u16>,
 }
 
 /// A connection in the full feature phase.
@@ -49,6 +57,13 @@ pub struct Session {
     pub outcome: LoginOutcome,
     /// The portal logged in to (differs from the one asked for after a redirect).
     pub portal: Portal,
+    /// Where the last permanent redirect (status 0x0102, "target moved
+    /// permanently") of this login sent us: later logins go there first.
+    /// Temporary redirects (0x0101) are followed but never remembered.
+    pub moved: Option<Portal>,
+    /// Whether the login ended at a portal a temporary redirect named (then
+    /// `conn.peer()` is no address to come back to).
+    pub temporary: bool,
     timeouts: Timeouts,
 }
 
@@ -56,13 +71,19 @@ pub struct Session {
 enum Attempt {
     Complete(LoginOutcome),
     Redirect(Redirect),
-    /// The target refused with this status (class 2 or 3).
-    Refused(LoginStatus),
+    /// The target refused with this status (class 2 or 3); `offer` is true when
+    /// it came in answer to our CHAP_A list (see [`md5_alone`]).
+    Refused {
+        status: LoginStatus,
+        offer: bool,
+    },
+    /// The target answered our CHAP_A list with CHAP_A=Reject.
+    OfferRejected(LoginError),
 }
 
 /// Logs in at `portal`, following up to [`MAX_REDIRECTS`] redirects; each is
-/// announced on `notices`, as is the one CHAP retry described at
-/// [`without_sha256`].
+/// announced on `notices`, as is the one CHAP retry (MD5 alone after a refused
+/// CHAP_A list, see [`md5_alone`], or the one described at [`without_sha256`]).
 pub fn login(
     portal: &Portal,
     proposal: Proposal<'_>,
@@ -91,23 +112,73 @@ pub fn login_with_isid(
 ) -> Result<Session, Error> {
     let mut portal = portal.clone();
     let mut chap = chap;
-    let fallback = chap.and_then(|c| without_sha256(c.algorithms));
+    let mut want_tag = timeouts.tag;
+    let offered = chap.map(|c| c.algorithms.to_vec()).unwrap_or_default();
+    let md5 = md5_alone(&offered);
+    let fallback = without_sha256(&offered);
     let mut retried = false;
     let mut hops = 0usize;
+    let mut moved = None;
+    let mut temporary = false;
     loop {
-        let mut conn =
-            Connection::connect(&portal, timeouts.connect, Phase::Login, timeouts.login)?;
+        let mut conn = Connection::connect(
+            &portal,
+            &timeouts.source,
+            timeouts.connect,
+            Phase::Login,
+            timeouts.login,
+        )?;
         match login_once(&mut conn, proposal, chap, isid, cx)? {
             Attempt::Complete(outcome) => {
+                if let Err(e) = check_tag(want_tag, outcome.target_portal_group_tag, &portal) {
+                    conn.close();
+                    return Err(e);
+                }
+                if want_tag.is_some() && outcome.target_portal_group_tag.is_none() {
+                    let _ = writeln!(
+                        notices,
+                        "iscsictl: warning: {portal} did not send its TargetPortalGroupTag \
+                         (RFC 7143 §13.9 wants it); cannot check it against {}",
+                        want_tag.unwrap_or_default()
+                    );
+                }
                 conn.set_framing(full_feature_framing(&outcome.params));
                 return Ok(Session {
                     conn,
                     outcome,
                     portal,
+                    moved,
+                    temporary,
                     timeouts,
                 });
             }
-            Attempt::Refused(LoginStatus::InitiatorError) if !retried && fallback.is_some() => {
+            // Old targets (LIO before Linux 3.15, Synology) read CHAP_A as one
+            // value and refuse a list: offer MD5 alone, once.
+            Attempt::Refused { offer: true, .. } | Attempt::OfferRejected(_)
+                if !retried && md5.is_some() =>
+            {
+                conn.close();
+                retried = true;
+                let list = offered
+                    .iter()
+                    .map(|a| a.code().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if let (Some(c), Some(algs)) = (chap.as_mut(), md5.as_deref()) {
+                    c.algorithms = algs;
+                }
+                let _ = writeln!(
+                    notices,
+                    "iscsictl: {portal} refused our CHAP_A list ({list}); retrying once \
+                     offering MD5 alone (CHAP_A=5), as targets that take CHAP_A for a \
+                     single value need (LIO before Linux 3.15, Synology)"
+                );
+            }
+            Attempt::OfferRejected(e) => return Err(failure::login(e, cx)),
+            Attempt::Refused {
+                status: LoginStatus::InitiatorError,
+                offer: false,
+            } if !retried && fallback.is_some() => {
                 conn.close();
                 retried = true;
                 if let (Some(c), Some(algs)) = (chap.as_mut(), fallback.as_deref()) {
@@ -119,12 +190,11 @@ pub fn login_with_isid(
                      retrying without sha256, which some targets (tgt) take for SHA-1"
                 );
             }
-            Attempt::Refused(status) => return Err(failure::status(status, cx)),
+            Attempt::Refused { status, .. } => return Err(failure::status(status, cx)),
             Attempt::Redirect(r) => {
                 conn.close();
-                let next = r
-                    .portal()
-                    .ok()
+                let parsed = r.portal().ok();
+                let next = parsed
                     .and_then(|p| Portal::parse(&p.to_string()).ok())
                     .ok_or_else(|| {
                         Error::Protocol(format!(
@@ -148,10 +218,44 @@ pub fn login_with_isid(
                     notices,
                     "iscsictl: {portal} redirects {how} to {next}; following"
                 );
+                // The new portal may belong to another portal group; only the tag
+                // the redirect names (if any) can be checked there.
+                want_tag = parsed.and_then(|p| p.tag);
+                if r.permanent {
+                    moved = Some(next.clone());
+                }
+                temporary = !r.permanent;
                 portal = next;
             }
         }
     }
+}
+
+/// A login that reached another portal group than discovery reported for the
+/// portal is refused, as open-iscsi does (its `LOGIN_WRONG_PORTAL_GROUP` ends
+/// the attempt). RFC 7143 §13.9 makes the tag the identity of the portal group
+/// serving the login, and a session is identified by ISID *and* that portal
+/// group (§4.4.3 "SSID"): landing elsewhere means the portal was reassigned or
+/// another target answers there, and the ISID rules (and multipath's idea of
+/// which paths are distinct) no longer hold. A clear error beats a session in
+/// the wrong place; running discovery again gives the current tag.
+pub fn check_tag(want: Option<u16>, got: Option<u16>, portal: &Portal) -> Result<(), Error> {
+    match (want, got) {
+        (Some(w), Some(g)) if w != g => Err(Error::Protocol(format!(
+            "login failed: {portal} answered for portal group {g}, but discovery reported \
+             portal group {w} there (TargetPortalGroupTag mismatch) — the target's portal \
+             groups changed; run iscsictl discover -p {portal} again and log in with the \
+             portal and tag it lists"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The offer to retry with when the target refused our CHAP_A list: MD5 alone,
+/// if the list had more than MD5 and MD5 was allowed at all (a user who left
+/// md5 out of --chap-algs does not get it behind their back).
+fn md5_alone(offer: &[ChapAlgorithm]) -> Option<Vec<ChapAlgorithm>> {
+    (offer.len() > 1 && offer.contains(&ChapAlgorithm::Md5)).then(|| vec![ChapAlgorithm::Md5])
 }
 
 /// The CHAP_A offer to retry with when the first one contained SHA-256 (and
@@ -202,20 +306,56 @@ fn login_once(
     let mut tx = vec![0u8; LOGIN_BUFFER_LEN];
     let mut login = Login::new(config, &mut rx, &mut tx).map_err(|e| failure::login(e, cx))?;
     let mut out = vec![0u8; MAX_LOGIN_PDU_LEN];
+    let mut first = true;
     loop {
         let n = login
             .next_request(&mut out)
             .map_err(|e| failure::login(e, cx))?;
         conn.send(out.get(..n).unwrap_or(&[]))?;
-        let pdu = conn.recv()?;
+        let pdu = match conn.recv() {
+            Ok(pdu) => pdu,
+            Err(e @ TransportError::Closed { .. })
+                if first && chap.is_none() && proposal.session_type == SessionType::Discovery =>
+            {
+                return Err(hung_up_on_auth_none(e))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        first = false;
+        let offer = login.chap_offer_pending();
         match login.handle_response(&pdu.bhs, pdu.data, &mut RustCryptoDigest) {
             Ok(LoginStep::SendNext) => continue,
             Ok(LoginStep::Complete(o)) => return Ok(Attempt::Complete(o)),
             Ok(LoginStep::Redirect(r)) => return Ok(Attempt::Redirect(r)),
-            Err(LoginError::Status(s)) => return Ok(Attempt::Refused(s)),
+            // Class 2 only: a class-3 refusal is the target's own trouble.
+            Err(LoginError::Status(status)) => {
+                let offer = offer && status.code16() >> 8 == 2;
+                return Ok(Attempt::Refused { status, offer });
+            }
+            Err(e @ LoginError::Protocol(ProtocolError::Chap(ChapError::AlgorithmRejected))) => {
+                return Ok(Attempt::OfferRejected(e))
+            }
             Err(e) => return Err(failure::login(e, cx)),
         }
     }
+}
+
+/// The portal hung up on the first Login Request of a Discovery session, which
+/// offered only AuthMethod=None (no credentials were given), without a Login
+/// Response.
+/// RFC 7143 wants a refusal with a status (0x0201) or `AuthMethod=Reject`, but
+/// LIO with discovery authentication enforced (`enforce_discovery_auth`) finds
+/// no common AuthMethod and closes the connection instead. The likeliest cause
+/// is a portal that requires CHAP, so that is the error (exit 5), worded as the
+/// inference it is. Normal sessions keep the plain "closed" error (exit 7): LIO
+/// and tgt refuse those with a status.
+fn hung_up_on_auth_none(e: TransportError) -> Error {
+    Error::AuthFailed(format!(
+        "{e}, in answer to our first login request (which offered no authentication) \
+         and without a Login Response: the portal probably requires CHAP (LIO does \
+         this when discovery authentication is enforced) — pass --chap-user and \
+         --chap-secret-file"
+    ))
 }
 
 /// Digests and receive limit of the full feature phase.
@@ -280,5 +420,28 @@ mod tests {
         assert_eq!(without_sha256(&[Md5, Sha256]), Some(vec![Md5]));
         assert_eq!(without_sha256(&[Sha256]), None);
         assert_eq!(without_sha256(&[Sha1, Md5]), None);
+    }
+
+    #[test]
+    fn md5_retry_offer() {
+        assert_eq!(md5_alone(&[Sha256, Sha3_256, Sha1, Md5]), Some(vec![Md5]));
+        assert_eq!(md5_alone(&[Md5, Sha1]), Some(vec![Md5]));
+        // Nothing to retry: MD5 alone was the offer, or the user excluded it.
+        assert_eq!(md5_alone(&[Md5]), None);
+        assert_eq!(md5_alone(&[Sha256, Sha1]), None);
+    }
+
+    #[test]
+    fn tag_check() {
+        let p = Portal::parse("192.0.2.1:3260").unwrap();
+        assert!(check_tag(None, Some(3), &p).is_ok());
+        assert!(check_tag(Some(3), Some(3), &p).is_ok());
+        assert!(check_tag(Some(3), None, &p).is_ok());
+        let e = check_tag(Some(1), Some(2), &p).unwrap_err();
+        assert_eq!(e.exit_code(), crate::exit::PROTOCOL);
+        let msg = e.to_string();
+        assert!(msg.contains("answered for portal group 2"), "{msg}");
+        assert!(msg.contains("reported portal group 1"), "{msg}");
+        assert!(msg.contains("discover -p 192.0.2.1:3260"), "{msg}");
     }
 }

@@ -45,7 +45,9 @@ pub fn hand_off(
     let outcome = session.outcome;
     // What the daemon needs to log in again after a connection loss; kept by the
     // kernel with the session and wiped here when it goes out of scope.
-    let recipe = Recipe::from_request(r, Some(session.conn.peer()))
+    // The namespace we run in: the daemon logs in again from the same one.
+    let netns = crate::netns::current().ok();
+    let recipe = Recipe::from_login(r, &session, netns)
         .and_then(|rc| rc.encode())
         .map_err(|e| Error::Usage(format!("{e}; not handing off")))?;
     let queue_depth = queue_depth(r.queue_depth);

@@ -16,14 +16,14 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV6, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use iscsi_proto::bhs::{Bhs, BHS_LEN};
 use iscsi_proto::framing::{self, FramingError, FramingSettings, RxFramer};
 
 use crate::exit;
-use crate::portal::{Host, Portal};
+use crate::portal::{Host, Portal, Zone};
 
 /// Bytes asked of the kernel per read(2); PDUs larger than this arrive in pieces.
 const READ_CHUNK: usize = 64 * 1024;
@@ -46,9 +46,34 @@ impl fmt::Display for Phase {
     }
 }
 
+/// Where our end of the connection sits: `--iface` binds the socket to an
+/// interface (SO_BINDTODEVICE: only routes through it are used), `--initiator-address`
+/// to a local address (the source address the target sees). Both apply before
+/// connect(), to every connection a login opens (redirects and re-logins too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Source {
+    pub iface: Option<String>,
+    pub address: Option<IpAddr>,
+}
+
+impl Source {
+    /// Nothing to bind: the kernel picks interface and address.
+    pub fn is_default(&self) -> bool {
+        self.iface.is_none() && self.address.is_none()
+    }
+}
+
 /// An I/O failure, worded for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    #[error("cannot bind the connection to {what}: {reason}")]
+    Source { what: String, reason: String },
+    #[error("no interface {zone:?} for the IPv6 zone of {portal}: {reason}")]
+    Zone {
+        zone: String,
+        portal: String,
+        reason: String,
+    },
     #[error("cannot resolve {host:?}: {reason}")]
     Resolve { host: String, reason: String },
     #[error("connection to {addr} refused: no iSCSI target listens there")]
@@ -84,6 +109,8 @@ impl TransportError {
     /// The exit code (see the module docs for the reasoning).
     pub fn exit_code(&self) -> u8 {
         match self {
+            // Our own settings name something this host does not have.
+            TransportError::Source { .. } | TransportError::Zone { .. } => exit::USAGE,
             TransportError::Resolve { .. }
             | TransportError::Refused { .. }
             | TransportError::Unreachable { .. }
@@ -140,9 +167,11 @@ impl fmt::Debug for Connection {
 
 impl Connection {
     /// Resolves `portal` and connects to the first address that answers, all within
-    /// `connect_timeout`; the exchange then has `phase_timeout` (see [`Self::begin`]).
+    /// `connect_timeout`, from `source`; the exchange then has `phase_timeout` (see
+    /// [`Self::begin`]).
     pub fn connect(
         portal: &Portal,
+        source: &Source,
         connect_timeout: Duration,
         phase: Phase,
         phase_timeout: Duration,
@@ -155,9 +184,12 @@ impl Connection {
             if left.is_zero() {
                 break;
             }
-            match TcpStream::connect_timeout(&addr, left) {
+            match connect_from(portal, addr, source, left) {
                 Ok(stream) => return Connection::from_stream(stream, phase, phase_timeout),
-                Err(e) => last = Some(connect_error(addr, e, portal, connect_timeout)),
+                Err(Dial::Setup(e)) => return Err(e),
+                Err(Dial::Connect(a, e)) => {
+                    last = Some(connect_error(a, e, portal, connect_timeout))
+                }
             }
         }
         Err(last.unwrap_or_else(|| TransportError::ConnectTimeout {
@@ -392,11 +424,102 @@ fn data_buf_len(settings: FramingSettings) -> usize {
     usize::try_from(max).unwrap_or(usize::MAX)
 }
 
+/// Why one address could not be connected to.
+enum Dial {
+    /// Our own setup failed (bind, zone): trying other addresses will not help.
+    Setup(TransportError),
+    /// connect() failed for this address.
+    Connect(SocketAddr, io::Error),
+}
+
+/// One TCP connection to `addr` (already resolved from `portal`), bound as
+/// `source` asks, with the IPv6 zone turned into a scope id on this very socket
+/// (so in the network namespace the socket lives in).
+fn connect_from(
+    portal: &Portal,
+    addr: SocketAddr,
+    source: &Source,
+    timeout: Duration,
+) -> Result<TcpStream, Dial> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let setup = |what: String, e: io::Error| {
+        Dial::Setup(TransportError::Source {
+            what,
+            reason: e.to_string(),
+        })
+    };
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| setup("a new socket".into(), e))?;
+    let mut addr = addr;
+    if let (SocketAddr::V6(v6), Host::V6(_, Some(zone))) = (&mut addr, &portal.host) {
+        v6.set_scope_id(scope_id(&sock, zone).map_err(|reason| {
+            Dial::Setup(TransportError::Zone {
+                zone: zone.to_string(),
+                portal: portal.to_string(),
+                reason,
+            })
+        })?);
+    }
+    if let Some(iface) = &source.iface {
+        sock.bind_device(Some(iface.as_bytes())).map_err(|e| {
+            let reason = if e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error()) {
+                "no such interface".to_owned()
+            } else {
+                e.to_string()
+            };
+            Dial::Setup(TransportError::Source {
+                what: format!("interface {iface}"),
+                reason,
+            })
+        })?;
+    }
+    if let Some(ip) = source.address {
+        if ip.is_ipv4() != addr.is_ipv4() {
+            return Err(Dial::Setup(TransportError::Source {
+                what: format!("address {ip}"),
+                reason: format!(
+                    "the portal's address {} is of the other IP family",
+                    addr.ip()
+                ),
+            }));
+        }
+        let local = match (ip, addr) {
+            // A link-local source needs the same zone as the destination.
+            (IpAddr::V6(a), SocketAddr::V6(d)) => {
+                SocketAddr::V6(SocketAddrV6::new(a, 0, 0, d.scope_id()))
+            }
+            _ => SocketAddr::new(ip, 0),
+        };
+        sock.bind(&SockAddr::from(local))
+            .map_err(|e| setup(format!("address {ip}"), e))?;
+    }
+    match sock.connect_timeout(&SockAddr::from(addr), timeout) {
+        Ok(()) => Ok(TcpStream::from(sock)),
+        Err(e) => Err(Dial::Connect(addr, e)),
+    }
+}
+
+/// The scope id of `zone`: its number, or the index of the interface of that
+/// name as seen by `sock`'s network namespace (SIOCGIFINDEX, what
+/// if_nametoindex(3) does).
+fn scope_id(sock: &socket2::Socket, zone: &Zone) -> Result<u32, String> {
+    if let Some(i) = zone.index() {
+        return Ok(i);
+    }
+    rustix::net::netdevice::name_to_index(sock, zone.as_str()).map_err(|e| {
+        if e == rustix::io::Errno::NODEV {
+            "no such interface".to_owned()
+        } else {
+            e.to_string()
+        }
+    })
+}
+
 /// The addresses to try, in resolver order. Literal addresses skip the resolver.
 fn resolve(portal: &Portal) -> Result<Vec<SocketAddr>, TransportError> {
     let ip = match &portal.host {
         Host::V4(a) => Some(IpAddr::V4(*a)),
-        Host::V6(a) => Some(IpAddr::V6(*a)),
+        Host::V6(a, _) => Some(IpAddr::V6(*a)),
         Host::Name(_) => None,
     };
     if let Some(ip) = ip {
@@ -466,6 +589,7 @@ mod tests {
         drop(l);
         let e = Connection::connect(
             &portal,
+            &Source::default(),
             Duration::from_secs(2),
             Phase::Login,
             Duration::from_secs(2),
@@ -501,6 +625,7 @@ mod tests {
         });
         let mut c = Connection::connect(
             &portal,
+            &Source::default(),
             Duration::from_secs(5),
             Phase::Login,
             Duration::from_secs(5),
@@ -526,6 +651,7 @@ mod tests {
         });
         let mut c = Connection::connect(
             &portal,
+            &Source::default(),
             Duration::from_secs(2),
             Phase::Login,
             Duration::from_millis(300),
@@ -562,6 +688,7 @@ mod tests {
         let by_name = Portal::parse(&format!("localhost:{}", portal.port)).unwrap();
         let mut c = Connection::connect(
             &by_name,
+            &Source::default(),
             Duration::from_secs(5),
             Phase::Logout,
             Duration::from_secs(5),
@@ -587,6 +714,7 @@ mod tests {
         let p = Portal::parse("no-such-host.invalid:3260").unwrap();
         let e = Connection::connect(
             &p,
+            &Source::default(),
             Duration::from_secs(5),
             Phase::Login,
             Duration::from_secs(5),
@@ -613,6 +741,7 @@ mod tests {
         });
         let mut c = Connection::connect(
             &portal,
+            &Source::default(),
             Duration::from_secs(2),
             Phase::Discovery,
             Duration::from_secs(2),
