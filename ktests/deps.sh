@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 pkgs=(linux-source-6.12 clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc
       libelf-dev libssl-dev cpio xz-utils make gcc libc6-dev kmod pahole rsync zstd
-      qemu-system-x86 busybox-static e2fsprogs fio open-iscsi tgt libiscsi-bin
+      qemu-system-x86 busybox-static e2fsprogs fio open-iscsi tgt istgt libiscsi-bin
       tshark gnuplot-nox lsscsi linux-perf
       systemd groff-base)  # make check-pkg: systemd-analyze verify, groff -ww on the man pages
 missing=()

@@ -60,6 +60,8 @@ while IFS=$'\t' read -r name script; do
             pkill -x iscsid
             rmmod iscsi_rs
             . "$REPO/ktests/qemu/lio.sh" && lio_teardown
+            . "$REPO/ktests/qemu/tgt.sh" && tgt_stop
+            . "$REPO/ktests/qemu/istgt.sh" && istgt_stop
         ) > /dev/null 2>&1
     fi
     if [ -w $kmemleak ]; then
