@@ -63,6 +63,34 @@ pub enum Command {
     Daemon(DaemonArgs),
 }
 
+/// CHAP credentials, the same for `discover` and `login`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ChapArgs {
+    /// CHAP name we authenticate with (CHAP_N); needs --chap-secret-file.
+    #[arg(long, value_name = "U", requires = "chap_secret_file", value_parser = parse_chap_name)]
+    pub chap_user: Option<String>,
+
+    /// File holding our CHAP secret (raw bytes, one trailing newline removed); must
+    /// not be accessible by group or others.
+    #[arg(long, value_name = "F", requires = "chap_user")]
+    pub chap_secret_file: Option<PathBuf>,
+
+    /// CHAP name the target (or discovery portal) must present for mutual CHAP; needs --mutual-secret-file.
+    #[arg(long, value_name = "U", requires = "mutual_secret_file",
+          value_parser = parse_chap_name)]
+    pub mutual_user: Option<String>,
+
+    /// File holding the target's (or portal's) CHAP secret for mutual CHAP (same rules as
+    /// --chap-secret-file; must differ from our secret).
+    #[arg(long, value_name = "F", requires = "mutual_user")]
+    pub mutual_secret_file: Option<PathBuf>,
+
+    /// CHAP algorithms to offer, in order of preference (sha256, sha3-256, sha1,
+    /// md5) [default: sha256,sha3-256,sha1,md5].
+    #[arg(long, value_name = "LIST", value_parser = ChapAlgs::parse)]
+    pub chap_algs: Option<ChapAlgs>,
+}
+
 /// Options shared by every verb that opens a connection.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectArgs {
@@ -145,27 +173,8 @@ pub struct DiscoverArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// CHAP name for discovery authentication (CHAP_N); needs --chap-secret-file.
-    #[arg(long, value_name = "U", requires = "chap_secret_file", value_parser = parse_chap_name)]
-    pub chap_user: Option<String>,
-
-    /// File holding our discovery CHAP secret (same rules as login's).
-    #[arg(long, value_name = "F", requires = "chap_user")]
-    pub chap_secret_file: Option<PathBuf>,
-
-    /// CHAP name the discovery portal must present (mutual CHAP).
-    #[arg(long, value_name = "U", requires = "mutual_secret_file",
-          value_parser = parse_chap_name)]
-    pub mutual_user: Option<String>,
-
-    /// File holding the portal's CHAP secret for mutual CHAP.
-    #[arg(long, value_name = "F", requires = "mutual_user")]
-    pub mutual_secret_file: Option<PathBuf>,
-
-    /// CHAP algorithms to offer, in order of preference [default:
-    /// sha256,sha3-256,sha1,md5].
-    #[arg(long, value_name = "LIST", value_parser = ChapAlgs::parse)]
-    pub chap_algs: Option<ChapAlgs>,
+    #[command(flatten)]
+    pub chap: ChapArgs,
 
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -206,29 +215,8 @@ pub struct LoginArgs {
     #[arg(long)]
     pub lun_scan: bool,
 
-    /// CHAP name we authenticate with (CHAP_N); needs --chap-secret-file.
-    #[arg(long, value_name = "U", requires = "chap_secret_file", value_parser = parse_chap_name)]
-    pub chap_user: Option<String>,
-
-    /// File holding our CHAP secret (raw bytes, one trailing newline removed); must
-    /// not be accessible by group or others.
-    #[arg(long, value_name = "F", requires = "chap_user")]
-    pub chap_secret_file: Option<PathBuf>,
-
-    /// CHAP name the target must present for mutual CHAP; needs --mutual-secret-file.
-    #[arg(long, value_name = "U", requires = "mutual_secret_file",
-          value_parser = parse_chap_name)]
-    pub mutual_user: Option<String>,
-
-    /// File holding the target's CHAP secret for mutual CHAP (same rules as
-    /// --chap-secret-file; must differ from our secret).
-    #[arg(long, value_name = "F", requires = "mutual_user")]
-    pub mutual_secret_file: Option<PathBuf>,
-
-    /// CHAP algorithms to offer, in order of preference (sha256, sha3-256, sha1,
-    /// md5) [default: sha256,sha3-256,sha1,md5].
-    #[arg(long, value_name = "LIST", value_parser = ChapAlgs::parse)]
-    pub chap_algs: Option<ChapAlgs>,
+    #[command(flatten)]
+    pub chap: ChapArgs,
 
     /// Header digest to ask for [default: none].
     #[arg(long, value_name = "DIGEST", ignore_case = true)]
@@ -479,8 +467,8 @@ mod tests {
             panic!()
         };
         assert_eq!(d.nickname.as_deref(), Some("disc"));
-        assert_eq!(d.chap_user.as_deref(), Some("u"));
-        assert_eq!(d.mutual_user.as_deref(), Some("t"));
+        assert_eq!(d.chap.chap_user.as_deref(), Some("u"));
+        assert_eq!(d.chap.mutual_user.as_deref(), Some("t"));
         let src = d.connect.source();
         assert_eq!(src.iface.as_deref(), Some("eth1"));
         assert_eq!(src.address, Some("2001:db8::9".parse().unwrap()));
@@ -565,9 +553,9 @@ mod tests {
         assert_eq!(l.portal.unwrap().portal.to_string(), "192.0.2.1:3260");
         assert_eq!(l.target.unwrap().as_str(), "iqn.2001-04.com.example:disk1");
         assert!(l.lun_scan && l.dry_run && !l.all);
-        assert_eq!(l.chap_user.as_deref(), Some("me"));
-        assert_eq!(l.mutual_user.as_deref(), Some("tgt"));
-        assert_eq!(l.chap_algs.unwrap().to_string(), "sha256,md5");
+        assert_eq!(l.chap.chap_user.as_deref(), Some("me"));
+        assert_eq!(l.chap.mutual_user.as_deref(), Some("tgt"));
+        assert_eq!(l.chap.chap_algs.unwrap().to_string(), "sha256,md5");
         assert_eq!(l.header_digest, Some(Digest::Crc32c));
         assert_eq!(l.data_digest, Some(Digest::Crc32c));
         assert_eq!(l.params.len(), 2);

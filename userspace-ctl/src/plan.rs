@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use iscsi_proto::uapi;
 
-use crate::cli::{DiscoverArgs, LoginArgs};
+use crate::cli::{ChapArgs, DiscoverArgs, LoginArgs};
 use crate::config::{self, Config, ConfigError, ConfigErrorKind, Target};
 use crate::exit::Error;
 use crate::names::{self, IscsiName, NameSource, ResolvedName, TargetName};
@@ -135,12 +135,7 @@ struct CliAuth {
 /// Builds the login requests for `args`; reads the config (for -n/-a), secret
 /// files and the initiator name file as needed.
 pub fn plan_login(args: &LoginArgs, paths: &SystemPaths) -> Result<LoginPlan, Error> {
-    let cli_auth = CliAuth::read(
-        &args.chap_user,
-        &args.chap_secret_file,
-        &args.mutual_user,
-        &args.mutual_secret_file,
-    )?;
+    let cli_auth = CliAuth::read(&args.chap)?;
     let mut seen = HashSet::new();
     for p in &args.params {
         if !seen.insert(p.key.as_str()) {
@@ -205,12 +200,14 @@ pub fn plan_login(args: &LoginArgs, paths: &SystemPaths) -> Result<LoginPlan, Er
 }
 
 impl CliAuth {
-    fn read(
-        chap_user: &Option<String>,
-        chap_secret_file: &Option<PathBuf>,
-        mutual_user: &Option<String>,
-        mutual_secret_file: &Option<PathBuf>,
-    ) -> Result<CliAuth, Error> {
+    fn read(chap: &ChapArgs) -> Result<CliAuth, Error> {
+        let ChapArgs {
+            chap_user,
+            chap_secret_file,
+            mutual_user,
+            mutual_secret_file,
+            ..
+        } = chap;
         Ok(CliAuth {
             chap: match (chap_user, chap_secret_file) {
                 (Some(u), Some(f)) => Some((u.clone(), read_secret_file(f)?)),
@@ -236,12 +233,7 @@ pub fn plan_discovery(
     args: &DiscoverArgs,
     paths: &SystemPaths,
 ) -> Result<(LoginRequest, Option<IscsiName>), Error> {
-    let cli_auth = CliAuth::read(
-        &args.chap_user,
-        &args.chap_secret_file,
-        &args.mutual_user,
-        &args.mutual_secret_file,
-    )?;
+    let cli_auth = CliAuth::read(&args.chap)?;
     // The login planner's view of these flags: a dry run of a discovery login.
     let as_login = LoginArgs {
         portal: args
@@ -253,11 +245,7 @@ pub fn plan_discovery(
         all: false,
         config: args.config.clone(),
         lun_scan: false,
-        chap_user: args.chap_user.clone(),
-        chap_secret_file: args.chap_secret_file.clone(),
-        mutual_user: args.mutual_user.clone(),
-        mutual_secret_file: args.mutual_secret_file.clone(),
-        chap_algs: args.chap_algs.clone(),
+        chap: args.chap.clone(),
         header_digest: None,
         data_digest: None,
         params: Vec::new(),
@@ -502,6 +490,7 @@ impl Planner<'_> {
         }
         let algs = self
             .args
+            .chap
             .chap_algs
             .clone()
             .or_else(|| config_algs.cloned())
