@@ -54,7 +54,7 @@ use crate::proto::pdu::{
     TmfResponse, RESPONSE_COMPLETED, RESPONSE_TARGET_FAILURE,
 };
 use crate::proto::session::aborted::{self, AbortedItts};
-use crate::proto::session::logout::{relogin_delay_ms, LogoutWatch};
+use crate::proto::session::logout::{relogin_delay_ms, LogoutWatch, LOGOUT_RESPONSE_TIMEOUT_MS};
 use crate::proto::session::seq::{Quirk, QuirkSet, Sequencer};
 use crate::proto::session::tmf::{abort_outcome, AbortOutcome, TmfRx, TmfSlot};
 use crate::proto::session::window_watch::{WindowAction, WindowWatch};
@@ -78,8 +78,6 @@ use state::{finish, nop_out, r2t_jobs, tag_of};
 /// Largest data segment we build in one PDU, whatever the target accepts: the
 /// size of the transmit bounce buffer.
 const MAX_TX_SEGMENT: u32 = 256 * 1024;
-/// How long REMOVE_SESSION waits for the Logout Response.
-const LOGOUT_TIMEOUT_MS: u32 = 10_000;
 /// RX reads per work run before yielding the worker.
 const RX_BUDGET: usize = 32;
 /// Low 16 bits of the Logout Request's ITT (no blk-mq tag reaches it).
@@ -642,7 +640,8 @@ impl Session {
                 return false;
             }
         }
-        let mut left = msecs_to_jiffies(LOGOUT_TIMEOUT_MS);
+        // The same deadline as a logout the target asked for.
+        let mut left = msecs_to_jiffies(LOGOUT_RESPONSE_TIMEOUT_MS as u32);
         let mut st = self.state.lock();
         loop {
             if let Some(r) = st.logout_response {

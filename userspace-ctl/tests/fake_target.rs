@@ -10,9 +10,13 @@
 //! LIO-like values, SendTargets, Logout. It records what it saw per connection
 //! so the tests can check what was offered, not only the outcome.
 
+#[path = "common/run.rs"]
+mod run;
+use run::{run_iscsictl, Run};
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -459,80 +463,8 @@ impl<'a> Conn<'a> {
 // Running iscsictl
 // ---------------------------------------------------------------------------
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect(&self, code: u8) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(i32::from(code)),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn stdout_has(&self, want: &str) -> &Self {
-        assert!(
-            self.stdout.contains(want),
-            "{want:?} not in\n{}",
-            self.stdout
-        );
-        self
-    }
-
-    fn stderr_has(&self, want: &str) -> &Self {
-        assert!(
-            self.stderr.contains(want),
-            "{want:?} not in\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
 fn iscsictl(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iscsictl"))
-        .args(args)
-        .args(["--initiator-name", INITIATOR])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run iscsictl");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            panic!("iscsictl {args:?} still running after {RUN_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    let _ = child
-        .stdout
-        .take()
-        .expect("out")
-        .read_to_string(&mut stdout);
-    let _ = child
-        .stderr
-        .take()
-        .expect("err")
-        .read_to_string(&mut stderr);
-    Run {
-        code: status.code(),
-        stdout,
-        stderr,
-    }
+    run_iscsictl(args, INITIATOR, RUN_LIMIT)
 }
 
 /// A private file holding `secret`, kept alive by the returned TempDir.

@@ -8,11 +8,14 @@
 #[path = "tgtd/fixture.rs"]
 mod fixture;
 
+#[path = "common/run.rs"]
+mod run;
+use run::{run_iscsictl, Run};
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fixture::*;
 use iscsi_proto::bhs::BHS_LEN;
@@ -24,84 +27,8 @@ const INITIATOR: &str = "iqn.2026-11.dev.iscsi-rs.test:initiator";
 /// No single run may take this long; a hang fails the test instead of CI.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn expect(&self, code: u8) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(i32::from(code)),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn stdout_has(&self, want: &str) -> &Self {
-        assert!(
-            self.stdout.contains(want),
-            "{want:?} not in\n{}",
-            self.stdout
-        );
-        self
-    }
-
-    fn stderr_has(&self, want: &str) -> &Self {
-        assert!(
-            self.stderr.contains(want),
-            "{want:?} not in\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
-/// Runs the built binary with our initiator name, killing it after RUN_LIMIT.
 fn iscsictl(args: &[&str]) -> Run {
-    let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iscsictl"))
-        .args(args)
-        .args(["--initiator-name", INITIATOR])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run iscsictl");
-    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            panic!("iscsictl {args:?} still running after {RUN_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        code: status.code(),
-        stdout: out_t.join().expect("stdout thread"),
-        stderr: err_t.join().expect("stderr thread"),
-        elapsed: start.elapsed(),
-    }
+    run_iscsictl(args, INITIATOR, RUN_LIMIT)
 }
 
 /// `login -p <tgtd> -t <iqn> --dry-run` plus `extra`.

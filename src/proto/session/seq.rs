@@ -197,12 +197,14 @@ impl Sequencer {
             exp_cmd_sn,
             max_cmd_sn,
         };
-        if window_size(Sn(exp_cmd_sn), Sn(max_cmd_sn)).is_err() {
-            return Some(bad);
-        }
         let mut exp = Sn(exp_cmd_sn);
         let mut quirk = None;
         if exp.gt(self.cmd_sn) {
+            // The pair must be valid as sent before ExpCmdSN is replaced
+            // (`update` checks only the pair it is given).
+            if window_size(exp, Sn(max_cmd_sn)).is_err() {
+                return Some(bad);
+            }
             quirk = Some(Quirk::ExpCmdSnAhead {
                 exp_cmd_sn,
                 next_cmd_sn: self.cmd_sn.get(),
@@ -211,7 +213,7 @@ impl Sequencer {
         }
         match self.window.update(exp, Sn(max_cmd_sn)) {
             Ok(_) => quirk,
-            // Valid alone, but about 2^31 from the window held.
+            // MaxCmdSN < ExpCmdSN - 1, or valid but ~2^31 from the window held.
             Err(_) => Some(bad),
         }
     }
