@@ -556,9 +556,7 @@ impl<St: Storage> Engine<St> {
                 out.wake = true;
             }
             Opcode::TaskMgmtRequest => {
-                if self.tmf.on_response(itt.get(), TmfResponse::Rejected) == TmfRx::Answer {
-                    out.wake = true;
-                }
+                out.wake = self.tmf.on_response(itt.get(), TmfResponse::Rejected) == TmfRx::Answer;
             }
             _ => {}
         }
