@@ -21,11 +21,11 @@ impl Session {
             let mut hdr = [0u8; BHS_LEN];
             let conn = {
                 let mut st = self.state.lock();
-                if st.phase != Phase::Running {
+                if st.e.phase != Phase::Running {
                     return None;
                 }
-                let age_bits = st.itt(0);
-                itt = st.tmf.start(age_bits);
+                let age_bits = st.e.internal_itt(0).get();
+                itt = st.e.tmf.start(age_bits);
                 // Immediate: CmdSN is carried, not advanced.
                 TaskMgmtRequest {
                     immediate: true,
@@ -33,8 +33,8 @@ impl Session {
                     lun,
                     itt,
                     referenced_task_tag: ref_itt,
-                    cmd_sn: st.seq.next_cmd_sn().get(),
-                    exp_stat_sn: st.seq.exp_stat_sn().get(),
+                    cmd_sn: st.e.seq.next_cmd_sn().get(),
+                    exp_stat_sn: st.e.seq.exp_stat_sn().get(),
                     ref_cmd_sn,
                     exp_data_sn: 0,
                 }
@@ -43,7 +43,7 @@ impl Session {
             };
             if let Err(e) = conn.send_pdu(&hdr, &[], false) {
                 drop(tx);
-                self.state.lock().tmf.abandon(itt);
+                self.state.lock().e.tmf.abandon(itt);
                 self.fail(reason::SOCKET, format_args!("sending a TMF failed: {e:?}"));
                 return None;
             }
@@ -51,11 +51,11 @@ impl Session {
         let mut left = msecs_to_jiffies(TMF_TIMEOUT_MS);
         let mut st = self.state.lock();
         loop {
-            if let Some(r) = st.tmf.take_answer(itt) {
+            if let Some(r) = st.e.tmf.take_answer(itt) {
                 return Some(r);
             }
-            if st.phase != Phase::Running {
-                st.tmf.abandon(itt);
+            if st.e.phase != Phase::Running {
+                st.e.tmf.abandon(itt);
                 return None;
             }
             match self.events.wait_interruptible_timeout(&mut st, left) {
@@ -63,7 +63,7 @@ impl Session {
                 CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Signal { .. } => {
                     // Not waited for any more: a late answer is ignored,
                     // never taken for the next TMF.
-                    st.tmf.abandon(itt);
+                    st.e.tmf.abandon(itt);
                     pr_warn!(
                         "host{}: no answer to {:?} (ITT {:#x}) in time\n",
                         self.host_no(),
@@ -89,33 +89,30 @@ impl Session {
     }
 
     pub(super) fn abort_task(&self, cmd: &EhCmd) -> EhAbort {
-        let tag = tag_of(cmd.unique_tag());
+        let tag = (cmd.unique_tag() & TAG_MASK) as u16;
         let (itt, lun, cmd_sn) = {
             let st = self.state.lock();
-            match st.tasks.get(usize::from(tag)) {
-                Some(Some(t)) if cmd.is(&t.cmd) => (t.itt, t.lun, t.cmd_sn),
+            match st.e.tasks.peek(tag) {
+                Some(t) if cmd.is(&t.cmd) => (t.itt, t.lun, t.cmd_sn),
                 // Already completed: the midlayer owns it.
                 _ => return EhAbort::Success(None),
             }
         };
-        let answer = self.tmf(TmfFunction::AbortTask, lun, itt, cmd_sn);
+        let answer = self.tmf(TmfFunction::AbortTask, lun, itt.get(), cmd_sn);
         let mut st = self.state.lock();
-        let ours = matches!(
-            st.tasks.get(usize::from(tag)),
-            Some(Some(t)) if t.itt == itt && cmd.is(&t.cmd)
-        );
+        let ours =
+            st.e.tasks
+                .peek(tag)
+                .is_some_and(|t| t.itt == itt && cmd.is(&t.cmd));
         match abort_outcome(answer, ours) {
-            AbortOutcome::HandBack => {
-                st.remember_aborted(itt);
-                EhAbort::Success(st.take(tag).map(|t| t.cmd))
-            }
+            AbortOutcome::HandBack => EhAbort::Success(st.e.take_back(tag).map(|t| t.cmd)),
             AbortOutcome::AlreadyDone => EhAbort::Success(None),
             AbortOutcome::Escalate => {
                 drop(st);
                 pr_warn!(
                     "host{}: ABORT TASK of ITT {:#x}: {:?}{}\n",
                     self.host_no(),
-                    itt,
+                    itt.get(),
                     answer,
                     if ours {
                         ""
@@ -133,15 +130,7 @@ impl Session {
     /// the reset ended is handed back properly.
     pub(super) fn reset_tasks(&self, pred: impl Fn(&Task) -> bool) {
         loop {
-            let task = {
-                let mut st = self.state.lock();
-                let i = st.tasks.iter().position(|t| t.as_ref().is_some_and(&pred));
-                let task = i.and_then(|i| st.take(i as u16));
-                if let Some(t) = &task {
-                    st.remember_aborted(t.itt);
-                }
-                task
-            };
+            let task = self.state.lock().e.take_back_where(&pred);
             let Some(task) = task else { break };
             let mut cmd = task.cmd;
             cmd.set_result(HostByte::Reset, 0);
@@ -181,7 +170,7 @@ impl Session {
         );
         let mut st = self.state.lock();
         loop {
-            match st.phase {
+            match st.e.phase {
                 Phase::Running => return EhStatus::Success,
                 Phase::Offline | Phase::Closed => return EhStatus::Failed,
                 Phase::Recovering | Phase::LoggingOut => {}

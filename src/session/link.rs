@@ -12,14 +12,14 @@ impl Session {
     pub(crate) fn fail(&self, cause: u32, why: fmt::Arguments<'_>) {
         let (conn, generation, delay_ms, result) = {
             let mut st = self.state.lock();
-            match st.phase {
+            match st.e.phase {
                 Phase::Recovering | Phase::Offline | Phase::Closed => return,
-                Phase::LoggingOut if st.reconnect_delay_ms.is_none() => {
+                Phase::LoggingOut if st.e.reconnect_delay_ms.is_none() => {
                     // The final logout: the target closes after its response.
-                    if st.logout_response.is_none() {
+                    if st.e.logout_response.is_none() {
                         pr_err!("host{}: connection failed: {}\n", self.host_no(), why);
                     }
-                    st.phase = Phase::Offline;
+                    st.e.phase = Phase::Offline;
                     self.events.notify_all();
                     let conn = st.conn.clone();
                     drop(st);
@@ -31,21 +31,16 @@ impl Session {
                 Phase::Running | Phase::LoggingOut => {}
             }
             let now = now_ms();
-            st.phase = if st.replacement_timeout == 0 {
+            st.e.phase = if st.replacement_timeout == 0 {
                 Phase::Offline
             } else {
                 Phase::Recovering
             };
             st.generation = st.generation.wrapping_add(1);
             st.failed_at_ms = now;
-            st.ping_sent_ms = None;
-            st.logout_watch.done();
-            st.jobs.clear();
-            st.ctl_jobs.clear();
-            let t2w = u32::from(st.params.default_time2wait).saturating_mul(1000);
-            let delay_ms = st.reconnect_delay_ms.take().unwrap_or(t2w);
+            let delay_ms = st.e.connection_lost();
             self.events.notify_all();
-            let result = if st.phase == Phase::Offline {
+            let result = if st.e.phase == Phase::Offline {
                 HostByte::TransportFailfast
             } else {
                 HostByte::TransportDisrupted
@@ -67,7 +62,7 @@ impl Session {
 
     pub(super) fn complete_all(&self, host: HostByte) {
         loop {
-            let task = self.state.lock().take_any();
+            let task = self.state.lock().e.tasks.take_any();
             let Some(task) = task else { break };
             let mut cmd = task.cmd;
             cmd.set_result(host, 0);
@@ -81,7 +76,7 @@ impl Session {
     pub(super) fn sync_host(&self) {
         let mut hc = self.host_ctl.lock();
         loop {
-            let want = match self.state.lock().phase {
+            let want = match self.state.lock().e.phase {
                 Phase::Running | Phase::LoggingOut => DeviceState::Running,
                 Phase::Recovering => DeviceState::Blocked,
                 Phase::Offline => DeviceState::Offline,
@@ -134,16 +129,16 @@ impl Session {
         let bigger_jobs = {
             let st = self.state.lock();
             if st.generation != cfg.raw.generation
-                || !matches!(st.phase, Phase::Recovering | Phase::Offline)
+                || !matches!(st.e.phase, Phase::Recovering | Phase::Offline)
             {
                 return Err(crate::recovery::estale());
             }
-            st.jobs.capacity() < need_jobs
+            st.e.jobs.capacity() < need_jobs
         };
         // Allocated outside the lock; the old queue is empty (cleared when
         // the connection failed).
         let mut new_jobs = if bigger_jobs {
-            Some(JobRing::new(need_jobs)?)
+            Some(job_store(need_jobs)?)
         } else {
             None
         };
@@ -157,31 +152,19 @@ impl Session {
             let _tx = self.tx.lock();
             let mut st = self.state.lock();
             if st.generation != cfg.raw.generation
-                || !matches!(st.phase, Phase::Recovering | Phase::Offline)
+                || !matches!(st.e.phase, Phase::Recovering | Phase::Offline)
             {
                 return Err(crate::recovery::estale());
             }
             let now = now_ms();
             let old = core::mem::replace(&mut st.conn, conn.clone());
-            if let Some(jobs) = new_jobs.take() {
-                st.jobs = jobs;
-            }
-            st.params = cfg.params;
+            let seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
+            st.e.connection_replaced(cfg.params, seq, new_jobs.take(), now);
             st.tsih = cfg.raw.tsih;
-            st.seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
-            st.age = next_age(st.age);
-            st.phase = Phase::Running;
             st.recoveries = st.recoveries.saturating_add(1);
-            st.last_rx_ms = now;
-            st.ping_sent_ms = None;
-            st.reconnect_delay_ms = None;
-            st.window_watch.opened();
             st.resumed_from_ms = Some(st.failed_at_ms);
-            st.logout_response = None;
-            st.logout_watch.done();
-            st.aborted.clear();
             self.events.notify_all();
-            (old, st.generation, now - st.failed_at_ms, st.age)
+            (old, st.generation, now - st.failed_at_ms, st.e.age)
         };
         drop(old);
         self.board.withdraw(self.host_no());

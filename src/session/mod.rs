@@ -21,19 +21,14 @@
 //! unblocked. If none comes within the replacement timeout the session goes
 //! `Offline` and I/O fails fast (DID_TRANSPORT_FAILFAST) until one does.
 //!
-//! ITT = session age (16 bits, bumped per connection) << 16 | per-tag generation
-//! (4 bits) << 12 | blk-mq tag (< 2048). PDUs from an older connection never
-//! match a task, and a tag reused right after an abort gets a different ITT, so
-//! a late PDU for the aborted task cannot land in its successor (it is dropped
-//! while the ITT is in the aborted set, else it fails the connection). Each TMF
-//! gets an ITT of its own above the tags (`proto::session::tmf`). The per-task
-//! `seq` (never on the wire) tells TX jobs apart when a tag is reused.
-//!
-//! The protocol rules live in `proto::session` (host-tested); this module and
-//! its children apply them: `tx` (submission), `rx` (received PDUs), `watch`
-//! (timers), `eh` (task management), `link` (connection loss and HANDOFF),
-//! `state` (the state's methods). The types stay here so every child sees
-//! their fields.
+//! The protocol rules live in `proto::session` (host-tested): the state's
+//! `Engine` decides what a command, a received PDU or a clock tick does (the
+//! ITT layout, the task table, sequence numbers, R2T and Data-In checks, TMF,
+//! logout and ping state); this module and its children apply its answers
+//! under the state lock: `tx` (submission and Data-Out), `rx` (received
+//! PDUs), `watch` (timers), `eh` (task management), `link` (connection loss
+//! and HANDOFF), `state` (small shared helpers). The types stay here so every
+//! child sees their fields.
 #![deny(unsafe_code)]
 
 use core::fmt;
@@ -45,19 +40,24 @@ use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
 use crate::conn::{Conn, Dest, PduSink, RxState, RxStop};
-use crate::proto::bhs::{Bhs, Opcode, BHS_LEN, RESERVED_TAG};
+use crate::proto::bhs::{BHS_LEN, RESERVED_TAG};
 use crate::proto::framing::FramingSettings;
 use crate::proto::negotiate::{Digest, SessionParams};
 use crate::proto::pdu::{
-    AsyncEvent, AsyncMessage, DataIn, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, PduError,
-    Reject, ScsiCommand, ScsiResponse, ScsiResponseData, TaskAttr, TaskMgmtRequest, TmfFunction,
-    TmfResponse, RESPONSE_COMPLETED, RESPONSE_TARGET_FAILURE,
+    DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, ScsiCommand, TaskAttr, TaskMgmtRequest,
+    TmfFunction, TmfResponse,
 };
-use crate::proto::session::aborted::{self, AbortedItts};
-use crate::proto::session::logout::{relogin_delay_ms, LogoutWatch, LOGOUT_RESPONSE_TIMEOUT_MS};
-use crate::proto::session::seq::{Quirk, QuirkSet, Sequencer};
-use crate::proto::session::tmf::{abort_outcome, AbortOutcome, TmfRx, TmfSlot};
-use crate::proto::session::window_watch::{WindowAction, WindowWatch};
+use crate::proto::session::aborted;
+use crate::proto::session::engine::{Engine, Parts, Refused, Storage};
+use crate::proto::session::error::SessionError;
+use crate::proto::session::itt::{LOGOUT_LOW, TAG_MASK};
+use crate::proto::session::logout::LOGOUT_RESPONSE_TIMEOUT_MS;
+use crate::proto::session::rx::{Completion, HostResult, Note, Placement, Reconnect, RxOutcome};
+use crate::proto::session::seq::Sequencer;
+use crate::proto::session::task::{self as proto_task, Dir, InsertError, Slot};
+use crate::proto::session::timers::{Expiry, Timers};
+use crate::proto::session::tmf::{abort_outcome, AbortOutcome};
+use crate::proto::session::tx::{Burst, CommandPlan, TxJob};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
 use crate::sys::scsi::{
@@ -66,6 +66,8 @@ use crate::sys::scsi::{
 use crate::sys::socket::{Recv, SocketEvents, TcpSocket};
 use crate::sys::workqueue::OwnedQueue;
 
+pub(crate) use crate::proto::session::engine::Phase;
+
 mod eh;
 mod link;
 mod rx;
@@ -73,219 +75,76 @@ mod state;
 mod tx;
 mod watch;
 
-use state::{finish, nop_out, r2t_jobs, tag_of};
+use state::{apply, nop_out, r2t_jobs};
 
 /// Largest data segment we build in one PDU, whatever the target accepts: the
 /// size of the transmit bounce buffer.
 const MAX_TX_SEGMENT: u32 = 256 * 1024;
 /// RX reads per work run before yielding the worker.
 const RX_BUDGET: usize = 32;
-/// Low 16 bits of the Logout Request's ITT (no blk-mq tag reaches it).
-const LOGOUT_TAG: u32 = 0xffff;
-/// ITT bits holding the blk-mq tag; uapi::MAX_QUEUE_DEPTH keeps tags below.
-const TAG_MASK: u32 = 0x0fff;
 /// How long an EH handler waits for a TMF Response.
 const TMF_TIMEOUT_MS: u32 = 10_000;
-/// Low 16 bits of a NOP-Out ping's ITT.
-const PING_TAG: u32 = 0xfffd;
 /// How long the EH's liveness ping may take when keepalive pings are off.
 const EH_PING_TIMEOUT_MS: u32 = 5_000;
 /// Room for queued NOP-Out answers, pings and Logouts.
 const CTL_JOBS: usize = 64;
-/// Longest sleep of the watchdog between looks at the session.
-const WATCH_IDLE_MS: i64 = 1_000;
-/// SAM status CHECK CONDITION.
-const CHECK_CONDITION: u8 = 0x02;
 
-/// Where the session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Full feature phase.
-    Running,
-    /// Logout Request sent (to end the session, or because the target asked
-    /// for a logout and a reconnect).
-    LoggingOut,
-    /// The connection failed; I/O is held until a HANDOFF or the replacement
-    /// timeout.
-    Recovering,
-    /// No connection and the replacement timeout passed (or the session is
-    /// being removed): I/O fails fast; a HANDOFF still brings it back.
-    Offline,
-    /// Torn down.
-    Closed,
+/// The kernel's storage for the session engine.
+struct KernelStore;
+
+impl Storage for KernelStore {
+    type Cmd = Cmd;
+    type Slots = KVec<Slot<Cmd>>;
+    type Itts = KVec<u32>;
+    /// kvmalloc'ed: a deep queue with many R2Ts outstanding needs megabytes.
+    type Jobs = KVVec<Option<TxJob>>;
 }
 
-impl Phase {
-    /// The sysfs / log name.
-    pub(crate) fn name(self) -> &'static str {
+/// A task of this session.
+type Task = proto_task::Task<Cmd>;
+
+/// Why the receiver stops: a violation, or the target ending the connection
+/// in order (not a violation).
+enum RxFault {
+    Violation(SessionError),
+    Reconnect(Reconnect),
+}
+
+impl fmt::Display for RxFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Phase::Running => "running",
-            Phase::LoggingOut => "logging_out",
-            Phase::Recovering => "recovering",
-            Phase::Offline => "failed",
-            Phase::Closed => "closed",
+            RxFault::Violation(v) => v.fmt(f),
+            RxFault::Reconnect(r) => f.write_str(r.text()),
         }
     }
 }
 
-/// A protocol violation by the target: fails the connection, with this text.
-pub(crate) enum Violation {
-    Malformed(PduError),
-    UnknownItt {
-        what: &'static str,
-        itt: u32,
-    },
-    DataInNotRead {
-        itt: u32,
-    },
-    DataInOffset {
-        itt: u32,
-        offset: u32,
-        expected: u32,
-    },
-    DataInSn {
-        itt: u32,
-        data_sn: u32,
-        expected: u32,
-    },
-    DataInBeyond {
-        itt: u32,
-        end: u64,
-        len: u32,
-    },
-    R2tNotWrite {
-        itt: u32,
-    },
-    R2tRange {
-        itt: u32,
-        offset: u32,
-        len: u32,
-        total: u32,
-    },
-    R2tSn {
-        itt: u32,
-        got: u32,
-        expected: u32,
-    },
-    R2tTooMany {
-        itt: u32,
-        max: u16,
-    },
-    R2tBurst {
-        len: u32,
-        max: u32,
-    },
-    Unexpected(&'static str),
-    TxQueueFull,
-    /// Not a violation: the target asked to end the connection (Async Message).
-    TargetRequest(&'static str),
-}
-
-/// One command in flight.
-struct Task {
-    cmd: Cmd,
-    itt: u32,
-    seq: u64,
-    lun: u64,
-    /// CmdSN it was sent with (RefCmdSN of an ABORT TASK).
-    cmd_sn: u32,
-    dir: DataDir,
-    /// ExpectedDataTransferLength.
-    len: u32,
-    /// Reads: Data-In bytes placed so far (in order, so also the next offset).
-    received: u32,
-    /// Reads: next DataSN.
-    exp_data_sn: u32,
-    /// Writes: R2Ts received whose Data-Out burst is not fully sent.
-    r2t_outstanding: u16,
-    /// Writes: next R2TSN.
-    exp_r2t_sn: u32,
-}
-
-/// Something the TX work must send.
-#[derive(Debug, Clone, Copy)]
-enum TxJob {
-    /// A solicited Data-Out burst answering an R2T.
-    DataOut {
-        tag: u16,
-        seq: u64,
-        ttt: u32,
-        offset: u32,
-        len: u32,
-    },
-    /// The answer to a NOP-In ping.
-    NopOut { ttt: u32, lun: u64 },
-    /// A NOP-Out ping of ours (keepalive or EH liveness check).
-    Ping,
-    /// A Logout Request closing the connection (the target asked for it).
-    Logout,
-}
-
-/// FIFO of TX jobs with room fixed at creation (a relogin that negotiates
-/// more MaxOutstandingR2T gets a bigger one): bursts of one task must go out
-/// in R2T order (DataSequenceInOrder).
-struct JobRing {
-    /// kvmalloc'ed: a deep queue with many R2Ts outstanding needs megabytes.
-    slots: KVVec<Option<TxJob>>,
-    head: usize,
-    len: usize,
+impl From<SessionError> for RxFault {
+    fn from(e: SessionError) -> Self {
+        RxFault::Violation(e)
+    }
 }
 
 /// Protocol state; see `Session::state`.
 struct State {
-    phase: Phase,
+    /// The protocol rules' state (phase, sequence numbers, tasks, jobs, TMF,
+    /// logout and ping): `proto::session`, host-tested.
+    e: Engine<KernelStore>,
     /// The current connection (replaced by a HANDOFF).
     conn: Arc<Conn<Session>>,
-    /// Parameters negotiated for the current connection.
-    params: SessionParams,
     tsih: u16,
-    /// ITT high bits of the current connection.
-    age: u16,
     /// Connection losses so far (each one a relogin generation).
     generation: u32,
     /// Connections re-established.
     recoveries: u32,
     /// When the current loss happened (ms).
     failed_at_ms: i64,
-    /// When a PDU was last received (ms).
-    last_rx_ms: i64,
-    /// When our outstanding NOP-Out ping was sent.
-    ping_sent_ms: Option<i64>,
-    /// The target asked for a logout: reconnect after this many ms once done.
-    reconnect_delay_ms: Option<u32>,
     /// After a reconnect, until the first command completes: when the
     /// connection had failed (for the "I/O flowing again" log line).
     resumed_from_ms: Option<i64>,
     replacement_timeout: u32,
     noop_out_interval: u16,
     noop_out_timeout: u16,
-    /// CmdSN, the command window and ExpStatSN.
-    seq: Sequencer,
-    /// Started when `queuecommand` finds no credit, stopped by credit: a
-    /// target that never reopens the window is a stall the watchdog ends.
-    window_watch: WindowWatch,
-    /// Indexed by blk-mq tag.
-    tasks: KVec<Option<Task>>,
-    /// Per tag: the ITT generation of its latest command.
-    gens: KVec<u8>,
-    in_flight: u32,
-    next_seq: u64,
-    /// Data-Out bursts answering R2Ts, in order.
-    jobs: JobRing,
-    /// NOP-Outs and Logouts: sent before queued bursts, so a ping measures the
-    /// target, not the depth of our own send queue.
-    ctl_jobs: JobRing,
-    /// Response code of the Logout Response, once received.
-    logout_response: Option<u8>,
-    /// The deadline of a logout the target asked for.
-    logout_watch: LogoutWatch,
-    /// The TMF waited for (an ITT of its own per TMF) and its answer.
-    tmf: TmfSlot,
-    /// ITTs of tasks recently handed back by an abort or reset, a queue's
-    /// worth: a target may still send PDUs for them, dropped, not fatal.
-    aborted: AbortedItts<KVec<u32>>,
-    /// Target quirks seen (each logged once per session).
-    quirks: QuirkSet,
     /// The SCSI host number, for log lines written under the lock.
     host_no: u32,
 }
@@ -415,13 +274,9 @@ fn new_conn(sock: TcpSocket<Session>, p: &SessionParams) -> Result<Arc<Conn<Sess
     )?)
 }
 
-/// The ITT age after `age`: never 0 (iscsictl's first) twice in a row and
-/// never 0xffff (which with tag 0xffff would be the reserved ITT).
-fn next_age(age: u16) -> u16 {
-    match age.wrapping_add(1) {
-        0xffff | 0 => 1,
-        a => a,
-    }
+/// Storage for a transmit job ring of `cap` jobs.
+fn job_store(cap: usize) -> Result<KVVec<Option<TxJob>>> {
+    Ok(KVVec::from_elem(None, cap.max(1), GFP_KERNEL)?)
 }
 
 impl Session {
@@ -435,48 +290,32 @@ impl Session {
     ) -> Result<Arc<Self>> {
         let p = cfg.params;
         let depth = cfg.queue_depth as usize;
-        let mut tasks = KVec::with_capacity(depth, GFP_KERNEL)?;
+        let mut slots = KVec::with_capacity(depth, GFP_KERNEL)?;
         for _ in 0..depth {
-            tasks.push(None, GFP_KERNEL)?;
+            slots.push(Slot::empty(), GFP_KERNEL)?;
         }
-        let jobs = JobRing::new(r2t_jobs(depth, &p))?;
+        let parts = Parts {
+            slots,
+            aborted: KVec::from_elem(0u32, aborted::capacity_for(depth), GFP_KERNEL)?,
+            jobs: job_store(r2t_jobs(depth, &p))?,
+            ctl_jobs: job_store(CTL_JOBS)?,
+        };
         // Sized for the largest segment any relogin may negotiate.
         let txbuf = KVVec::from_elem(0u8, MAX_TX_SEGMENT as usize, GFP_KERNEL)?;
         let rx = rx_state(&p)?;
         let conn = new_conn(sock, &p)?;
+        let seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
         let state = State {
-            phase: Phase::Running,
+            e: Engine::new(parts, p, cfg.itt_age, seq, now_ms()),
             conn,
-            params: p,
             tsih: cfg.raw.tsih,
-            age: cfg.itt_age,
             generation: 0,
             recoveries: 0,
             failed_at_ms: 0,
-            last_rx_ms: now_ms(),
-            ping_sent_ms: None,
-            window_watch: WindowWatch::default(),
-            reconnect_delay_ms: None,
             resumed_from_ms: None,
             replacement_timeout: cfg.replacement_timeout,
             noop_out_interval: cfg.noop_out_interval,
             noop_out_timeout: cfg.noop_out_timeout,
-            seq: Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn),
-            tasks,
-            gens: KVec::from_elem(0u8, depth, GFP_KERNEL)?,
-            in_flight: 0,
-            next_seq: 0,
-            jobs,
-            ctl_jobs: JobRing::new(CTL_JOBS)?,
-            logout_response: None,
-            logout_watch: LogoutWatch::default(),
-            tmf: TmfSlot::default(),
-            aborted: AbortedItts::new(KVec::from_elem(
-                0u32,
-                aborted::capacity_for(depth),
-                GFP_KERNEL,
-            )?),
-            quirks: QuirkSet::default(),
             host_no: u32::MAX,
         };
         Arc::pin_init(
@@ -531,7 +370,7 @@ impl Session {
     /// Parameters of the current connection and the TSIH.
     pub(crate) fn params(&self) -> (SessionParams, u16) {
         let st = self.state.lock();
-        (st.params, st.tsih)
+        (st.e.params, st.tsih)
     }
 
     /// Records the SCSI host number (for logs, sysfs and LIST).
@@ -552,7 +391,7 @@ impl Session {
 
     /// The current phase.
     pub(crate) fn phase(&self) -> Phase {
-        self.state.lock().phase
+        self.state.lock().e.phase
     }
 
     /// The recovery knobs shown in sysfs: (replacement_timeout,
@@ -618,18 +457,18 @@ impl Session {
             let mut hdr = [0u8; BHS_LEN];
             let conn = {
                 let mut st = self.state.lock();
-                if st.phase != Phase::Running {
+                if st.e.phase != Phase::Running {
                     return false;
                 }
-                st.phase = Phase::LoggingOut;
-                st.reconnect_delay_ms = None;
+                st.e.phase = Phase::LoggingOut;
+                st.e.reconnect_delay_ms = None;
                 LogoutRequest {
                     immediate: true,
                     reason: LogoutReason::CloseSession,
-                    itt: st.itt(LOGOUT_TAG),
+                    itt: st.e.internal_itt(LOGOUT_LOW).get(),
                     cid: self.cfg.raw.cid,
-                    cmd_sn: st.seq.next_cmd_sn().get(),
-                    exp_stat_sn: st.seq.exp_stat_sn().get(),
+                    cmd_sn: st.e.seq.next_cmd_sn().get(),
+                    exp_stat_sn: st.e.seq.exp_stat_sn().get(),
                 }
                 .emit(&mut hdr);
                 st.conn.clone()
@@ -644,16 +483,16 @@ impl Session {
         let mut left = msecs_to_jiffies(LOGOUT_RESPONSE_TIMEOUT_MS as u32);
         let mut st = self.state.lock();
         loop {
-            if let Some(r) = st.logout_response {
+            if let Some(r) = st.e.logout_response {
                 return r == 0;
             }
-            if st.phase != Phase::LoggingOut {
+            if st.e.phase != Phase::LoggingOut {
                 return false;
             }
             match self.events.wait_interruptible_timeout(&mut st, left) {
                 CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
                 CondVarTimeoutResult::Timeout | CondVarTimeoutResult::Signal { .. } => {
-                    return st.logout_response == Some(0);
+                    return st.e.logout_response == Some(0);
                 }
             }
         }
@@ -666,7 +505,7 @@ impl Session {
     pub(crate) fn close(&self) {
         let conn = {
             let mut st = self.state.lock();
-            st.phase = Phase::Closed;
+            st.e.phase = Phase::Closed;
             self.events.notify_all();
             st.conn.clone()
         };
@@ -682,8 +521,8 @@ impl Session {
     pub(crate) fn begin_removal(&self) {
         {
             let mut st = self.state.lock();
-            if matches!(st.phase, Phase::Recovering) {
-                st.phase = Phase::Offline;
+            if matches!(st.e.phase, Phase::Recovering) {
+                st.e.phase = Phase::Offline;
                 self.events.notify_all();
             }
             st.replacement_timeout = 0;
@@ -704,7 +543,7 @@ impl Session {
         i.initiator_name = c.raw.initiator_name;
         i.portal = c.raw.portal;
         let st = self.state.lock();
-        let p = &st.params;
+        let p = &st.e.params;
         i.header_digest = uapi::digest_code(p.header_digest);
         i.data_digest = uapi::digest_code(p.data_digest);
         i.tsih = st.tsih;
@@ -717,17 +556,17 @@ impl Session {
         i.recoveries = st.recoveries;
         i.generation = st.generation;
         i.replacement_timeout = st.replacement_timeout;
-        i.state = match st.phase {
+        i.state = match st.e.phase {
             Phase::Running => uapi::state::RUNNING,
             Phase::LoggingOut => uapi::state::LOGGING_OUT,
             Phase::Recovering => uapi::state::RECOVERING,
             Phase::Offline | Phase::Closed => uapi::state::FAILED,
         };
-        i.cmd_sn = st.seq.next_cmd_sn().get();
-        i.exp_cmd_sn = st.seq.window().exp_cmd_sn().get();
-        i.max_cmd_sn = st.seq.window().max_cmd_sn().get();
-        i.exp_stat_sn = st.seq.exp_stat_sn().get();
-        i.in_flight = st.in_flight;
+        i.cmd_sn = st.e.seq.next_cmd_sn().get();
+        i.exp_cmd_sn = st.e.seq.window().exp_cmd_sn().get();
+        i.max_cmd_sn = st.e.seq.window().max_cmd_sn().get();
+        i.exp_stat_sn = st.e.seq.exp_stat_sn().get();
+        i.in_flight = st.e.tasks.in_flight();
         i
     }
 }

@@ -1,6 +1,7 @@
 //! Submission: `queuecommand` (the SCSI Command PDU and its immediate and
 //! unsolicited data, inline) and the TX work that sends queued jobs (Data-Out
-//! bursts answering R2Ts, NOP-Outs, the Logout).
+//! bursts answering R2Ts, NOP-Outs, the Logout). What to send is the
+//! engine's (`proto::session::{engine, tx}`); this file copies and sends.
 
 use super::*;
 
@@ -11,17 +12,62 @@ impl Session {
         this: ArcBorrow<'_, Self>,
         mut cmd: Cmd,
     ) -> core::result::Result<(), (Cmd, Busy)> {
-        let dir = cmd.direction();
+        let dir = match cmd.direction() {
+            DataDir::FromDevice => Dir::Read,
+            DataDir::ToDevice => Dir::Write,
+            DataDir::None => Dir::None,
+            DataDir::Bidirectional => {
+                pr_err!("host{}: refusing a bidirectional command\n", this.host_no());
+                cmd.set_result(HostByte::Error, 0);
+                cmd.complete();
+                return Ok(());
+            }
+        };
+        let cdb_len = cmd.cdb().len();
+        if cdb_len > 16 {
+            pr_err!("host{}: refusing a {}-byte CDB\n", this.host_no(), cdb_len);
+            cmd.set_result(HostByte::Error, 0);
+            cmd.complete();
+            return Ok(());
+        }
+        let mut cdb = [0u8; 16];
+        if let Some(d) = cdb.get_mut(..cdb_len) {
+            d.copy_from_slice(cmd.cdb());
+        }
+        let tag = (cmd.unique_tag() & TAG_MASK) as u16;
+        let len = cmd.transfer_len();
+        let lun = cmd.lun_sam();
         let mut tx = this.tx.lock();
         let mut st = this.state.lock();
-        match st.phase {
-            Phase::Running => {}
-            // Held until the relogin (the watchdog blocks the host soon).
-            Phase::Recovering => return Err((cmd, Busy::Host)),
-            Phase::LoggingOut if st.reconnect_delay_ms.is_some() => {
-                return Err((cmd, Busy::Host));
-            }
-            phase => {
+        // Held until the relogin (the watchdog blocks the host soon).
+        if st.e.phase == Phase::Recovering
+            || (st.e.phase == Phase::LoggingOut && st.e.reconnect_delay_ms.is_some())
+        {
+            return Err((cmd, Busy::Host));
+        }
+        // A task whose command EH took back (and the midlayer now reissues)
+        // is over: forget it, and its late PDUs, before reusing the slot.
+        if st.e.tasks.peek(tag).is_some_and(|t| t.cmd.revoked()) {
+            st.e.take_back(tag);
+        }
+        let plan = CommandPlan::new(&st.e.params, dir, len, tx.len() as u32);
+        // Immediate data is copied before the command is accepted: a copy
+        // that fails leaves nothing behind.
+        let copied = tx
+            .get_mut(..plan.immediate as usize)
+            .map(|b| cmd.copy_to_buf(0, b).is_ok())
+            .unwrap_or(false);
+        if !copied {
+            drop(st);
+            drop(tx);
+            cmd.set_result(HostByte::Error, 0);
+            cmd.complete();
+            return Ok(());
+        }
+        let sub = match st.e.submit(tag, cmd, lun, dir, len, now_ms()) {
+            Ok(s) => s,
+            Err(Refused::NoCredit(cmd)) => return Err((cmd, Busy::Target)),
+            Err(Refused::NotRunning(mut cmd, phase)) => {
                 drop(st);
                 drop(tx);
                 let host = if phase == Phase::Offline {
@@ -33,117 +79,43 @@ impl Session {
                 cmd.complete();
                 return Ok(());
             }
-        }
-        let p = st.params;
-        if st.seq.credits() == 0 {
-            st.window_watch.closed(now_ms());
-            return Err((cmd, Busy::Target));
-        }
-        let tag = cmd.unique_tag() & TAG_MASK;
-        // A task whose command EH took back (and the midlayer now reissues)
-        // is over: forget it, and its late PDUs, before reusing the slot.
-        let stale = matches!(st.tasks.get(tag as usize), Some(Some(t)) if t.cmd.revoked());
-        if stale {
-            if let Some(t) = st.take(tag as u16) {
-                st.remember_aborted(t.itt);
+            Err(Refused::Slot(InsertError::Busy(mut cmd) | InsertError::NoSuchTag(mut cmd))) => {
+                drop(st);
+                drop(tx);
+                pr_err!(
+                    "host{}: refusing command: tag {} is busy or beyond the queue\n",
+                    this.host_no(),
+                    tag
+                );
+                cmd.set_result(HostByte::Error, 0);
+                cmd.complete();
+                return Ok(());
             }
-        }
-        let slot_free = matches!(st.tasks.get(tag as usize), Some(None));
-        let cdb_len = cmd.cdb().len();
-        if dir == DataDir::Bidirectional || !slot_free || cdb_len > 16 {
-            drop(st);
-            drop(tx);
-            pr_err!(
-                "host{}: refusing command (tag {}, dir {:?}, cdb {} bytes, slot free {})\n",
-                this.host_no(),
-                tag,
-                dir,
-                cdb_len,
-                slot_free
-            );
-            cmd.set_result(HostByte::Error, 0);
-            cmd.complete();
-            return Ok(());
-        }
-        let len = cmd.transfer_len();
-        let (imm, unsol_end) = if dir == DataDir::ToDevice {
-            let first = len.min(p.first_burst_len);
-            let imm = if p.immediate_data {
-                first.min(p.max_xmit_data_segment_len).min(tx.len() as u32)
-            } else {
-                0
-            };
-            (imm, if p.initial_r2t { imm } else { first })
-        } else {
-            (0, 0)
         };
-        let copied = tx
-            .get_mut(..imm as usize)
-            .map(|b| cmd.copy_to_buf(0, b).is_ok())
-            .unwrap_or(false);
-        if !copied {
-            drop(st);
-            drop(tx);
-            cmd.set_result(HostByte::Error, 0);
-            cmd.complete();
-            return Ok(());
-        }
-        let gen = match st.gens.get_mut(tag as usize) {
-            Some(g) => {
-                *g = g.wrapping_add(1) & 0xf;
-                u32::from(*g)
-            }
-            None => 0,
-        };
-        let itt = st.itt((gen << 12) | tag);
-        let cmd_sn = st.seq.take_cmd_sn();
-        let mut cdb = [0u8; 16];
-        if let Some(d) = cdb.get_mut(..cdb_len) {
-            d.copy_from_slice(cmd.cdb());
-        }
-        let lun = cmd.lun_sam();
         let mut hdr = [0u8; BHS_LEN];
         ScsiCommand {
             immediate: false,
-            final_bit: unsol_end == imm,
-            read: dir == DataDir::FromDevice,
-            write: dir == DataDir::ToDevice,
+            final_bit: plan.final_bit(),
+            read: dir == Dir::Read,
+            write: dir == Dir::Write,
             attr: TaskAttr::Simple,
             total_ahs_len: 0,
-            data_segment_len: imm,
+            data_segment_len: plan.immediate,
             lun,
-            itt,
+            itt: sub.itt.get(),
             expected_data_len: len,
-            cmd_sn: cmd_sn.get(),
-            exp_stat_sn: st.seq.exp_stat_sn().get(),
+            cmd_sn: sub.cmd_sn,
+            exp_stat_sn: sub.exp_stat_sn,
             cdb,
         }
         .emit(&mut hdr);
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        if let Some(slot) = st.tasks.get_mut(tag as usize) {
-            *slot = Some(Task {
-                cmd,
-                itt,
-                seq,
-                lun,
-                cmd_sn: cmd_sn.get(),
-                dir,
-                len,
-                received: 0,
-                exp_data_sn: 0,
-                r2t_outstanding: 0,
-                exp_r2t_sn: 0,
-            });
-        }
-        st.in_flight += 1;
         let conn = st.conn.clone();
         drop(st);
-        let more = unsol_end > imm;
-        let data = tx.get(..imm as usize).unwrap_or(&[]);
-        let mut sent = conn.send_pdu(&hdr, data, more);
-        if sent.is_ok() && more {
-            sent = this.send_burst(&mut tx, tag as u16, seq, RESERVED_TAG, imm, unsol_end - imm);
+        let data = tx.get(..plan.immediate as usize).unwrap_or(&[]);
+        let unsolicited = plan.unsolicited();
+        let mut sent = conn.send_pdu(&hdr, data, unsolicited.is_some());
+        if let (true, Some((offset, len))) = (sent.is_ok(), unsolicited) {
+            sent = this.send_burst(&mut tx, tag, sub.seq, RESERVED_TAG, offset, len);
         }
         drop(tx);
         if let Err(e) = sent {
@@ -164,70 +136,64 @@ impl Session {
         offset: u32,
         len: u32,
     ) -> Result {
-        let mut done = 0u32;
-        let mut data_sn = 0u32;
-        while done < len {
+        let mut burst = Burst::new(offset, len);
+        loop {
             let mut hdr = [0u8; BHS_LEN];
-            let (n, last, conn) = {
+            let (piece, conn) = {
                 let mut st = self.state.lock();
-                if st.phase != Phase::Running {
+                if st.e.phase != Phase::Running {
                     // The connection failed; the task went back for retry.
                     return Ok(());
                 }
-                let max = st
-                    .params
-                    .max_xmit_data_segment_len
-                    .min(tx.len() as u32)
-                    .max(1);
-                let n = (len - done).min(max);
-                let last = done + n == len;
-                let exp_stat_sn = st.seq.exp_stat_sn().get();
-                let conn = st.conn.clone();
-                let Some(task) = st.task(tag, seq) else {
+                let max = st.e.params.max_xmit_data_segment_len.min(tx.len() as u32);
+                let Some(piece) = burst.next_piece(max) else {
                     return Ok(());
                 };
-                let Some(buf) = tx.get_mut(..n as usize) else {
+                let exp_stat_sn = st.e.seq.exp_stat_sn().get();
+                let conn = st.conn.clone();
+                let Some(task) = st.e.tasks.get(tag, seq) else {
+                    return Ok(());
+                };
+                let Some(buf) = tx.get_mut(..piece.len as usize) else {
                     return Err(EINVAL);
                 };
-                task.cmd.copy_to_buf(offset + done, buf)?;
-                if last && ttt != RESERVED_TAG {
-                    task.r2t_outstanding = task.r2t_outstanding.saturating_sub(1);
-                }
+                task.cmd.copy_to_buf(piece.offset, buf)?;
                 DataOut {
-                    final_bit: last,
+                    final_bit: piece.last,
                     lun: task.lun,
-                    itt: task.itt,
+                    itt: task.itt.get(),
                     ttt,
                     exp_stat_sn,
-                    data_sn,
-                    buffer_offset: offset + done,
-                    data_segment_len: n,
+                    data_sn: piece.data_sn,
+                    buffer_offset: piece.offset,
+                    data_segment_len: piece.len,
                 }
                 .emit(&mut hdr);
-                (n, last, conn)
+                if piece.last {
+                    st.e.burst_sent(tag, seq, ttt != RESERVED_TAG);
+                }
+                (piece, conn)
             };
-            let data = tx.get(..n as usize).unwrap_or(&[]);
-            conn.send_pdu(&hdr, data, !last)?;
-            done += n;
-            data_sn += 1;
+            let data = tx.get(..piece.len as usize).unwrap_or(&[]);
+            conn.send_pdu(&hdr, data, !piece.last)?;
         }
-        Ok(())
     }
 
     pub(super) fn run_tx(this: Arc<Self>) {
         let mut tx = this.tx.lock();
         loop {
-            let (job, exp_stat_sn, cmd_sn, ping_itt, conn) = {
+            let (job, exp_stat_sn, cmd_sn, ping_itt, logout_itt, conn) = {
                 let mut st = this.state.lock();
-                if !matches!(st.phase, Phase::Running | Phase::LoggingOut) {
+                if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
                     return;
                 }
-                match st.ctl_jobs.pop().or_else(|| st.jobs.pop()) {
+                match st.e.ctl_jobs.pop().or_else(|| st.e.jobs.pop()) {
                     Some(j) => (
                         j,
-                        st.seq.exp_stat_sn().get(),
-                        st.seq.next_cmd_sn().get(),
-                        st.itt(PING_TAG),
+                        st.e.seq.exp_stat_sn().get(),
+                        st.e.seq.next_cmd_sn().get(),
+                        st.e.ping_itt().get(),
+                        st.e.internal_itt(LOGOUT_LOW).get(),
                         st.conn.clone(),
                     ),
                     None => return,
@@ -255,7 +221,7 @@ impl Session {
                     LogoutRequest {
                         immediate: true,
                         reason: LogoutReason::CloseConnection,
-                        itt: (ping_itt & 0xffff_0000) | LOGOUT_TAG,
+                        itt: logout_itt,
                         cid: this.cfg.raw.cid,
                         cmd_sn,
                         exp_stat_sn,
