@@ -69,6 +69,9 @@ window-absurd|read|quirk|invalid command window ExpCmdSN [^ ]+ MaxCmdSN [^ ]+ ig
 sense-overflow|read|quirk|SenseLength [^ ]+ exceeds the [^ ]+-byte data segment
 ahs-overflow|read|fail|framing violation
 unknown-opcode|read|fail|(framing violation|unexpected PDU opcode)
+async-logout|read|fail|logged out at the target's request; reconnecting
+async-drop|read|fail|the target dropped the connection \(Async Message\)
+async-renegotiate|read|fail|the target asks to renegotiate parameters
 TABLE
 
 fd_hostile_start $RS_PORTAL login-garbage

@@ -794,13 +794,18 @@ fn every_io_scenario_fires_at_lba_1000_then_serves_correctly() {
             Scenario::DataInOffset | Scenario::DataInOverrun | Scenario::DataInUnknownItt => {
                 assert!(matches!(last, Some(Ok(Pdu::DataIn(_)))), "{name}: {last:?}")
             }
+            Scenario::AsyncLogout | Scenario::AsyncDrop | Scenario::AsyncRenegotiate => assert!(
+                matches!(last, Some(Ok(Pdu::AsyncMessage(_)))),
+                "{name}: {last:?}"
+            ),
             _ => assert!(
                 matches!(last, Some(Ok(Pdu::ScsiResponse(_)))),
                 "{name}: {last:?}"
             ),
         }
-        if err.is_none() {
-            // The hostile target keeps the connection open after misbehaving.
+        // The hostile target keeps the connection open after misbehaving,
+        // except where it announced the drop.
+        if err.is_none() && sc != Scenario::AsyncDrop {
             s.ping();
         }
         drop(s);

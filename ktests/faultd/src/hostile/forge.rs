@@ -6,7 +6,8 @@
 
 use iscsi_proto::bhs::{Bhs, Opcode, BHS_LEN, RESERVED_TAG};
 use iscsi_proto::pdu::{
-    ahs, DataIn, NopIn, R2t, Reject, RejectReason, ScsiResponse, ScsiResponseData,
+    ahs, AsyncEvent, AsyncMessage, DataIn, NopIn, R2t, Reject, RejectReason, ScsiResponse,
+    ScsiResponseData,
 };
 use iscsi_proto::text::TextWriter;
 
@@ -77,6 +78,9 @@ scenarios! {
     SenseOverflow = "sense-overflow", Read;
     AhsOverflow = "ahs-overflow", Read;
     UnknownOpcode = "unknown-opcode", Read;
+    AsyncLogout = "async-logout", Read;
+    AsyncDrop = "async-drop", Read;
+    AsyncRenegotiate = "async-renegotiate", Read;
     LoginGarbage = "login-garbage", Login;
     RejectStorm = "reject-storm", ReadWrite;
     LogoutClose = "logout-close", Logout;
@@ -369,6 +373,26 @@ fn data_then_response(c: &Ctx, seq: Seq) -> Vec<Out> {
 pub fn forge(s: Scenario, c: &Ctx, ttt: u32) -> Vec<Out> {
     let small = c.mrdsl.clamp(512, 1024);
     match s {
+        // Event 1: "log out within Parameter3 seconds"; the triggering
+        // command is never answered (it comes back for retry on relogin).
+        Scenario::AsyncLogout => vec![async_message(
+            c,
+            AsyncEvent::LogoutRequest,
+            0,
+            0,
+            ASYNC_LOGOUT_WITHIN,
+        )],
+        // Event 2 for CID 0 (Parameter1), Time2Wait in Parameter2; the
+        // connection is closed right after (see `hostile::Conn`).
+        Scenario::AsyncDrop => vec![async_message(
+            c,
+            AsyncEvent::DropConnection,
+            0,
+            ASYNC_DROP_TIME2WAIT,
+            0,
+        )],
+        // Event 4: the initiator is to log in again and renegotiate.
+        Scenario::AsyncRenegotiate => vec![async_message(c, AsyncEvent::Renegotiate, 0, 0, 0)],
         // DataSegmentLength (BHS bytes 5..8) above the initiator's declared
         // MaxRecvDataSegmentLength; really followed by that many bytes.
         Scenario::DslTooLong => {
@@ -478,6 +502,31 @@ pub fn forge(s: Scenario, c: &Ctx, ttt: u32) -> Vec<Out> {
         | Scenario::FlatLuns
         | Scenario::Good => Vec::new(),
     }
+}
+
+/// `async-drop`: the Time2Wait (Parameter2, seconds) the target asks for.
+pub const ASYNC_DROP_TIME2WAIT: u16 = 1;
+/// `async-logout`: the seconds (Parameter3) the initiator has to log out.
+pub const ASYNC_LOGOUT_WITHIN: u16 = 20;
+
+/// An Asynchronous Message with `event` and its parameters; it takes the
+/// StatSN in `c.seq` (RFC 7143 §11.9).
+fn async_message(c: &Ctx, event: AsyncEvent, p1: u16, p2: u16, p3: u16) -> Out {
+    let mut h = [0u8; BHS_LEN];
+    AsyncMessage {
+        lun: c.lun,
+        stat_sn: c.seq.stat_sn,
+        exp_cmd_sn: c.seq.exp_cmd_sn,
+        max_cmd_sn: c.seq.max_cmd_sn,
+        event,
+        vcode: 0,
+        parameter1: p1,
+        parameter2: p2,
+        parameter3: p3,
+        data_segment_len: 0,
+    }
+    .emit(&mut h);
+    Out::header(h)
 }
 
 /// A Reject for the PDU whose BHS is `rejected` (RFC 7143 §11.17): ITT
@@ -590,8 +639,29 @@ mod tests {
         for s in Scenario::ALL {
             assert_eq!(Scenario::from_name(s.name()), Some(*s));
         }
-        assert_eq!(Scenario::ALL.len(), 21);
+        assert_eq!(Scenario::ALL.len(), 24);
         assert_eq!(Scenario::from_name("nope"), None);
+    }
+
+    #[test]
+    fn async_scenarios_send_one_async_message_with_the_statsn() {
+        let c = ctx();
+        for (s, event, p2, p3) in [
+            (Scenario::AsyncLogout, AsyncEvent::LogoutRequest, 0, ASYNC_LOGOUT_WITHIN),
+            (Scenario::AsyncDrop, AsyncEvent::DropConnection, ASYNC_DROP_TIME2WAIT, 0),
+            (Scenario::AsyncRenegotiate, AsyncEvent::Renegotiate, 0, 0),
+        ] {
+            let out = forge(s, &c, 1);
+            assert_eq!(out.len(), 1, "{s:?}");
+            match Pdu::parse(&out[0].bhs) {
+                Ok(Pdu::AsyncMessage(a)) => {
+                    assert_eq!(a.event, event);
+                    assert_eq!((a.parameter2, a.parameter3), (p2, p3));
+                    assert_eq!(a.stat_sn, c.seq.stat_sn);
+                }
+                other => panic!("{s:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

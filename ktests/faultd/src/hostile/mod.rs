@@ -905,14 +905,21 @@ impl<'a> Conn<'a> {
                     .join(", ")
             );
             self.send_all(&pdus)?;
-            // A response that carried the right StatSN used it up.
-            let used = pdus.iter().any(|o| {
-                matches!(Pdu::parse(&o.bhs), Ok(Pdu::ScsiResponse(r)) if r.stat_sn == self.stat_sn)
+            // A response or async message that carried the right StatSN used
+            // it up.
+            let used = pdus.iter().any(|o| match Pdu::parse(&o.bhs) {
+                Ok(Pdu::ScsiResponse(r)) => r.stat_sn == self.stat_sn,
+                Ok(Pdu::AsyncMessage(a)) => a.stat_sn == self.stat_sn,
+                _ => false,
             });
             if used {
                 self.stat_sn = self.stat_sn.wrapping_add(1);
             }
             self.dead.insert(c.itt);
+            if scenario == Scenario::AsyncDrop {
+                // The drop the message announced.
+                let _ = self.sock.shutdown(Shutdown::Both);
+            }
             return Ok(());
         }
         match shared.luns.execute(c.lun, &c.cdb) {
