@@ -241,12 +241,20 @@ fn get32(h: &[u8; BHS_LEN], at: usize) -> u32 {
 /// Interleaves the per-command lists at random (each keeps its order), adds
 /// target pings, and numbers every PDU: StatSN in stream order, the window
 /// open 64 past everything sent.
-fn merge(mut lists: Vec<Vec<Step>>, extra: Vec<Step>, next_cmd_sn: u32, stat_sn: &mut u32, rng: &mut Rng) -> Vec<Step> {
+fn merge(
+    mut lists: Vec<Vec<Step>>,
+    extra: Vec<Step>,
+    next_cmd_sn: u32,
+    stat_sn: &mut u32,
+    rng: &mut Rng,
+) -> Vec<Step> {
     lists.extend(extra.into_iter().map(|s| vec![s, Step::DrainTx]));
     let mut out = Vec::new();
     let mut at: Vec<usize> = vec![0; lists.len()];
     loop {
-        let open: Vec<usize> = (0..lists.len()).filter(|&i| at[i] < lists[i].len()).collect();
+        let open: Vec<usize> = (0..lists.len())
+            .filter(|&i| at[i] < lists[i].len())
+            .collect();
         if open.is_empty() {
             break;
         }
@@ -309,7 +317,15 @@ fn mutate(steps: &mut Vec<Step>, rng: &mut Rng, ops: u32) {
                     let at = FIELDS[rng.range(2, FIELDS.len() as u32 - 1) as usize];
                     let d = rng.range(1, 600);
                     let v = get32(h, at);
-                    put32(h, at, if rng.chance(50) { v.wrapping_add(d) } else { v.wrapping_sub(d) });
+                    put32(
+                        h,
+                        at,
+                        if rng.chance(50) {
+                            v.wrapping_add(d)
+                        } else {
+                            v.wrapping_sub(d)
+                        },
+                    );
                 }
             }
             7 => {
@@ -382,7 +398,11 @@ impl Run {
     }
 
     fn sent(&self, id: u32) -> Sent {
-        *self.sent.iter().find(|s| s.id == id).expect("a command of the run")
+        *self
+            .sent
+            .iter()
+            .find(|s| s.id == id)
+            .expect("a command of the run")
     }
 
     /// Marks `id` completed, once.
@@ -416,7 +436,14 @@ impl Run {
     fn drain_tx(&mut self) {
         while self.e.ctl_jobs.pop().is_some() {}
         while let Some(j) = self.e.jobs.pop() {
-            if let TxJob::DataOut { tag, seq, offset, len, .. } = j {
+            if let TxJob::DataOut {
+                tag,
+                seq,
+                offset,
+                len,
+                ..
+            } = j
+            {
                 let Some(t) = self.e.tasks.get(tag, seq) else {
                     continue;
                 };
@@ -458,7 +485,12 @@ impl Run {
             match self.e.submit(tag, TestCmd { id }, 0, dir, len, 0) {
                 Ok(sub) => {
                     self.next_id += 1;
-                    let s = Sent { id, itt: sub.itt.get(), dir, len };
+                    let s = Sent {
+                        id,
+                        itt: sub.itt.get(),
+                        dir,
+                        len,
+                    };
                     self.rx.bufs.insert(id, super::wire::CmdBuf::new(len));
                     self.sent.push(s);
                     batch.push(s);
@@ -516,8 +548,16 @@ impl Run {
         }
         self.errors += 1;
         self.kinds.insert(match f {
-            RxFail::Framing(x) => format!("{x:?}").split([' ', '{', '(']).next().unwrap_or("").to_string(),
-            RxFail::Session(x) => format!("{x:?}").split([' ', '{', '(']).next().unwrap_or("").to_string(),
+            RxFail::Framing(x) => format!("{x:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            RxFail::Session(x) => format!("{x:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or("")
+                .to_string(),
         });
         self.e.connection_lost();
         for id in take_all(&mut self.e) {

@@ -196,7 +196,9 @@ fn bug5_old_rule_capped_at_16_overflowed() {
         max_outstanding_r2t: 32,
         ..params()
     };
-    let old_cap = 8 * 32usize.min(16) + 64;
+    // The old sizing: depth × min(MaxOutstandingR2T, 16) + 64.
+    let (depth, max_out, old_cap_r2t) = (8usize, 32usize, 16usize);
+    let old_cap = depth * max_out.min(old_cap_r2t) + 64;
     let parts = Parts::<VecStore> {
         slots: (0..8).map(|_| Slot::empty()).collect(),
         aborted: vec![0; 16],

@@ -20,7 +20,8 @@ fn idle_engine_sleeps_until_the_keepalive() {
     let mut e = engine(2);
     let d = e.poll(1_000, &T);
     assert!(!d.ping && d.fail.is_none() && !d.replacement_expired);
-    assert_eq!(d.wake_at, 2_000.min(5_000));
+    // The idle poll (1 s) comes before the keepalive (5 s).
+    assert_eq!(d.wake_at, 1_000 + IDLE_POLL_MS);
     let d = e.poll(4_500, &T);
     assert_eq!(d.wake_at, 5_000);
 }
