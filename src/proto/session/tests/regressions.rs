@@ -209,3 +209,29 @@ fn bug5_old_rule_capped_at_16_overflowed() {
     let mut e = Engine::new(parts, p, 1, Sequencer::new(Sn(1), w, Sn(1)), 0);
     assert_eq!(r2t_flood(&mut e, 8, 32), Err(SessionError::TxQueueFull));
 }
+
+#[test]
+fn reused_tag_never_gets_the_itt_of_a_task_still_remembered_as_taken_back() {
+    // A tag has 16 ITT generations per connection. Taken back (EH), the
+    // task's late PDUs are dropped by its ITT; if the tag's 16th reuse got
+    // that same ITT again, a late Data-In would land in the new command's
+    // buffer and complete it GOOD with the old command's bytes.
+    let mut e = engine(1);
+    let old = submit(&mut e, 0, Dir::Read, 4096);
+    e.take_back(0).unwrap();
+    for i in 0..16u32 {
+        open_window(&mut e);
+        let s = submit(&mut e, 0, Dir::Read, 4096);
+        assert_ne!(s.itt, old.itt, "reuse {} took the taken-back ITT", i + 1);
+        feed_with(&mut e, |e| response(e, s.itt.get(), 0, 1 + i)).unwrap();
+    }
+    open_window(&mut e);
+    let new = submit(&mut e, 0, Dir::Read, 4096);
+    let d = data_in(&e, old.itt.get(), 0, 4096, 0, Some(0), 100);
+    assert_eq!(placement(&mut e, &d), Placement::Discard);
+    assert!(e.on_pdu(&d, &[], 0).unwrap().complete.is_none());
+    assert!(e
+        .tasks
+        .peek(0)
+        .is_some_and(|t| t.itt == new.itt && t.received == 0));
+}
