@@ -267,9 +267,13 @@ impl<St: Storage> Engine<St> {
             dir,
             len,
         };
+        // The tag's generation wraps after 16 reuses: never hand out an ITT
+        // whose taken-back task may still send late PDUs (they would land in
+        // this command's buffer instead of being dropped).
+        let aborted = &self.aborted;
         let (itt, seq) = self
             .tasks
-            .insert(tag, self.age, new)
+            .insert_avoiding(tag, self.age, new, |i| aborted.contains(i.get()))
             .map_err(Refused::Slot)?;
         self.seq.take_cmd_sn();
         Ok(Submitted {

@@ -137,6 +137,19 @@ impl<C, S: DerefMut<Target = [Slot<C>]>> TaskTable<C, S> {
         age: u16,
         new: NewTask<C>,
     ) -> Result<(Itt, u64), InsertError<C>> {
+        self.insert_avoiding(tag, age, new, |_| false)
+    }
+
+    /// [`TaskTable::insert`], skipping generations whose ITT `avoid` names
+    /// (ITTs still remembered as taken back: their late PDUs must not find
+    /// the new command). If all 16 are named, the next one is used anyway.
+    pub fn insert_avoiding(
+        &mut self,
+        tag: u16,
+        age: u16,
+        new: NewTask<C>,
+        avoid: impl Fn(Itt) -> bool,
+    ) -> Result<(Itt, u64), InsertError<C>> {
         let seq = self.next_seq;
         let Some(slot) = self.slots.get_mut(usize::from(tag)) else {
             return Err(InsertError::NoSuchTag(new.cmd));
@@ -145,6 +158,12 @@ impl<C, S: DerefMut<Target = [Slot<C>]>> TaskTable<C, S> {
             return Err(InsertError::Busy(new.cmd));
         }
         slot.generation = slot.generation.wrapping_add(1) & GEN_MASK;
+        for _ in 0..GEN_MASK {
+            if !avoid(Itt::task(age, slot.generation, tag)) {
+                break;
+            }
+            slot.generation = slot.generation.wrapping_add(1) & GEN_MASK;
+        }
         let itt = Itt::task(age, slot.generation, tag);
         slot.task = Some(Task {
             cmd: new.cmd,
@@ -362,5 +381,21 @@ mod tests {
         ));
         assert!(t.take_any().is_none());
         assert!(t.by_itt(Itt::task(1, 1, 0)).is_none());
+    }
+
+    #[test]
+    fn insert_avoiding_skips_named_generations_and_never_fails_for_them() {
+        let mut t = table(1);
+        let (a, _) = t.insert(0, 1, new(1, Dir::None, 0)).unwrap();
+        t.take(0);
+        let (b, _) = t
+            .insert_avoiding(0, 1, new(2, Dir::None, 0), |i| i.generation() == 2)
+            .unwrap();
+        assert_eq!((a.generation(), b.generation()), (1, 3));
+        t.take(0);
+        // Every generation named: the command still goes in.
+        assert!(t
+            .insert_avoiding(0, 1, new(3, Dir::None, 0), |_| true)
+            .is_ok());
     }
 }

@@ -10,7 +10,11 @@ use std::vec::Vec;
 
 use super::super::bhs::BHS_LEN;
 use super::super::negotiate::SessionParams;
-use super::super::pdu::{DataIn, NopIn, Pdu, R2t, ScsiResponse, RESPONSE_COMPLETED};
+use super::super::pdu::{
+    AsyncEvent, AsyncMessage, DataIn, LogoutResponse, NopIn, NopOut, Pdu, R2t, Reject,
+    RejectReason, ScsiCommand, ScsiResponse, TaskAttr, TaskMgmtRequest, TaskMgmtResponse,
+    TmfFunction, TmfResponse, RESPONSE_COMPLETED,
+};
 use super::super::serial::{CmdWindow, Sn};
 use super::aborted;
 use super::engine::{Engine, Parts, Storage, Submitted};
@@ -19,7 +23,22 @@ use super::seq::Sequencer;
 use super::task::{Dir, Slot};
 use super::tx::TxJob;
 
+mod conn_lost;
 mod engine_rx;
+mod hostile;
+mod logout_async;
+mod prop_engine;
+mod quirks;
+mod regressions;
+mod reject;
+mod rx_data_in;
+mod rx_nop;
+mod rx_response;
+mod submit_window;
+mod timers_poll;
+mod tmf_flows;
+mod tx_r2t;
+pub(crate) mod wire;
 
 /// A command handle: its id and buffer, as the test's SCSI midlayer.
 #[derive(Debug, PartialEq, Eq)]
@@ -214,4 +233,193 @@ pub(crate) fn feed_with(
 ) -> Result<RxOutcome<'static, TestCmd>, super::error::SessionError> {
     let pdu = build(e);
     feed(e, &pdu, &[])
+}
+
+/// Emits `p` and parses it back, so a hand-tweaked Repr goes through the wire
+/// format too.
+pub(crate) fn rt(p: Pdu) -> Pdu {
+    let mut h = [0u8; BHS_LEN];
+    p.emit(&mut h);
+    parse(&h)
+}
+
+/// A SCSI Response Repr for `itt` (GOOD unless `status` says otherwise) with
+/// the engine's window, for tests to tweak before [`rt`].
+pub(crate) fn resp_repr(e: &TestEngine, itt: u32, status: u8, stat_sn: u32) -> ScsiResponse {
+    match response(e, itt, status, stat_sn) {
+        Pdu::ScsiResponse(r) => r,
+        _ => unreachable!(),
+    }
+}
+
+/// A Data-In Repr, as [`data_in`] builds it.
+pub(crate) fn data_in_repr(
+    e: &TestEngine,
+    itt: u32,
+    offset: u32,
+    len: u32,
+    sn: u32,
+    status: Option<u8>,
+    stat_sn: u32,
+) -> DataIn {
+    match data_in(e, itt, offset, len, sn, status, stat_sn) {
+        Pdu::DataIn(d) => d,
+        _ => unreachable!(),
+    }
+}
+
+/// A TMF Response for `itt`.
+pub(crate) fn tmf_resp(e: &TestEngine, itt: u32, response: TmfResponse, stat_sn: u32) -> Pdu {
+    let (exp, max) = win(e);
+    rt(Pdu::TaskMgmtResponse(TaskMgmtResponse {
+        response,
+        itt,
+        stat_sn,
+        exp_cmd_sn: exp,
+        max_cmd_sn: max,
+    }))
+}
+
+/// A Logout Response to our Logout (its ITT), with `response` and `time2wait`.
+pub(crate) fn logout_resp(e: &TestEngine, response: u8, time2wait: u16, stat_sn: u32) -> Pdu {
+    let (exp, max) = win(e);
+    rt(Pdu::LogoutResponse(LogoutResponse {
+        response,
+        itt: e.internal_itt(super::itt::LOGOUT_LOW).get(),
+        stat_sn,
+        exp_cmd_sn: exp,
+        max_cmd_sn: max,
+        time2wait,
+        time2retain: 0,
+    }))
+}
+
+/// An Async Message with `event` and Parameter1..3, data segment `data_len`.
+pub(crate) fn async_msg(
+    e: &TestEngine,
+    event: AsyncEvent,
+    params: (u16, u16, u16),
+    stat_sn: u32,
+    data_len: u32,
+) -> Pdu {
+    let (exp, max) = win(e);
+    rt(Pdu::AsyncMessage(AsyncMessage {
+        lun: 0x0001_0000_0000_0000,
+        stat_sn,
+        exp_cmd_sn: exp,
+        max_cmd_sn: max,
+        event,
+        vcode: 0,
+        parameter1: params.0,
+        parameter2: params.1,
+        parameter3: params.2,
+        data_segment_len: data_len,
+    }))
+}
+
+/// A Reject with `reason` whose data segment (built by [`rejected_cmd`] and
+/// friends) is 48 bytes.
+pub(crate) fn reject_pdu(e: &TestEngine, reason: RejectReason, stat_sn: u32) -> Pdu {
+    let (exp, max) = win(e);
+    rt(Pdu::Reject(Reject {
+        reason,
+        stat_sn,
+        exp_cmd_sn: exp,
+        max_cmd_sn: max,
+        data_sn: 0,
+        data_segment_len: BHS_LEN as u32,
+    }))
+}
+
+/// The BHS of our SCSI Command with `itt`, as a Reject carries it back.
+pub(crate) fn rejected_cmd(itt: u32) -> [u8; BHS_LEN] {
+    let mut h = [0u8; BHS_LEN];
+    ScsiCommand {
+        immediate: false,
+        final_bit: true,
+        read: true,
+        write: false,
+        attr: TaskAttr::Simple,
+        total_ahs_len: 0,
+        data_segment_len: 0,
+        lun: 0,
+        itt,
+        expected_data_len: 512,
+        cmd_sn: 1,
+        exp_stat_sn: 1,
+        cdb: [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+    }
+    .emit(&mut h);
+    h
+}
+
+/// The BHS of our NOP-Out with `itt`, as a Reject carries it back.
+pub(crate) fn rejected_nop(itt: u32) -> [u8; BHS_LEN] {
+    let mut h = [0u8; BHS_LEN];
+    NopOut {
+        immediate: true,
+        lun: 0,
+        itt,
+        ttt: u32::MAX,
+        cmd_sn: 1,
+        exp_stat_sn: 1,
+        data_segment_len: 0,
+    }
+    .emit(&mut h);
+    h
+}
+
+/// The BHS of our TMF request with `itt`, as a Reject carries it back.
+pub(crate) fn rejected_tmf(itt: u32) -> [u8; BHS_LEN] {
+    let mut h = [0u8; BHS_LEN];
+    TaskMgmtRequest {
+        immediate: true,
+        function: TmfFunction::AbortTask,
+        lun: 0,
+        itt,
+        referenced_task_tag: 0,
+        cmd_sn: 1,
+        exp_stat_sn: 1,
+        ref_cmd_sn: 1,
+        exp_data_sn: 0,
+    }
+    .emit(&mut h);
+    h
+}
+
+/// Feeds `pdu` at `now_ms` (a Data-In's header first).
+pub(crate) fn feed_at<'d>(
+    e: &mut TestEngine,
+    pdu: &Pdu,
+    data: &'d [u8],
+    now_ms: i64,
+) -> Result<RxOutcome<'d, TestCmd>, super::error::SessionError> {
+    if let Pdu::DataIn(d) = pdu {
+        e.data_in_header(d)?;
+    }
+    e.on_pdu(pdu, data, now_ms)
+}
+
+/// Submits command `id` under `tag` on `lun` at `now_ms`.
+pub(crate) fn submit_lun(e: &mut TestEngine, tag: u16, lun: u64, dir: Dir, len: u32) -> Submitted {
+    match e.submit(tag, TestCmd { id: u32::from(tag) }, lun, dir, len, 0) {
+        Ok(s) => s,
+        Err(r) => panic!("submit refused: {r:?}"),
+    }
+}
+
+/// Takes back every task (the connection failed); returns their ids.
+pub(crate) fn take_all(e: &mut TestEngine) -> Vec<u32> {
+    let mut ids = Vec::new();
+    while let Some(t) = e.tasks.take_any() {
+        ids.push(t.cmd.id);
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// Opens the window to 64 commands past the next CmdSN (as a NOP-In would).
+pub(crate) fn open_window(e: &mut TestEngine) {
+    let (exp, max) = win(e);
+    e.window(exp, max);
 }
