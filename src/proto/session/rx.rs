@@ -14,7 +14,7 @@ use super::super::pdu::{
 };
 use super::engine::{Engine, Phase, Storage};
 use super::error::SessionError;
-use super::itt::Itt;
+use super::itt::{Itt, LOGOUT_LOW};
 use super::logout::relogin_delay_ms;
 use super::seq::Quirk;
 use super::task::{Dir, Task};
@@ -305,6 +305,14 @@ impl<St: Storage> Engine<St> {
                 self.ack(l.stat_sn, l.exp_cmd_sn, l.max_cmd_sn);
                 if self.phase != Phase::LoggingOut || self.logout_response.is_some() {
                     return Err(SessionError::Unexpected("Logout Response"));
+                }
+                // Both our logouts (session close, target-requested) go out
+                // under this ITT: an answer to anything else is no answer.
+                if Itt::from_wire(l.itt) != self.internal_itt(LOGOUT_LOW) {
+                    return Err(SessionError::UnknownItt {
+                        what: "Logout Response",
+                        itt: l.itt,
+                    });
                 }
                 self.logout_response = Some(l.response);
                 self.logout_watch.done();

@@ -6,6 +6,9 @@ use core::ops::DerefMut;
 
 use super::itt::{Itt, GEN_MASK};
 
+/// Tags a table serves at most (`uapi::MAX_QUEUE_DEPTH`): see [`super::itt`].
+pub const MAX_TAGS: u32 = 2048;
+
 /// Which way a command's data goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
@@ -151,6 +154,11 @@ impl<C, S: DerefMut<Target = [Slot<C>]>> TaskTable<C, S> {
         avoid: impl Fn(Itt) -> bool,
     ) -> Result<(Itt, u64), InsertError<C>> {
         let seq = self.next_seq;
+        // Tags at or above MAX_TAGS would share ITT low halves with the TMF,
+        // ping and logout ITTs (0xf800 and up), whatever the storage holds.
+        if u32::from(tag) >= MAX_TAGS {
+            return Err(InsertError::NoSuchTag(new.cmd));
+        }
         let Some(slot) = self.slots.get_mut(usize::from(tag)) else {
             return Err(InsertError::NoSuchTag(new.cmd));
         };
@@ -381,6 +389,23 @@ mod tests {
         ));
         assert!(t.take_any().is_none());
         assert!(t.by_itt(Itt::task(1, 1, 0)).is_none());
+    }
+
+    #[test]
+    fn tags_from_max_tags_up_are_refused_even_with_storage() {
+        let mut t = table(MAX_TAGS as usize + 2);
+        assert!(t
+            .insert(MAX_TAGS as u16 - 1, 1, new(1, Dir::None, 0))
+            .is_ok());
+        assert!(matches!(
+            t.insert(MAX_TAGS as u16, 1, new(2, Dir::None, 0)),
+            Err(InsertError::NoSuchTag(2))
+        ));
+    }
+
+    #[test]
+    fn max_tags_is_the_uapi_queue_depth() {
+        assert_eq!(MAX_TAGS, super::super::super::uapi::MAX_QUEUE_DEPTH);
     }
 
     #[test]

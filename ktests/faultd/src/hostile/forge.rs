@@ -647,8 +647,18 @@ mod tests {
     fn async_scenarios_send_one_async_message_with_the_statsn() {
         let c = ctx();
         for (s, event, p2, p3) in [
-            (Scenario::AsyncLogout, AsyncEvent::LogoutRequest, 0, ASYNC_LOGOUT_WITHIN),
-            (Scenario::AsyncDrop, AsyncEvent::DropConnection, ASYNC_DROP_TIME2WAIT, 0),
+            (
+                Scenario::AsyncLogout,
+                AsyncEvent::LogoutRequest,
+                0,
+                ASYNC_LOGOUT_WITHIN,
+            ),
+            (
+                Scenario::AsyncDrop,
+                AsyncEvent::DropConnection,
+                ASYNC_DROP_TIME2WAIT,
+                0,
+            ),
             (Scenario::AsyncRenegotiate, AsyncEvent::Renegotiate, 0, 0),
         ] {
             let out = forge(s, &c, 1);

@@ -50,6 +50,36 @@ fn a_second_logout_response_is_unexpected() {
 }
 
 #[test]
+fn logout_response_for_another_itt_is_no_answer() {
+    let mut e = engine(2);
+    our_logout(&mut e);
+    let mut pdu = logout_resp(&e, LOGOUT_SUCCESS, 0, 1);
+    if let Pdu::LogoutResponse(l) = &mut pdu {
+        l.itt = e.ping_itt().get();
+    }
+    assert!(matches!(
+        feed(&mut e, &pdu, &[]),
+        Err(SessionError::UnknownItt {
+            what: "Logout Response",
+            ..
+        })
+    ));
+    assert_eq!(e.logout_response, None);
+}
+
+#[test]
+fn logout_response_from_an_older_connection_is_no_answer() {
+    let mut e = engine(2);
+    let old = logout_resp(&e, LOGOUT_SUCCESS, 0, 1);
+    e.phase = Phase::Recovering;
+    e.connection_lost();
+    let seq = e.seq;
+    e.connection_replaced(params(), seq, None, 0);
+    our_logout(&mut e);
+    assert!(feed(&mut e, &old, &[]).is_err());
+}
+
+#[test]
 fn failed_logout_response_code_is_kept() {
     let mut e = engine(2);
     our_logout(&mut e);
