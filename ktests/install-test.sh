@@ -86,7 +86,7 @@ if command -v systemd-analyze > /dev/null; then
     check "iscsi-rs-login.service: after network-online, before remote-fs-pre, with the daemon" \
         eval "grep -qx 'After=network-online.target iscsi-rs.service' '$login_unit' &&
               grep -qx 'Before=remote-fs-pre.target' '$login_unit' &&
-              grep -qx 'Requires=iscsi-rs.service' '$login_unit'"
+              grep -qx 'Wants=iscsi-rs.service network-online.target remote-fs-pre.target' '$login_unit'"
     check "iscsi-rs.service loads the module" \
         grep -qx 'ExecStartPre=/sbin/modprobe iscsi_rs' "$root/usr/lib/systemd/system/iscsi-rs.service"
 else

@@ -24,19 +24,27 @@ iqn=iqn.2026-11.dev.iscsi-rs:mpath
 t=/sys/kernel/config/target/iscsi/$iqn
 map=iscsi-rs-mpath
 rtmo=5
-lio_setup -t $iqn -s 64
-# The second portal group: the same backstore as its LUN 0.
-store=$(ls -d /sys/kernel/config/target/core/fileio_0/*_0 | head -1)
-mkdir -p $t/tpgt_2/lun/lun_0
-ln -s "$store" "$t/tpgt_2/lun/lun_0/${store##*/}"
-mkdir "$t/tpgt_2/np/127.0.0.1:3262"
-for tpg in $t/tpgt_1 $t/tpgt_2; do
+# The backstore, with a unit serial (LIO takes it only before the first
+# export) so both disks report the same NAA WWID, as multipath needs; then
+# the two portal groups, each exporting it as LUN 0.
+store=/sys/kernel/config/target/core/fileio_0/mpath
+mkdir -p /tmp/lio "$store"
+truncate -s 64M /tmp/lio/mpath.img
+echo "fd_dev_name=/tmp/lio/mpath.img,fd_dev_size=$((64 << 20))" > $store/control
+echo 1 > $store/enable
+echo 5f0a1b2c-iscsi-rs-mpath > $store/wwn/vpd_unit_serial
+for n in 1 2; do
+    tpg=$t/tpgt_$n
+    mkdir -p $tpg/lun/lun_0
+    ln -s $store $tpg/lun/lun_0/mpath
     echo 1 > $tpg/attrib/generate_node_acls
     echo 1 > $tpg/attrib/cache_dynamic_acls
     echo 0 > $tpg/attrib/demo_mode_write_protect
     echo 0 > $tpg/attrib/authentication
     echo 0 > $tpg/param/DefaultTime2Wait
 done
+mkdir "$t/tpgt_1/np/127.0.0.1:3260" "$t/tpgt_2/np/127.0.0.1:3262"
+echo 1 > $t/tpgt_1/enable
 echo 1 > $t/tpgt_2/enable
 fd_proxy_start 127.0.0.1:3261 127.0.0.1:3262
 
@@ -50,6 +58,7 @@ host_b=$(login_path 127.0.0.1:3261)
 dev_a=$(rs_disk $host_a)
 dev_b=$(rs_disk $host_b)
 [ -n "$dev_a" ] && [ -n "$dev_b" ] && [ "$dev_a" != "$dev_b" ]
+sg_vpd -p di /dev/$dev_a || true
 wwid_a=$(cat /sys/block/$dev_a/device/wwid)
 [ -n "$wwid_a" ] && [ "$wwid_a" = "$(cat /sys/block/$dev_b/device/wwid)" ]
 mm_a=$(cat /sys/block/$dev_a/dev)
