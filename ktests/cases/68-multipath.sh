@@ -3,9 +3,9 @@
 # 127.0.0.1:3260 (path A, direct) and tpgt_2 on 127.0.0.1:3262, reached
 # through the fault-injection proxy on 127.0.0.1:3261 (path B). Both sessions
 # log in with --replacement-timeout 5; both disks must report the same WWID.
-# A multipath map (kernel dm-mpath, built with dmsetup: one round-robin group
-# of both paths, no queue_if_no_path, so a loss of every path would surface as
-# an I/O error) carries fio --verify=crc32c --verify_fatal=1 runs back to back
+# A multipath map (kernel dm-mpath, built with dmsetup: bio-based, see below;
+# one round-robin group of both paths, no queue_if_no_path, so a loss of every
+# path would surface as an I/O error) carries fio --verify=crc32c --verify_fatal=1 runs back to back
 # while portal B goes away (`down`: its connection reset, new ones refused):
 # dm must mark B failed within the replacement timeout (plus slack for TCG),
 # I/O goes on over A. Then the portal returns (`up`): the recovery daemon logs
@@ -66,7 +66,14 @@ mm_b=$(cat /sys/block/$dev_b/dev)
 size=$(blockdev --getsz /dev/$dev_a)
 [ "$size" = "$(blockdev --getsz /dev/$dev_b)" ]
 # No udevd here: dmsetup must not wait for one; the node comes from devtmpfs.
-dmsetup create --noudevsync $map --table "0 $size multipath 0 0 1 1 round-robin 0 2 1 $mm_a 1 $mm_b 1"
+# queue_mode bio: request-based dm-mpath (the default) inserts clones into the
+# paths' queues from inside its own non-blocking dispatch (rcu_read_lock), but
+# iscsi_rs hosts set queuecommand_may_block (BLK_MQ_F_BLOCKING), so the kernel
+# reports "sleeping function called from invalid context" in
+# blk_insert_cloned_request; bio-based dm-mpath submits to the paths as any
+# other bio submitter does.
+dmsetup create --noudevsync $map \
+    --table "0 $size multipath 2 queue_mode bio 0 1 1 round-robin 0 2 1 $mm_a 1 $mm_b 1"
 dm=$(dmsetup info -c --noheadings -o blkdevname $map)
 [ -b /dev/$dm ]
 stat_io() { awk '{print $1 + $5}' /sys/block/$1/stat; }  # reads + writes completed
