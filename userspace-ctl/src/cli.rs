@@ -314,7 +314,7 @@ pub struct DaemonArgs {
     for a disk that is not on an iscsi_rs session."
 )]
 pub struct UdevPathArgs {
-    /// The disk: a devpath as udev's %p gives it (/devices/…/block/sdc), a sysfs
+    /// The disk: a devpath as udev's %p gives it (/devices/.../block/sdc), a sysfs
     /// path, /dev/sdc or sdc.
     #[arg(value_name = "DEVICE")]
     pub device: String,
