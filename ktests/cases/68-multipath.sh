@@ -102,9 +102,15 @@ rm -f /tmp/stop-fio /tmp/fio-failed
 ) > /tmp/fio-loop.log 2>&1 &
 fio_loop=$!
 
-sleep 5
-b_before=$(stat_io $dev_b)
-[ "$b_before" -gt "$b_start" ]   # round-robin: B carried I/O before the loss
+# Round-robin: B carries I/O before the loss (fio takes a while to start
+# under TCG, so wait for it rather than a fixed time).
+for _ in $(seq 600); do
+    [ "$(stat_io $dev_b)" -gt "$b_start" ] && break
+    [ -e /tmp/fio-failed ] && break
+    sleep 0.1
+done
+[ "$(stat_io $dev_b)" -gt "$b_start" ]
+sleep 2
 t_down=$(rs_now)
 fd_ctl down
 for _ in $(seq $(((rtmo + 25) * 10))); do
