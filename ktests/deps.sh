@@ -9,7 +9,8 @@ pkgs=(linux-source-6.12 clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc
       libelf-dev libssl-dev cpio xz-utils make gcc libc6-dev kmod pahole rsync zstd
       qemu-system-x86 busybox-static e2fsprogs fio open-iscsi tgt istgt libiscsi-bin
       tshark gnuplot-nox lsscsi linux-perf
-      systemd groff-base)  # make check-pkg: systemd-analyze verify, groff -ww on the man pages
+      systemd groff-base  # make check-pkg: systemd-analyze verify, groff -ww on the man pages
+      udev fdisk dmsetup sg3-utils)  # guest cases by-path (systemd-udevd, sfdisk), multipath
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -44,6 +44,10 @@ verbs=$(target/release/iscsictl --help | sed -n '/^Commands:/,/^$/p' | awk 'NR >
 [ -n "$verbs" ] || nok "could not read the verbs from iscsictl --help"
 for v in $verbs; do want+=("usr/share/man/man8/iscsictl-$v.8"); done
 for u in userspace-ctl/*.service; do want+=("usr/lib/systemd/system/${u##*/}"); done
+for r in userspace-ctl/*.rules; do want+=("usr/lib/udev/rules.d/${r##*/}"); done
+check "the boot unit and the by-path rule are among them" \
+    eval 'printf "%s\n" "${want[@]}" | grep -qx usr/lib/systemd/system/iscsi-rs-login.service &&
+          printf "%s\n" "${want[@]}" | grep -qx usr/lib/udev/rules.d/71-iscsi-rs.rules' 
 for f in "${want[@]}"; do
     check "$f installed, not empty" test -s "$root/$f"
 done
@@ -75,6 +79,16 @@ if command -v systemd-analyze > /dev/null; then
         check "systemd-analyze verify ${u##*/}${out:+: $out}" test $rc = 0 -a -z "$out"
         check "${u##*/} runs the installed iscsictl" grep -q '^ExecStart=/usr/sbin/iscsictl ' "$u"
     done
+    login_unit=$root/usr/lib/systemd/system/iscsi-rs-login.service
+    check "iscsi-rs-login.service logs in the automatic targets, out on stop" \
+        eval "grep -qx 'ExecStart=/usr/sbin/iscsictl login --startup automatic' '$login_unit' &&
+              grep -qx 'ExecStop=/usr/sbin/iscsictl logout -a' '$login_unit'"
+    check "iscsi-rs-login.service: after network-online, before remote-fs-pre, with the daemon" \
+        eval "grep -qx 'After=network-online.target iscsi-rs.service' '$login_unit' &&
+              grep -qx 'Before=remote-fs-pre.target' '$login_unit' &&
+              grep -qx 'Wants=iscsi-rs.service network-online.target remote-fs-pre.target' '$login_unit'"
+    check "iscsi-rs.service loads the module" \
+        grep -qx 'ExecStartPre=/sbin/modprobe iscsi_rs' "$root/usr/lib/systemd/system/iscsi-rs.service"
 else
     nok "systemd-analyze missing (make deps installs systemd)"
 fi
@@ -86,6 +100,8 @@ if make --no-print-directory install DESTDIR="$root2" PREFIX=/opt/iscsi-rs > "$t
     check "PREFIX=/opt/iscsi-rs: man page" test -s "$root2/opt/iscsi-rs/share/man/man8/iscsictl.8"
     check "PREFIX=/opt/iscsi-rs: unit's ExecStart" \
         grep -q '^ExecStart=/opt/iscsi-rs/sbin/iscsictl ' "$root2/opt/iscsi-rs/lib/systemd/system/iscsi-rs.service"
+    check "PREFIX=/opt/iscsi-rs: the udev rule runs that iscsictl" \
+        grep -q 'PROGRAM=="/opt/iscsi-rs/sbin/iscsictl udev-path %p"' "$root2/opt/iscsi-rs/lib/udev/rules.d/71-iscsi-rs.rules"
     check "PREFIX=/opt/iscsi-rs: the module still goes to /lib/modules" \
         test -s "$root2/lib/modules/$kver/extra/iscsi_rs.ko"
 else

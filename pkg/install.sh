@@ -16,6 +16,7 @@ SBINDIR=${SBINDIR:-$PREFIX/sbin}
 MANDIR=${MANDIR:-$PREFIX/share/man}
 DOCDIR=${DOCDIR:-$PREFIX/share/doc/iscsi-rs}
 UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
+UDEVRULESDIR=${UDEVRULESDIR:-$PREFIX/lib/udev/rules.d}
 BASHCOMPDIR=${BASHCOMPDIR:-$PREFIX/share/bash-completion/completions}
 ZSHCOMPDIR=${ZSHCOMPDIR:-$PREFIX/share/zsh/site-functions}
 FISHCOMPDIR=${FISHCOMPDIR:-$PREFIX/share/fish/vendor_completions.d}
@@ -46,19 +47,17 @@ put 644 "$gen/completions/iscsictl.bash" "$BASHCOMPDIR/iscsictl"
 put 644 "$gen/completions/_iscsictl" "$ZSHCOMPDIR/_iscsictl"
 put 644 "$gen/completions/iscsictl.fish" "$FISHCOMPDIR/iscsictl.fish"
 put 644 README.md "$DOCDIR/README.md"
-# The units name the binary and the docs by their /usr paths; point them at
-# where this install puts them.
-for unit in userspace-ctl/*.service; do
-    tmp=$(mktemp)
-    sed -e "s|/usr/sbin/iscsictl|$SBINDIR/iscsictl|g" \
-        -e "s|/usr/share/doc/iscsi-rs|$DOCDIR|g" "$unit" > "$tmp"
-    put 644 "$tmp" "$UNITDIR/${unit##*/}"
-    rm -f "$tmp"
-done
+DESTDIR=$DESTDIR PREFIX=$PREFIX SBINDIR=$SBINDIR DOCDIR=$DOCDIR UNITDIR=$UNITDIR \
+    UDEVRULESDIR=$UDEVRULESDIR pkg/install-system.sh
 
 if [ -n "$DESTDIR" ]; then
     echo "install: DESTDIR is set, so depmod was not run; on the target system run: depmod -a $KVER"
 else
     depmod -a "$KVER"
     echo "install: depmod -a $KVER done (modprobe iscsi_rs finds the module)"
+    if command -v udevadm > /dev/null; then
+        udevadm control --reload 2> /dev/null || true
+    fi
+    echo "install: to log in at boot: systemctl daemon-reload && systemctl enable iscsi-rs-login" \
+        "(targets with startup = automatic in /etc/iscsi-rs.conf)"
 fi

@@ -55,6 +55,8 @@ while IFS=$'\t' read -r name script; do
         # clean (a passing case must clean up after itself; this is not checked).
         (
             pkill -f "iscsictl daemon"; pkill -f "iscsi-faultd"
+            udevadm control --exit
+            dmsetup remove --force iscsi-rs-mpath
             "$CTL" logout -a
             iscsiadm -m node --logoutall=all
             pkill -x iscsid

@@ -13,7 +13,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use iscsi_proto::uapi;
 
 use crate::names::{IscsiName, TargetName};
-use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param};
+use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param, Startup};
 use crate::portal::{Portal, TaggedPortal};
 use crate::transport::Source;
 
@@ -61,6 +61,8 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Serve the kernel module's re-login requests (connection recovery).
     Daemon(DaemonArgs),
+    /// Print the /dev/disk/by-path name of an iscsi_rs disk (for the udev rule).
+    UdevPath(UdevPathArgs),
 }
 
 /// CHAP credentials, the same for `discover` and `login`.
@@ -180,13 +182,14 @@ pub struct DiscoverArgs {
     pub connect: ConnectArgs,
 }
 
-/// `iscsictl login (-p HOST[:PORT] -t IQN | -n NICKNAME | -a) …`.
+/// `iscsictl login (-p HOST[:PORT] -t IQN | -n NICKNAME | -a | --startup MODE) …`.
 #[derive(Args, Debug)]
 #[command(
-    override_usage = "iscsictl login (-p HOST[:PORT] -t IQN | -n NICKNAME | -a) [OPTIONS]",
+    override_usage = "iscsictl login (-p HOST[:PORT] -t IQN | -n NICKNAME | -a | --startup MODE) \
+                      [OPTIONS]",
     group(ArgGroup::new("selector").required(true).multiple(true)
-        .args(["portal", "target", "nickname", "all"])),
-    group(ArgGroup::new("from_config").multiple(false).args(["nickname", "all"])),
+        .args(["portal", "target", "nickname", "all", "startup"])),
+    group(ArgGroup::new("from_config").multiple(false).args(["nickname", "all", "startup"])),
 )]
 pub struct LoginArgs {
     /// Portal of the target.
@@ -206,6 +209,13 @@ pub struct LoginArgs {
     /// Log in to every block of the config file.
     #[arg(short, long, conflicts_with_all = ["portal", "target"])]
     pub all: bool,
+
+    /// Log in to every block of the config file whose `startup` key is MODE
+    /// (automatic: what iscsi-rs-login.service runs at boot). No such block is
+    /// not an error.
+    #[arg(long, value_name = "MODE", ignore_case = true,
+          conflicts_with_all = ["portal", "target"])]
+    pub startup: Option<Startup>,
 
     /// Config file for -n/-a [default: /etc/iscsi-rs.conf].
     #[arg(short, long, value_name = "CONFIG", requires = "from_config")]
@@ -293,6 +303,21 @@ pub struct DaemonArgs {
     /// so the daemon reads no config file.
     #[arg(long, value_name = "PATH")]
     pub device: Option<PathBuf>,
+}
+
+/// `iscsictl udev-path DEVICE`.
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Prints the /dev/disk/by-path name of a disk on an iscsi_rs session, \
+    in open-iscsi's form ip-ADDRESS:PORT-iscsi-TARGET-lun-N (with -partN for a partition), \
+    from sysfs alone. The udev rule 71-iscsi-rs.rules runs it for every SCSI disk; it exits 1 \
+    for a disk that is not on an iscsi_rs session."
+)]
+pub struct UdevPathArgs {
+    /// The disk: a devpath as udev's %p gives it (/devices/.../block/sdc), a sysfs
+    /// path, /dev/sdc or sdc.
+    #[arg(value_name = "DEVICE")]
+    pub device: String,
 }
 
 // clap value parsers: return the reason only; clap adds the flag and the value.
@@ -575,6 +600,14 @@ mod tests {
         assert_eq!(l.config, Some(PathBuf::from("/tmp/x.conf")));
         let l = login(&["-a"]);
         assert!(l.all && l.config.is_none());
+        let l = login(&["--startup", "Automatic", "-c", "/tmp/x.conf"]);
+        assert_eq!(l.startup, Some(Startup::Automatic));
+        assert_eq!(l.config, Some(PathBuf::from("/tmp/x.conf")));
+        assert!(!l.all && l.nickname.is_none());
+        assert_eq!(
+            login(&["--startup", "manual"]).startup,
+            Some(Startup::Manual)
+        );
     }
 
     #[test]
@@ -587,6 +620,11 @@ mod tests {
         usage_error(&["login", "-n", "a", "-a"]);
         usage_error(&["login", "-n", "a", "-p", "h", "-t", "x"]);
         usage_error(&["login", "-a", "-p", "h", "-t", "x"]);
+        usage_error(&["login", "--startup", "automatic", "-a"]);
+        usage_error(&["login", "--startup", "automatic", "-n", "a"]);
+        usage_error(&["login", "--startup", "automatic", "-p", "h", "-t", "x"]);
+        let msg = usage_error(&["login", "--startup", "onboot"]);
+        assert!(msg.contains("automatic"), "{msg}");
         let msg = usage_error(&["login", "-p", "h", "-t", "x", "-c", "/etc/f"]);
         assert!(msg.contains("--nickname"), "{msg}");
     }

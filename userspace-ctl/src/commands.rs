@@ -66,6 +66,9 @@ pub fn run_with(
             require_module(device)?;
             crate::daemon::run(device)
         }
+        Command::UdevPath(args) => {
+            crate::udev::run(std::path::Path::new(crate::udev::SYSFS), &args.device, out)
+        }
     }
 }
 
@@ -215,6 +218,45 @@ mod tests {
         // Without --dry-run the missing module is reported first.
         let (r, _) = run_args(&b, &["login", "-a"]);
         assert_eq!(r.unwrap_err().exit_code(), exit::MODULE_NOT_LOADED);
+    }
+
+    #[test]
+    fn login_startup_picks_the_automatic_blocks() {
+        let b = bench();
+        let (p1, p2) = (closed_portal(), closed_portal());
+        write_private(
+            &b.paths.default_config,
+            &format!(
+                "InitiatorName = iqn.2001-04.com.example:h\n\
+                 auto {{ TargetAddress = {p1}; TargetName = iqn.2001-04.com.example:a; \
+                 startup = automatic }}\n\
+                 hand {{ TargetAddress = {p2}; TargetName = iqn.2001-04.com.example:b }}\n"
+            ),
+        );
+        // Only `auto` is tried (one failure, not named: a single request).
+        for (mode, tried, left) in [("automatic", &p1, &p2), ("manual", &p2, &p1)] {
+            let (r, out) = run_args(&b, &["login", "--startup", mode, "--dry-run"]);
+            let e = r.unwrap_err();
+            assert_eq!(e.exit_code(), exit::UNREACHABLE);
+            let msg = e.to_string();
+            assert!(msg.contains(tried.as_str()), "{mode}: {msg}");
+            assert!(
+                !msg.contains(left.as_str()) && !out.contains(left.as_str()),
+                "{mode}: {out}"
+            );
+        }
+        // No automatic block: nothing to do, which is no error (a boot without
+        // automatic targets must not fail the unit).
+        write_private(
+            &b.paths.default_config,
+            &format!("hand {{ TargetAddress = {p2}; TargetName = iqn.2001-04.com.example:b }}\n"),
+        );
+        let (r, out) = run_args(&b, &["login", "--startup", "automatic", "--dry-run"]);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(
+            out.contains("has startup = automatic: nothing to log in to"),
+            "{out}"
+        );
     }
 
     #[test]

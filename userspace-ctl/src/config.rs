@@ -28,7 +28,7 @@ use crate::cli::{
     parse_replacement_timeout,
 };
 use crate::names::{IscsiName, TargetName};
-use crate::params::{parse_queue_depth, AuthMethod, ChapAlgs, Digest, SessionType};
+use crate::params::{parse_queue_depth, AuthMethod, ChapAlgs, Digest, SessionType, Startup};
 use crate::portal::{Host, Portal, TargetAddress, DEFAULT_PORT};
 use crate::secret::{check_private, PermissionError, Secret};
 
@@ -73,6 +73,9 @@ pub struct Target {
     pub initiator_address: Option<IpAddr>,
     /// `InitiatorInterface`: the interface to bind to (SO_BINDTODEVICE).
     pub initiator_interface: Option<String>,
+    /// `startup`: whether `login --startup automatic` (the boot unit) picks the
+    /// block; manual when unset.
+    pub startup: Startup,
 }
 
 impl Target {
@@ -248,6 +251,7 @@ enum Key {
     NoopOutTimeout,
     InitiatorAddress,
     InitiatorInterface,
+    Startup,
 }
 
 /// Canonical spellings, used in messages; lookup ignores case.
@@ -271,12 +275,13 @@ const KEYS: &[(&str, Key)] = &[
     ("noopOutTimeout", Key::NoopOutTimeout),
     ("InitiatorAddress", Key::InitiatorAddress),
     ("InitiatorInterface", Key::InitiatorInterface),
+    ("startup", Key::Startup),
 ];
 
 const KNOWN_KEYS: &str = "TargetName, TargetAddress, InitiatorName, AuthMethod, chapIName, \
      chapSecret, tgtChapName, tgtChapSecret, HeaderDigest, DataDigest, SessionType, port, \
      tags, chapAlgs, replacementTimeout, noopOutInterval, noopOutTimeout, InitiatorAddress, \
-     InitiatorInterface";
+     InitiatorInterface, startup";
 
 /// Keys of iscsi.conf(5)/iscontrol we recognise but do not implement: saying so
 /// beats "unknown key" for someone bringing a FreeBSD config.
@@ -347,6 +352,7 @@ struct Settings {
     noop_out_timeout: Option<At<u16>>,
     initiator_address: Option<At<IpAddr>>,
     initiator_interface: Option<At<String>>,
+    startup: Option<At<Startup>>,
 }
 
 fn put<T>(
@@ -476,6 +482,10 @@ impl Settings {
                 let v = parse_iface(value).map_err(bad)?;
                 put(&mut self.initiator_interface, v, key, line, s)
             }
+            Key::Startup => {
+                let v = Startup::parse(value).map_err(bad)?;
+                put(&mut self.startup, v, key, line, s)
+            }
         }
     }
 
@@ -571,6 +581,30 @@ fn resolve(global: &Settings, block: &Block) -> Result<Target, Located> {
                 .into(),
         ));
     }
+    // A global `startup = automatic` leaves Discovery blocks alone; the block's
+    // own setting there is a mistake worth naming.
+    let startup = match session_type {
+        SessionType::Normal => pick(&b.startup, &global.startup)
+            .copied()
+            .unwrap_or_default(),
+        SessionType::Discovery => match &b.startup {
+            Some(At {
+                value: Startup::Automatic,
+                line,
+            }) => {
+                return Err((
+                    *line,
+                    ConfigErrorKind::BadValue {
+                        key: Key::Startup.name(),
+                        reason: "a Discovery block is never logged in at boot (automatic \
+                                 needs SessionType = Normal)"
+                            .into(),
+                    },
+                ))
+            }
+            _ => Startup::Manual,
+        },
+    };
     let port = addr
         .port
         .or_else(|| pick(&b.port, &global.port).copied())
@@ -613,6 +647,7 @@ fn resolve(global: &Settings, block: &Block) -> Result<Target, Located> {
         noop_out_timeout: pick(&b.noop_out_timeout, &global.noop_out_timeout).copied(),
         initiator_address: pick(&b.initiator_address, &global.initiator_address).copied(),
         initiator_interface: pick(&b.initiator_interface, &global.initiator_interface).cloned(),
+        startup,
     })
 }
 
@@ -1156,6 +1191,39 @@ b {
         assert_eq!((t.portal.port, t.portal_group_tag), (1000, Some(7)));
         let c = parse("a { TargetAddress = h; TargetName = x }").unwrap();
         assert_eq!(c.target("a").unwrap().portal.port, DEFAULT_PORT);
+    }
+
+    #[test]
+    fn startup_key() {
+        let c = parse(
+            "startup = automatic\n\
+             a { TargetAddress = h; TargetName = x }\n\
+             b { TargetAddress = h; TargetName = x; Startup = MANUAL }\n\
+             d { TargetAddress = h; SessionType = Discovery }\n",
+        )
+        .unwrap();
+        assert_eq!(c.target("a").unwrap().startup, Startup::Automatic);
+        assert_eq!(c.target("b").unwrap().startup, Startup::Manual);
+        // The global automatic does not reach a Discovery block.
+        assert_eq!(c.target("d").unwrap().startup, Startup::Manual);
+        let c = parse("a { TargetAddress = h; TargetName = x }").unwrap();
+        assert_eq!(c.target("a").unwrap().startup, Startup::Manual);
+        let msg = error_at(
+            "a {\n TargetAddress = h\n TargetName = x\n startup = onboot\n}",
+            4,
+        );
+        assert!(
+            msg.contains("bad value for startup: \"onboot\" is not a startup mode"),
+            "{msg}"
+        );
+        let msg = error_at(
+            "d {\n TargetAddress = h\n SessionType = Discovery\n startup = automatic\n}",
+            4,
+        );
+        assert!(
+            msg.contains("a Discovery block is never logged in"),
+            "{msg}"
+        );
     }
 
     #[test]

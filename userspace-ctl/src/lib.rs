@@ -24,5 +24,6 @@ pub mod secret;
 pub mod session;
 pub mod sessions;
 pub mod transport;
+pub mod udev;
 
 pub use commands::{run, run_with};

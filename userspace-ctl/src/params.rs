@@ -161,6 +161,33 @@ impl fmt::Display for SessionType {
     }
 }
 
+/// When a target is logged in: `startup = automatic` blocks at boot
+/// (`iscsictl login --startup automatic`, run by iscsi-rs-login.service),
+/// `manual` ones only when asked (open-iscsi's node.startup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Startup {
+    #[default]
+    Manual,
+    Automatic,
+}
+
+impl Startup {
+    /// Case-insensitive, for the config file.
+    pub fn parse(s: &str) -> Result<Startup, String> {
+        <Startup as ValueEnum>::from_str(s, true)
+            .map_err(|_| format!("{s:?} is not a startup mode (expected automatic or manual)"))
+    }
+}
+
+impl fmt::Display for Startup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Startup::Manual => "manual",
+            Startup::Automatic => "automatic",
+        })
+    }
+}
+
 /// Queue depth (iscontrol's `tags`): commands in flight per session, 1..=65535.
 pub fn parse_queue_depth(s: &str) -> Result<u16, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {

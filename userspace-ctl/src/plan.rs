@@ -166,6 +166,19 @@ pub fn plan_login(args: &LoginArgs, paths: &SystemPaths) -> Result<LoginPlan, Er
             };
             requests.push(planner.plan_block(&config, target)?);
         }
+        _ if args.startup.is_some() => {
+            let config = load_config(args, paths)?;
+            let mode = args.startup.unwrap_or_default();
+            for target in config.targets().iter().filter(|t| t.startup == mode) {
+                requests.push(planner.plan_block(&config, target)?);
+            }
+            if requests.is_empty() {
+                planner.warnings.push(format!(
+                    "no block of {} has startup = {mode}: nothing to log in to",
+                    config.path().display()
+                ));
+            }
+        }
         _ if args.all => {
             let config = load_config(args, paths)?;
             if config.targets().is_empty() {
@@ -243,6 +256,7 @@ pub fn plan_discovery(
         target: None,
         nickname: args.nickname.clone(),
         all: false,
+        startup: None,
         config: args.config.clone(),
         lun_scan: false,
         chap: args.chap.clone(),

@@ -219,6 +219,13 @@ pub fn logout(
                 || target.is_some_and(|t| c_str_field("target_name", &i.target_name) == Ok(t))
         })
         .collect();
+    if chosen.is_empty() && all {
+        // Nothing to do is done: `logout -a` is the boot unit's ExecStop, which
+        // must not fail on a host without sessions.
+        return out
+            .write_all(b"no sessions\n")
+            .map_err(|e| Error::Failed(format!("cannot write the result: {e}")));
+    }
     if chosen.is_empty() {
         return Err(Error::Failed(
             "no matching session (see iscsictl list)".into(),

@@ -282,7 +282,11 @@ mod tests {
         assert!(top.contains("\\fB8\\fR"), "exit code 8 missing");
         for sub in cmd.get_subcommands() {
             let name = sub.get_name();
-            assert!(top.contains(name), "iscsictl.8 does not name {name}");
+            // roff escapes '-' (udev-path) as '\-'.
+            assert!(
+                top.contains(&name.replace('-', "\\-")),
+                "iscsictl.8 does not name {name}"
+            );
             let page = read(dir.path(), &format!("man/man8/iscsictl-{name}.8"));
             for arg in sub.get_arguments() {
                 let Some(long) = arg.get_long() else { continue };
