@@ -12,10 +12,11 @@ use core::fmt;
 use kernel::prelude::*;
 
 use crate::proto::bhs::BHS_LEN;
-use crate::proto::crc32c::{crc32c, DIGEST_LEN};
+use crate::proto::crc32c::DIGEST_LEN;
 use crate::proto::framing::{
     data_trailer, header_segment, FramingError, FramingSettings, RxEvent, RxFramer,
 };
+use crate::sys::crc::{crc32c, crc32c_update};
 use crate::sys::socket::{Recv, SocketEvents, TcpSocket};
 
 /// Receive bounce buffer: what one `recvmsg` may return.
@@ -87,7 +88,7 @@ impl<D: Copy> RxState<D> {
     pub(crate) fn new(settings: FramingSettings) -> Result<Self> {
         let scratch_len = settings.max_recv_data_segment_len as usize;
         Ok(RxState {
-            framer: RxFramer::new(settings),
+            framer: RxFramer::new(settings).with_crc_update(crc32c_update),
             buf: KVVec::from_elem(0u8, RX_CHUNK, GFP_KERNEL)?,
             scratch: KVVec::from_elem(0u8, scratch_len, GFP_KERNEL)?,
             cur: None,

@@ -102,7 +102,9 @@ impl Receiver<'_> {
             }
         }
         if let Some(c) = out.complete {
-            apply(c).complete();
+            // Finished here, in the RX work (process context), not in the
+            // block softirq: no ksoftirqd wakeup per command.
+            apply(c).complete_direct();
             if let Some(t) = resumed {
                 pr_info!(
                     "host{}: I/O flowing again {} ms after the connection failed\n",

@@ -46,5 +46,8 @@ void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 /* Workqueue: alloc_workqueue() is variadic. */
 struct workqueue_struct *iscsi_rs_alloc_workqueue(const char *name, bool long_running);
 
+/* Digests: the kernel's CRC32C (raw register in and out, no inversion). */
+u32 iscsi_rs_crc32c(u32 crc, const void *p, unsigned int len);
+
 /* Sleep: the wait in a command revocation. */
 void iscsi_rs_sleep_ms(unsigned int ms);

@@ -4,6 +4,7 @@
 
 pub(crate) mod bindings;
 pub(crate) mod chardev;
+pub(crate) mod crc;
 #[cfg(iscsi_rs_kunit)]
 pub(crate) mod kunit;
 pub(crate) mod scsi;

@@ -541,6 +541,19 @@ impl Cmd {
         }
     }
 
+    /// Completes the command in the caller's context (`scsi_done_direct`):
+    /// the request finishes here instead of in the block softirq, which from
+    /// process context means a ksoftirqd wakeup per command. For the receive
+    /// work only: it is process context and holds none of the locks a
+    /// completion may need.
+    pub(crate) fn complete_direct(self) {
+        if self.slots.release(self.index, self.gen) {
+            // SAFETY: as in `complete`: held until the release above, and
+            // `self` is consumed so this happens once.
+            unsafe { bindings::scsi_done_direct(self.raw()) };
+        }
+    }
+
     /// Gives the command back without completing it (refused, or handed to
     /// EH): whether it was still ours.
     fn give_back(self) -> bool {
