@@ -157,11 +157,16 @@ pub fn relogin_handoff(
     Ok((h, stream))
 }
 
-/// One line on stderr (journald adds the time); whole lines, so the threads'
-/// lines do not interleave.
+/// One info line (`iscsictl daemon: …`; under systemd with its journal
+/// priority, see `logging.rs`, which writes whole lines so the threads' lines
+/// do not interleave).
 fn log(line: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "iscsictl daemon: {line}");
+    log::info!(target: crate::logging::DAEMON, "{line}");
+}
+
+/// One warning line: something failed (the daemon retries or gives up).
+fn warn(line: &str) {
+    log::warn!(target: crate::logging::DAEMON, "{line}");
 }
 
 /// Runs until the module goes away (exit 8) or WAIT_EVENT fails for good.
@@ -210,7 +215,7 @@ pub fn run(device: &Path) -> Result<(), Error> {
                 serve(&dev, &state, &ev, recipe);
             });
         if let Err(e) = spawned {
-            log(&format!("cannot start a re-login thread: {e}"));
+            warn(&format!("cannot start a re-login thread: {e}"));
         }
     }
 }
@@ -301,7 +306,7 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
             start.elapsed().as_millis()
         )),
         Err(e) if matches!(e.errno(), Some(ESTALE | ENOENT | ENODEV)) => {
-            log(&format!("host{host}: {}", refused(&e)));
+            warn(&format!("host{host}: {}", refused(&e)));
         }
         Err(e) => fail(dev, ev, start, &Error::Failed(format!("iscsi_rs: {e}"))),
     }
@@ -314,7 +319,7 @@ fn recipe_for(ev: &Event, bytes: &[u8]) -> Result<Recipe, String> {
     if !bytes.is_empty() {
         let r = Recipe::decode(bytes).map_err(|e| e.to_string())?;
         if r.target_name.as_str() != ev.target_name() {
-            log(&format!(
+            warn(&format!(
                 "host{}: the recipe names {} but the session {}; using the recipe",
                 ev.host_no,
                 r.target_name,
@@ -323,7 +328,7 @@ fn recipe_for(ev: &Event, bytes: &[u8]) -> Result<Recipe, String> {
         }
         return Ok(r);
     }
-    log(&format!(
+    warn(&format!(
         "host{}: the session has no login recipe; logging in to {} at {} without \
          authentication",
         ev.host_no,
@@ -365,7 +370,7 @@ fn fail(dev: &Device, ev: &Event, start: Instant, e: &Error) {
     } else {
         ""
     };
-    log(&format!(
+    warn(&format!(
         "host{host}: re-login attempt {} failed after {} ms: {e} (exit {code}){hint}; \
          next attempt in {retry} ms",
         ev.attempt.saturating_add(1),
