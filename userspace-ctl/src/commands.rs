@@ -55,7 +55,7 @@ pub fn run_with(
             if !args.dry_run {
                 ensure_module(&paths.device, &paths.modprobe)?;
             }
-            login_all(&plan.requests, paths, args.json, out, notices)
+            login_all(&plan.requests, args.all, paths, args.json, out, notices)
         }
         Command::List(args) => {
             require_module(&paths.device)?;
@@ -119,10 +119,12 @@ pub fn run_with(
 
 /// Logs in to every request; with several (`-a`), one failing does not stop the
 /// others: each failure is reported as it happens and the first decides the exit
-/// code. A target that already has its session is reported and skipped, not a
-/// failure, so `login -a` can run again (at boot, after adding a block).
+/// code. With `-a`, a target that already has its session is reported and
+/// skipped, not a failure, so `login -a` can run again (at boot, after adding
+/// a block); `-p`/`-t` and `-n` fail with exit 15 then, as iscsiadm does.
 fn login_all(
     requests: &[LoginRequest],
+    all: bool,
     paths: &SystemPaths,
     json: bool,
     out: &mut dyn Write,
@@ -130,19 +132,20 @@ fn login_all(
 ) -> Result<(), Error> {
     let mut rows = Vec::new();
     let mut first = None;
-    if let [only] = requests {
-        rows.extend(login::login_one(only, paths, json, out, notices)?);
-    } else {
-        for r in requests {
-            let who = r.nickname.as_deref().unwrap_or("?");
-            match login::login_one(r, paths, json, out, notices) {
-                Ok(row) => rows.extend(row),
-                Err(e @ Error::SessionExists(_)) => {
-                    let _ = writeln!(notices, "iscsictl: {who}: {e}; skipped");
-                }
-                Err(e) => {
-                    let _ = writeln!(notices, "iscsictl: {who}: {e}");
-                    first.get_or_insert(e);
+    match requests {
+        [only] if !all => rows.extend(login::login_one(only, paths, json, out, notices)?),
+        _ => {
+            for r in requests {
+                let who = r.nickname.as_deref().unwrap_or("?");
+                match login::login_one(r, paths, json, out, notices) {
+                    Ok(row) => rows.extend(row),
+                    Err(e @ Error::SessionExists(_)) => {
+                        let _ = writeln!(notices, "iscsictl: {who}: {e}; skipped");
+                    }
+                    Err(e) => {
+                        let _ = writeln!(notices, "iscsictl: {who}: {e}");
+                        first.get_or_insert(e);
+                    }
                 }
             }
         }

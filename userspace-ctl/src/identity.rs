@@ -56,6 +56,8 @@ pub const NAME_FILE: &str = "initiatorname.iscsi";
 pub const ISID_FILE: &str = "isids";
 /// Lock file serialising updates of the store.
 const LOCK_FILE: &str = "lock";
+/// Lock file held by a real login from its session check to its handoff.
+const LOGIN_LOCK_FILE: &str = "login.lock";
 
 /// The state directory: `$ISCSI_RS_DIR` when set and non-empty, else [`STATE_DIR`].
 pub fn default_state_dir() -> PathBuf {
@@ -367,24 +369,44 @@ impl IsidStore {
     }
 }
 
-/// `flock(2)` on the state directory's lock file, released on drop. Creates
-/// the directory (mode 0755) when needed.
-struct Lock {
+/// `flock(2)` on one of the state directory's lock files, released on drop.
+/// Creates the directory (mode 0755) when needed.
+pub struct Lock {
     /// Held for the lock; closing it releases the flock.
     _file: File,
 }
 
 impl Lock {
     fn take(dir: &Path) -> io::Result<Lock> {
+        Lock::take_file(dir, LOCK_FILE)
+    }
+
+    fn take_file(dir: &Path, name: &str) -> io::Result<Lock> {
         fs::create_dir_all(dir)?;
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o644)
-            .open(dir.join(LOCK_FILE))?;
+            .open(dir.join(name))?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
         Ok(Lock { _file: f })
+    }
+
+    /// Serialises real logins host-wide, from the check for an existing
+    /// session to the handoff: two iscsictl processes logging in on the same
+    /// path at once would otherwise both pass the check, and the second
+    /// login, with the path's ISID, would reinstate (end) the first session.
+    /// `None` when the state directory cannot hold the lock (read-only /etc):
+    /// the login goes ahead unserialised.
+    pub fn login(dir: &Path) -> Option<Lock> {
+        match Lock::take_file(dir, LOGIN_LOCK_FILE) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::debug!("no login lock in {}: {e}", dir.display());
+                None
+            }
+        }
     }
 }
 
@@ -518,6 +540,35 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn login_lock_serialises_and_is_optional() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let held = Lock::login(dir.path()).expect("lock in a writable dir");
+        let got = Arc::new(AtomicBool::new(false));
+        let (d, g) = (dir.path().to_path_buf(), got.clone());
+        let t = std::thread::spawn(move || {
+            let _l = Lock::login(&d);
+            g.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !got.load(Ordering::SeqCst),
+            "second login lock taken while held"
+        );
+        drop(held);
+        t.join().unwrap();
+        assert!(got.load(Ordering::SeqCst));
+        // The store's own lock is another file: recording while a login holds
+        // its lock does not deadlock.
+        let _held = Lock::login(dir.path()).unwrap();
+        IsidStore::new(dir.path())
+            .record(I, T, 1, &["h:3260"], [0x80, 0, 0, 0, 0, 1])
+            .unwrap();
+        assert!(Lock::login(Path::new("/proc/iscsi-rs-test-state")).is_none());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use iscsi_proto::uapi::SessionInfo;
 use crate::exit::Error;
 use crate::failure::Context;
 use crate::handoff;
-use crate::identity::{isid_hex, IsidStore};
+use crate::identity::{isid_hex, IsidStore, Lock};
 use crate::offer;
 use crate::plan::{Auth, LoginRequest, SystemPaths};
 use crate::recipe::Recipe;
@@ -136,6 +136,7 @@ fn attach(
     let target = r.target_name.as_ref().map(|t| t.as_str()).unwrap_or("");
     let initiator = r.initiator_name.as_str();
     let asked = r.portal.to_string();
+    let _serialised = Lock::login(&paths.state_dir);
     let sessions = handoff::list_sessions(&paths.device).map_err(kernel_error)?;
     let store = IsidStore::new(&paths.state_dir);
     let known = store.lookup(initiator, target, &asked)?;
@@ -195,6 +196,8 @@ fn attach(
         }
     }
     let host = hand_off(&paths.device, session, r)?;
+    // The kernel lists the session now: the next login's check sees it.
+    drop(_serialised);
     let disks = wait_for_disks(&paths.sysfs, host, Duration::from_secs(10));
     if json {
         // The same object `list --json` shows for this session.
