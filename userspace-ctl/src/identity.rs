@@ -393,14 +393,23 @@ impl Lock {
         Ok(Lock { _file: f })
     }
 
-    /// Serialises real logins host-wide, from the check for an existing
-    /// session to the handoff: two iscsictl processes logging in on the same
-    /// path at once would otherwise both pass the check, and the second
-    /// login, with the path's ISID, would reinstate (end) the first session.
+    /// Serialises the logins of one path, from `iscsictl login`'s check for
+    /// an existing session to its handoff, and the daemon's re-login of a
+    /// session from its check that the session still waits to its handoff.
+    /// The ISID of a path is stable: two logins with it at once (two
+    /// iscsictl, or a re-login of a session logged out meanwhile) would
+    /// reinstate, i.e. end, each other's session. Keyed by the ISID
+    /// (`login-ISID.lock`), so different sessions do not wait for each other;
+    /// without one (a path's first login, its ISID just drawn) host-wide
+    /// (`login.lock`), so two first logins on one path see each other.
     /// `None` when the state directory cannot hold the lock (read-only /etc):
     /// the login goes ahead unserialised.
-    pub fn login(dir: &Path) -> Option<Lock> {
-        match Lock::take_file(dir, LOGIN_LOCK_FILE) {
+    pub fn login(dir: &Path, isid: Option<[u8; 6]>) -> Option<Lock> {
+        let name = match isid {
+            Some(i) => format!("login-{}.lock", isid_hex(&i)),
+            None => LOGIN_LOCK_FILE.to_owned(),
+        };
+        match Lock::take_file(dir, &name) {
             Ok(l) => Some(l),
             Err(e) => {
                 log::debug!("no login lock in {}: {e}", dir.display());
@@ -547,11 +556,15 @@ mod tests {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
-        let held = Lock::login(dir.path()).expect("lock in a writable dir");
+        let isid = Some([0x80, 0, 0, 0, 0, 7]);
+        let held = Lock::login(dir.path(), isid).expect("lock in a writable dir");
+        // Another path (and the first-login lock) is not held up by it.
+        drop(Lock::login(dir.path(), Some([0x80, 0, 0, 0, 0, 8])).unwrap());
+        drop(Lock::login(dir.path(), None).unwrap());
         let got = Arc::new(AtomicBool::new(false));
         let (d, g) = (dir.path().to_path_buf(), got.clone());
         let t = std::thread::spawn(move || {
-            let _l = Lock::login(&d);
+            let _l = Lock::login(&d, isid);
             g.store(true, Ordering::SeqCst);
         });
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -564,11 +577,11 @@ mod tests {
         assert!(got.load(Ordering::SeqCst));
         // The store's own lock is another file: recording while a login holds
         // its lock does not deadlock.
-        let _held = Lock::login(dir.path()).unwrap();
+        let _held = Lock::login(dir.path(), None).unwrap();
         IsidStore::new(dir.path())
             .record(I, T, 1, &["h:3260"], [0x80, 0, 0, 0, 0, 1])
             .unwrap();
-        assert!(Lock::login(Path::new("/proc/iscsi-rs-test-state")).is_none());
+        assert!(Lock::login(Path::new("/proc/iscsi-rs-test-state"), None).is_none());
     }
 
     #[test]

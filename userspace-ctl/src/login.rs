@@ -136,10 +136,10 @@ fn attach(
     let target = r.target_name.as_ref().map(|t| t.as_str()).unwrap_or("");
     let initiator = r.initiator_name.as_str();
     let asked = r.portal.to_string();
-    let _serialised = Lock::login(&paths.state_dir);
-    let sessions = handoff::list_sessions(&paths.device).map_err(kernel_error)?;
     let store = IsidStore::new(&paths.state_dir);
     let known = store.lookup(initiator, target, &asked)?;
+    let _serialised = Lock::login(&paths.state_dir, known.as_ref().map(|e| e.isid));
+    let sessions = handoff::list_sessions(&paths.device).map_err(kernel_error)?;
     if let Some(i) = existing(
         &sessions,
         target,

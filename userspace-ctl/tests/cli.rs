@@ -34,7 +34,7 @@ fn help_version_and_usage() {
     let o = run(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
-    for verb in ["discover", "login", "list", "logout", "daemon"] {
+    for verb in ["discover", "login", "list", "logout", "daemon", "iname"] {
         assert!(out.contains(verb), "{out}");
     }
     assert_eq!(run(&["--version"]).status.code(), Some(0));
