@@ -226,7 +226,7 @@ fn man_page(cmd: &clap::Command) -> io::Result<Vec<u8>> {
         (
             "JOURNAL_STREAM",
             "set by systemd: when it names stderr, every log line starts with its syslog \
-             priority (<3> error … <7> debug) for journald; otherwise lines are plain \
+             priority (<3> for errors to <7> for debug lines) for journald; otherwise lines are plain \
              (iscsictl: message). -v adds debug lines, -vv trace lines",
         ),
     ] {
@@ -320,6 +320,10 @@ mod tests {
         assert!(top.contains("\\fB15\\fR"), "exit code 15 missing");
         assert!(top.contains("/etc/iscsi\\-rs/isids"), "ISID store missing");
         assert!(top.contains("ISCSI_RS_DIR"), "ISCSI_RS_DIR missing");
+        // groff warns on raw non-ASCII input (make check-pkg fails on that).
+        if let Some(c) = top.chars().find(|c| !c.is_ascii()) {
+            panic!("iscsictl.8 holds non-ASCII {c:?}");
+        }
         for sub in cmd.get_subcommands() {
             let name = sub.get_name();
             assert!(top.contains(name), "iscsictl.8 does not name {name}");
