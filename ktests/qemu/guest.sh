@@ -13,6 +13,10 @@ mkdir -p $OUT
 export REPO OUT
 export KO="$REPO/iscsi_rs.ko" CTL="$REPO/target/release/iscsictl"
 export PATH="$REPO/ktests/qemu:$PATH"
+# iscsictl's state (generated initiator name, ISID store) on the guest's tmpfs:
+# /etc/iscsi-rs is on the read-only host root here. Shared by the cases of one
+# boot, as on a real host.
+export ISCSI_RS_DIR=/tmp/iscsi-rs-state
 kmemleak=/sys/kernel/debug/kmemleak
 case_timeout=${CASE_TIMEOUT:-900}
 

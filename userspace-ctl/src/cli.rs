@@ -63,6 +63,39 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Print the /dev/disk/by-path name of an iscsi_rs disk (for the udev rule).
     UdevPath(UdevPathArgs),
+    /// Print the host's initiator name, generating and saving one if none exists.
+    Iname(InameArgs),
+}
+
+impl Cli {
+    /// How many times `-v` was given to the verb (log level; for `list`, also
+    /// the long listing).
+    pub fn verbosity(&self) -> u8 {
+        match &self.command {
+            Command::Discover(a) => a.log.verbose,
+            Command::Login(a) => a.log.verbose,
+            Command::List(a) => a.verbose,
+            Command::Logout(a) => a.log.verbose,
+            Command::Daemon(a) => a.log.verbose,
+            Command::Iname(a) => a.log.verbose,
+            Command::UdevPath(_) => 0,
+        }
+    }
+}
+
+/// `-v`, on every verb.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LogArgs {
+    /// More log lines on stderr: -v adds debug lines, -vv trace lines.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `iscsictl iname`.
+#[derive(Args, Debug)]
+pub struct InameArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// CHAP credentials, the same for `discover` and `login`.
@@ -180,6 +213,9 @@ pub struct DiscoverArgs {
 
     #[command(flatten)]
     pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `iscsictl login (-p HOST[:PORT] -t IQN | -n NICKNAME | -a | --startup MODE) …`.
@@ -264,27 +300,57 @@ pub struct LoginArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-}
-
-/// `iscsictl list [--json]`.
-#[derive(Args, Debug)]
-pub struct ListArgs {
-    /// Print the sessions as JSON.
+    /// Print the sessions made as JSON (the shape of list --json).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
-/// `iscsictl logout (-t IQN | -a | --host N)`.
+/// `iscsictl list [-v | --json]`.
 #[derive(Args, Debug)]
-#[command(override_usage = "iscsictl logout (-t IQN | -a | --host N)")]
+pub struct ListArgs {
+    /// Print the sessions as JSON: {"sessions": [...]}, each with its portal,
+    /// ISID, state, timeouts, negotiated parameters, LUNs and disks.
+    #[arg(long, conflicts_with = "verbose")]
+    pub json: bool,
+
+    /// Everything about each session (like iscsiadm -m session -P 3): portal and
+    /// group tag, ISID, state, recoveries, timeouts, negotiated parameters, the
+    /// command window, and the LUNs with their disks. Also raises the log level.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `iscsictl logout (-t IQN | -n NICKNAME | -p PORTAL | -a | --host N)`.
+#[derive(Args, Debug)]
+#[command(
+    override_usage = "iscsictl logout (-t IQN | -n NICKNAME | -p HOST[:PORT] | -a | --host N)"
+)]
 #[command(group(ArgGroup::new("which").required(true).multiple(false)
-    .args(["target", "all", "host"])))]
+    .args(["target", "nickname", "portal", "all", "host"])))]
 pub struct LogoutArgs {
     /// Log out of every session with this target.
     #[arg(short, long, value_name = "IQN", value_parser = parse_target_name)]
     pub target: Option<TargetName>,
+
+    /// Log out of the session of the config file's block with this nickname (its
+    /// TargetName at its TargetAddress).
+    #[arg(short, long, value_name = "NICKNAME")]
+    pub nickname: Option<String>,
+
+    /// Config file for -n [default: /etc/iscsi-rs.conf].
+    #[arg(short, long, value_name = "CONFIG", requires = "nickname")]
+    pub config: Option<PathBuf>,
+
+    /// Log out of every session through this portal.
+    #[arg(short, long, value_name = "HOST[:PORT]", value_parser = parse_portal,
+          help = PORTAL_HELP)]
+    pub portal: Option<Portal>,
 
     /// Log out of every session.
     #[arg(short, long)]
@@ -293,6 +359,9 @@ pub struct LogoutArgs {
     /// Log out of the session behind SCSI host N (as in /sys/class/scsi_host/hostN).
     #[arg(long, value_name = "N")]
     pub host: Option<u32>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `iscsictl daemon [--device PATH]`.
@@ -303,6 +372,9 @@ pub struct DaemonArgs {
     /// so the daemon reads no config file.
     #[arg(long, value_name = "PATH")]
     pub device: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `iscsictl udev-path DEVICE`.
@@ -724,13 +796,36 @@ mod tests {
         usage_error(&["logout"]);
         usage_error(&["logout", "-a", "--host", "1"]);
         usage_error(&["logout", "--host", "-1"]);
+        let Command::Logout(l) = parse(&["logout", "-n", "data", "-c", "/x.conf"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(l.nickname.as_deref(), Some("data"));
+        assert_eq!(l.config, Some(PathBuf::from("/x.conf")));
+        let Command::Logout(l) = parse(&["logout", "-p", "192.0.2.1"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(l.portal.unwrap().to_string(), "192.0.2.1:3260");
+        usage_error(&["logout", "-p", "h", "-n", "x"]);
+        usage_error(&["logout", "-p", "h", "-t", "iqn.2001-04.com.example:x"]);
+        let c = parse(&["list", "-v"]).unwrap();
+        assert_eq!(c.verbosity(), 1);
+        usage_error(&["list", "-v", "--json"]);
+        let c = parse(&["login", "-a", "-vv", "--json"]).unwrap();
+        assert_eq!(c.verbosity(), 2);
+        assert!(matches!(
+            parse(&["iname"]).unwrap().command,
+            Command::Iname(_)
+        ));
         assert!(matches!(
             parse(&["daemon", "--device", "/x"]).unwrap().command,
-            Command::Daemon(DaemonArgs { device: Some(ref d) }) if d == &PathBuf::from("/x")
+            Command::Daemon(DaemonArgs { device: Some(ref d), .. }) if d == &PathBuf::from("/x")
         ));
         assert!(matches!(
             parse(&["daemon"]).unwrap().command,
-            Command::Daemon(DaemonArgs { device: None })
+            Command::Daemon(DaemonArgs { device: None, .. })
         ));
         usage_error(&["daemon", "-c", "/x"]);
     }

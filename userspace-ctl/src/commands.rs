@@ -6,19 +6,23 @@
 use std::io::{self, Write};
 
 use crate::cli::{Cli, Command};
-use crate::device::require_module;
+use crate::config::Config;
+use crate::device::{ensure_module, require_module};
 use crate::exit::Error;
-use crate::names;
+use crate::identity::{host_initiator_name, HostName};
+use crate::names::NameSource;
 use crate::plan::{plan_discovery, plan_login, LoginRequest, SystemPaths};
-use crate::{discover, login};
+use crate::sessions::{ListFormat, LogoutWhich};
+use crate::{discover, login, report};
 
-/// Runs `cli` against the real system paths: results to stdout, notices to stderr.
+/// Runs `cli` against the real system paths: results to stdout, notices to
+/// the log (stderr; see `logging.rs`).
 pub fn run(cli: Cli) -> Result<(), Error> {
     run_with(
         cli,
         &SystemPaths::default(),
         &mut io::stdout(),
-        &mut io::stderr(),
+        &mut crate::logging::NoticeLog::default(),
     )
 }
 
@@ -30,6 +34,7 @@ pub fn run_with(
     out: &mut dyn Write,
     notices: &mut dyn Write,
 ) -> Result<(), Error> {
+    let verbose = cli.verbosity();
     match cli.command {
         Command::Discover(args) => {
             let (request, generated) = plan_discovery(&args, paths)?;
@@ -48,60 +53,136 @@ pub fn run_with(
             }
             // A real login ends in a handoff to the module: do not log in for nothing.
             if !args.dry_run {
-                require_module(&paths.device)?;
+                ensure_module(&paths.device, &paths.modprobe)?;
             }
-            login_all(&plan.requests, out, notices)
+            login_all(&plan.requests, args.all, paths, args.json, out, notices)
         }
         Command::List(args) => {
             require_module(&paths.device)?;
-            crate::sessions::list(&paths.device, args.json, out)
+            let format = if args.json {
+                ListFormat::Json
+            } else if verbose > 0 {
+                ListFormat::Verbose
+            } else {
+                ListFormat::Short
+            };
+            crate::sessions::list(paths, format, out)
         }
         Command::Logout(args) => {
+            let mut which = LogoutWhich {
+                all: args.all,
+                host: args.host,
+                target: args.target.as_ref().map(|t| t.as_str().to_owned()),
+                portal: args.portal.as_ref().map(|p| p.to_string()),
+            };
+            if args.config.is_some() && args.nickname.is_none() {
+                return Err(Error::Usage(
+                    "logout -c CONFIG goes with -n NICKNAME".into(),
+                ));
+            }
+            if let Some(nick) = &args.nickname {
+                // The block's identity: its TargetName at its TargetAddress.
+                let path = args.config.as_deref().unwrap_or(&paths.default_config);
+                let config = Config::load(path)?;
+                let Some(t) = config.target(nick) else {
+                    return Err(Error::Usage(format!(
+                        "no block {nick:?} in {}",
+                        config.path().display()
+                    )));
+                };
+                let Some(name) = &t.target_name else {
+                    return Err(Error::Usage(format!(
+                        "block {nick:?} names no TargetName: it has no session to log out of"
+                    )));
+                };
+                which.target = Some(name.as_str().to_owned());
+                which.portal = Some(t.portal.to_string());
+            }
             require_module(&paths.device)?;
-            let target = args.target.as_ref().map(|t| t.as_str());
-            crate::sessions::logout(&paths.device, target, args.all, args.host, out)
+            crate::sessions::logout(paths, &which, out)
         }
         Command::Daemon(args) => {
             let device = args.device.as_deref().unwrap_or(&paths.device);
-            require_module(device)?;
+            ensure_module(device, &paths.modprobe)?;
             crate::daemon::run(device)
         }
         Command::UdevPath(args) => {
             crate::udev::run(std::path::Path::new(crate::udev::SYSFS), &args.device, out)
+        }
+        Command::Iname(_) => {
+            let h = host_initiator_name(&paths.initiatorname_file, &paths.state_dir)?;
+            if h.resolved.source == NameSource::Generated {
+                announce_generated(notices, &h, paths);
+            }
+            writeln!(out, "{}", h.resolved.name)
+                .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))
         }
     }
 }
 
 /// Logs in to every request; with several (`-a`), one failing does not stop the
 /// others: each failure is reported as it happens and the first decides the exit
-/// code.
+/// code. With `-a`, a target that already has its session is reported and
+/// skipped, not a failure, so `login -a` can run again (at boot, after adding
+/// a block); `-p`/`-t` and `-n` fail with exit 15 then, as iscsiadm does.
 fn login_all(
     requests: &[LoginRequest],
+    all: bool,
+    paths: &SystemPaths,
+    json: bool,
     out: &mut dyn Write,
     notices: &mut dyn Write,
 ) -> Result<(), Error> {
-    if let [only] = requests {
-        return login::login_one(only, out, notices);
-    }
+    let mut rows = Vec::new();
     let mut first = None;
-    for r in requests {
-        if let Err(e) = login::login_one(r, out, notices) {
-            let who = r.nickname.as_deref().unwrap_or("?");
-            let _ = writeln!(notices, "iscsictl: {who}: {e}");
-            first.get_or_insert(e);
+    match requests {
+        [only] if !all => rows.extend(login::login_one(only, paths, json, out, notices)?),
+        _ => {
+            for r in requests {
+                let who = r.nickname.as_deref().unwrap_or("?");
+                match login::login_one(r, paths, json, out, notices) {
+                    Ok(row) => rows.extend(row),
+                    Err(e @ Error::SessionExists(_)) => {
+                        let _ = writeln!(notices, "iscsictl: {who}: {e}; skipped");
+                    }
+                    Err(e) => {
+                        let _ = writeln!(notices, "iscsictl: {who}: {e}");
+                        first.get_or_insert(e);
+                    }
+                }
+            }
         }
+    }
+    if json {
+        out.write_all(report::sessions_json(&rows).as_bytes())
+            .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))?;
     }
     first.map_or(Ok(()), Err)
 }
 
-/// Said once per run: the name changes on every run until it is saved.
-fn announce_generated(out: &mut dyn Write, name: &names::IscsiName, paths: &SystemPaths) {
-    let _ = writeln!(
-        out,
-        "iscsictl: no initiator name configured; using generated name {name} (to keep it, \
-         write InitiatorName={name} to {} or pass --initiator-name)",
-        paths.initiatorname_file.display()
-    );
+/// Said once: where the generated name went, or that it will change.
+fn announce_generated(out: &mut dyn Write, name: &HostName, paths: &SystemPaths) {
+    let n = &name.resolved.name;
+    let _ = match &name.saved {
+        Some(Ok(path)) => writeln!(
+            out,
+            "iscsictl: no initiator name configured; using generated name {n}, saved to {} \
+             (used from now on; InitiatorName= in {} takes precedence)",
+            path.display(),
+            paths.initiatorname_file.display()
+        ),
+        other => writeln!(
+            out,
+            "iscsictl: warning: no initiator name configured; using generated name {n}, \
+             but it could not be saved ({}) and changes on every run: write \
+             InitiatorName={n} to {} or pass --initiator-name",
+            match other {
+                Some(Err(why)) => why.as_str(),
+                _ => "not attempted",
+            },
+            paths.initiatorname_file.display()
+        ),
+    };
 }
 
 #[cfg(test)]
@@ -119,11 +200,7 @@ mod tests {
 
     fn bench() -> Bench {
         let dir = tempfile::tempdir().unwrap();
-        let paths = SystemPaths {
-            device: dir.path().join("iscsi_rs"),
-            default_config: dir.path().join("iscsi-rs.conf"),
-            initiatorname_file: dir.path().join("initiatorname.iscsi"),
-        };
+        let paths = SystemPaths::under(dir.path());
         Bench { _dir: dir, paths }
     }
 
@@ -152,8 +229,9 @@ mod tests {
         for args in [
             &["list"][..],
             &["list", "--json"],
+            &["list", "-v"],
             &["logout", "-a"],
-            &["daemon"],
+            &["logout", "-p", "192.0.2.1"],
         ] {
             let (r, _) = run_args(&b, args);
             let e = r.unwrap_err();
@@ -163,6 +241,14 @@ mod tests {
                 "iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)"
             );
         }
+        // The daemon (and a real login) load the module first; here modprobe
+        // does not exist, which is said.
+        let (r, _) = run_args(&b, &["daemon"]);
+        let e = r.unwrap_err();
+        assert_eq!(e.exit_code(), exit::MODULE_NOT_LOADED);
+        assert!(e.to_string().contains("no-modprobe could not run"), "{e}");
+        let (r, _) = run_args(&b, &["logout", "-a", "-c", "/x"]);
+        assert_eq!(r.unwrap_err().exit_code(), exit::USAGE);
         // A device that is not ours: the LIST ioctl is refused, and said so.
         std::fs::write(&b.paths.device, b"").unwrap();
         let (r, _) = run_args(&b, &["list"]);

@@ -39,11 +39,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iscsi_proto::uapi::{self, reason, Event, Handoff, ReloginFailed};
+use iscsi_proto::uapi::{self, reason, Event, Handoff, ReloginFailed, SessionInfo};
 use zeroize::Zeroizing;
 
 use crate::exit::{self, Error};
 use crate::handoff::{self, Device, HandoffArgs, HandoffError};
+use crate::identity::{default_state_dir, Lock};
 use crate::login::connect_and_login;
 use crate::names::{IscsiName, TargetName};
 use crate::netns::NetNsCache;
@@ -157,11 +158,16 @@ pub fn relogin_handoff(
     Ok((h, stream))
 }
 
-/// One line on stderr (journald adds the time); whole lines, so the threads'
-/// lines do not interleave.
+/// One info line (`iscsictl daemon: …`; under systemd with its journal
+/// priority, see `logging.rs`, which writes whole lines so the threads' lines
+/// do not interleave).
 fn log(line: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "iscsictl daemon: {line}");
+    log::info!(target: crate::logging::DAEMON, "{line}");
+}
+
+/// One warning line: something failed (the daemon retries or gives up).
+fn warn(line: &str) {
+    log::warn!(target: crate::logging::DAEMON, "{line}");
 }
 
 /// Runs until the module goes away (exit 8) or WAIT_EVENT fails for good.
@@ -210,7 +216,7 @@ pub fn run(device: &Path) -> Result<(), Error> {
                 serve(&dev, &state, &ev, recipe);
             });
         if let Err(e) = spawned {
-            log(&format!("cannot start a re-login thread: {e}"));
+            warn(&format!("cannot start a re-login thread: {e}"));
         }
     }
 }
@@ -222,8 +228,9 @@ type SessionKey = (u32, [u8; 6]);
 /// back to the kernel).
 #[derive(Debug, Default)]
 struct State {
-    /// Per session (SCSI host and ISID: host numbers are reused, ISIDs are
-    /// random per login): where a permanent redirect during a re-login sent
+    /// Per session (SCSI host and ISID; a new session on the same path may
+    /// get both again, and then inherits a permanent redirect of that path,
+    /// which still holds for it): where a permanent redirect during a re-login sent
     /// it, and the portal group tag found there. Temporary redirects are not
     /// kept.
     moved: Mutex<HashMap<SessionKey, (Portal, Option<u16>)>>,
@@ -246,6 +253,26 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
     // The kernel's delay already is DefaultTime2Wait (or the Async Message's
     // Time2Wait, or our backoff): add nothing.
     thread::sleep(Duration::from_millis(ev.delay_ms.into()));
+    // `iscsictl login` holds this path's lock from its session check to its
+    // handoff. The ISID of a path is stable: a re-login for a session that was
+    // logged out meanwhile would reinstate, i.e. end, a new session on the
+    // same path (same ISID, and often the same reused host number). So: wait
+    // for a login on this path in progress, then go on only if the session
+    // still waits for this re-login; the lock is held until the handoff.
+    let _serialised = Lock::login(&default_state_dir(), Some(ev.isid));
+    match dev.list() {
+        Ok(sessions) if !still_waiting(&sessions, ev) => {
+            log(&format!(
+                "host{host}: the session no longer waits for re-login {} (logged out, \
+                 or a new session took its place); dropped",
+                ev.generation
+            ));
+            return;
+        }
+        Ok(_) => {}
+        // The HANDOFF answers for the session anyway; LIST is only a precaution.
+        Err(e) => warn(&format!("host{host}: {}", refused(&e))),
+    }
     let mut recipe = match recipe_for(ev, &recipe) {
         Ok(r) => r,
         Err(e) => return fail(dev, ev, start, &Error::Usage(e)),
@@ -301,10 +328,23 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
             start.elapsed().as_millis()
         )),
         Err(e) if matches!(e.errno(), Some(ESTALE | ENOENT | ENODEV)) => {
-            log(&format!("host{host}: {}", refused(&e)));
+            warn(&format!("host{host}: {}", refused(&e)));
         }
         Err(e) => fail(dev, ev, start, &Error::Failed(format!("iscsi_rs: {e}"))),
     }
+}
+
+/// Whether the kernel still has the session `ev` asks a re-login for: same
+/// SCSI host, ISID and recovery generation, and recovering (or failed: past
+/// its replacement timeout it still waits for a connection). A new session
+/// that reuses host number and ISID is running, at generation 0.
+pub fn still_waiting(sessions: &[SessionInfo], ev: &Event) -> bool {
+    sessions.iter().any(|i| {
+        i.host_no == ev.host_no
+            && i.isid == ev.isid
+            && i.generation == ev.generation
+            && matches!(i.state, uapi::state::RECOVERING | uapi::state::FAILED)
+    })
 }
 
 /// Decodes the event's recipe. A session without one (added by an iscsictl
@@ -314,7 +354,7 @@ fn recipe_for(ev: &Event, bytes: &[u8]) -> Result<Recipe, String> {
     if !bytes.is_empty() {
         let r = Recipe::decode(bytes).map_err(|e| e.to_string())?;
         if r.target_name.as_str() != ev.target_name() {
-            log(&format!(
+            warn(&format!(
                 "host{}: the recipe names {} but the session {}; using the recipe",
                 ev.host_no,
                 r.target_name,
@@ -323,7 +363,7 @@ fn recipe_for(ev: &Event, bytes: &[u8]) -> Result<Recipe, String> {
         }
         return Ok(r);
     }
-    log(&format!(
+    warn(&format!(
         "host{}: the session has no login recipe; logging in to {} at {} without \
          authentication",
         ev.host_no,
@@ -365,7 +405,7 @@ fn fail(dev: &Device, ev: &Event, start: Instant, e: &Error) {
     } else {
         ""
     };
-    log(&format!(
+    warn(&format!(
         "host{host}: re-login attempt {} failed after {} ms: {e} (exit {code}){hint}; \
          next attempt in {retry} ms",
         ev.attempt.saturating_add(1),
@@ -390,6 +430,37 @@ fn refused(e: &HandoffError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stale_relogin_request_is_dropped() {
+        let isid = [0x80, 1, 2, 3, 4, 5];
+        let mut ev = Event::zeroed();
+        ev.host_no = 2;
+        ev.generation = 3;
+        ev.isid = isid;
+        let mut i = SessionInfo::zeroed();
+        i.host_no = 2;
+        i.generation = 3;
+        i.isid = isid;
+        i.state = uapi::state::RECOVERING;
+        assert!(still_waiting(&[i], &ev));
+        i.state = uapi::state::FAILED;
+        assert!(still_waiting(&[i], &ev), "past the replacement timeout");
+        // Logged out: gone from LIST.
+        assert!(!still_waiting(&[], &ev));
+        // A new session on the same path, same host number: running.
+        let mut new = i;
+        new.state = uapi::state::RUNNING;
+        new.generation = 0;
+        assert!(!still_waiting(&[new], &ev));
+        // Recovered and lost again: a newer request exists for it.
+        let mut later = i;
+        later.generation = 4;
+        assert!(!still_waiting(&[later], &ev));
+        let mut other = i;
+        other.isid = [0x80, 9, 9, 9, 9, 9];
+        assert!(!still_waiting(&[other], &ev));
+    }
 
     fn event(recipe_len: u32) -> Event {
         let mut ev = Event::zeroed();

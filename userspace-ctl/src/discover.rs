@@ -7,7 +7,7 @@ use std::io::Write;
 use crate::exit::Error;
 use crate::login::connect_and_login;
 use crate::plan::LoginRequest;
-use crate::portal::{Host, Portal};
+use crate::portal::Portal;
 use crate::report::{self, FoundPortal};
 
 /// Runs the discovery `r` plans (a Discovery-session login request) and prints
@@ -34,16 +34,5 @@ pub fn run(
 
 /// The portal we ended up asking, for targets listed without an address.
 fn asked_portal(p: &Portal, tag: Option<u16>) -> FoundPortal {
-    let host = match &p.host {
-        Host::V4(a) => a.to_string(),
-        Host::V6(a, None) => a.to_string(),
-        Host::V6(a, Some(z)) => format!("{a}%{z}"),
-        Host::Name(n) => n.clone(),
-    };
-    FoundPortal {
-        host,
-        port: p.port,
-        tag,
-        address: p.to_string(),
-    }
+    report::found_portal(p, tag)
 }

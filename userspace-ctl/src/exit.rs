@@ -16,7 +16,8 @@ pub const OK: u8 = 0;
 pub const FAILURE: u8 = 1;
 /// Bad command line; clap uses 2 as well, so all usage errors share it.
 pub const USAGE: u8 = 2;
-/// Bad config file, secret file or initiator name file (syntax, value, permissions).
+/// Bad config file, secret file, initiator name file or ISID store (syntax, value,
+/// permissions).
 pub const CONFIG: u8 = 3;
 /// The portal could not be reached: unresolvable, refused, unreachable, or the
 /// connect/login timeout expired.
@@ -34,6 +35,11 @@ pub const PROTOCOL: u8 = 7;
 pub const MODULE_NOT_LOADED: u8 = 8;
 /// The verb exists on the command line but its implementation has not landed yet.
 pub const NOT_IMPLEMENTED: u8 = 9;
+/// `login`: a session to this target portal group exists already (nothing was
+/// changed). The number is iscsiadm's ISCSI_ERR_SESS_EXISTS, so scripts written
+/// for open-iscsi keep working; `login -a` reports such targets and skips them
+/// instead of failing.
+pub const SESSION_EXISTS: u8 = 15;
 
 /// Every error `iscsictl` reports; `Display` is the one sentence printed to the user.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +56,18 @@ pub enum Error {
     /// A secret file is unreadable, empty or too open.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The ISID store (`/etc/iscsi-rs/isids`) cannot be parsed.
+    #[error("{0}")]
+    State(String),
     /// `/dev/iscsi_rs` does not exist.
     #[error("iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)")]
     ModuleNotLoaded,
+    /// `/dev/iscsi_rs` did not exist and `modprobe iscsi_rs` did not bring it.
+    #[error("{0}")]
+    ModuleLoad(String),
+    /// `login`: the kernel has a session to this target portal group already.
+    #[error("{0}")]
+    SessionExists(String),
     /// The portal could not be reached or did not answer in time.
     #[error("{0}")]
     Unreachable(String),
@@ -102,8 +117,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => USAGE,
-            Error::Config(_) | Error::Name(_) | Error::Secret(_) => CONFIG,
-            Error::ModuleNotLoaded => MODULE_NOT_LOADED,
+            Error::Config(_) | Error::Name(_) | Error::Secret(_) | Error::State(_) => CONFIG,
+            Error::ModuleNotLoaded | Error::ModuleLoad(_) => MODULE_NOT_LOADED,
+            Error::SessionExists(_) => SESSION_EXISTS,
             Error::Unreachable(_) => UNREACHABLE,
             Error::AuthFailed(_) => AUTH_FAILED,
             Error::TargetNotFound(_) => TARGET_NOT_FOUND,
@@ -131,6 +147,7 @@ mod tests {
             PROTOCOL,
             MODULE_NOT_LOADED,
             NOT_IMPLEMENTED,
+            SESSION_EXISTS,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
@@ -140,6 +157,11 @@ mod tests {
         assert_eq!(
             USAGE, 2,
             "clap exits with 2 on usage errors; keep them equal"
+        );
+        assert_eq!(SESSION_EXISTS, 15, "iscsiadm's ISCSI_ERR_SESS_EXISTS");
+        assert_eq!(
+            Error::SessionExists(String::new()).exit_code(),
+            SESSION_EXISTS
         );
     }
 

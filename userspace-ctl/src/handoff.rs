@@ -145,6 +145,11 @@ impl Device {
         open(path).map(Device)
     }
 
+    /// The kernel's sessions (LIST).
+    pub fn list(&self) -> Result<Vec<SessionInfo>, HandoffError> {
+        list_on(&self.0)
+    }
+
     /// Blocks until the kernel has a recovery request; returns it with its recipe
     /// (wiped on drop: it may hold CHAP secrets). `rescan` asks the kernel to
     /// offer again the requests an earlier daemon took but never answered.
@@ -196,12 +201,15 @@ pub fn remove_session(device: &Path, host_no: u32, force: bool) -> Result<(), Ha
 
 /// Every session the module runs.
 pub fn list_sessions(device: &Path) -> Result<Vec<SessionInfo>, HandoffError> {
-    let dev = open(device)?;
+    list_on(&open(device)?)
+}
+
+fn list_on(dev: &File) -> Result<Vec<SessionInfo>, HandoffError> {
     let mut capacity = 16u32;
     loop {
         let mut entries = vec![0u8; capacity as usize * SessionInfo::SIZE];
         let mut arg = List::new(capacity, entries.as_mut_ptr() as u64).to_bytes();
-        call(&dev, uapi::LIST, &mut arg, "LIST")?;
+        call(dev, uapi::LIST, &mut arg, "LIST")?;
         let count = List::from_bytes(&arg).count;
         if count > capacity {
             capacity = count;

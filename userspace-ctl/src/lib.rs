@@ -11,6 +11,8 @@ pub mod discover;
 pub mod exit;
 pub mod failure;
 pub mod handoff;
+pub mod identity;
+pub mod logging;
 pub mod login;
 pub mod names;
 pub mod netns;

@@ -1,55 +1,219 @@
 //! `iscsictl login`: for every planned request, a full login (CHAP, digests,
 //! redirects: all iscsi-proto's), then either `--dry-run`'s report of the
-//! negotiated parameters and a Logout, or the handoff to the kernel. The
+//! negotiated parameters and a Logout, or the handoff to the kernel: after
+//! checking that the kernel has no session on this path yet, with the path's
+//! stable ISID (`identity.rs`). The
 //! connect-and-login step is shared with the recovery daemon's re-login.
 
 use std::io::Write;
+use std::time::Duration;
 
 use iscsi_proto::chap::ChapAlgorithm;
+use iscsi_proto::uapi::SessionInfo;
 
 use crate::exit::Error;
 use crate::failure::Context;
+use crate::handoff;
+use crate::identity::{isid_hex, IsidStore, Lock};
 use crate::offer;
-use crate::plan::{Auth, LoginRequest};
+use crate::plan::{Auth, LoginRequest, SystemPaths};
 use crate::recipe::Recipe;
-use crate::report;
+use crate::report::{self, SessionView};
 use crate::session::{self, Session, Timeouts};
+use crate::sessions::{attached_text, field, hand_off, kernel_error, view, wait_for_disks};
 
-/// Logs in as `r` asks; prints on `out`, remarks on `notices`.
+/// What one login produced, for `login --json` (`None` when printing text).
+pub type JsonRow = Option<serde_json::Value>;
+
+/// Logs in as `r` asks; prints on `out` (text, or nothing and the JSON row
+/// returned when `json`), remarks on `notices`.
 pub fn login_one(
     r: &LoginRequest,
+    paths: &SystemPaths,
+    json: bool,
     out: &mut dyn Write,
     notices: &mut dyn Write,
-) -> Result<(), Error> {
+) -> Result<JsonRow, Error> {
     if !r.dry_run {
         // A session the daemon could not log in again would only fail later, at
         // the worst moment: refuse it before connecting.
         Recipe::from_request(r, None)
             .and_then(|rc| rc.encode())
             .map_err(|e| Error::Usage(e.to_string()))?;
+        return attach(r, paths, json, out, notices);
     }
+    // A dry run takes a random ISID and records nothing: with the path's own
+    // ISID it would reinstate (end) a session the kernel has on that path.
     let session = connect_and_login(r, None, notices)?;
-    if !r.dry_run {
-        return handoff(session, r, out);
-    }
     let target = r.target_name.as_ref().map(|t| t.as_str());
-    let mut text = format!(
-        "logged in to {} at {} (dry run)\n",
-        target.unwrap_or("the discovery service"),
-        session.portal
-    );
-    text.push_str(&report::lines(&report::negotiated(
-        &session.outcome,
-        target,
-        &session.portal.to_string(),
-    )));
+    let pairs = report::negotiated(&session.outcome, target, &session.portal.to_string());
+    let (text, row) = if json {
+        let view = SessionView {
+            host: None,
+            target: target.unwrap_or_default().to_owned(),
+            initiator: r.initiator_name.as_str().to_owned(),
+            portal: report::found_portal(&session.portal, session.outcome.target_portal_group_tag),
+            isid: session.outcome.isid,
+            tsih: session.outcome.tsih,
+            state: "dry-run".into(),
+            params: pairs
+                .iter()
+                .filter(|(k, _)| !IDENTITY_KEYS.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+            ..SessionView::default()
+        };
+        (String::new(), Some(report::session_json(&view)))
+    } else {
+        let mut text = format!(
+            "logged in to {} at {} (dry run)\n",
+            target.unwrap_or("the discovery service"),
+            session.portal
+        );
+        text.push_str(&report::lines(&pairs));
+        (text, None)
+    };
     // Log out even when stdout is gone (`| head`): the target should not keep a
     // session around for a broken pipe.
     let written = write_out(out, &text);
     let seq = session.outcome.sequence();
     session.logout(seq)?;
     written?;
-    write_out(out, "logged out\n")
+    if !json {
+        write_out(out, "logged out\n")?;
+    }
+    Ok(row)
+}
+
+/// Keys of [`report::negotiated`] that the session object has fields for.
+const IDENTITY_KEYS: &[&str] = &[
+    "TargetName",
+    "Portal",
+    "TargetPortalGroupTag",
+    "ISID",
+    "TSIH",
+];
+
+/// The kernel session `r` would duplicate: same target and initiator, and the
+/// same portal or the same ISID (the path's, from the store).
+fn existing<'a>(
+    sessions: &'a [SessionInfo],
+    target: &str,
+    initiator: &str,
+    portals: &[&str],
+    isid: Option<[u8; 6]>,
+) -> Option<&'a SessionInfo> {
+    sessions.iter().find(|i| {
+        field("target_name", &i.target_name) == target
+            && (portals.contains(&field("portal", &i.portal).as_str())
+                || (isid == Some(i.isid)
+                    && field("initiator_name", &i.initiator_name) == initiator))
+    })
+}
+
+fn exists_error(i: &SessionInfo) -> Error {
+    Error::SessionExists(format!(
+        "already logged in to {} at {} (SCSI host {}, ISID {}); not logging in again \
+         (iscsictl logout --host {} first for a new session)",
+        field("target_name", &i.target_name),
+        field("portal", &i.portal),
+        i.host_no,
+        isid_hex(&i.isid),
+        i.host_no
+    ))
+}
+
+/// A real login: refuse a second session on the same path, log in with the
+/// path's stable ISID (a new one is drawn and recorded the first time), hand
+/// the connection to the kernel, report the host and its disks.
+fn attach(
+    r: &LoginRequest,
+    paths: &SystemPaths,
+    json: bool,
+    out: &mut dyn Write,
+    notices: &mut dyn Write,
+) -> Result<JsonRow, Error> {
+    let target = r.target_name.as_ref().map(|t| t.as_str()).unwrap_or("");
+    let initiator = r.initiator_name.as_str();
+    let asked = r.portal.to_string();
+    let store = IsidStore::new(&paths.state_dir);
+    let known = store.lookup(initiator, target, &asked)?;
+    let _serialised = Lock::login(&paths.state_dir, known.as_ref().map(|e| e.isid));
+    let sessions = handoff::list_sessions(&paths.device).map_err(kernel_error)?;
+    if let Some(i) = existing(
+        &sessions,
+        target,
+        initiator,
+        &[&asked],
+        known.as_ref().map(|e| e.isid),
+    ) {
+        return Err(exists_error(i));
+    }
+    let isid = match &known {
+        Some(e) => {
+            log::debug!(
+                "{target} at {asked}: ISID {} from {}",
+                isid_hex(&e.isid),
+                store.path().display()
+            );
+            e.isid
+        }
+        None => {
+            let isid = store.fresh_isid(initiator, target)?;
+            log::debug!(
+                "{target} at {asked}: first login on this path, new ISID {}",
+                isid_hex(&isid)
+            );
+            isid
+        }
+    };
+    let session = connect_and_login(r, Some(isid), notices)?;
+    let reached = session.portal.to_string();
+    // After a redirect the session runs at another portal: one of ours there
+    // (logged in before the store knew this path) is the same path.
+    if reached != asked {
+        if let Some(i) = existing(&sessions, target, initiator, &[&reached], None) {
+            let seq = session.outcome.sequence();
+            let _ = session.logout(seq);
+            return Err(exists_error(i));
+        }
+    }
+    match session.outcome.target_portal_group_tag {
+        Some(tpgt) => {
+            if let Err(e) = store.record(initiator, target, tpgt, &[&asked, &reached], isid) {
+                let _ = writeln!(
+                    notices,
+                    "iscsictl: warning: {e}; the next login to {asked} will use another ISID"
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                notices,
+                "iscsictl: warning: {reached} sent no TargetPortalGroupTag; ISID {} not recorded",
+                isid_hex(&isid)
+            );
+        }
+    }
+    let host = hand_off(&paths.device, session, r)?;
+    // The kernel lists the session now: the next login's check sees it.
+    drop(_serialised);
+    let disks = wait_for_disks(&paths.sysfs, host, Duration::from_secs(10));
+    if json {
+        // The same object `list --json` shows for this session.
+        let now = handoff::list_sessions(&paths.device).map_err(kernel_error)?;
+        let row = match now.iter().find(|i| i.host_no == host) {
+            Some(i) => report::session_json(&view(i, &paths.sysfs, Some(&store))),
+            None => {
+                return Err(Error::Failed(format!(
+                    "SCSI host {host} went away right after the login (see dmesg)"
+                )))
+            }
+        };
+        return Ok(Some(row));
+    }
+    write_out(out, &attached_text(target, &reached, host, &disks))?;
+    Ok(None)
 }
 
 /// Connects to `r.portal` and logs in as `r` asks: a fresh ISID, or `isid` for
@@ -89,13 +253,63 @@ pub fn connect_and_login(
     }
 }
 
-/// Gives the logged-in connection to iscsi_rs.ko (LUN scan, /dev/sdX).
-fn handoff(session: Session, r: &LoginRequest, out: &mut dyn Write) -> Result<(), Error> {
-    let device = std::path::Path::new(crate::device::DEVICE_PATH);
-    crate::sessions::hand_off(device, session, r, out)
-}
-
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
     out.write_all(text.as_bytes())
         .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iscsi_proto::uapi;
+
+    fn info(host: u32, target: &str, portal: &str, isid: [u8; 6]) -> SessionInfo {
+        let mut i = SessionInfo::zeroed();
+        i.host_no = host;
+        i.isid = isid;
+        uapi::set_c_str(target, &mut i.target_name).unwrap();
+        uapi::set_c_str("iqn.2001-04.com.example:me", &mut i.initiator_name).unwrap();
+        uapi::set_c_str(portal, &mut i.portal).unwrap();
+        i
+    }
+
+    #[test]
+    fn a_second_session_on_a_path_is_found() {
+        const T: &str = "iqn.2001-04.com.example:t";
+        const ME: &str = "iqn.2001-04.com.example:me";
+        let a = [0x80, 0, 0, 0, 0, 1];
+        let b = [0x80, 0, 0, 0, 0, 2];
+        let s = [info(3, T, "192.0.2.1:3260", a)];
+        // Same target and portal.
+        assert_eq!(
+            existing(&s, T, ME, &["192.0.2.1:3260"], None).map(|i| i.host_no),
+            Some(3)
+        );
+        // Same path by its ISID although the portal is spelled otherwise
+        // (a host name, or where a redirect ended).
+        assert!(existing(&s, T, ME, &["array:3260"], Some(a)).is_some());
+        // Another portal with another ISID: a second path (multipath), allowed.
+        assert!(existing(&s, T, ME, &["192.0.2.2:3260"], Some(b)).is_none());
+        assert!(existing(&s, T, ME, &["192.0.2.2:3260"], None).is_none());
+        // Another target at the same portal.
+        assert!(existing(
+            &s,
+            "iqn.2001-04.com.example:u",
+            ME,
+            &["192.0.2.1:3260"],
+            Some(a)
+        )
+        .is_none());
+        // The same ISID under another initiator name is another initiator port.
+        assert!(existing(&s, T, "iqn.2001-04.com.example:you", &["x:1"], Some(a)).is_none());
+        let e = exists_error(&s[0]);
+        assert_eq!(e.exit_code(), crate::exit::SESSION_EXISTS);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "already logged in to {T} at 192.0.2.1:3260 (SCSI host 3, ISID 800000000001)"
+            )),
+            "{msg}"
+        );
+    }
 }

@@ -20,10 +20,11 @@ fn main() -> ExitCode {
             });
         }
     };
+    iscsictl::logging::init(cli.verbosity());
     match iscsictl::run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("iscsictl: {e}");
+            log::error!("{e}");
             ExitCode::from(e.exit_code())
         }
     }

@@ -356,6 +356,9 @@ pub enum NameSource {
     Config,
     /// `/etc/iscsi/initiatorname.iscsi`.
     File,
+    /// iscsictl's own saved name (`/etc/iscsi-rs/initiatorname.iscsi`), generated
+    /// by an earlier run.
+    Saved,
     /// Made up by [`generate_initiator_name`]; the user should be told.
     Generated,
 }

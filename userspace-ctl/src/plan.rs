@@ -14,7 +14,8 @@ use iscsi_proto::uapi;
 use crate::cli::{ChapArgs, DiscoverArgs, LoginArgs};
 use crate::config::{self, Config, ConfigError, ConfigErrorKind, Target};
 use crate::exit::Error;
-use crate::names::{self, IscsiName, NameSource, ResolvedName, TargetName};
+use crate::identity::HostName;
+use crate::names::{self, IscsiName, NameSource, TargetName};
 use crate::params::{AuthMethod, ChapAlgs, Digest, Param, SessionType};
 use crate::portal::{Portal, TaggedPortal};
 use crate::secret::{read_secret_file, Secret};
@@ -27,8 +28,29 @@ pub struct SystemPaths {
     pub device: PathBuf,
     /// Config file used when `-c` is not given.
     pub default_config: PathBuf,
-    /// open-iscsi's initiator name file.
+    /// open-iscsi's initiator name file (read, never written).
     pub initiatorname_file: PathBuf,
+    /// iscsictl's state: the generated initiator name and the ISID store
+    /// (`/etc/iscsi-rs`, or `$ISCSI_RS_DIR`).
+    pub state_dir: PathBuf,
+    /// The program run to load iscsi_rs when the device is missing.
+    pub modprobe: PathBuf,
+    /// Where sysfs is mounted (SCSI hosts, their LUNs and disks).
+    pub sysfs: PathBuf,
+}
+
+impl SystemPaths {
+    /// Every path below `dir` (tests); modprobe is a program that does not exist.
+    pub fn under(dir: &std::path::Path) -> SystemPaths {
+        SystemPaths {
+            device: dir.join("iscsi_rs"),
+            default_config: dir.join("iscsi-rs.conf"),
+            initiatorname_file: dir.join("initiatorname.iscsi"),
+            state_dir: dir.join("state"),
+            modprobe: dir.join("no-modprobe"),
+            sysfs: dir.join("sys"),
+        }
+    }
 }
 
 impl Default for SystemPaths {
@@ -37,6 +59,9 @@ impl Default for SystemPaths {
             device: PathBuf::from(crate::device::DEVICE_PATH),
             default_config: PathBuf::from(config::DEFAULT_PATH),
             initiatorname_file: PathBuf::from(names::INITIATORNAME_FILE),
+            state_dir: crate::identity::default_state_dir(),
+            modprobe: PathBuf::from("modprobe"),
+            sysfs: PathBuf::from("/sys"),
         }
     }
 }
@@ -120,8 +145,9 @@ impl Default for RecoveryKnobs {
 #[derive(Debug)]
 pub struct LoginPlan {
     pub requests: Vec<LoginRequest>,
-    /// Set when no initiator name was configured and one was made up.
-    pub generated_name: Option<IscsiName>,
+    /// Set when no initiator name was configured and one was made up (and
+    /// where it was saved).
+    pub generated_name: Option<HostName>,
     /// Non-fatal remarks (e.g. a target name that bends RFC 3720).
     pub warnings: Vec<String>,
 }
@@ -199,10 +225,12 @@ pub fn plan_login(args: &LoginArgs, paths: &SystemPaths) -> Result<LoginPlan, Er
         }
     }
     let generated_name = match &planner.host_name {
-        Some(ResolvedName {
-            name,
-            source: NameSource::Generated,
-        }) if requests.iter().any(|r| &r.initiator_name == name) => Some(name.clone()),
+        Some(h @ HostName { resolved, .. })
+            if resolved.source == NameSource::Generated
+                && requests.iter().any(|r| r.initiator_name == resolved.name) =>
+        {
+            Some(h.clone())
+        }
         _ => None,
     };
     Ok(LoginPlan {
@@ -245,7 +273,7 @@ impl CliAuth {
 pub fn plan_discovery(
     args: &DiscoverArgs,
     paths: &SystemPaths,
-) -> Result<(LoginRequest, Option<IscsiName>), Error> {
+) -> Result<(LoginRequest, Option<HostName>), Error> {
     let cli_auth = CliAuth::read(&args.chap)?;
     // The login planner's view of these flags: a dry run of a discovery login.
     let as_login = LoginArgs {
@@ -268,7 +296,9 @@ pub fn plan_discovery(
         noop_interval: None,
         noop_timeout: None,
         dry_run: true,
+        json: false,
         connect: args.connect.clone(),
+        log: args.log.clone(),
     };
     let mut planner = Planner {
         args: &as_login,
@@ -299,10 +329,12 @@ pub fn plan_discovery(
     r.header_digest = Digest::None;
     r.data_digest = Digest::None;
     let generated = match planner.host_name {
-        Some(ResolvedName {
-            name,
-            source: NameSource::Generated,
-        }) if name == r.initiator_name => Some(name),
+        Some(h)
+            if h.resolved.source == NameSource::Generated
+                && h.resolved.name == r.initiator_name =>
+        {
+            Some(h)
+        }
         _ => None,
     };
     Ok((r, generated))
@@ -343,7 +375,7 @@ struct Planner<'a> {
     cli_auth: CliAuth,
     /// The host-wide default name, looked up (or generated) at most once so `-a`
     /// uses one generated name for every target.
-    host_name: Option<ResolvedName>,
+    host_name: Option<HostName>,
     warnings: Vec<String>,
 }
 
@@ -355,12 +387,15 @@ impl Planner<'_> {
         let resolved = match &self.host_name {
             Some(r) => r.clone(),
             None => {
-                let r = names::host_initiator_name(&self.paths.initiatorname_file)?;
+                let r = crate::identity::host_initiator_name(
+                    &self.paths.initiatorname_file,
+                    &self.paths.state_dir,
+                )?;
                 self.host_name = Some(r.clone());
                 r
             }
         };
-        Ok(resolved.name)
+        Ok(resolved.resolved.name)
     }
 
     fn check_target_name(&mut self, name: &TargetName) {
@@ -605,11 +640,7 @@ chaptest { targetaddress = iscsi2; targetname = …; authmethod = CHAP; chapsecr
     impl Bench {
         fn new() -> Bench {
             let dir = tempfile::tempdir().unwrap();
-            let paths = SystemPaths {
-                device: dir.path().join("iscsi_rs"),
-                default_config: dir.path().join("iscsi-rs.conf"),
-                initiatorname_file: dir.path().join("initiatorname.iscsi"),
-            };
+            let paths = SystemPaths::under(dir.path());
             Bench { dir, paths }
         }
 
@@ -834,9 +865,13 @@ chaptest { targetaddress = iscsi2; targetname = …; authmethod = CHAP; chapsecr
         let conf = b.file("other.conf", ISSUE_EXAMPLE, 0o600);
         let p = b.plan(&["-a", "-c", &conf]).unwrap();
         assert_eq!(p.requests.len(), 2);
-        let generated = p.generated_name.clone().unwrap();
+        let generated = p.generated_name.clone().unwrap().resolved.name;
         assert_eq!(p.requests[1].initiator_name, generated);
         assert_eq!(chap(&p.requests[1]).name, generated.as_str());
+        // Saved: the next run uses the same name and has nothing to announce.
+        let p = b.plan(&["-a", "-c", &conf]).unwrap();
+        assert!(p.generated_name.is_none());
+        assert_eq!(p.requests[1].initiator_name, generated);
         // Both target names of the example bend RFC 3720.
         assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
     }

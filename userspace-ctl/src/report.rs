@@ -1,13 +1,21 @@
 //! What iscsictl prints on success: the negotiated parameters of a login (one
-//! `Key = value` per line, RFC key names, so scripts can grep them) and the
-//! targets a discovery found, as text or JSON.
+//! `Key = value` per line, RFC key names, so scripts can grep them), the
+//! targets a discovery found, and sessions (`login`, `list`, `list -v`), as
+//! text or JSON.
+//!
+//! One JSON shape for all three verbs: a top-level object whose key says what
+//! it holds, `{"targets": [...]}` (discover) or `{"sessions": [...]}` (login,
+//! list); a portal is always the same object, `{"address", "host", "port",
+//! "portal_group_tag"}`, and a session always the object of
+//! [`session_json`], whichever verb printed it.
 
 use iscsi_proto::discovery;
 use iscsi_proto::login::LoginOutcome;
 use iscsi_proto::negotiate::{AuthMethod, Digest};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::offer::algorithm_name;
+use crate::portal::{Host, Portal};
 
 /// The negotiated parameters of `o`, in RFC 7143 §13 order after the identity.
 pub fn negotiated(o: &LoginOutcome, target: Option<&str>, portal: &str) -> Vec<(String, String)> {
@@ -83,7 +91,7 @@ fn yes_no(b: bool) -> String {
 }
 
 /// One discovered portal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FoundPortal {
     /// Host as the target wrote it (IPv6 without brackets).
     pub host: String,
@@ -170,23 +178,206 @@ pub fn targets_json(found: &[FoundTarget]) -> String {
     let targets: Vec<_> = found
         .iter()
         .map(|t| {
-            let portals: Vec<_> = t
-                .portals
-                .iter()
-                .map(|p| {
-                    json!({
-                        "address": p.address,
-                        "host": p.host,
-                        "port": p.port,
-                        "portal_group_tag": p.tag,
-                    })
-                })
-                .collect();
+            let portals: Vec<_> = t.portals.iter().map(portal_json).collect();
             json!({ "name": t.name, "portals": portals })
         })
         .collect();
     let doc = json!({ "targets": targets });
     format!("{doc:#}\n")
+}
+
+/// The portal object every JSON output uses.
+pub fn portal_json(p: &FoundPortal) -> Value {
+    json!({
+        "address": p.address,
+        "host": p.host,
+        "port": p.port,
+        "portal_group_tag": p.tag,
+    })
+}
+
+/// A portal as the JSON and the discovery listing show it.
+pub fn found_portal(p: &Portal, tag: Option<u16>) -> FoundPortal {
+    let host = match &p.host {
+        Host::V4(a) => a.to_string(),
+        Host::V6(a, None) => a.to_string(),
+        Host::V6(a, Some(z)) => format!("{a}%{z}"),
+        Host::Name(n) => n.clone(),
+    };
+    FoundPortal {
+        host,
+        port: p.port,
+        tag,
+        address: p.to_string(),
+    }
+}
+
+/// A portal string from the kernel (`host:port` as iscsictl gave it); one that
+/// does not parse is shown as it is, with port 0.
+pub fn found_portal_str(s: &str, tag: Option<u16>) -> FoundPortal {
+    match Portal::parse(s) {
+        Ok(p) => found_portal(&p, tag),
+        Err(_) => FoundPortal {
+            host: s.to_owned(),
+            port: 0,
+            tag,
+            address: s.to_owned(),
+        },
+    }
+}
+
+/// A logical unit of a session's SCSI host, from sysfs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lun {
+    /// `H:C:T:L`, the sysfs device name.
+    pub hctl: String,
+    pub lun: u64,
+    /// The block device (`sdb`), when the LUN is a disk and has one.
+    pub disk: Option<String>,
+    pub vendor: String,
+    pub model: String,
+    /// The SCSI device state (`running`, `offline`, `blocked` …).
+    pub state: String,
+}
+
+/// A session, from the kernel's LIST (plus sysfs and the ISID store) or from
+/// a dry-run login: what `list -v` and the JSON show.
+#[derive(Debug, Clone, Default)]
+pub struct SessionView {
+    /// SCSI host number; none for a dry run.
+    pub host: Option<u32>,
+    pub target: String,
+    pub initiator: String,
+    pub portal: FoundPortal,
+    pub isid: [u8; 6],
+    pub tsih: u16,
+    pub state: String,
+    pub recoveries: Option<u32>,
+    /// `(name, seconds)`: replacement_timeout, noop_out_interval, noop_out_timeout.
+    pub timeouts: Vec<(&'static str, u32)>,
+    /// RFC 7143 key names and values, as negotiated.
+    pub params: Vec<(String, String)>,
+    /// `(name, value)`: CmdSN window, queue depth, commands in flight.
+    pub counters: Vec<(&'static str, u64)>,
+    pub luns: Vec<Lun>,
+}
+
+/// The session object of every JSON output.
+pub fn session_json(s: &SessionView) -> Value {
+    let params: serde_json::Map<String, Value> = s
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let timeouts: serde_json::Map<String, Value> = s
+        .timeouts
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    let counters: serde_json::Map<String, Value> = s
+        .counters
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    let luns: Vec<Value> = s
+        .luns
+        .iter()
+        .map(|l| {
+            json!({
+                "lun": l.lun,
+                "hctl": l.hctl,
+                "disk": l.disk,
+                "vendor": l.vendor,
+                "model": l.model,
+                "state": l.state,
+            })
+        })
+        .collect();
+    let disks: Vec<&String> = s.luns.iter().filter_map(|l| l.disk.as_ref()).collect();
+    json!({
+        "host": s.host,
+        "target": s.target,
+        "initiator": s.initiator,
+        "portal": portal_json(&s.portal),
+        "isid": crate::identity::isid_hex(&s.isid),
+        "tsih": s.tsih,
+        "state": s.state,
+        "recoveries": s.recoveries,
+        "timeouts": timeouts,
+        "params": params,
+        "counters": counters,
+        "luns": luns,
+        "disks": disks,
+    })
+}
+
+/// `{"sessions": [...]}` with a final newline.
+pub fn sessions_json(sessions: &[Value]) -> String {
+    format!("{:#}\n", json!({ "sessions": sessions }))
+}
+
+/// `list -v`: what `iscsiadm -m session -P 3` shows, as far as the kernel's
+/// LIST, sysfs and the ISID store know it.
+pub fn session_verbose(s: &SessionView) -> String {
+    let mut t = format!("Target: {}\n", s.target);
+    let portal = match s.portal.tag {
+        Some(tag) => format!("{},{tag}", s.portal.address),
+        None => s.portal.address.clone(),
+    };
+    t.push_str(&format!("    Portal: {portal}\n"));
+    t.push_str(&format!("    Initiator: {}\n", s.initiator));
+    t.push_str(&format!(
+        "    ISID: {}    TSIH: {:#06x}\n",
+        crate::identity::isid_hex(&s.isid),
+        s.tsih
+    ));
+    if let Some(h) = s.host {
+        t.push_str(&format!("    SCSI host: {h}\n"));
+    }
+    t.push_str(&format!("    Session state: {}\n", s.state));
+    if let Some(r) = s.recoveries {
+        t.push_str(&format!("    Recoveries: {r}\n"));
+    }
+    if !s.timeouts.is_empty() {
+        t.push_str("    Timeouts (seconds):\n");
+        for (k, v) in &s.timeouts {
+            t.push_str(&format!("        {k}: {v}\n"));
+        }
+    }
+    t.push_str("    Negotiated parameters:\n");
+    for (k, v) in &s.params {
+        t.push_str(&format!("        {k}: {v}\n"));
+    }
+    if !s.counters.is_empty() {
+        t.push_str("    Command window:\n");
+        for (k, v) in &s.counters {
+            t.push_str(&format!("        {k}: {v}\n"));
+        }
+    }
+    t.push_str("    LUNs:\n");
+    if s.luns.is_empty() {
+        t.push_str("        none\n");
+    }
+    for l in &s.luns {
+        let what = format!("{} {}", l.vendor, l.model);
+        let what = what.trim();
+        t.push_str(&format!(
+            "        {} (LUN {}): {} [{}]{}\n",
+            l.hctl,
+            l.lun,
+            l.disk
+                .as_deref()
+                .map(|d| format!("/dev/{d}"))
+                .unwrap_or_else(|| "no disk".into()),
+            l.state,
+            if what.is_empty() {
+                String::new()
+            } else {
+                format!(" {what}")
+            }
+        ));
+    }
+    t
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The verbs that talk to iscsi_rs.ko through `/dev/iscsi_rs`: hand a logged-in
-//! connection to the kernel (`login` without `--dry-run`), `list` and `logout`.
+//! connection to the kernel (`login` without `--dry-run`), `list` (with the
+//! LUNs and disks sysfs shows under the session's SCSI host) and `logout`.
 //! The ioctl client itself is `handoff.rs`; this file turns its results into what
 //! the user reads and its errors into exit codes.
 
@@ -11,8 +12,12 @@ use iscsi_proto::uapi::{self, c_str_field, state, SessionInfo, DIGEST_CRC32C};
 
 use crate::exit::Error;
 use crate::handoff::{self, HandoffArgs, HandoffError};
-use crate::plan::LoginRequest;
+use crate::identity::IsidStore;
+use crate::plan::{LoginRequest, SystemPaths};
 use crate::recipe::Recipe;
+use crate::report::{
+    found_portal_str, session_json, session_verbose, sessions_json, Lun, SessionView,
+};
 use crate::session::Session;
 
 pub(crate) fn kernel_error(e: HandoffError) -> Error {
@@ -32,14 +37,8 @@ pub fn queue_depth(wish: Option<u16>) -> u32 {
         .min(uapi::MAX_QUEUE_DEPTH)
 }
 
-/// Gives `session`'s socket to the kernel, then reports the SCSI host and the
-/// disks that the LUN scan brings up.
-pub fn hand_off(
-    device: &Path,
-    session: Session,
-    r: &LoginRequest,
-    out: &mut dyn Write,
-) -> Result<(), Error> {
+/// Gives `session`'s socket to the kernel and returns the SCSI host number.
+pub fn hand_off(device: &Path, session: Session, r: &LoginRequest) -> Result<u32, Error> {
     let target = r.target_name.as_ref().map(|t| t.as_str()).unwrap_or("");
     let portal = session.portal.to_string();
     let outcome = session.outcome;
@@ -67,54 +66,95 @@ pub fn hand_off(
     let host = handoff::add_session(device, &stream, &args).map_err(kernel_error)?;
     // The kernel holds its own reference to the socket now.
     drop(stream);
-    let disks = wait_for_disks(host, Duration::from_secs(10));
+    Ok(host)
+}
+
+/// What `login` prints for a new session: the host and its disks.
+pub fn attached_text(target: &str, portal: &str, host: u32, disks: &[String]) -> String {
     let mut text = format!("logged in to {target} at {portal}: SCSI host {host}\n");
     if disks.is_empty() {
         text.push_str("no disks yet (the LUN scan may still be running; see lsscsi)\n");
     }
-    for d in &disks {
+    for d in disks {
         text.push_str(&format!("  /dev/{d}\n"));
     }
-    out.write_all(text.as_bytes())
-        .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))
+    text
 }
 
-/// Block devices of SCSI host `host`, sorted.
-fn disks_of(host: u32) -> Vec<String> {
+/// The logical units of SCSI host `host` under `sysfs`, sorted by H:C:T:L:
+/// `class/scsi_host/hostN/device/target*/H:C:T:L/` with `block/sdX`,
+/// `vendor`, `model` and `state` beside it.
+pub fn luns_of(sysfs: &Path, host: u32) -> Vec<Lun> {
     let mut found = Vec::new();
-    let base = format!("/sys/class/scsi_host/host{host}/device");
+    let base = sysfs.join(format!("class/scsi_host/host{host}/device"));
     let Ok(targets) = std::fs::read_dir(&base) else {
         return found;
+    };
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
     };
     for t in targets.flatten() {
         if !t.file_name().to_string_lossy().starts_with("target") {
             continue;
         }
-        let Ok(luns) = std::fs::read_dir(t.path()) else {
+        let Ok(devs) = std::fs::read_dir(t.path()) else {
             continue;
         };
-        for l in luns.flatten() {
-            if let Ok(blocks) = std::fs::read_dir(l.path().join("block")) {
-                found.extend(
-                    blocks
-                        .flatten()
-                        .map(|b| b.file_name().to_string_lossy().into()),
-                );
-            }
+        for d in devs.flatten() {
+            let hctl = d.file_name().to_string_lossy().into_owned();
+            let parts: Vec<&str> = hctl.split(':').collect();
+            let [_, _, _, lun] = parts[..] else {
+                continue; // power/, subsystem … are not devices
+            };
+            let Ok(lun) = lun.parse::<u64>() else {
+                continue;
+            };
+            let dir = d.path();
+            let disk = std::fs::read_dir(dir.join("block")).ok().and_then(|b| {
+                b.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .min()
+            });
+            found.push(Lun {
+                hctl: hctl.clone(),
+                lun,
+                disk,
+                vendor: read(&dir.join("vendor")),
+                model: read(&dir.join("model")),
+                state: read(&dir.join("state")),
+            });
         }
     }
-    found.sort();
+    found.sort_by_key(|l| hctl_key(&l.hctl));
     found
 }
 
+fn hctl_key(s: &str) -> Vec<u64> {
+    s.split(':')
+        .map(|p| p.parse().unwrap_or(u64::MAX))
+        .collect()
+}
+
+/// Block devices of SCSI host `host`, sorted.
+pub fn disks_of(sysfs: &Path, host: u32) -> Vec<String> {
+    let mut d: Vec<String> = luns_of(sysfs, host)
+        .into_iter()
+        .filter_map(|l| l.disk)
+        .collect();
+    d.sort();
+    d
+}
+
 /// Waits until the disk list stops growing (the scan is asynchronous) or `limit`.
-fn wait_for_disks(host: u32, limit: Duration) -> Vec<String> {
+pub fn wait_for_disks(sysfs: &Path, host: u32, limit: Duration) -> Vec<String> {
     let start = Instant::now();
-    let mut last = disks_of(host);
+    let mut last = disks_of(sysfs, host);
     let mut stable_since = Instant::now();
     while start.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(100));
-        let now = disks_of(host);
+        let now = disks_of(sysfs, host);
         if now != last {
             last = now;
             stable_since = Instant::now();
@@ -143,26 +183,117 @@ fn digest_name(d: u8) -> &'static str {
     }
 }
 
-fn field(name: &'static str, raw: &[u8]) -> String {
+fn yes_no(b: u8) -> &'static str {
+    if b != 0 {
+        "Yes"
+    } else {
+        "No"
+    }
+}
+
+pub(crate) fn field(name: &'static str, raw: &[u8]) -> String {
     c_str_field(name, raw).unwrap_or("?").to_string()
 }
 
-/// `iscsictl list [--json]`.
-pub fn list(device: &Path, json: bool, out: &mut dyn Write) -> Result<(), Error> {
-    let sessions = handoff::list_sessions(device).map_err(kernel_error)?;
-    let text = if json {
-        let rows: Vec<serde_json::Value> = sessions.iter().map(session_json).collect();
-        let mut s = serde_json::to_string_pretty(&rows)
-            .map_err(|e| Error::Failed(format!("cannot encode JSON: {e}")))?;
-        s.push('\n');
-        s
-    } else if sessions.is_empty() {
-        "no sessions\n".to_string()
-    } else {
-        sessions
+/// A sysfs attribute of SCSI host `host` as a number.
+fn host_attr(sysfs: &Path, host: u32, name: &str) -> Option<u32> {
+    let p = sysfs.join(format!("class/scsi_host/host{host}/{name}"));
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// Everything known about a kernel session: LIST, the host's sysfs attributes
+/// and LUNs, and the portal group tag from the ISID store (LIST has none).
+pub fn view(i: &SessionInfo, sysfs: &Path, store: Option<&IsidStore>) -> SessionView {
+    let target = field("target_name", &i.target_name);
+    let initiator = field("initiator_name", &i.initiator_name);
+    let tag = store
+        .and_then(|s| s.by_isid(&initiator, &target, i.isid).ok().flatten())
+        .map(|e| e.tpgt);
+    let h = i.host_no;
+    let mut timeouts = vec![("replacement_timeout", i.replacement_timeout)];
+    for name in ["noop_out_interval", "noop_out_timeout"] {
+        if let Some(v) = host_attr(sysfs, h, name) {
+            timeouts.push((name, v));
+        }
+    }
+    let mut params: Vec<(String, String)> = vec![
+        ("HeaderDigest", digest_name(i.header_digest).to_owned()),
+        ("DataDigest", digest_name(i.data_digest).to_owned()),
+        (
+            "MaxRecvDataSegmentLength",
+            i.max_recv_data_segment_len.to_string(),
+        ),
+        (
+            "MaxXmitDataSegmentLength",
+            i.max_xmit_data_segment_len.to_string(),
+        ),
+        ("FirstBurstLength", i.first_burst_len.to_string()),
+        ("MaxBurstLength", i.max_burst_len.to_string()),
+        ("ImmediateData", yes_no(i.immediate_data).to_owned()),
+        ("InitialR2T", yes_no(i.initial_r2t).to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(v) = host_attr(sysfs, h, "max_outstanding_r2t") {
+        params.push(("MaxOutstandingR2T".into(), v.to_string()));
+    }
+    SessionView {
+        host: Some(h),
+        portal: found_portal_str(&field("portal", &i.portal), tag),
+        target,
+        initiator,
+        isid: i.isid,
+        tsih: i.tsih,
+        state: state_name(i.state).to_owned(),
+        recoveries: Some(i.recoveries),
+        timeouts,
+        params,
+        counters: vec![
+            ("queue_depth", u64::from(i.queue_depth)),
+            ("in_flight", u64::from(i.in_flight)),
+            ("cmd_sn", u64::from(i.cmd_sn)),
+            ("exp_cmd_sn", u64::from(i.exp_cmd_sn)),
+            ("max_cmd_sn", u64::from(i.max_cmd_sn)),
+            ("exp_stat_sn", u64::from(i.exp_stat_sn)),
+        ],
+        luns: luns_of(sysfs, h),
+    }
+}
+
+/// How `list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// One line per session.
+    Short,
+    /// `-v`: everything, like `iscsiadm -m session -P 3`.
+    Verbose,
+    /// `--json`: `{"sessions": [...]}`.
+    Json,
+}
+
+/// `iscsictl list [-v | --json]`.
+pub fn list(paths: &SystemPaths, format: ListFormat, out: &mut dyn Write) -> Result<(), Error> {
+    let sessions = handoff::list_sessions(&paths.device).map_err(kernel_error)?;
+    let store = IsidStore::new(&paths.state_dir);
+    let text = match format {
+        ListFormat::Json => {
+            let rows: Vec<serde_json::Value> = sessions
+                .iter()
+                .map(|i| session_json(&view(i, &paths.sysfs, Some(&store))))
+                .collect();
+            sessions_json(&rows)
+        }
+        _ if sessions.is_empty() => "no sessions\n".to_string(),
+        ListFormat::Verbose => sessions
             .iter()
-            .map(|i| session_line(i, &disks_of(i.host_no)))
-            .collect()
+            .map(|i| session_verbose(&view(i, &paths.sysfs, Some(&store))))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ListFormat::Short => sessions
+            .iter()
+            .map(|i| session_line(i, &disks_of(&paths.sysfs, i.host_no)))
+            .collect(),
     };
     out.write_all(text.as_bytes())
         .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))
@@ -183,43 +314,51 @@ fn session_line(i: &SessionInfo, disks: &[String]) -> String {
     )
 }
 
-fn session_json(i: &SessionInfo) -> serde_json::Value {
-    serde_json::json!({
-        "host": i.host_no,
-        "target": field("target_name", &i.target_name),
-        "initiator": field("initiator_name", &i.initiator_name),
-        "portal": field("portal", &i.portal),
-        "state": state_name(i.state),
-        "recoveries": i.recoveries,
-        "replacement_timeout": i.replacement_timeout,
-        "tsih": i.tsih,
-        "header_digest": digest_name(i.header_digest),
-        "data_digest": digest_name(i.data_digest),
-        "queue_depth": i.queue_depth,
-        "max_recv_data_segment_length": i.max_recv_data_segment_len,
-        "max_xmit_data_segment_length": i.max_xmit_data_segment_len,
-        "disks": disks_of(i.host_no),
-    })
+/// Which sessions `logout` ends.
+#[derive(Debug, Clone, Default)]
+pub struct LogoutWhich {
+    pub all: bool,
+    pub host: Option<u32>,
+    pub target: Option<String>,
+    /// Sessions through this portal (`-p`), or of a config block (`-n`: with
+    /// `target`). Also matches a session whose ISID the store has for this
+    /// portal (it was logged in there and redirected).
+    pub portal: Option<String>,
 }
 
-/// `iscsictl logout (-t IQN | -a | --host N)`: Logout through the kernel, then
-/// the host is removed.
-pub fn logout(
-    device: &Path,
-    target: Option<&str>,
-    all: bool,
-    host: Option<u32>,
-    out: &mut dyn Write,
-) -> Result<(), Error> {
-    let sessions = handoff::list_sessions(device).map_err(kernel_error)?;
+impl LogoutWhich {
+    fn matches(&self, i: &SessionInfo, store: &IsidStore) -> bool {
+        if self.all || self.host == Some(i.host_no) {
+            return true;
+        }
+        let target = field("target_name", &i.target_name);
+        if self.target.as_ref().is_some_and(|t| *t != target) {
+            return false;
+        }
+        match &self.portal {
+            None => self.target.is_some(),
+            Some(p) => {
+                *p == field("portal", &i.portal)
+                    || store
+                        .by_isid(&field("initiator_name", &i.initiator_name), &target, i.isid)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|e| e.portals.iter().any(|q| q == p))
+            }
+        }
+    }
+}
+
+/// `iscsictl logout (-t IQN | -n NICK | -p PORTAL | -a | --host N)`: Logout
+/// through the kernel, then the host is removed.
+pub fn logout(paths: &SystemPaths, which: &LogoutWhich, out: &mut dyn Write) -> Result<(), Error> {
+    let sessions = handoff::list_sessions(&paths.device).map_err(kernel_error)?;
+    let store = IsidStore::new(&paths.state_dir);
     let chosen: Vec<&SessionInfo> = sessions
         .iter()
-        .filter(|i| {
-            all || host == Some(i.host_no)
-                || target.is_some_and(|t| c_str_field("target_name", &i.target_name) == Ok(t))
-        })
+        .filter(|i| which.matches(i, &store))
         .collect();
-    if chosen.is_empty() && all {
+    if chosen.is_empty() && which.all {
         // Nothing to do is done: `logout -a` is the boot unit's ExecStop, which
         // must not fail on a host without sessions.
         return out
@@ -232,10 +371,11 @@ pub fn logout(
         ));
     }
     for i in chosen {
-        handoff::remove_session(device, i.host_no, false).map_err(kernel_error)?;
+        handoff::remove_session(&paths.device, i.host_no, false).map_err(kernel_error)?;
         let line = format!(
-            "logged out of {} (host{})\n",
+            "logged out of {} at {} (host{})\n",
             field("target_name", &i.target_name),
+            field("portal", &i.portal),
             i.host_no
         );
         out.write_all(line.as_bytes())
@@ -263,10 +403,12 @@ mod tests {
             "host4 iqn.2001-04.com.example:t 127.0.0.1:3260 recovering recoveries=3 \
              HeaderDigest=CRC32C DataDigest=None disks: sdb\n"
         );
-        let j = session_json(&i);
+        let j = session_json(&view(&i, Path::new("/nonexistent"), None));
         assert_eq!(j["state"], "recovering");
         assert_eq!(j["recoveries"], 3);
-        assert_eq!(j["replacement_timeout"], 120);
+        assert_eq!(j["timeouts"]["replacement_timeout"], 120);
+        assert_eq!(j["portal"]["port"], 3260);
+        assert_eq!(j["params"]["HeaderDigest"], "CRC32C");
         for (s, name) in [
             (state::RUNNING, "running"),
             (state::LOGGING_OUT, "logging-out"),
@@ -275,5 +417,107 @@ mod tests {
         ] {
             assert_eq!(state_name(s), name);
         }
+    }
+}
+
+#[cfg(test)]
+mod sysfs_tests {
+    use super::*;
+
+    /// A sysfs tree like the kernel's for host 5: two LUNs, one of them a disk.
+    fn fake_sysfs(root: &Path) {
+        let host = root.join("class/scsi_host/host5");
+        let dev = root.join("devices/platform/host5");
+        let t = dev.join("target5:0:0");
+        for (hctl, disk, vendor) in [
+            ("5:0:0:0", Some("sdc"), "LIO-ORG"),
+            ("5:0:0:10", None, "LIO-ORG"),
+        ] {
+            let d = t.join(hctl);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("vendor"), format!("{vendor}  \n")).unwrap();
+            std::fs::write(d.join("model"), "FILEIO          \n").unwrap();
+            std::fs::write(d.join("state"), "running\n").unwrap();
+            if let Some(disk) = disk {
+                std::fs::create_dir_all(d.join("block").join(disk)).unwrap();
+            }
+        }
+        std::fs::create_dir_all(t.join("power")).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        std::os::unix::fs::symlink(&dev, host.join("device")).unwrap();
+        std::fs::write(host.join("noop_out_interval"), "7\n").unwrap();
+        std::fs::write(host.join("max_outstanding_r2t"), "1\n").unwrap();
+    }
+
+    #[test]
+    fn luns_disks_and_the_verbose_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_sysfs(dir.path());
+        let luns = luns_of(dir.path(), 5);
+        assert_eq!(luns.len(), 2, "{luns:?}");
+        assert_eq!((luns[0].lun, luns[0].disk.as_deref()), (0, Some("sdc")));
+        assert_eq!((luns[1].lun, luns[1].disk.as_deref()), (10, None));
+        assert_eq!(luns[0].vendor, "LIO-ORG");
+        assert_eq!(disks_of(dir.path(), 5), vec!["sdc"]);
+        assert!(luns_of(dir.path(), 6).is_empty());
+
+        let mut i = SessionInfo::zeroed();
+        i.host_no = 5;
+        i.state = state::RUNNING;
+        i.isid = [0x80, 0xaa, 0xbb, 0xcc, 0, 1];
+        i.max_recv_data_segment_len = 262_144;
+        uapi::set_c_str("iqn.2001-04.com.example:t", &mut i.target_name).unwrap();
+        uapi::set_c_str("iqn.2001-04.com.example:me", &mut i.initiator_name).unwrap();
+        uapi::set_c_str("127.0.0.1:3260", &mut i.portal).unwrap();
+        let store = IsidStore::new(&dir.path().join("state"));
+        store
+            .record(
+                "iqn.2001-04.com.example:me",
+                "iqn.2001-04.com.example:t",
+                1,
+                &["127.0.0.1:3260"],
+                i.isid,
+            )
+            .unwrap();
+        let v = view(&i, dir.path(), Some(&store));
+        let text = session_verbose(&v);
+        for want in [
+            "Target: iqn.2001-04.com.example:t\n",
+            "    Portal: 127.0.0.1:3260,1\n",
+            "ISID: 80aabbcc0001",
+            "    SCSI host: 5\n",
+            "        noop_out_interval: 7\n",
+            "        MaxRecvDataSegmentLength: 262144\n",
+            "        MaxOutstandingR2T: 1\n",
+            "        5:0:0:0 (LUN 0): /dev/sdc [running] LIO-ORG FILEIO\n",
+            "        5:0:0:10 (LUN 10): no disk [running]",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        let j = session_json(&v);
+        assert_eq!(j["portal"]["portal_group_tag"], 1);
+        assert_eq!(j["luns"][0]["disk"], "sdc");
+        assert_eq!(j["disks"][0], "sdc");
+        assert_eq!(j["isid"], "80aabbcc0001");
+
+        // logout -p matches by portal, and by the store's portals for the ISID.
+        let by = |portal: &str| LogoutWhich {
+            portal: Some(portal.into()),
+            ..LogoutWhich::default()
+        };
+        assert!(by("127.0.0.1:3260").matches(&i, &store));
+        assert!(!by("127.0.0.2:3260").matches(&i, &store));
+        let nick = LogoutWhich {
+            target: Some("iqn.2001-04.com.example:t".into()),
+            portal: Some("127.0.0.1:3260".into()),
+            ..LogoutWhich::default()
+        };
+        assert!(nick.matches(&i, &store));
+        let other = LogoutWhich {
+            target: Some("iqn.2001-04.com.example:u".into()),
+            portal: Some("127.0.0.1:3260".into()),
+            ..LogoutWhich::default()
+        };
+        assert!(!other.matches(&i, &store));
     }
 }

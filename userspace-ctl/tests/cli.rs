@@ -34,7 +34,7 @@ fn help_version_and_usage() {
     let o = run(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
-    for verb in ["discover", "login", "list", "logout", "daemon"] {
+    for verb in ["discover", "login", "list", "logout", "daemon", "iname"] {
         assert!(out.contains(verb), "{out}");
     }
     assert_eq!(run(&["--version"]).status.code(), Some(0));
@@ -108,4 +108,67 @@ fn config_errors_exit_with_config_code() {
         )),
         "{line}"
     );
+}
+
+#[test]
+fn log_lines_carry_journal_priorities_only_on_the_journal_stream() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stderr");
+    let run_with = |journal_stream: &dyn Fn(&std::fs::Metadata) -> String| {
+        let f = std::fs::File::create(&path).unwrap();
+        let meta = f.metadata().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_iscsictl"))
+            .args(["list"])
+            .env("JOURNAL_STREAM", journal_stream(&meta))
+            .stderr(f)
+            .output()
+            .expect("run iscsictl");
+        assert_eq!(o.status.code(), Some(MODULE_NOT_LOADED));
+        std::fs::read_to_string(&path).unwrap()
+    };
+    // stderr is the stream systemd names: the line starts with <3> (error).
+    let err = run_with(&|m| format!("{}:{}", m.dev(), m.ino()));
+    assert_eq!(
+        err,
+        "<3>iscsictl: iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)\n"
+    );
+    // Inherited by a process whose stderr went elsewhere: plain.
+    let err = run_with(&|m| format!("{}:{}", m.dev(), m.ino() + 1));
+    assert_eq!(
+        err,
+        "iscsictl: iscsi_rs kernel module is not loaded (try: insmod iscsi_rs.ko)\n"
+    );
+}
+
+#[test]
+fn iname_is_stable_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let iname = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_iscsictl"))
+            .arg("iname")
+            .env(iscsictl::identity::STATE_DIR_ENV, &state)
+            .output()
+            .expect("run iscsictl");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        (
+            String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+            stderr(&o),
+        )
+    };
+    let (first, note) = iname();
+    assert!(iscsictl::names::IscsiName::parse(&first).is_ok(), "{first}");
+    let (second, again) = iname();
+    assert_eq!(first, second);
+    assert_eq!(again, "", "nothing to announce the second time");
+    if !Path::new(iscsictl::names::INITIATORNAME_FILE).exists() {
+        // No open-iscsi name on this host: ours was generated once and saved.
+        assert!(note.contains("saved to"), "{note}");
+        let saved = std::fs::read_to_string(state.join("initiatorname.iscsi")).unwrap();
+        assert!(
+            saved.contains(&format!("InitiatorName={first}\n")),
+            "{saved}"
+        );
+    }
 }

@@ -73,6 +73,12 @@ const EXIT_CODES: &[(u8, &str)] = &[
         "/dev/iscsi_rs is missing: the iscsi_rs module is not loaded",
     ),
     (exit::NOT_IMPLEMENTED, "the verb is not implemented yet"),
+    (
+        exit::SESSION_EXISTS,
+        "login: a session on this path (target name and portal, or the path's ISID) exists \
+         already; nothing was changed (iscsiadm's ISCSI_ERR_SESS_EXISTS). login -a reports \
+         such targets and skips them without failing",
+    ),
 ];
 
 /// The clap command with every subcommand's names filled in (display names like
@@ -191,11 +197,41 @@ fn man_page(cmd: &clap::Command) -> io::Result<Vec<u8>> {
         ),
         (
             "/etc/iscsi/initiatorname.iscsi",
-            "the initiator name, in open-iscsi's format",
+            "the initiator name, in open-iscsi's format (read, never written)",
+        ),
+        (
+            "/etc/iscsi-rs/initiatorname.iscsi",
+            "the initiator name iscsictl generated, once, when neither --initiator-name, \
+             InitiatorName in the config nor open-iscsi's file gives one (iscsictl iname prints it)",
+        ),
+        (
+            "/etc/iscsi-rs/isids",
+            "one ISID per path (initiator name, target name, portal) with the portal group tag \
+             it reached: every login on that path uses it, so the target and SCSI persistent \
+             reservations see the same initiator port across logins and reboots (RFC 7143 \
+             section 4.4.3). One line per path, ISID TPGT INITIATOR TARGET PORTAL[,PORTAL]; \
+             rewritten atomically. Dry runs and discovery use a random ISID and record nothing",
         ),
     ] {
         r.control("TP", []);
         r.text([bold(file)]);
+        r.text([roman(what)]);
+    }
+    r.control("SH", ["ENVIRONMENT"]);
+    for (var, what) in [
+        (
+            iscsictl::identity::STATE_DIR_ENV,
+            "the state directory instead of /etc/iscsi-rs (generated name and ISID store)",
+        ),
+        (
+            "JOURNAL_STREAM",
+            "set by systemd: when it names stderr, every log line starts with its syslog \
+             priority (<3> for errors to <7> for debug lines) for journald; otherwise lines are plain \
+             (iscsictl: message). -v adds debug lines, -vv trace lines",
+        ),
+    ] {
+        r.control("TP", []);
+        r.text([bold(var)]);
         r.text([roman(what)]);
     }
     see_also(
@@ -254,6 +290,7 @@ mod tests {
             "man/man8/iscsictl-list.8",
             "man/man8/iscsictl-logout.8",
             "man/man8/iscsictl-daemon.8",
+            "man/man8/iscsictl-iname.8",
             "man/man5/iscsi-rs.conf.5",
             "completions/iscsictl.bash",
             "completions/_iscsictl",
@@ -280,6 +317,13 @@ mod tests {
         assert!(top.contains(".TH iscsictl 8"), "{top}");
         assert!(top.contains(".SH \"EXIT STATUS\""), "{top}");
         assert!(top.contains("\\fB8\\fR"), "exit code 8 missing");
+        assert!(top.contains("\\fB15\\fR"), "exit code 15 missing");
+        assert!(top.contains("/etc/iscsi\\-rs/isids"), "ISID store missing");
+        assert!(top.contains("ISCSI_RS_DIR"), "ISCSI_RS_DIR missing");
+        // groff warns on raw non-ASCII input (make check-pkg fails on that).
+        if let Some(c) = top.chars().find(|c| !c.is_ascii()) {
+            panic!("iscsictl.8 holds non-ASCII {c:?}");
+        }
         for sub in cmd.get_subcommands() {
             let name = sub.get_name();
             // roff escapes '-' (udev-path) as '\-'.

@@ -1,0 +1,615 @@
+//! The host's stable iSCSI identity: the initiator name when nobody configured
+//! one, and one ISID per path (initiator name, target name, portal).
+//!
+//! Both live in iscsictl's state directory (`/etc/iscsi-rs`, or
+//! `$ISCSI_RS_DIR`): `initiatorname.iscsi` (open-iscsi's format, written only
+//! when no name exists anywhere) and `isids`. open-iscsi's own
+//! `/etc/iscsi/initiatorname.iscsi` is read first and never written: that file
+//! belongs to its package, and sharing its name keeps target ACLs the same for
+//! both initiators.
+//!
+//! Why ISIDs are stored: RFC 7143 §4.4.3 and §11.12.5 make (InitiatorName,
+//! ISID) the SCSI initiator port, and SCSI persistent reservations are
+//! registered against it. A fresh random ISID per login would make every
+//! reboot a new initiator port, and a cluster's registrations would be lost.
+//! The ISID keeps the random format (T = 10b, iscsi-proto's `isid_random`): it
+//! is drawn once per path, then reused by every login on that path (and by the
+//! daemon's re-logins, which take it from the kernel).
+//!
+//! Why per portal and not per portal group: the ISID rule (§4.4.3) allows one
+//! session per ISID and portal group, so two paths into one group (two portals
+//! of one LIO TPG under dm-multipath) need two ISIDs; a shared one would make
+//! each login reinstate, i.e. kill, the other path's session. With the usual
+//! one portal per group the two keys are the same. The group's tag is stored
+//! with each entry (for `list -v`); a login landing in another group keeps
+//! the path's ISID and updates the tag.
+//!
+//! `isids` is a text file, one entry per line, fields separated by spaces (no
+//! field can hold whitespace: names and portals are checked for it):
+//!
+//! ```text
+//! # comment
+//! ISID(12 hex digits) TPGT INITIATOR-NAME TARGET-NAME PORTAL[,PORTAL…]
+//! ```
+//!
+//! The portals of an entry are the names of one path: the portal as given and
+//! where a redirect ended. Every change rewrites the file through a temporary
+//! file, fsync and `rename(2)`, under an `flock(2)` on `lock` beside it, so
+//! concurrent logins (at boot) neither lose an entry nor leave half a file.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::exit::Error;
+use crate::names::{self, NameSource, ResolvedName};
+
+/// iscsictl's state directory.
+pub const STATE_DIR: &str = "/etc/iscsi-rs";
+/// Environment variable that moves the state directory (tests, read-only /etc).
+pub const STATE_DIR_ENV: &str = "ISCSI_RS_DIR";
+/// Our initiator name file, inside the state directory.
+pub const NAME_FILE: &str = "initiatorname.iscsi";
+/// The ISID store, inside the state directory.
+pub const ISID_FILE: &str = "isids";
+/// Lock file serialising updates of the store.
+const LOCK_FILE: &str = "lock";
+/// Lock file held by a real login from its session check to its handoff.
+const LOGIN_LOCK_FILE: &str = "login.lock";
+
+/// The state directory: `$ISCSI_RS_DIR` when set and non-empty, else [`STATE_DIR`].
+pub fn default_state_dir() -> PathBuf {
+    match std::env::var_os(STATE_DIR_ENV) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(STATE_DIR),
+    }
+}
+
+/// The host's default initiator name, and what happened to find it.
+#[derive(Debug, Clone)]
+pub struct HostName {
+    pub resolved: ResolvedName,
+    /// Where a generated name was saved, or why it could not be.
+    pub saved: Option<Result<PathBuf, String>>,
+}
+
+/// open-iscsi's file when present, else ours, else a generated name that is
+/// saved to ours (so it is generated once). A name that cannot be saved is
+/// still used, and the caller says it will change (`saved` holds the reason).
+pub fn host_initiator_name(openiscsi_file: &Path, state_dir: &Path) -> Result<HostName, Error> {
+    if let Some(name) = names::read_initiatorname_file(openiscsi_file)? {
+        return Ok(HostName {
+            resolved: ResolvedName {
+                name,
+                source: NameSource::File,
+            },
+            saved: None,
+        });
+    }
+    let ours = state_dir.join(NAME_FILE);
+    if let Some(name) = names::read_initiatorname_file(&ours)? {
+        return Ok(HostName {
+            resolved: ResolvedName {
+                name,
+                source: NameSource::Saved,
+            },
+            saved: None,
+        });
+    }
+    let _lock = Lock::take(state_dir).map_err(|e| e.to_string());
+    // Another iscsictl may have generated one while we waited for the lock.
+    if let Some(name) = names::read_initiatorname_file(&ours)? {
+        return Ok(HostName {
+            resolved: ResolvedName {
+                name,
+                source: NameSource::Saved,
+            },
+            saved: None,
+        });
+    }
+    let name = names::generate_initiator_name();
+    let text = format!(
+        "## Generated by iscsictl once; keep it stable (target ACLs and SCSI\n\
+         ## reservations know the host by it).\nInitiatorName={name}\n"
+    );
+    let saved = match _lock {
+        Ok(_) => write_atomic(&ours, text.as_bytes(), 0o644)
+            .map(|()| ours.clone())
+            .map_err(|e| format!("cannot write {}: {e}", ours.display())),
+        Err(e) => Err(e),
+    };
+    Ok(HostName {
+        resolved: ResolvedName {
+            name,
+            source: NameSource::Generated,
+        },
+        saved: Some(saved),
+    })
+}
+
+/// An ISID as written in the store and shown by `list`: 12 hex digits.
+pub fn isid_hex(isid: &[u8; 6]) -> String {
+    isid.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_isid(s: &str) -> Option<[u8; 6]> {
+    if s.len() != 12 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 6];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// One line of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub isid: [u8; 6],
+    pub tpgt: u16,
+    pub initiator: String,
+    pub target: String,
+    /// Portals (`host:port` as `Portal` prints them) that led to this group.
+    pub portals: Vec<String>,
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} {} {}",
+            isid_hex(&self.isid),
+            self.tpgt,
+            self.initiator,
+            self.target,
+            self.portals.join(",")
+        )
+    }
+}
+
+/// The store could not be read, parsed or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error(
+        "{}:{line}: {reason} (expected: ISID TPGT INITIATOR TARGET PORTAL[,PORTAL]; \
+         fix or remove the line: its target would get a new ISID)",
+        path.display()
+    )]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot save the ISID in {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Parse { .. } => Error::State(e.to_string()),
+            _ => Error::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Parses the store's text; `path` only names it in errors.
+pub fn parse_store(text: &str, path: &Path) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    for (idx, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |reason: &str| StoreError::Parse {
+            path: path.to_path_buf(),
+            line: idx + 1,
+            reason: reason.to_owned(),
+        };
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [isid, tpgt, initiator, target, portals] = f[..] else {
+            return Err(bad(&format!("{} fields instead of 5", f.len())));
+        };
+        let isid = parse_isid(isid).ok_or_else(|| bad("the ISID is not 12 hex digits"))?;
+        let tpgt = tpgt
+            .parse::<u16>()
+            .map_err(|_| bad("the portal group tag is not a number 0..65535"))?;
+        let portals: Vec<String> = portals
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        out.push(Entry {
+            isid,
+            tpgt,
+            initiator: initiator.to_owned(),
+            target: target.to_owned(),
+            portals,
+        });
+    }
+    Ok(out)
+}
+
+/// Renders the whole store.
+pub fn render_store(entries: &[Entry]) -> String {
+    let mut s = String::from(
+        "# iscsictl: one ISID per (initiator, target, portal group); see iscsictl(8).\n\
+         # ISID TPGT INITIATOR TARGET PORTALS\n",
+    );
+    for e in entries {
+        s.push_str(&e.to_string());
+        s.push('\n');
+    }
+    s
+}
+
+/// The ISID store of a state directory.
+#[derive(Debug, Clone)]
+pub struct IsidStore {
+    dir: PathBuf,
+}
+
+impl IsidStore {
+    pub fn new(state_dir: &Path) -> IsidStore {
+        IsidStore {
+            dir: state_dir.to_path_buf(),
+        }
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(ISID_FILE)
+    }
+
+    /// Every entry (none when the file does not exist).
+    pub fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let path = self.path();
+        match fs::read_to_string(&path) {
+            Ok(t) => parse_store(&t, &path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(StoreError::Read { path, source }),
+        }
+    }
+
+    /// The entry of the path a login to `portal` takes, if one logged in before.
+    pub fn lookup(
+        &self,
+        initiator: &str,
+        target: &str,
+        portal: &str,
+    ) -> Result<Option<Entry>, StoreError> {
+        Ok(self.entries()?.into_iter().find(|e| {
+            e.initiator == initiator && e.target == target && e.portals.iter().any(|p| p == portal)
+        }))
+    }
+
+    /// A random-format ISID no stored path of this initiator and target uses.
+    pub fn fresh_isid(&self, initiator: &str, target: &str) -> Result<[u8; 6], Error> {
+        let taken = self.entries()?;
+        loop {
+            let isid = crate::crypto::random_isid()?;
+            if !taken
+                .iter()
+                .any(|e| e.initiator == initiator && e.target == target && e.isid == isid)
+            {
+                return Ok(isid);
+            }
+        }
+    }
+
+    /// Records that a login with `isid` to `portals` (as given, and where a
+    /// redirect ended) reached portal group `tpgt`: the entry with this ISID
+    /// gains the portals, a new ISID gets its own entry, and a portal named by
+    /// another entry of the same initiator and target leaves that one (a
+    /// portal is one path). Writes only when something changed.
+    pub fn record(
+        &self,
+        initiator: &str,
+        target: &str,
+        tpgt: u16,
+        portals: &[&str],
+        isid: [u8; 6],
+    ) -> Result<(), StoreError> {
+        let _lock = Lock::take(&self.dir).map_err(|source| StoreError::Write {
+            path: self.dir.join(LOCK_FILE),
+            source,
+        })?;
+        let mut entries = self.entries()?;
+        let before = entries.clone();
+        let mine = |e: &Entry| e.initiator == initiator && e.target == target;
+        for e in entries.iter_mut().filter(|e| mine(e) && e.isid != isid) {
+            e.portals.retain(|q| !portals.contains(&q.as_str()));
+        }
+        // An entry whose every portal moved elsewhere names no path any more.
+        entries.retain(|e| !e.portals.is_empty() || !mine(e));
+        let at = match entries.iter().position(|e| mine(e) && e.isid == isid) {
+            Some(i) => i,
+            None => {
+                entries.push(Entry {
+                    isid,
+                    tpgt,
+                    initiator: initiator.to_owned(),
+                    target: target.to_owned(),
+                    portals: Vec::new(),
+                });
+                entries.len() - 1
+            }
+        };
+        let e = &mut entries[at];
+        e.tpgt = tpgt;
+        for p in portals {
+            if !e.portals.iter().any(|q| q == p) {
+                e.portals.push((*p).to_owned());
+            }
+        }
+        if entries != before {
+            let path = self.path();
+            write_atomic(&path, render_store(&entries).as_bytes(), 0o644)
+                .map_err(|source| StoreError::Write { path, source })?;
+        }
+        Ok(())
+    }
+
+    /// The entry whose ISID a kernel session uses.
+    pub fn by_isid(
+        &self,
+        initiator: &str,
+        target: &str,
+        isid: [u8; 6],
+    ) -> Result<Option<Entry>, StoreError> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .find(|e| e.initiator == initiator && e.target == target && e.isid == isid))
+    }
+}
+
+/// `flock(2)` on one of the state directory's lock files, released on drop.
+/// Creates the directory (mode 0755) when needed.
+pub struct Lock {
+    /// Held for the lock; closing it releases the flock.
+    _file: File,
+}
+
+impl Lock {
+    fn take(dir: &Path) -> io::Result<Lock> {
+        Lock::take_file(dir, LOCK_FILE)
+    }
+
+    fn take_file(dir: &Path, name: &str) -> io::Result<Lock> {
+        fs::create_dir_all(dir)?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o644)
+            .open(dir.join(name))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(Lock { _file: f })
+    }
+
+    /// Serialises the logins of one path, from `iscsictl login`'s check for
+    /// an existing session to its handoff, and the daemon's re-login of a
+    /// session from its check that the session still waits to its handoff.
+    /// The ISID of a path is stable: two logins with it at once (two
+    /// iscsictl, or a re-login of a session logged out meanwhile) would
+    /// reinstate, i.e. end, each other's session. Keyed by the ISID
+    /// (`login-ISID.lock`), so different sessions do not wait for each other;
+    /// without one (a path's first login, its ISID just drawn) host-wide
+    /// (`login.lock`), so two first logins on one path see each other.
+    /// `None` when the state directory cannot hold the lock (read-only /etc):
+    /// the login goes ahead unserialised.
+    pub fn login(dir: &Path, isid: Option<[u8; 6]>) -> Option<Lock> {
+        let name = match isid {
+            Some(i) => format!("login-{}.lock", isid_hex(&i)),
+            None => LOGIN_LOCK_FILE.to_owned(),
+        };
+        match Lock::take_file(dir, &name) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::debug!("no login lock in {}: {e}", dir.display());
+                None
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory,
+/// fsync, then `rename(2)`: readers see the old file or the new one, whole.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // The rename itself must reach the disk too.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: &str = "iqn.2001-04.com.example:host";
+    const T: &str = "iqn.2001-04.com.example:disk";
+
+    #[test]
+    fn isid_hex_round_trip_and_bad_values() {
+        let isid = [0x80, 0x12, 0xab, 0xcd, 0x00, 0x01];
+        assert_eq!(isid_hex(&isid), "8012abcd0001");
+        assert_eq!(parse_isid("8012abcd0001"), Some(isid));
+        assert_eq!(parse_isid("8012ABCD0001"), Some(isid));
+        for bad in [
+            "",
+            "8012abcd000",
+            "8012abcd00011",
+            "8012abcd000g",
+            "+012abcd0001",
+        ] {
+            assert_eq!(parse_isid(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_text_round_trips_and_errors_name_the_line() {
+        let e = Entry {
+            isid: [0x80, 1, 2, 3, 4, 5],
+            tpgt: 7,
+            initiator: I.into(),
+            target: T.into(),
+            portals: vec!["192.0.2.1:3260".into(), "[2001:db8::1]:3261".into()],
+        };
+        let text = render_store(std::slice::from_ref(&e));
+        let p = Path::new("/x/isids");
+        assert_eq!(parse_store(&text, p).unwrap(), vec![e]);
+        let err = parse_store("# c\n\n800102030405 7 a b\n", p).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/x/isids:3: 4 fields instead of 5"),
+            "{err}"
+        );
+        let err = parse_store("80010203040 7 a b c\n", p).unwrap_err();
+        assert!(
+            err.to_string().contains(":1: the ISID is not 12 hex"),
+            "{err}"
+        );
+        let err = parse_store("800102030405 70000 a b c\n", p).unwrap_err();
+        assert!(err.to_string().contains("portal group tag"), "{err}");
+        // A parse error is a state error (exit 3), not a silent new ISID.
+        let e: Error = err.into();
+        assert_eq!(e.exit_code(), crate::exit::CONFIG);
+    }
+
+    #[test]
+    fn record_lookup_and_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = IsidStore::new(&dir.path().join("state"));
+        assert_eq!(store.lookup(I, T, "h:3260").unwrap(), None);
+        let a = store.fresh_isid(I, T).unwrap();
+        assert_eq!(a[0] & 0xc0, 0x80, "random format, T = 10b");
+        // A redirect: the portal as given and where the login ended.
+        store.record(I, T, 1, &["h:3260", "r:3260"], a).unwrap();
+        assert_eq!(store.lookup(I, T, "h:3260").unwrap().unwrap().isid, a);
+        assert_eq!(store.lookup(I, T, "r:3260").unwrap().unwrap().isid, a);
+        // Another initiator name or target: another identity.
+        let other = "iqn.2001-04.com.example:other";
+        assert_eq!(store.lookup(other, T, "h:3260").unwrap(), None);
+        assert_eq!(store.lookup(I, "iqn.x:y", "h:3260").unwrap(), None);
+        // A second portal into the same group is a second path: its own ISID
+        // (the ISID rule: one session per ISID and portal group).
+        let b = store.fresh_isid(I, T).unwrap();
+        assert_ne!(a, b);
+        store.record(I, T, 1, &["g:3260"], b).unwrap();
+        assert_eq!(store.lookup(I, T, "g:3260").unwrap().unwrap().isid, b);
+        // Recording the same thing again changes nothing.
+        let text = fs::read_to_string(store.path()).unwrap();
+        store.record(I, T, 1, &["g:3260"], b).unwrap();
+        assert_eq!(fs::read_to_string(store.path()).unwrap(), text);
+        // A portal that now leads to path b leaves path a; the tag is updated.
+        store.record(I, T, 2, &["r:3260"], b).unwrap();
+        let all = store.entries().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].portals, vec!["h:3260"]);
+        assert_eq!(
+            (all[1].tpgt, all[1].portals.clone()),
+            (2, vec!["g:3260".to_string(), "r:3260".to_string()])
+        );
+        assert_eq!(store.by_isid(I, T, b).unwrap().unwrap().tpgt, 2);
+        // An entry left without portals goes.
+        store.record(I, T, 2, &["h:3260"], b).unwrap();
+        assert_eq!(store.entries().unwrap().len(), 1);
+        // No temporary file is left behind.
+        let names: Vec<String> = fs::read_dir(dir.path().join("state"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn login_lock_serialises_and_is_optional() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let isid = Some([0x80, 0, 0, 0, 0, 7]);
+        let held = Lock::login(dir.path(), isid).expect("lock in a writable dir");
+        // Another path (and the first-login lock) is not held up by it.
+        drop(Lock::login(dir.path(), Some([0x80, 0, 0, 0, 0, 8])).unwrap());
+        drop(Lock::login(dir.path(), None).unwrap());
+        let got = Arc::new(AtomicBool::new(false));
+        let (d, g) = (dir.path().to_path_buf(), got.clone());
+        let t = std::thread::spawn(move || {
+            let _l = Lock::login(&d, isid);
+            g.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !got.load(Ordering::SeqCst),
+            "second login lock taken while held"
+        );
+        drop(held);
+        t.join().unwrap();
+        assert!(got.load(Ordering::SeqCst));
+        // The store's own lock is another file: recording while a login holds
+        // its lock does not deadlock.
+        let _held = Lock::login(dir.path(), None).unwrap();
+        IsidStore::new(dir.path())
+            .record(I, T, 1, &["h:3260"], [0x80, 0, 0, 0, 0, 1])
+            .unwrap();
+        assert!(Lock::login(Path::new("/proc/iscsi-rs-test-state"), None).is_none());
+    }
+
+    #[test]
+    fn generated_name_is_saved_once_and_openiscsi_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let oi = dir.path().join("initiatorname.iscsi");
+        let state = dir.path().join("state");
+        let first = host_initiator_name(&oi, &state).unwrap();
+        assert_eq!(first.resolved.source, NameSource::Generated);
+        let saved = first.saved.clone().unwrap().unwrap();
+        assert_eq!(saved, state.join(NAME_FILE));
+        let again = host_initiator_name(&oi, &state).unwrap();
+        assert_eq!(again.resolved.source, NameSource::Saved);
+        assert_eq!(again.resolved.name, first.resolved.name);
+        assert!(again.saved.is_none());
+        fs::write(&oi, "InitiatorName=iqn.2001-04.com.example:oi\n").unwrap();
+        let oi_name = host_initiator_name(&oi, &state).unwrap();
+        assert_eq!(oi_name.resolved.source, NameSource::File);
+        assert_eq!(oi_name.resolved.name.as_str(), "iqn.2001-04.com.example:oi");
+    }
+
+    #[test]
+    fn unwritable_state_dir_still_gives_a_name_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing can be created below /proc, not even by root.
+        let nowhere = Path::new("/proc/iscsi-rs-test-state");
+        let h = host_initiator_name(&dir.path().join("none"), nowhere).unwrap();
+        assert_eq!(h.resolved.source, NameSource::Generated);
+        assert!(h.saved.unwrap().is_err());
+    }
+}
