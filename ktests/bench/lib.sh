@@ -29,7 +29,10 @@ BENCH_LOOP_INIT=naa.5001405bec000002
 # nvmet: subsystem (any host may connect), namespace 1 on BENCH_DEV, TCP port 1.
 NVMET=/sys/kernel/config/nvmet
 BENCH_NQN=nqn.2026-11.dev.iscsi-rs:bench
+# A host NQN of our own needs a host ID of its own too: the kernel refuses a
+# second NQN for the default host's ID.
 BENCH_HOSTNQN=nqn.2026-11.dev.iscsi-rs:guest-nvme
+BENCH_HOSTID=6e766d65-7463-4000-8000-62656e636801
 BENCH_NVME_ADDR=127.0.0.1 BENCH_NVME_PORT=4420
 BENCH_QD=128
 BENCH_MODE=full
@@ -52,14 +55,16 @@ bench_send() {
 }
 
 # bench_snap FILE: what report.py needs to split a job's CPU time, taken at both
-# ends of its measured window: uptime, /proc/stat's cpu line (USER_HZ ticks per
-# state, softirq included) and ctxt, then "tid comm ticks" for every thread
-# (utime+stime from /proc/TID/stat; comm with spaces squeezed, kworkers carry the
-# name of the last workqueue they ran). One awk over one cat, so the snapshot
-# itself costs a few ms of the window.
+# ends of its measured window: uptime, the CPU count, /proc/stat's cpu line
+# (USER_HZ units; idle is exact under NO_HZ, the busy states are tick samples)
+# and ctxt, then "T tid comm ticks" for every thread (utime+stime of
+# /proc/TID/stat, which the kernel scales to the thread's exact runtime; comm with
+# blanks squeezed; kworkers carry the name of the last workqueue they ran). One
+# awk over one cat, so the snapshot itself costs a few ms of the window.
 bench_snap() {
     {
         cut -d' ' -f1 /proc/uptime
+        echo "N $(grep -c '^cpu[0-9]' /proc/stat)"
         grep -E '^(cpu|ctxt) ' /proc/stat
         cat /proc/[0-9]*/task/[0-9]*/stat 2>/dev/null | awk '{
             c = 0; for (i = length($0); i > 0; i--) if (substr($0, i, 1) == ")") { c = i; break }
@@ -117,8 +122,9 @@ bench_jobs() {
 # queues' CPU lists (where each CPU's submissions go).
 bench_blockinfo() {
     local d=/sys/block/$1 f q
-    echo none > "$d/queue/scheduler" 2>/dev/null
-    echo $BENCH_QD > "$d/device/queue_depth" 2>/dev/null
+    # Not every driver lets these change (iscsi_rs's queue_depth is read-only).
+    { echo none > "$d/queue/scheduler"; } 2>/dev/null
+    { echo $BENCH_QD > "$d/device/queue_depth"; } 2>/dev/null
     for f in device/queue_depth queue/nr_requests queue/max_sectors_kb queue/max_hw_sectors_kb queue/scheduler; do
         [ -e "$d/$f" ] && echo "$f: $(cat "$d/$f" 2>/dev/null)"
     done
@@ -230,8 +236,8 @@ bench_nvme() {
     local fd resp inst= dev= _ c=/sys/class/nvme
     exec {fd}<>/dev/nvme-fabrics
     # One write() per option string; reading back names the new controller.
-    printf 'transport=tcp,traddr=%s,trsvcid=%s,nqn=%s,hostnqn=%s' \
-        $BENCH_NVME_ADDR $BENCH_NVME_PORT $BENCH_NQN $BENCH_HOSTNQN >&$fd \
+    printf 'transport=tcp,traddr=%s,trsvcid=%s,nqn=%s,hostnqn=%s,hostid=%s' \
+        $BENCH_NVME_ADDR $BENCH_NVME_PORT $BENCH_NQN $BENCH_HOSTNQN $BENCH_HOSTID >&$fd \
         && read -r resp <&$fd && inst=$(sed -n 's/^instance=\([0-9]*\),.*/\1/p' <<<"$resp")
     exec {fd}>&-
     [ -n "$inst" ] || { echo "bench: nvme-tcp connect failed" >&2; bench_fail=1; return; }
