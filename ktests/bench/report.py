@@ -105,6 +105,9 @@ def cpu_split(s1, s2, iops):
     (u1, n1, c1, x1, t1), (u2, n2, c2, x2, t2) = parse_snap(s1), parse_snap(s2)
     if None in (u1, u2, n2, c1, c2, x1, x2) or u2 <= u1 or iops <= 0:
         return {}
+    if any(c == "fio" and tid not in t2 for tid, (c, _) in t1.items()):
+        print("report: fio exited inside a CPU window; its CPU figures dropped", file=sys.stderr)
+        return {}
     wall = u2 - u1
     ios = iops * wall
     d = [b - a for a, b in zip(c1, c2)]  # user nice system idle iowait irq softirq steal
@@ -498,7 +501,7 @@ def main():
     w("- blk-mq queue → CPU lists per path are in the parameter table below (`mq/N cpu_list`)\n\n")
 
     w("## Guest CPU per I/O\n\n")
-    w("Measured in the guest over each job's measured window (after fio's ramp, one second before its"
+    w("Measured in the guest over each job's measured window (after fio's ramp, two seconds before its"
       " end) from two snapshots of `/proc/stat` and of every thread's `/proc/TID/stat`, divided by the"
       " I/Os fio completed in the window (IOPS × window):\n\n"
       "- **busy**: CPUs × window − idle − iowait (idle is exact, NO_HZ accounts it in ns). Not the sum"
