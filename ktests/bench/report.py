@@ -330,8 +330,9 @@ def plot_cdf(out_dir, bins, title):
             with open(fn, "w") as f:
                 for ns in sorted(h):
                     acc += h[ns]
-                    # 1 - F is kept above zero so the last point stays on the log axis.
-                    f.write(f"{ns / 1000:.3f} {acc / total:.6f} {max(1 - acc / total, 0.5 / total):.3e}\n")
+                    # 1 - F of the slowest bucket is 0: off a log axis, so left out.
+                    tail = "?" if acc >= total else f"{1 - acc / total:.3e}"
+                    f.write(f"{ns / 1000:.3f} {acc / total:.6f} {tail}\n")
             files.append(fn)
             cur.append((fn, name, COLOURS[k]))
         plots[job] = cur
@@ -344,6 +345,7 @@ def plot_cdf(out_dir, bins, title):
     script = [f"""
 set terminal pngcairo size 1400,900 font ",10" noenhanced
 set output "{os.path.join(out_dir, 'latency-cdf.png')}"
+set datafile missing "?"
 set key bottom right
 set grid xtics ytics mxtics
 set logscale x 10
