@@ -55,23 +55,25 @@ bench_send() {
 }
 
 # bench_snap FILE: what report.py needs to split a job's CPU time, taken at both
-# ends of its measured window: uptime, the CPU count, /proc/stat's cpu line
+# ends of its measured window: uptime, the CPU count (N), /proc/stat's cpu line
 # (USER_HZ units; idle is exact under NO_HZ, the busy states are tick samples)
 # and ctxt, then "T tid comm ticks" for every thread (utime+stime of
 # /proc/TID/stat, which the kernel scales to the thread's exact runtime; comm with
-# blanks squeezed; kworkers carry the name of the last workqueue they ran). One
-# awk over one cat, so the snapshot itself costs a few ms of the window.
+# blanks squeezed; kworkers carry the name of the last workqueue they ran), and
+# the uptime at the end (E). One cat and one awk, no other process: on a busy
+# TCG host every fork costs, and a slow snapshot would outlive fio. cat, not
+# awk, opens the files: mawk stops at a thread that exited since the glob.
 bench_snap() {
-    {
-        cut -d' ' -f1 /proc/uptime
-        echo "N $(grep -c '^cpu[0-9]' /proc/stat)"
-        grep -E '^(cpu|ctxt) ' /proc/stat
-        cat /proc/[0-9]*/task/[0-9]*/stat 2>/dev/null | awk '{
+    cat /proc/uptime /proc/stat /proc/[0-9]*/task/[0-9]*/stat 2>/dev/null | awk '
+        NR == 1 { print $1; next }
+        /^cpu[0-9]/ { n++; next }
+        /^(cpu|ctxt) / { print; next }
+        /^[0-9]+ \(/ {
             c = 0; for (i = length($0); i > 0; i--) if (substr($0, i, 1) == ")") { c = i; break }
             o = index($0, "("); comm = substr($0, o + 1, c - o - 1); gsub(/[ \t]/, "_", comm)
             split(substr($0, c + 2), f, " ")
-            print "T", $1, comm, f[12] + f[13] }'
-    } > "$1"
+            print "T", $1, comm, f[12] + f[13] }
+        END { print "N", n; getline u < "/proc/uptime"; split(u, e, " "); print "E", e[1] }' > "$1"
 }
 
 # bench_fio_start TAG DEV SPEC: starts the fio job of SPEC (name:rw:bs:iodepth) on
@@ -137,8 +139,9 @@ bench_blockinfo() {
     done
 }
 
-# Prints the CPU affinity of the target's kernel threads (LIO's iscsi_trx /
-# iscsi_ttx follow the iscsi fabric's cpus_allowed_list).
+# Prints the CPU affinity of the target's kernel threads: LIO pins each
+# connection's iscsi_trx / iscsi_ttx pair to one CPU of the iscsi fabric's
+# cpus_allowed_list.
 bench_threadinfo() {
     local t comm
     for t in /proc/[0-9]*; do
