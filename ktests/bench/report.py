@@ -35,6 +35,7 @@ DIGEST_PATHS = ("rs", "oi")  # only the iSCSI paths run with CRC32C digests
 CDF_JOBS = ["randread-4k-qd1", "randread-4k-qd32"]
 CPU_JOBS = ["randread-4k-qd32", "randread-4k-qd1", "read-1m-qd8", "write-1m-qd8"]
 USER_HZ = 100
+SNAP_SECS = []  # how long each CPU snapshot took (its E line minus its uptime)
 
 # Thread classes by comm (per-thread utime+stime from /proc/TID/stat).
 THREAD_CLASSES = [
@@ -91,6 +92,8 @@ def parse_snap(text):
             ctxt = int(f[1])
         elif f[0] == "T" and len(f) == 4:
             threads[f[1]] = (f[2], int(f[3]))
+        elif f[0] == "E" and len(f) == 2 and up is not None:
+            SNAP_SECS.append(float(f[1]) - up)
     return up, ncpu, cpu, ctxt, threads
 
 
@@ -503,6 +506,11 @@ def main():
     w("- blk-mq queue → CPU lists per path are in the parameter table below (`mq/N cpu_list`)\n\n")
 
     w("## Guest CPU per I/O\n\n")
+    snap_note = ""
+    if SNAP_SECS:
+        window = max(int(env.get("runtime", "0") or 0) - 2, 0)
+        snap_note = (f"Each snapshot took at most {max(SNAP_SECS):.2f} s (median"
+                     f" {statistics.median(SNAP_SECS):.2f} s) of a window of about {window} s. ")
     w("Measured in the guest over each job's measured window (after fio's ramp, two seconds before its"
       " end) from two snapshots of `/proc/stat` and of every thread's `/proc/TID/stat`, divided by the"
       " I/Os fio completed in the window (IOPS × window):\n\n"
@@ -526,6 +534,7 @@ def main():
       f" `CONFIG_IRQ_TIME_ACCOUNTING` ({irqtime} here) a thread's runtime includes the softirqs that ran"
       " on top of it, so softirq overlaps the thread columns (ksoftirqd is only counted here)\n"
       "- **ctx switches**: `/proc/stat` ctxt delta per I/O (exact)\n\n"
+      + snap_note +
       "Attribution is by thread, not by code: fio's kernel time holds the initiator's submit path,"
       " and the split is only as clean as the thread list above. Under TCG the vCPUs are host"
       " threads, so these are emulated-CPU times: compare paths, not absolute values.\n\n")
