@@ -495,11 +495,12 @@ def main():
     w(f"- guest CPUs: {placement.get('cpus', '?')}; fio: {placement.get('fio_cpus_allowed', '?')}\n")
     w(f"- LIO iSCSI `cpus_allowed_list` (the iscsi fabric's, inherited by iscsi_trx/iscsi_ttx):"
       f" {placement.get('lio_cpus_allowed_list', '?') or '?'}")
-    w("; LIO pins each connection's iscsi_trx/iscsi_ttx to one CPU of it:")
+    conns = []
     for tag, nm in (("rs", "iscsi_rs"), ("rsdig", "iscsi_rs +digests"), ("oi", "open-iscsi"), ("oidig", "open-iscsi +digests")):
         aff = sorted({f"{k.split()[1]} on CPU {v}" for k, v in params.get(tag, {}).items() if k.startswith("thread ")})
-        w(f" {nm}: {', '.join(aff) if aff else '?'};")
-    w(" (first round)\n")
+        conns.append(f"{nm}: {', '.join(aff) if aff else '?'}")
+    w("; LIO pins each connection's iscsi_trx/iscsi_ttx pair to one CPU of it (first round: "
+      + "; ".join(conns) + ")\n")
     w("- nvme-tcp: one I/O queue per CPU, each with an `io_cpu` from the blk-mq map (the hctx's first"
       f" CPU; `wq_unbound`={placement.get('nvme_tcp_wq_unbound', '?')}); nvmet-tcp runs a queue's"
       " io_work on the CPU the socket's packets arrive on (`sk_incoming_cpu`); neither is pinned further\n")
