@@ -8,9 +8,9 @@
 #   install-dkms  the module's sources + dkms.conf to /usr/src/iscsi-rs-VERSION (DESTDIR)
 #   check-pkg  what ships: module contents and modinfo, `make install DESTDIR=` (part of test)
 #   demo    boot the guest, log in to LIO for real: a remote disk, ext4, a file read back (timed)
-#   bench   iscsi_rs vs open-iscsi vs tcm_loop -> bench/results/latest.md (issue 7)
+#   bench   iscsi_rs vs open-iscsi vs nvme-tcp vs tcm_loop, 5 rounds -> bench/results (issue 14)
 #   bench-quick  one short round of it (part of test; checks it runs, not speed)
-#   bench-profile  perf profiles of iscsi_rs and open-iscsi -> bench/results/profile
+#   bench-profile  perf profiles of iscsi_rs, open-iscsi and nvme-tcp -> bench/results/profile
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help

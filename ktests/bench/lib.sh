@@ -1,10 +1,16 @@
 # Guest side of `make bench` (source this file; ktests/bench/guest/*.sh call
-# bench_round N). One LIO ramdisk (rd_mcp) is exported three ways in turn --
-# iscsi_rs (iscsictl), open-iscsi (iscsiadm + iscsi_tcp) and tcm_loop (a local
-# SCSI disk, no network) -- and the same fio jobs run on each. The raw fio JSON,
-# /proc/stat samples and the negotiated parameters of a round go back to the host
-# as one tarball, bench-rN.tar.gz (ktests/bench/report.py reads it).
+# bench_round N). One brd RAM disk (/dev/ram0, sized on the kernel command line by
+# ktests/bench/run.sh) is the device behind every path, exported four ways in turn:
+# iscsi_rs (iscsictl) and open-iscsi (iscsiadm + iscsi_tcp) to LIO's iSCSI target
+# over an iblock backstore on it, tcm_loop (a local SCSI disk on the same iblock
+# backstore, no network) and nvme-tcp to the kernel's nvmet-tcp target whose
+# namespace is the same /dev/ram0. The same fio jobs run on each. The raw fio JSON
+# (json+, with total-latency histograms), /proc/stat and per-thread CPU snapshots
+# and the negotiated parameters of a round go back to the host as one tarball,
+# bench-rN.tar.gz (ktests/bench/report.py reads it).
 # Mode: iscsirs.bench=quick|full on the kernel command line (ktests/bench/run.sh).
+# Guest scripts run under `set -u` only, like the cases: a failed job is recorded
+# as "not ok" and the round goes on to the next one.
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
 
@@ -13,10 +19,21 @@
 KO=$REPO/ktests/bench/out/module/iscsi_rs.ko
 BENCH_IQN=iqn.2026-11.dev.iscsi-rs:bench
 BENCH_PORTAL=127.0.0.1:3260
+BENCH_DEV=/dev/ram0
 BENCH_SIZE_MB=256
+# LIO iblock backstore over BENCH_DEV (shared by the iSCSI TPG and tcm_loop).
+BENCH_STORE=$LIO/core/iblock_0/bench
 # tcm_loop: target WWN (one SCSI host per WWN) and the I_T nexus's initiator port.
 BENCH_LOOP_WWN=naa.5001405bec000001
 BENCH_LOOP_INIT=naa.5001405bec000002
+# nvmet: subsystem (any host may connect), namespace 1 on BENCH_DEV, TCP port 1.
+NVMET=/sys/kernel/config/nvmet
+BENCH_NQN=nqn.2026-11.dev.iscsi-rs:bench
+# A host NQN of our own needs a host ID of its own too: the kernel refuses a
+# second NQN for the default host's ID.
+BENCH_HOSTNQN=nqn.2026-11.dev.iscsi-rs:guest-nvme
+BENCH_HOSTID=6e766d65-7463-4000-8000-62656e636801
+BENCH_NVME_ADDR=127.0.0.1 BENCH_NVME_PORT=4420
 BENCH_QD=128
 BENCH_MODE=full
 for arg in $(cat /proc/cmdline); do
@@ -37,35 +54,57 @@ bench_send() {
     { echo "@@FILE ${1##*/}"; base64 -w 76 "$1"; echo "@@END"; } > /dev/ttyS1
 }
 
-# "busy total" jiffies over all CPUs, then uptime in seconds.
-bench_stat() {
-    awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; t=b+$5+$6; printf "%d %d ", b, t}' /proc/stat
-    cut -d' ' -f1 /proc/uptime
+# bench_snap FILE: what report.py needs to split a job's CPU time, taken at both
+# ends of its measured window: uptime, the CPU count (N), /proc/stat's cpu line
+# (USER_HZ units; idle is exact under NO_HZ, the busy states are tick samples)
+# and ctxt, then "T tid comm ticks" for every thread (utime+stime of
+# /proc/TID/stat, which the kernel scales to the thread's exact runtime; comm with
+# blanks squeezed; kworkers carry the name of the last workqueue they ran), and
+# the uptime at the end (E). One cat and one awk, no other process: on a busy
+# TCG host every fork costs, and a slow snapshot would outlive fio. cat, not
+# awk, opens the files: mawk stops at a thread that exited since the glob.
+bench_snap() {
+    cat /proc/uptime /proc/stat /proc/[0-9]*/task/[0-9]*/stat 2>/dev/null | awk '
+        NR == 1 { print $1; next }
+        /^cpu[0-9]/ { n++; next }
+        /^(cpu|ctxt) / { print; next }
+        /^[0-9]+ \(/ {
+            c = 0; for (i = length($0); i > 0; i--) if (substr($0, i, 1) == ")") { c = i; break }
+            o = index($0, "("); comm = substr($0, o + 1, c - o - 1); gsub(/[ \t]/, "_", comm)
+            split(substr($0, c + 2), f, " ")
+            print "T", $1, comm, f[12] + f[13] }
+        END { print "N", n; getline u < "/proc/uptime"; split(u, e, " "); print "E", e[1] }' > "$1"
 }
 
 # bench_fio_start TAG DEV SPEC: starts the fio job of SPEC (name:rw:bs:iodepth) on
 # /dev/DEV in the background (JSON to $B/fio-TAG-NAME.json); sets BENCH_FIO_PID
-# and BENCH_FIO_NAME.
+# and BENCH_FIO_NAME. lat_percentiles: percentiles of the total latency (submit +
+# completion), not only completion; json+ adds its histogram (the CDF plot). fio
+# is not pinned (no cpus_allowed): the scheduler places it, as for a user.
 bench_fio_start() {
     local tag=$1 dev=$2 name rw bs qd
     IFS=: read -r name rw bs qd <<<"$3"
     fio --name="$name" --filename="/dev/$dev" --direct=1 --ioengine=libaio \
         --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --norandommap --randrepeat=0 \
         --time_based --runtime="$BENCH_RUNTIME" --ramp_time="$BENCH_RAMP" \
-        --output-format=json --output="$B/fio-$tag-$name.json" > "$B/fio-$tag-$name.log" 2>&1 &
+        --lat_percentiles=1 --output-format=json+ --output="$B/fio-$tag-$name.json" > "$B/fio-$tag-$name.log" 2>&1 &
     BENCH_FIO_PID=$! BENCH_FIO_NAME=$name
 }
 
-# bench_fio TAG DEV SPEC: one fio job; JSON to $B/fio-TAG-NAME.json and the CPU
-# samples of its measured window (after the ramp, before the end) to cpu-TAG-NAME.txt.
+# bench_fio TAG DEV SPEC: one fio job; JSON to $B/fio-TAG-NAME.json and CPU
+# snapshots of its measured window (after the ramp, before the end) to
+# snap-TAG-NAME-{1,2}.txt.
 bench_fio() {
-    local tag=$1 dev=$2 name pid s1 s2 rc
+    local tag=$1 dev=$2 name pid rc
     bench_fio_start "$tag" "$dev" "$3"
     pid=$BENCH_FIO_PID name=$BENCH_FIO_NAME
-    sleep "$BENCH_RAMP"; s1=$(bench_stat)
-    sleep $((BENCH_RUNTIME - 1)); s2=$(bench_stat)
+    sleep "$BENCH_RAMP"; bench_snap "$B/snap-$tag-$name-1.txt"
+    # Two seconds short of the end: fio's own start-up and a slow snapshot on a
+    # busy host must not push the second one past fio's exit (its thread's time
+    # would be lost; report.py drops the job's CPU figures if a fio thread of the
+    # first snapshot is missing from the second).
+    sleep $((BENCH_RUNTIME - 2)); bench_snap "$B/snap-$tag-$name-2.txt"
     wait $pid; rc=$?
-    echo "$s1 $s2" > "$B/cpu-$tag-$name.txt"
     if [ $rc = 0 ] && grep -q '"jobs"' "$B/fio-$tag-$name.json"; then
         echo "ok bench $tag $name" >> "$BENCH_SUBTESTS"
     else
@@ -85,13 +124,31 @@ bench_jobs() {
 }
 
 # Called before the jobs: equalizes what sysfs lets us (no I/O scheduler, queue
-# depth 128 where the driver can change it), then prints it.
+# depth 128 where the driver can change it), then prints it with the blk-mq
+# queues' CPU lists (where each CPU's submissions go).
 bench_blockinfo() {
-    local d=/sys/block/$1 f
-    echo none > "$d/queue/scheduler" 2>/dev/null
-    echo $BENCH_QD > "$d/device/queue_depth" 2>/dev/null
+    local d=/sys/block/$1 f q
+    # Not every driver lets these change (iscsi_rs's queue_depth is read-only).
+    { echo none > "$d/queue/scheduler"; } 2>/dev/null
+    { echo $BENCH_QD > "$d/device/queue_depth"; } 2>/dev/null
     for f in device/queue_depth queue/nr_requests queue/max_sectors_kb queue/max_hw_sectors_kb queue/scheduler; do
-        echo "$f: $(cat "$d/$f" 2>/dev/null)"
+        [ -e "$d/$f" ] && echo "$f: $(cat "$d/$f" 2>/dev/null)"
+    done
+    for q in "$d"/mq/*; do
+        [ -d "$q" ] && echo "mq/${q##*/} cpu_list: $(cat "$q/cpu_list")"
+    done
+}
+
+# Prints the CPU affinity of the target's kernel threads: LIO pins each
+# connection's iscsi_trx / iscsi_ttx pair to one CPU of the iscsi fabric's
+# cpus_allowed_list.
+bench_threadinfo() {
+    local t comm
+    for t in /proc/[0-9]*; do
+        comm=$(cat "$t/comm" 2>/dev/null) || continue
+        case $comm in
+        iscsi_trx | iscsi_ttx) echo "thread $comm ${t#/proc/}: $(awk '/Cpus_allowed_list/{print $2}' "$t/status")" ;;
+        esac
     done
 }
 
@@ -110,6 +167,7 @@ bench_rs() {  # bench_rs TAG [digest]
             echo "$f: $(cat $h/$f 2>/dev/null)"
         done
         bench_blockinfo "$dev"
+        bench_threadinfo
     } > "$B/params-$1.txt"
     bench_jobs "$1" "$dev" "${2:-}"
     rs_remove "$host"
@@ -136,6 +194,7 @@ bench_oi() {  # bench_oi TAG [digest]
             h=$(ls -d /sys/block/$dev/device/scsi_device/*) h=${h##*/} h=${h%%:*}
             echo "can_queue: $(cat /sys/class/scsi_host/host$h/can_queue)"
             bench_blockinfo "$dev"
+            bench_threadinfo
         } > "$B/params-$1.txt"
         bench_jobs "$1" "$dev" "${2:-}"
     else
@@ -155,7 +214,7 @@ bench_loop_down() {
 
 bench_loop() {  # bench_loop TAG: the same backstore as a local SCSI disk via tcm_loop
     local t=$LIO/loopback/$BENCH_LOOP_WWN/tpgt_1 store host= dev= h _
-    store=$(ls -d $LIO/core/rd_mcp_0/*_0 | head -1)
+    store=$BENCH_STORE
     mkdir -p "$t/lun/lun_0"
     echo $BENCH_LOOP_INIT > "$t/nexus"
     # Linking the LUN makes tcm_loop add SCSI device 0:tpgt:lun to its host.
@@ -177,32 +236,78 @@ bench_loop() {  # bench_loop TAG: the same backstore as a local SCSI disk via tc
     bench_loop_down
 }
 
-bench_cleanup() {
-    bench_loop_down
-    "$CTL" logout -a > /dev/null 2>&1
-    iscsiadm -m node --logoutall=all > /dev/null 2>&1
-    pkill -x iscsid
-    rmmod iscsi_rs 2>/dev/null
-    lio_teardown
+# bench_nvme TAG: nvme-tcp to nvmet-tcp on 127.0.0.1:4420, the same /dev/ram0.
+# Connects through /dev/nvme-fabrics (what `nvme connect` writes, no tool needed):
+# default queues (one I/O queue per CPU, 128 entries each) and no digests.
+bench_nvme() {
+    local fd resp inst= dev= _ c=/sys/class/nvme
+    exec {fd}<>/dev/nvme-fabrics
+    # One write() per option string; reading back names the new controller.
+    printf 'transport=tcp,traddr=%s,trsvcid=%s,nqn=%s,hostnqn=%s,hostid=%s' \
+        $BENCH_NVME_ADDR $BENCH_NVME_PORT $BENCH_NQN $BENCH_HOSTNQN $BENCH_HOSTID >&$fd \
+        && read -r resp <&$fd && inst=$(sed -n 's/^instance=\([0-9]*\),.*/\1/p' <<<"$resp")
+    exec {fd}>&-
+    [ -n "$inst" ] || { echo "bench: nvme-tcp connect failed" >&2; bench_fail=1; return; }
+    for _ in $(seq 100); do
+        dev=$(ls -d $c/nvme$inst/nvme${inst}n* 2>/dev/null | head -1) dev=${dev##*/}
+        [ -n "$dev" ] && [ -b "/dev/$dev" ] && break
+        dev=; sleep 0.1
+    done
+    if [ -n "$dev" ]; then
+        {
+            echo "transport: $(cat $c/nvme$inst/transport) $(cat $c/nvme$inst/address)"
+            echo "queue_count: $(cat $c/nvme$inst/queue_count) (admin + I/O)"
+            echo "sqsize: $(cat $c/nvme$inst/sqsize)"
+            bench_blockinfo "$dev"
+        } > "$B/params-$1.txt"
+        bench_jobs "$1" "$dev"
+    else
+        echo "bench: no nvme-tcp namespace on nvme$inst" >&2; bench_fail=1
+    fi
+    echo 1 > $c/nvme$inst/delete_controller
 }
 
-# bench_round N: one round; the initiators' order rotates with N so that drift
-# within a round does not always hit the same one.
-bench_round() {
-    local r=$1 order tpg=$LIO/iscsi/$BENCH_IQN/tpgt_1 who
-    trap bench_cleanup EXIT
-    rm -rf $B && mkdir -p $B
-    BENCH_SUBTESTS=$OUT/subtests-bench-r$r
-    : > "$BENCH_SUBTESTS"
-    {
-        echo "mode: $BENCH_MODE"; echo "runtime: $BENCH_RUNTIME"; echo "ramp: $BENCH_RAMP"
-        echo "kernel: $(uname -r) $(uname -v)"; echo "cpus: $(nproc)"
-        echo "mem_kb: $(awk '/MemTotal/{print $2}' /proc/meminfo)"
-        echo "fio: $(fio --version)"; echo "iscsiadm: $(iscsiadm --version)"
-        echo "backstore: rd_mcp ${BENCH_SIZE_MB} MiB"
-    } > $B/env.txt
-    lio_setup -t $BENCH_IQN -s $BENCH_SIZE_MB -b ramdisk
-    # Same operational limits for both iSCSI initiators; LIO accepts CRC32C or None.
+# The nvmet-tcp target: subsystem open to any host, namespace 1 on BENCH_DEV
+# (bdev backend: bios straight to brd), TCP port 1 on 127.0.0.1:4420.
+bench_nvmet_setup() {
+    local s=$NVMET/subsystems/$BENCH_NQN p=$NVMET/ports/1
+    [ -d $NVMET ] || { echo "bench: no nvmet in this kernel" >&2; return 1; }
+    mkdir -p $s/namespaces/1 $p || return 1
+    echo 1 > $s/attr_allow_any_host
+    echo -n $BENCH_DEV > $s/namespaces/1/device_path
+    echo 1 > $s/namespaces/1/enable || return 1
+    echo tcp > $p/addr_trtype
+    echo ipv4 > $p/addr_adrfam
+    echo $BENCH_NVME_ADDR > $p/addr_traddr
+    echo $BENCH_NVME_PORT > $p/addr_trsvcid
+    ln -s $s $p/subsystems/$BENCH_NQN
+}
+
+bench_nvmet_down() {
+    local s=$NVMET/subsystems/$BENCH_NQN p=$NVMET/ports/1 c
+    for c in /sys/class/nvme/nvme*; do [ -e "$c/delete_controller" ] && echo 1 > "$c/delete_controller"; done
+    [ -L $p/subsystems/$BENCH_NQN ] && rm $p/subsystems/$BENCH_NQN
+    [ -d $p ] && rmdir $p
+    if [ -d $s ]; then
+        echo 0 > $s/namespaces/1/enable 2>/dev/null
+        rmdir $s/namespaces/1 $s
+    fi
+    return 0
+}
+
+# LIO: iblock backstore on BENCH_DEV and the iSCSI target in demo mode on it, with
+# the same operational limits for both iSCSI initiators (CRC32C or None digests).
+bench_lio_setup() {
+    local tpg=$LIO/iscsi/$BENCH_IQN/tpgt_1 f
+    mkdir -p $BENCH_STORE $LIO/iscsi || return 1
+    echo "udev_path=$BENCH_DEV" > $BENCH_STORE/control
+    echo 1 > $BENCH_STORE/enable || return 1
+    mkdir -p "$tpg/lun/lun_0" "$tpg/np/$BENCH_PORTAL" || return 1
+    ln -s $BENCH_STORE "$tpg/lun/lun_0/bench"
+    echo 1 > $tpg/attrib/generate_node_acls
+    echo 1 > $tpg/attrib/cache_dynamic_acls
+    echo 0 > $tpg/attrib/demo_mode_write_protect
+    echo 0 > $tpg/attrib/authentication
     echo $BENCH_MRDSL > $tpg/param/MaxRecvDataSegmentLength
     echo $BENCH_FBL > $tpg/param/FirstBurstLength
     echo $BENCH_MBL > $tpg/param/MaxBurstLength
@@ -210,21 +315,73 @@ bench_round() {
     echo Yes > $tpg/param/ImmediateData
     echo CRC32C,None > $tpg/param/HeaderDigest
     echo CRC32C,None > $tpg/param/DataDigest
+    echo 1 > $tpg/enable
     for f in MaxRecvDataSegmentLength MaxXmitDataSegmentLength FirstBurstLength MaxBurstLength \
              InitialR2T ImmediateData HeaderDigest DataDigest; do
         echo "$f: $(cat $tpg/param/$f)"
     done > $B/params-lio.txt
+}
+
+bench_cleanup() {
+    bench_loop_down
+    bench_nvmet_down
+    "$CTL" logout -a > /dev/null 2>&1
+    iscsiadm -m node --logoutall=all > /dev/null 2>&1
+    pkill -x iscsid
+    rmmod iscsi_rs 2>/dev/null
+    lio_teardown
+    [ -d $BENCH_STORE ] && rmdir $BENCH_STORE
+    return 0
+}
+
+# Where things run: recorded once per round for the report's placement section.
+bench_placement() {
+    echo "cpus: $(nproc) online $(cat /sys/devices/system/cpu/online)"
+    echo "lio_cpus_allowed_list: $(cat $LIO/iscsi/cpus_allowed_list 2>/dev/null)"
+    echo "fio_cpus_allowed: not set (fio unpinned)"
+    echo "nvme_tcp_wq_unbound: $(cat /sys/module/nvme_tcp/parameters/wq_unbound 2>/dev/null || echo '?')"
+}
+
+# bench_round N: one round; the initiators' order rotates with N so that drift
+# within a round does not always hit the same one.
+bench_round() {
+    local r=$1 who paths=(rs oi loop nvme) order=() i
+    trap bench_cleanup EXIT
+    rm -rf $B && mkdir -p $B
+    BENCH_SUBTESTS=$OUT/subtests-bench-r$r
+    : > "$BENCH_SUBTESTS"
+    # The RAM disk is filled once per boot: brd returns zeroes for pages never
+    # written without touching memory, which would flatter every read.
+    local size
+    size=$(( $(cat /sys/block/${BENCH_DEV##*/}/size 2>/dev/null || echo 0) / 2048 ))
+    [ "$size" = $BENCH_SIZE_MB ] || { echo "bench: $BENCH_DEV is $size MiB, want $BENCH_SIZE_MB (brd.rd_size)" >&2; return 1; }
+    if [ ! -e /tmp/bench-ram-filled ]; then
+        dd if=/dev/zero of=$BENCH_DEV bs=1M count=$BENCH_SIZE_MB oflag=direct status=none \
+            && touch /tmp/bench-ram-filled
+    fi
+    {
+        echo "mode: $BENCH_MODE"; echo "runtime: $BENCH_RUNTIME"; echo "ramp: $BENCH_RAMP"
+        echo "kernel: $(uname -r) $(uname -v)"; echo "cpus: $(nproc)"
+        echo "mem_kb: $(awk '/MemTotal/{print $2}' /proc/meminfo)"
+        echo "fio: $(fio --version)"; echo "iscsiadm: $(iscsiadm --version)"
+        echo "backstore: brd $BENCH_DEV ${BENCH_SIZE_MB} MiB (LIO iblock, nvmet bdev namespace)"
+    } > $B/env.txt
+    bench_lio_setup || { echo "bench: LIO setup failed" >&2; return 1; }
+    bench_nvmet_setup || { echo "bench: nvmet setup failed" >&2; return 1; }
+    bench_placement > $B/placement.txt
     insmod "$KO"
     openiscsi_start
     iscsiadm -m discovery -t st -p $BENCH_PORTAL > /dev/null
-    case $((r % 3)) in
-    1) order="rs oi loop" ;; 2) order="oi loop rs" ;; *) order="loop rs oi" ;;
-    esac
-    for who in $order; do
+    for ((i = 0; i < ${#paths[@]}; i++)); do
+        order+=("${paths[(i + r - 1) % ${#paths[@]}]}")
+    done
+    echo "order: ${order[*]}" >> $B/env.txt
+    for who in "${order[@]}"; do
         case $who in
         rs) bench_rs "r$r-rs"; bench_rs "r$r-rsdig" digest ;;
         oi) bench_oi "r$r-oi"; bench_oi "r$r-oidig" digest ;;
         loop) bench_loop "r$r-loop" ;;
+        nvme) bench_nvme "r$r-nvme" ;;
         esac
     done
     trap - EXIT

@@ -1,6 +1,7 @@
 # `make bench-profile` (ktests/bench/run.sh profile): where the guest's CPU time
-# goes for iscsi_rs and open-iscsi on the 1 MiB sequential read and the 4 KiB
-# QD1 and QD32 reads. The same setup as a bench round (lib.sh) with the fio job wrapped in
+# goes for iscsi_rs, open-iscsi and nvme-tcp (the peer to beat) on the 1 MiB
+# sequential read and the 4 KiB QD1 and QD32 reads. The same setup as a bench
+# round (lib.sh: one brd disk behind every path) with the fio job wrapped in
 # a system-wide `perf record` (cpu-clock sampling: TCG has no PMU; tinyconfig
 # on x86 already has CONFIG_PERF_EVENTS); the flat
 # profile by symbol comes back as profile-TAG-JOB.txt in the round's tarball.

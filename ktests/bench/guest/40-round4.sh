@@ -1,0 +1,4 @@
+# Bench round 4 (ktests/bench/lib.sh): every initiator, every job, once.
+set -u
+. "$REPO/ktests/bench/lib.sh"
+bench_round 4
