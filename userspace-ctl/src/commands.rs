@@ -55,7 +55,10 @@ pub fn run_with(
             if !args.dry_run {
                 ensure_module(&paths.device, &paths.modprobe)?;
             }
-            login_all(&plan.requests, args.all, paths, args.json, out, notices)
+            // `--startup` selects blocks like `-a` does, and like it skips a
+            // target already logged in: the boot unit may start again.
+            let many = args.all || args.startup.is_some();
+            login_all(&plan.requests, many, paths, args.json, out, notices)
         }
         Command::List(args) => {
             require_module(&paths.device)?;
@@ -123,8 +126,9 @@ pub fn run_with(
 /// Logs in to every request; with several (`-a`), one failing does not stop the
 /// others: each failure is reported as it happens and the first decides the exit
 /// code. With `-a`, a target that already has its session is reported and
-/// skipped, not a failure, so `login -a` can run again (at boot, after adding
-/// a block); `-p`/`-t` and `-n` fail with exit 15 then, as iscsiadm does.
+/// skipped, not a failure, so `login -a` (and `--startup`) can run again (at
+/// boot, after adding a block); `-p`/`-t` and `-n` fail with exit 15 then, as
+/// iscsiadm does.
 fn login_all(
     requests: &[LoginRequest],
     all: bool,
