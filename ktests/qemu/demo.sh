@@ -2,7 +2,8 @@
 # `make demo`: a remote disk, end to end, narrated on the console with the time
 # each step took. An LIO target in the guest exports a 64 MiB LUN on
 # 127.0.0.1:3260; iscsictl discovers it and logs in for real, the kernel module
-# takes the connection over and the disk appears as /dev/sdX; we make an ext4
+# takes the connection over and the disk appears as /dev/sdX with its
+# /dev/disk/by-path link (the shipped udev rule under systemd-udevd); we make an ext4
 # filesystem on it, write a file, unmount, drop the caches, mount again and read
 # the file back from the remote disk (checksums compared), show `iscsictl list`,
 # unmount and log out. Any failed step ends the demo with a non-zero exit, which
@@ -37,6 +38,7 @@ step() {
     fi
 }
 cleanup() {
+    udevadm control --exit 2> /dev/null
     umount $mnt 2> /dev/null
     "$CTL" logout -a > /dev/null 2>&1
     rmmod iscsi_rs 2> /dev/null
@@ -61,6 +63,22 @@ demo_login() {
     echo "SCSI host $host, disk /dev/$dev"
     run lsblk -o NAME,SIZE,VENDOR,MODEL,TRAN "/dev/$dev" 2> /dev/null || run ls -l "/dev/$dev"
     run cat "/sys/block/$dev/device/vendor" "/sys/block/$dev/device/model"
+}
+# The by-path link as on a host after `make install`: the shipped udev rule
+# (staged by pkg/install-system.sh, pointing at this build's iscsictl) and
+# systemd-udevd, started here because the guest has no systemd.
+demo_bypath() {
+    DESTDIR=/tmp/demo-stage PREFIX=/usr SBINDIR="$REPO/target/release" \
+        "$REPO/pkg/install-system.sh" > /dev/null &&
+        mkdir -p /run/udev/rules.d &&
+        cp /tmp/demo-stage/usr/lib/udev/rules.d/71-iscsi-rs.rules /run/udev/rules.d/ &&
+        /lib/systemd/systemd-udevd --daemon && udevadm trigger --action=add "/sys/block/$dev" &&
+        udevadm settle -t 30 || return 1
+    local link
+    link=$(ls /dev/disk/by-path/ 2> /dev/null | grep -- '-iscsi-' | head -1)
+    [ -n "$link" ] || { echo "no by-path link for /dev/$dev"; return 1; }
+    run ls -l "/dev/disk/by-path/$link"
+    [ "$(readlink -f "/dev/disk/by-path/$link")" = "/dev/$dev" ]
 }
 demo_mkfs() {
     run mkfs.ext4 -q -F -L iscsi-demo "/dev/$dev" && mkdir -p $mnt && run mount "/dev/$dev" $mnt
@@ -89,6 +107,7 @@ demo_logout() {
     echo "session gone on both sides, /dev/$dev removed"
 }
 demo_unload() {
+    udevadm control --exit
     run rmmod iscsi_rs && lio_teardown
 }
 
@@ -97,6 +116,7 @@ step "LIO target in the guest: one 64 MiB LUN on 127.0.0.1:3260" demo_target
 step "load the kernel module" demo_load
 step "discovery (SendTargets)" demo_discover
 step "log in: the kernel takes the connection over, the disk appears" demo_login
+step "its /dev/disk/by-path link (the shipped udev rule, systemd-udevd)" demo_bypath
 step "make an ext4 filesystem on /dev/$dev and mount it" demo_mkfs
 step "write a file (8 MiB) and unmount" demo_write
 step "drop the caches, mount again, read the file back" demo_readback
