@@ -66,17 +66,24 @@ demo_login() {
 }
 # The by-path link as on a host after `make install`: the shipped udev rule
 # (staged by pkg/install-system.sh, pointing at this build's iscsictl) and
-# systemd-udevd, started here because the guest has no systemd.
-demo_bypath() {
+# systemd-udevd, started here because the guest has no systemd. It runs
+# before the login so that it sees the disk's add event (the guest root is a
+# chroot to udevadm, which then ignores trigger and settle).
+demo_udev() {
     DESTDIR=/tmp/demo-stage PREFIX=/usr SBINDIR="$REPO/target/release" \
         "$REPO/pkg/install-system.sh" > /dev/null &&
         mkdir -p /run/udev/rules.d &&
-        cp /tmp/demo-stage/usr/lib/udev/rules.d/71-iscsi-rs.rules /run/udev/rules.d/ &&
-        /lib/systemd/systemd-udevd --daemon && udevadm trigger --action=add "/sys/block/$dev" &&
-        udevadm settle -t 30 || return 1
-    local link
-    link=$(ls /dev/disk/by-path/ 2> /dev/null | grep -- '-iscsi-' | head -1)
-    [ -n "$link" ] || { echo "no by-path link for /dev/$dev"; return 1; }
+        run cp /tmp/demo-stage/usr/lib/udev/rules.d/71-iscsi-rs.rules /run/udev/rules.d/ &&
+        /lib/systemd/systemd-udevd --daemon
+}
+demo_bypath() {
+    local link="" i
+    for i in $(seq 1 150); do
+        link=$(ls /dev/disk/by-path/ 2> /dev/null | grep -- '-iscsi-' | grep -v -- '-part' | head -1)
+        [ -n "$link" ] && break
+        sleep 0.2
+    done
+    [ -n "$link" ] || { echo "no by-path link for /dev/$dev after 30 s"; return 1; }
     run ls -l "/dev/disk/by-path/$link"
     [ "$(readlink -f "/dev/disk/by-path/$link")" = "/dev/$dev" ]
 }
@@ -115,6 +122,7 @@ echo "demo: iscsi_rs, a Rust iSCSI initiator, against LIO in this guest"
 step "LIO target in the guest: one 64 MiB LUN on 127.0.0.1:3260" demo_target
 step "load the kernel module" demo_load
 step "discovery (SendTargets)" demo_discover
+step "systemd-udevd with the shipped udev rule" demo_udev
 step "log in: the kernel takes the connection over, the disk appears" demo_login
 step "its /dev/disk/by-path link (the shipped udev rule, systemd-udevd)" demo_bypath
 step "make an ext4 filesystem on /dev/$dev and mount it" demo_mkfs
