@@ -38,7 +38,7 @@ step() {
     fi
 }
 cleanup() {
-    udevadm control --exit 2> /dev/null
+    pkill -x systemd-udevd 2> /dev/null
     umount $mnt 2> /dev/null
     "$CTL" logout -a > /dev/null 2>&1
     rmmod iscsi_rs 2> /dev/null
@@ -114,7 +114,7 @@ demo_logout() {
     echo "session gone on both sides, /dev/$dev removed"
 }
 demo_unload() {
-    udevadm control --exit
+    pkill -x systemd-udevd || true
     run rmmod iscsi_rs && lio_teardown
 }
 
