@@ -50,6 +50,10 @@ impl Session {
         if st.e.tasks.peek(tag).is_some_and(|t| t.cmd.revoked()) {
             st.e.take_back(tag);
         }
+        // No credit: refuse before copying any data (the midlayer retries).
+        if st.e.phase == Phase::Running && !st.e.credit_for_one(now_ms()) {
+            return Err((cmd, Busy::Target));
+        }
         let plan = CommandPlan::new(&st.e.params, dir, len, tx.len() as u32);
         // Immediate data is copied before the command is accepted: a copy
         // that fails leaves nothing behind.

@@ -8,11 +8,11 @@ use super::bindings;
 pub(crate) fn crc32c_update(mut state: u32, data: &[u8]) -> u32 {
     // The C length is 32 bits; a slice may be longer in principle.
     for chunk in data.chunks(u32::MAX as usize) {
+        let len = chunk.len() as u32;
         // SAFETY: the pointer and length describe `chunk`, which is valid for
         // reads for the whole call; crc32c() only reads them and keeps
         // nothing.
-        state =
-            unsafe { bindings::iscsi_rs_crc32c(state, chunk.as_ptr().cast(), chunk.len() as u32) };
+        state = unsafe { bindings::iscsi_rs_crc32c(state, chunk.as_ptr().cast(), len) };
     }
     state
 }

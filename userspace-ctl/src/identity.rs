@@ -89,25 +89,20 @@ pub fn host_initiator_name(openiscsi_file: &Path, state_dir: &Path) -> Result<Ho
         });
     }
     let ours = state_dir.join(NAME_FILE);
+    let saved = |name| HostName {
+        resolved: ResolvedName {
+            name,
+            source: NameSource::Saved,
+        },
+        saved: None,
+    };
     if let Some(name) = names::read_initiatorname_file(&ours)? {
-        return Ok(HostName {
-            resolved: ResolvedName {
-                name,
-                source: NameSource::Saved,
-            },
-            saved: None,
-        });
+        return Ok(saved(name));
     }
     let _lock = Lock::take(state_dir).map_err(|e| e.to_string());
     // Another iscsictl may have generated one while we waited for the lock.
     if let Some(name) = names::read_initiatorname_file(&ours)? {
-        return Ok(HostName {
-            resolved: ResolvedName {
-                name,
-                source: NameSource::Saved,
-            },
-            saved: None,
-        });
+        return Ok(saved(name));
     }
     let name = names::generate_initiator_name();
     let text = format!(

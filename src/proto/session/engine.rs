@@ -241,6 +241,17 @@ impl<St: Storage> Engine<St> {
         Some(t)
     }
 
+    /// Whether the window has room for one more command at `now_ms`; a
+    /// closed window starts the closed-window clock. Lets a caller refuse
+    /// before preparing a command's data, as [`Engine::submit`] would.
+    pub fn credit_for_one(&mut self, now_ms: i64) -> bool {
+        if self.seq.credits() > 0 {
+            return true;
+        }
+        self.window_watch.closed(now_ms);
+        false
+    }
+
     /// A new command under `tag` at `now_ms`: takes a CmdSN and a slot, or
     /// gives the command back saying why.
     pub fn submit(
@@ -255,8 +266,7 @@ impl<St: Storage> Engine<St> {
         if self.phase != Phase::Running {
             return Err(Refused::NotRunning(cmd, self.phase));
         }
-        if self.seq.credits() == 0 {
-            self.window_watch.closed(now_ms);
+        if !self.credit_for_one(now_ms) {
             return Err(Refused::NoCredit(cmd));
         }
         let cmd_sn = self.seq.next_cmd_sn().get();

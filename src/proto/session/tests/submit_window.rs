@@ -31,6 +31,20 @@ fn window_of_depth_admits_depth_commands() {
 }
 
 #[test]
+fn credit_for_one_agrees_with_submit_and_starts_the_window_clock() {
+    let mut e = engine(1);
+    assert!(e.credit_for_one(5));
+    assert!(!e.window_watch.is_closed());
+    submit(&mut e, 0, Dir::None, 0);
+    assert!(!e.credit_for_one(7));
+    assert!(e.window_watch.is_closed());
+    assert!(matches!(
+        e.submit(0, TestCmd { id: 1 }, 0, Dir::None, 0, 8),
+        Err(Refused::NoCredit(_))
+    ));
+}
+
+#[test]
 fn refused_for_credit_takes_no_cmd_sn() {
     let mut e = engine(1);
     submit(&mut e, 0, Dir::None, 0);
