@@ -1,10 +1,11 @@
 //! One iSCSI connection's I/O, free of session logic: received bytes go through
 //! `proto::framing::RxFramer` and come out as header / data / end events to a
-//! [`PduSink`] (which decides where each data segment lands: straight into a
-//! command's pages, or a scratch buffer for small PDUs; without a data digest
-//! Data-In payload goes from the socket to the pages with no bounce buffer),
-//! and outgoing PDUs are
-//! written as header (+ header digest) | data | pad (+ data digest) in one send.
+//! [`PduSink`], which decides where each data segment lands: straight into a
+//! command's pages, or a scratch buffer for small PDUs. The socket's skbs are
+//! read in place (`tcp_read_sock`): headers are copied out a header at a time
+//! (the framer's `feed_limit`), so without a data digest Data-In payload goes
+//! from the skb to the pages in one copy. Outgoing PDUs are written as
+//! header (+ header digest) | data | pad (+ data digest) in one send.
 #![deny(unsafe_code)]
 
 use core::fmt;
@@ -17,9 +18,11 @@ use crate::proto::framing::{
     data_trailer, header_segment, FramingError, FramingSettings, RxEvent, RxFramer,
 };
 use crate::sys::crc::{crc32c, crc32c_update};
-use crate::sys::socket::{Recv, SocketEvents, TcpSocket};
+use crate::sys::lock::{new_spinlock_bh, SpinLockBh};
+use crate::sys::socket::{ReadEnd, Reading, SkbSlice, SocketEvents, TcpSocket, TxPages};
 
-/// Receive bounce buffer: what one `recvmsg` may return.
+/// Receive bounce buffer: headers, and data segments the framer must see
+/// (scratch PDUs, data under a data digest), copied out of the skbs.
 const RX_CHUNK: usize = 64 * 1024;
 
 /// Where the data segment of the PDU being received goes.
@@ -50,19 +53,20 @@ pub(crate) trait PduSink {
     /// covered by the data digest: only [`PduSink::end`] confirms it.
     fn data(&mut self, to: Self::Direct, offset: u32, bytes: &[u8]) -> Result<(), Self::Error>;
 
-    /// Receives up to `len` bytes of a directly placed segment, from `offset`
-    /// within it, straight from `sock` into the destination (no bounce buffer,
-    /// one copy). `None` if the destination cannot take them that way (e.g. it
-    /// is gone); the bytes then come through [`PduSink::data`].
-    fn recv_direct<E: SocketEvents>(
+    /// Places `len` bytes of a direct segment, from `offset` within it, by
+    /// copying them out of `skb` from byte `from` (one copy, no bounce
+    /// buffer), folding them into `crc` when given (the data digest's
+    /// register). `Ok(false)` if the destination is gone: the bytes are then
+    /// dropped by the caller (and still digested).
+    fn place(
         &mut self,
-        _to: Self::Direct,
-        _offset: u32,
-        _len: u32,
-        _sock: &TcpSocket<E>,
-    ) -> Option<Result<Recv>> {
-        None
-    }
+        to: Self::Direct,
+        offset: u32,
+        skb: &SkbSlice<'_>,
+        from: usize,
+        len: usize,
+        crc: Option<&mut u32>,
+    ) -> Result<bool, Self::Error>;
 
     /// The PDU is complete and verified. `scratch` holds the data segment if it
     /// was collected ([`Dest::Scratch`]), else is empty.
@@ -104,7 +108,7 @@ pub(crate) enum RxStop<E> {
     Budget,
     /// The peer closed the connection.
     Closed,
-    /// `recvmsg` failed.
+    /// The socket failed (reset, or an error reading it).
     Socket(Error),
     /// The byte stream is not valid iSCSI framing.
     Framing(FramingError),
@@ -112,69 +116,144 @@ pub(crate) enum RxStop<E> {
     Sink(E),
 }
 
-/// A connection: the socket plus the digests negotiated for it.
-pub(crate) struct Conn<E: SocketEvents> {
-    pub(crate) sock: TcpSocket<E>,
+/// A connection: the socket, the digests negotiated for it, and its owner's
+/// receive side `R`, behind a lock that softirq (the socket callbacks) and
+/// process context both take.
+#[pin_data]
+pub(crate) struct Conn<Ev: SocketEvents, R> {
+    pub(crate) sock: TcpSocket<Ev>,
     header_digest: bool,
     data_digest: bool,
+    /// Taken inside the socket lock, by one receiver at a time.
+    #[pin]
+    pub(crate) rx: SpinLockBh<R>,
 }
 
-impl<E: SocketEvents> Conn<E> {
+impl<Ev: SocketEvents, R> Conn<Ev, R> {
     /// Wraps a logged-in socket.
-    pub(crate) fn new(sock: TcpSocket<E>, header_digest: bool, data_digest: bool) -> Self {
-        Conn {
+    pub(crate) fn new(
+        sock: TcpSocket<Ev>,
+        header_digest: bool,
+        data_digest: bool,
+        rx: R,
+    ) -> impl PinInit<Self> {
+        pin_init!(Conn {
             sock,
             header_digest,
             data_digest,
-        }
+            rx <- new_spinlock_bh!(rx, "iscsi_rs::Conn::rx"),
+        })
     }
 
-    /// Receives and dispatches PDUs until the socket is drained, `budget`
-    /// reads were made, or something fails.
+    /// Receives and dispatches PDUs until the socket is drained, about
+    /// `budget` bytes were consumed, or something fails. `reading` must be
+    /// this connection's socket lock.
     pub(crate) fn receive<S: PduSink>(
         &self,
+        reading: &mut Reading<'_>,
         rx: &mut RxState<S::Direct>,
         sink: &mut S,
         budget: usize,
     ) -> RxStop<S::Error> {
-        for _ in 0..budget {
-            // Inside a segment bound for a command's pages (no data digest):
-            // receive it straight there.
-            if let (Some((offset, left)), Some((_, _, Dest::Direct(to)))) =
-                (rx.framer.data_pending(), rx.cur)
-            {
-                match sink.recv_direct(to, offset, left, &self.sock) {
-                    Some(Ok(Recv::Data(n))) => {
-                        let placed = u32::try_from(n).is_ok_and(|n| rx.framer.data_placed(n));
-                        if !placed {
-                            return RxStop::Socket(EINVAL);
+        let mut stop: Option<RxStop<S::Error>> = None;
+        let mut taken = 0usize;
+        let mut reader = |skb: &SkbSlice<'_>| -> usize {
+            // Stopped on an earlier piece: take nothing more this pass.
+            if stop.is_some() {
+                return 0;
+            }
+            let mut used = 0usize;
+            while used < skb.len() {
+                if taken >= budget {
+                    stop = Some(RxStop::Budget);
+                    break;
+                }
+                let avail = skb.len() - used;
+                let pending = match rx.framer.data_pending() {
+                    Some((offset, left)) => Some((offset, left, None)),
+                    None => rx
+                        .framer
+                        .data_pending_digested()
+                        .map(|(offset, left, crc)| (offset, left, Some(crc))),
+                };
+                let n = match (pending, rx.cur) {
+                    // Inside a segment bound for a command's pages: straight
+                    // from the skb (digested on the way when DataDigest is on).
+                    (Some((offset, left, mut crc)), Some((_, _, Dest::Direct(to)))) => {
+                        let n = avail.min(left as usize);
+                        let placed = match sink.place(to, offset, skb, used, n, crc.as_mut()) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                stop = Some(RxStop::Sink(e));
+                                break;
+                            }
+                        };
+                        if let (false, Some(c)) = (placed, crc.as_mut()) {
+                            // Dropped, but the digest must still cover them.
+                            match digest_skb(skb, used, n, *c, &mut rx.buf) {
+                                Ok(v) => *c = v,
+                                Err(e) => {
+                                    stop = Some(RxStop::Socket(e));
+                                    break;
+                                }
+                            }
+                        }
+                        // n <= left, so the framer accepts it.
+                        let accounted = u32::try_from(n).is_ok_and(|n| match crc {
+                            Some(c) => rx.framer.data_placed_digested(n, c),
+                            None => rx.framer.data_placed(n),
+                        });
+                        if !accounted {
+                            stop = Some(RxStop::Socket(EINVAL));
+                            break;
                         }
                         // The segment may be complete: let the framer say so.
-                        if let Err(stop) =
+                        if let Err(e) =
                             dispatch(&mut rx.framer, &mut rx.scratch, &mut rx.cur, &[], sink)
                         {
-                            return stop;
+                            stop = Some(e);
+                            used += n;
+                            break;
                         }
-                        continue;
+                        n
                     }
-                    Some(Ok(Recv::WouldBlock)) => return RxStop::Drained,
-                    Some(Ok(Recv::Closed)) => return RxStop::Closed,
-                    Some(Err(e)) => return RxStop::Socket(e),
-                    None => {}
-                }
+                    // Anything else through the framer, a header (or the rest
+                    // of a PDU) at a time so no payload is copied twice.
+                    _ => {
+                        let n = avail.min(rx.framer.feed_limit()).min(rx.buf.len());
+                        let Some(chunk) = rx.buf.get_mut(..n) else {
+                            stop = Some(RxStop::Socket(EINVAL));
+                            break;
+                        };
+                        if let Err(e) = skb.copy_to(used, chunk) {
+                            stop = Some(RxStop::Socket(e));
+                            break;
+                        }
+                        let input = rx.buf.get(..n).unwrap_or(&[]);
+                        if let Err(e) =
+                            dispatch(&mut rx.framer, &mut rx.scratch, &mut rx.cur, input, sink)
+                        {
+                            stop = Some(e);
+                            used += n;
+                            break;
+                        }
+                        n
+                    }
+                };
+                used += n;
+                taken += n;
             }
-            let n = match self.sock.recv(&mut rx.buf) {
-                Ok(Recv::Data(n)) => n,
-                Ok(Recv::WouldBlock) => return RxStop::Drained,
-                Ok(Recv::Closed) => return RxStop::Closed,
-                Err(e) => return RxStop::Socket(e),
-            };
-            let input = rx.buf.get(..n).unwrap_or(&[]);
-            if let Err(stop) = dispatch(&mut rx.framer, &mut rx.scratch, &mut rx.cur, input, sink) {
-                return stop;
-            }
+            used
+        };
+        let end = reading.read(&self.sock, &mut reader);
+        if let Some(s) = stop {
+            return s;
         }
-        RxStop::Budget
+        match end {
+            Ok(ReadEnd::Open) => RxStop::Drained,
+            Ok(ReadEnd::Closed) => RxStop::Closed,
+            Err(e) => RxStop::Socket(e),
+        }
     }
 
     /// Sends one PDU: `bhs` (no AHS), then `data` with padding and digests.
@@ -193,6 +272,55 @@ impl<E: SocketEvents> Conn<E> {
         self.sock
             .send(&[hdr.get(..hlen).unwrap_or(&[]), data, trailer], more)
     }
+
+    /// Sends one PDU whose `len`-byte data segment is the pages `pages` holds,
+    /// by reference (zero-copy): header, pages, pad, in three sends under
+    /// `MSG_MORE`. Not with a data digest (its CRC needs the bytes).
+    pub(crate) fn send_pdu_pages(
+        &self,
+        bhs: &[u8; BHS_LEN],
+        pages: &mut TxPages,
+        len: u32,
+        more: bool,
+    ) -> Result {
+        if self.data_digest {
+            pages.clear();
+            return Err(EINVAL);
+        }
+        let mut hdr = [0u8; BHS_LEN + DIGEST_LEN];
+        let Ok(hlen) = header_segment(bhs, &[], self.header_digest, &mut hdr) else {
+            pages.clear();
+            return Err(EINVAL);
+        };
+        let mut tbuf = [0u8; 8];
+        let pad = data_trailer(len, None, &mut tbuf);
+        if let Err(e) = self.sock.send(&[hdr.get(..hlen).unwrap_or(&[])], true) {
+            pages.clear();
+            return Err(e);
+        }
+        self.sock.send_pages(pages, more || !pad.is_empty())?;
+        self.sock.send(&[pad], more)
+    }
+}
+
+/// Folds bytes `from..from + len` of `skb` into the CRC32C register `crc`,
+/// through `buf` (bytes whose destination is gone).
+fn digest_skb(
+    skb: &SkbSlice<'_>,
+    from: usize,
+    len: usize,
+    mut crc: u32,
+    buf: &mut [u8],
+) -> Result<u32> {
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len());
+        let chunk = buf.get_mut(..n).ok_or(EINVAL)?;
+        skb.copy_to(from + done, chunk)?;
+        crc = crc32c_update(crc, chunk);
+        done += n;
+    }
+    Ok(crc)
 }
 
 /// The PDU being received: its header, data length and where its data goes.

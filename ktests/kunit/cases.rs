@@ -36,6 +36,10 @@ pub(crate) static CASES: &[Case] = &[
         uapi_handoff_codec_and_validation,
     ),
     (
+        c_str!("spinlock_bh_disables_softirqs_and_waits"),
+        crate::sys::lock::kunit_spinlock_bh,
+    ),
+    (
         c_str!("scsi_cmd_ownership_revocation"),
         crate::sys::scsi::kunit_cmd_slots,
     ),

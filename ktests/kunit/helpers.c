@@ -5,3 +5,10 @@
  * because kbuild warns when one object is linked into two modules.
  */
 #include "../../src/sys/helpers.c"
+
+/* For the SpinLockBh case: whether softirqs are off on this CPU (in_softirq()
+ * is a macro over the preempt count). */
+bool iscsi_rs_kunit_bh_disabled(void)
+{
+	return in_softirq();
+}

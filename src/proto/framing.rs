@@ -423,6 +423,65 @@ impl RxFramer {
         (left > 0).then_some((self.data_done, left))
     }
 
+    /// Inside a data segment under DataDigest: the offset of the next data
+    /// byte, how many remain, and the data digest's CRC32C register so far
+    /// (no final inversion, the shape of [`CrcUpdate`]). A receiver that
+    /// places the bytes itself folds them into that register and accounts
+    /// both with [`Self::data_placed_digested`]; the digest is still checked
+    /// at the segment's end. `None` elsewhere and without DataDigest (see
+    /// [`Self::data_pending`]).
+    pub fn data_pending_digested(&self) -> Option<(u32, u32, u32)> {
+        if self.failed.is_some() || self.stage != Stage::Data || !self.cur.data_digest {
+            return None;
+        }
+        let left = self.data_len.saturating_sub(self.data_done);
+        (left > 0).then_some((self.data_done, left, self.data_crc.state()))
+    }
+
+    /// Accounts `n` data bytes placed after [`Self::data_pending_digested`]
+    /// offered them, with `crc` the register after folding them in. Returns
+    /// false (and changes nothing) if no digested data was pending or `n`
+    /// exceeds what was.
+    pub fn data_placed_digested(&mut self, n: u32, crc: u32) -> bool {
+        match self.data_pending_digested() {
+            Some((_, left, _)) if n <= left => {
+                self.data_done += n;
+                self.data_crc = Crc32c::from_state(crc);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The most bytes to feed next without passing the end of the current
+    /// PDU's header before its `Header` event (so the caller can then place
+    /// the data segment itself, see [`Self::data_pending`]) nor the end of the
+    /// current PDU. Lets a receiver that copies out of the socket's buffers
+    /// copy each byte once. At least 1.
+    pub fn feed_limit(&self) -> usize {
+        let hd = |s: &FramingSettings| if s.header_digest { DIGEST_LEN } else { 0 };
+        let dd = if data_digest_present(self.cur.data_digest, self.data_len) {
+            DIGEST_LEN
+        } else {
+            0
+        };
+        let data_left =
+            usize::try_from(self.data_len.saturating_sub(self.data_done)).unwrap_or(usize::MAX);
+        let limit = match self.stage {
+            // The AHS length is not known yet: assume none (a PDU with one
+            // just takes another call).
+            Stage::Bhs => (BHS_LEN - self.filled.min(BHS_LEN)) + hd(&self.settings),
+            Stage::Ahs => self.ahs_len.saturating_sub(self.filled) + hd(&self.cur),
+            Stage::HeaderDigest => hd(&self.cur).saturating_sub(self.filled),
+            Stage::Data => data_left
+                .saturating_add(pad_len(self.data_len))
+                .saturating_add(dd),
+            Stage::Pad => pad_len(self.data_len).saturating_sub(self.filled) + dd,
+            Stage::DataDigest => dd.saturating_sub(self.filled),
+        };
+        limit.max(1)
+    }
+
     /// Accounts `n` data bytes the receiver placed itself after
     /// [`Self::data_pending`] offered them. Returns false (and changes nothing)
     /// if no data was pending or `n` exceeds what was.
@@ -964,6 +1023,88 @@ mod tests {
             ahs: ahs.to_vec(),
             data: data.to_vec(),
         }
+    }
+
+    /// Feeds `stream` in chunks of at most `feed_limit()` (and at most `cap`),
+    /// as the kernel's skb reader does; returns the events, checking that no
+    /// chunk carried bytes past a header into its data.
+    fn run_limited(rx: &mut RxFramer, stream: &[u8], cap: usize) -> Vec<Ev> {
+        let mut evs = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            let n = rx.feed_limit().min(cap).min(stream.len() - at);
+            let mut chunk = &stream[at..at + n];
+            at += n;
+            loop {
+                let (used, ev) = rx.feed(chunk).unwrap();
+                chunk = &chunk[used..];
+                match ev {
+                    RxEvent::NeedMore => break,
+                    RxEvent::Header { bhs, data_len, .. } => {
+                        assert!(chunk.is_empty(), "a chunk ran past a header");
+                        evs.push(Ev::Header(bhs, rx.ahs().to_vec(), data_len));
+                    }
+                    RxEvent::Data { offset, bytes } => evs.push(Ev::Data(offset, bytes.to_vec())),
+                    RxEvent::PduEnd => evs.push(Ev::End),
+                }
+            }
+        }
+        loop {
+            match rx.feed(&[]).unwrap() {
+                (0, RxEvent::PduEnd) => evs.push(Ev::End),
+                (0, RxEvent::NeedMore) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        evs
+    }
+
+    #[test]
+    fn feed_limit_stops_at_each_header_and_pdu_end() {
+        for (hd, dd) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut stream = Vec::new();
+            let mut expected = Vec::new();
+            let long_cdb = ext_cdb_ahs(&data_of(13, 9));
+            for (i, (ahs, len)) in [
+                (&[][..], 0usize),
+                (&[][..], 5),
+                (&long_cdb[..], 4096),
+                (&[][..], 3),
+                (&long_cdb[..], 0),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let data = data_of(len, i as u8);
+                stream.extend(encode(0x25, ahs, &data, hd, dd, i as u32));
+                expected.push(expect_pdu(0x25, ahs, &data, i as u32));
+            }
+            for cap in [1, 7, 48, 52, 4096, usize::MAX] {
+                let mut rx = RxFramer::new(settings(hd, dd));
+                let evs = run_limited(&mut rx, &stream, cap);
+                assert_eq!(pdus(&evs), expected, "hd {hd} dd {dd} cap {cap}");
+            }
+        }
+    }
+
+    #[test]
+    fn feed_limit_is_exactly_the_header_then_the_rest_of_the_pdu() {
+        let data = data_of(4096, 3);
+        let wire = encode(0x25, &[], &data, true, true, 1);
+        let mut rx = RxFramer::new(settings(true, true));
+        assert_eq!(rx.feed_limit(), 48 + 4);
+        let (n, ev) = rx.feed(&wire[..52]).unwrap();
+        assert_eq!(n, 52);
+        assert!(matches!(ev, RxEvent::Header { .. }));
+        assert_eq!(rx.feed_limit(), 4096 + 4);
+        let mut rx = RxFramer::new(settings(false, false));
+        let wire = encode(0x25, &[], &data_of(5, 1), false, false, 1);
+        assert_eq!(rx.feed_limit(), 48);
+        rx.feed(&wire[..48]).unwrap();
+        assert_eq!(rx.feed_limit(), 5 + 3);
+        assert_eq!(rx.data_pending(), Some((0, 5)));
+        assert!(rx.data_placed(5));
+        assert_eq!(rx.feed_limit(), 3);
     }
 
     #[test]
@@ -1584,6 +1725,67 @@ mod tests {
                 }
             }
             pos = end;
+        }
+    }
+
+    #[test]
+    fn digested_data_placed_by_the_receiver_is_still_checked() {
+        let mut bhs = [0u8; BHS_LEN];
+        bhs[0] = 0x25;
+        bhs[7] = 10;
+        let data = data_of(10, 4);
+        for hd in [false, true] {
+            let mut wire = [0u8; 4096];
+            let n = write_pdu(&bhs, &[], &data, hd, true, &mut wire).unwrap();
+            let hlen = BHS_LEN + if hd { DIGEST_LEN } else { 0 };
+            for corrupt in [false, true] {
+                let mut f = RxFramer::new(settings(hd, true));
+                let (used, ev) = f.feed(&wire[..hlen]).unwrap();
+                assert_eq!(used, hlen);
+                assert!(matches!(ev, RxEvent::Header { data_len: 10, .. }));
+                // Not offered as undigested data.
+                assert_eq!(f.data_pending(), None);
+                let (off, left, crc) = f.data_pending_digested().unwrap();
+                assert_eq!((off, left), (0, 10));
+                assert!(!f.data_placed_digested(11, crc));
+                // Place in two pieces, folding each into the register.
+                let mut placed = data.clone();
+                if corrupt {
+                    placed[7] ^= 1;
+                }
+                let crc = crc32c_update(crc, &placed[..6]);
+                assert!(f.data_placed_digested(6, crc));
+                let (off, left, crc) = f.data_pending_digested().unwrap();
+                assert_eq!((off, left), (6, 4));
+                let crc = crc32c_update(crc, &placed[6..]);
+                assert!(f.data_placed_digested(4, crc));
+                assert_eq!(f.data_pending_digested(), None);
+                // Pad and digest are left on the wire.
+                let rest = &wire[hlen + 10..n];
+                let mut got = None;
+                let mut input = rest;
+                loop {
+                    match f.feed(input) {
+                        Ok((u, RxEvent::NeedMore)) => {
+                            assert_eq!(u, input.len());
+                            break;
+                        }
+                        Ok((u, ev)) => {
+                            input = &input[u..];
+                            got = Some(Ok(ev));
+                        }
+                        Err(e) => {
+                            got = Some(Err(e));
+                            break;
+                        }
+                    }
+                }
+                match (corrupt, got) {
+                    (false, Some(Ok(RxEvent::PduEnd))) => {}
+                    (true, Some(Err(FramingError::DataDigest { .. }))) => {}
+                    other => panic!("corrupt {corrupt}: {other:?}"),
+                }
+            }
         }
     }
 

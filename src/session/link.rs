@@ -142,12 +142,8 @@ impl Session {
         } else {
             None
         };
-        let conn = new_conn(sock, &cfg.params)?;
-        let rx = rx_state(&cfg.params)?;
-        // The RX work bails out while not running, so the old framer state is
-        // dropped whole here.
-        let old_rx = core::mem::replace(&mut *self.rx.lock(), rx);
-        drop(old_rx);
+        // A new connection comes with a receive side of its own.
+        let conn = new_conn(sock, &cfg.params, cfg.queue_depth as usize)?;
         let (old, generation, took_ms, age) = {
             let _tx = self.tx.lock();
             let mut st = self.state.lock();

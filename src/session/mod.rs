@@ -1,16 +1,24 @@
 //! A full-feature-phase session on one connection (ERL 0): turns SCSI commands
 //! into SCSI Command / Data-Out PDUs and received PDUs back into completions.
 //!
-//! Execution contexts, all process context (no softirq-side locking):
+//! Execution contexts:
 //! - `queue_command` runs in the submitter's context (the host template sets
 //!   `queuecommand_may_block`) and sends the command PDU and any immediate /
 //!   unsolicited data inline, avoiding a workqueue hop per command.
-//! - The socket's `sk_data_ready`/`sk_state_change` only queue the RX work, which
-//!   reads with non-blocking `recvmsg` and places Data-In payload straight into
-//!   the command's pages.
+//! - The socket's `sk_data_ready` receives right where TCP signals, in softirq
+//!   (or in the task releasing the socket lock), as iscsi_tcp does: PDUs are
+//!   read from the skbs (`tcp_read_sock`), Data-In payload straight into the
+//!   command's pages, and finished commands completed there, with no work
+//!   item and no wakeup in between. A pass that used its budget, or that
+//!   found the connection failed, leaves the rest to the RX work (process
+//!   context), which is also what `sk_state_change` queues.
 //! - Whatever the RX side must send (Data-Out answering an R2T, NOP-Out answering
 //!   a ping) is queued as a job for the TX work, so a receiver never blocks on a
 //!   full send buffer while the target is blocked sending to us.
+//!
+//! So `state` is a spinlock taken with softirqs off, never held across
+//! anything that sleeps (a socket send, a mutex, an allocation that may
+//! reclaim).
 //!
 //! Recovery (ERL 0): any connection failure (socket closed or reset, protocol
 //! violation, digest error, unanswered NOP-Out ping, target request) puts the
@@ -40,12 +48,12 @@ use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
 use crate::conn::{Conn, Dest, PduSink, RxState, RxStop};
-use crate::proto::bhs::{BHS_LEN, RESERVED_TAG};
+use crate::proto::bhs::{Bhs, Opcode, BHS_LEN, RESERVED_TAG};
 use crate::proto::framing::FramingSettings;
 use crate::proto::negotiate::{Digest, SessionParams};
 use crate::proto::pdu::{
-    DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, ScsiCommand, TaskAttr, TaskMgmtRequest,
-    TmfFunction, TmfResponse,
+    DataIn, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, ScsiCommand, TaskAttr,
+    TaskMgmtRequest, TmfFunction, TmfResponse,
 };
 use crate::proto::session::aborted;
 use crate::proto::session::engine::{Engine, Parts, Refused, Storage};
@@ -60,10 +68,11 @@ use crate::proto::session::tmf::{abort_outcome, AbortOutcome};
 use crate::proto::session::tx::{Burst, CommandPlan, TxJob};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
+use crate::sys::lock::{new_spinlock_bh, SpinLockBh};
 use crate::sys::scsi::{
     Busy, Cmd, DataDir, DeviceState, EhAbort, EhCmd, EhStatus, HostByte, HostHandle, TAKEN_BACK,
 };
-use crate::sys::socket::{Recv, SocketEvents, TcpSocket};
+use crate::sys::socket::{Reading, SkbSlice, SocketEvents, TcpSocket, TxPages};
 use crate::sys::workqueue::OwnedQueue;
 
 pub(crate) use crate::proto::session::engine::Phase;
@@ -78,10 +87,10 @@ mod watch;
 use state::{apply, nop_out, r2t_jobs};
 
 /// Largest data segment we build in one PDU, whatever the target accepts: the
-/// size of the transmit bounce buffer.
+/// size of the transmit bounce buffer (and within what one page array holds).
 const MAX_TX_SEGMENT: u32 = 256 * 1024;
-/// RX reads per work run before yielding the worker.
-const RX_BUDGET: usize = 32;
+/// Bytes an RX work run takes from the socket before yielding the worker.
+const RX_BUDGET: usize = 1 << 20;
 /// How long an EH handler waits for a TMF Response.
 const TMF_TIMEOUT_MS: u32 = 10_000;
 /// How long the EH's liveness ping may take when keepalive pings are off.
@@ -131,7 +140,7 @@ struct State {
     /// logout and ping): `proto::session`, host-tested.
     e: Engine<KernelStore>,
     /// The current connection (replaced by a HANDOFF).
-    conn: Arc<Conn<Session>>,
+    conn: Arc<SessionConn>,
     tsih: u16,
     /// Connection losses so far (each one a relogin generation).
     generation: u32,
@@ -202,24 +211,20 @@ pub(crate) struct Session {
     /// SCSI host number once the host is added (u32::MAX before).
     host_no: AtomicU32,
     /// Protocol state, the current connection and every in-flight command (and
-    /// so their buffers). Lock order: `handoff_lock`, `host_ctl`, then `tmf_lock`, then `tx` or
-    /// `rx`, then `state`; `state` is never held across a socket send.
+    /// so their buffers). Lock order: `handoff_lock`, `host_ctl`, then
+    /// `tmf_lock`, then `tx`, then (the socket lock, the connection's `rx`)
+    /// `state`; `state` is never held across anything that sleeps.
     #[pin]
-    state: Mutex<State>,
-    /// Transmit side: holding it serialises PDUs on the socket; the vector is the
-    /// bounce buffer data is copied into before sending.
+    state: SpinLockBh<State>,
+    /// Transmit side: holding it serialises PDUs on the socket.
     #[pin]
-    tx: Mutex<KVVec<u8>>,
-    /// Receive side (framer and buffers); only the RX work (and a HANDOFF,
-    /// which resets it) takes it.
-    #[pin]
-    rx: Mutex<RxState<DataInDest>>,
+    tx: Mutex<TxSide>,
     /// Serialises Task Management requests: one in flight per session. Taken
     /// before `tx` and `state`.
     #[pin]
     tmf_lock: Mutex<()>,
-    /// Serialises HANDOFFs: two for the same generation must not both reset
-    /// the receiver (the loser would clobber the winner's). Taken first.
+    /// Serialises HANDOFFs: two for the same generation must not both
+    /// install a connection. Taken first.
     #[pin]
     handoff_lock: Mutex<()>,
     /// Serialises blocking and unblocking the host; held across those calls,
@@ -244,12 +249,35 @@ impl_has_work! {
     impl HasWork<Self, 2> for Session { self.watch_work }
 }
 
+/// What the sender holds: a data segment goes out by reference from the
+/// command's pages (`pages`), or, when that cannot be (a data digest must
+/// cover bytes that no longer change, or the pages are slab memory), copied
+/// into `buf` first.
+struct TxSide {
+    buf: KVVec<u8>,
+    pages: TxPages,
+}
+
+/// A connection of a session.
+type SessionConn = Conn<Session, RxSide>;
+
+/// A connection's receive side, in its `rx` lock: the framing state, the
+/// commands a pass finished, and what stopped a pass that ran in a socket
+/// callback, for the RX work to act on (failing the connection sleeps).
+struct RxSide {
+    framing: RxState<DataInDest>,
+    done: rx::Finished,
+    pending: Option<RxStop<RxFault>>,
+}
+
 /// Where a Data-In's payload goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DataInDest {
     tag: u16,
     seq: u64,
     base: u32,
+    /// The header, parsed once when it came.
+    hdr: DataIn,
 }
 
 /// Receive state for a connection with parameters `p`.
@@ -262,16 +290,23 @@ fn rx_state(p: &SessionParams) -> Result<RxState<DataInDest>> {
     })
 }
 
-/// The connection object for a logged-in socket with parameters `p`.
-fn new_conn(sock: TcpSocket<Session>, p: &SessionParams) -> Result<Arc<Conn<Session>>> {
-    Ok(Arc::new(
+/// The connection object for a logged-in socket with parameters `p`, for a
+/// queue of `depth` commands.
+fn new_conn(sock: TcpSocket<Session>, p: &SessionParams, depth: usize) -> Result<Arc<SessionConn>> {
+    let rx = RxSide {
+        framing: rx_state(p)?,
+        done: rx::Finished::new(depth)?,
+        pending: None,
+    };
+    Arc::pin_init(
         Conn::new(
             sock,
             p.header_digest == Digest::Crc32c,
             p.data_digest == Digest::Crc32c,
+            rx,
         ),
         GFP_KERNEL,
-    )?)
+    )
 }
 
 /// Storage for a transmit job ring of `cap` jobs.
@@ -301,9 +336,11 @@ impl Session {
             ctl_jobs: job_store(CTL_JOBS)?,
         };
         // Sized for the largest segment any relogin may negotiate.
-        let txbuf = KVVec::from_elem(0u8, MAX_TX_SEGMENT as usize, GFP_KERNEL)?;
-        let rx = rx_state(&p)?;
-        let conn = new_conn(sock, &p)?;
+        let txside = TxSide {
+            buf: KVVec::from_elem(0u8, MAX_TX_SEGMENT as usize, GFP_KERNEL)?,
+            pages: TxPages::new()?,
+        };
+        let conn = new_conn(sock, &p, depth)?;
         let seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
         let state = State {
             e: Engine::new(parts, p, cfg.itt_age, seq, now_ms()),
@@ -325,9 +362,8 @@ impl Session {
                 wq,
                 board,
                 host_no: AtomicU32::new(u32::MAX),
-                state <- new_mutex!(state, "iscsi_rs::Session::state"),
-                tx <- new_mutex!(txbuf, "iscsi_rs::Session::tx"),
-                rx <- new_mutex!(rx, "iscsi_rs::Session::rx"),
+                state <- new_spinlock_bh!(state, "iscsi_rs::Session::state"),
+                tx <- new_mutex!(txside, "iscsi_rs::Session::tx"),
                 tmf_lock <- new_mutex!((), "iscsi_rs::Session::tmf_lock"),
                 handoff_lock <- new_mutex!((), "iscsi_rs::Session::handoff_lock"),
                 host_ctl <- new_mutex!(
@@ -572,8 +608,8 @@ impl Session {
 }
 
 impl SocketEvents for Session {
-    fn data_ready(this: ArcBorrow<'_, Self>) {
-        Session::kick_rx(this);
+    fn data_ready(this: ArcBorrow<'_, Self>, reading: &mut Reading<'_>) {
+        Session::rx_ready(this, reading);
     }
 
     fn state_change(this: ArcBorrow<'_, Self>) {

@@ -1,13 +1,42 @@
 //! The receive side: the RX work reading the socket, and the PDU sink that
 //! hands each target PDU to the engine (`proto::session::rx`) and applies
 //! its outcome: Data-In bytes into the command's pages, completions, wakeups,
-//! transmit kicks, log lines, a reconnect the target asked for.
+//! transmit kicks, log lines, a reconnect the target asked for. Commands a
+//! pass finishes are completed at its end, in one batch, outside the session
+//! state lock.
 
 use super::*;
 
 impl Session {
+    /// `sk_data_ready`: receives now, in the callback's context (softirq, or
+    /// a task releasing the socket lock). What cannot be done here (failing
+    /// the connection, which sleeps; a pass over budget) goes to the RX work.
+    pub(super) fn rx_ready(this: ArcBorrow<'_, Self>, reading: &mut Reading<'_>) {
+        let conn = {
+            let st = this.state.lock();
+            if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
+                return;
+            }
+            st.conn.clone()
+        };
+        // An old connection's socket whose callbacks are being restored.
+        if !conn.sock.is_read_by(reading) {
+            return;
+        }
+        let this: Arc<Self> = this.into();
+        let (stop, kick) = Self::rx_pass(&this, &conn, reading, true);
+        if kick {
+            Self::kick_tx(this.as_arc_borrow());
+        }
+        if !matches!(stop, RxStop::Drained) {
+            Self::kick_rx(this.as_arc_borrow());
+        }
+    }
+
+    /// The RX work: a receive pass in process context (what a callback left:
+    /// a pass over budget, a failure to act on; or the connection's start and
+    /// end, which `sk_state_change` signals).
     pub(super) fn run_rx(this: Arc<Self>) {
-        let mut rx = this.rx.lock();
         let conn = {
             let mut st = this.state.lock();
             if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
@@ -16,13 +45,9 @@ impl Session {
             st.e.last_rx_ms = now_ms();
             st.conn.clone()
         };
-        let mut sink = Receiver {
-            s: &this,
-            kick_tx: false,
-        };
-        let stop = conn.receive(&mut rx, &mut sink, RX_BUDGET);
-        let kick = sink.kick_tx;
-        drop(rx);
+        let (stop, kick) = conn
+            .sock
+            .with_reading(|reading| Self::rx_pass(&this, &conn, reading, false));
         if kick {
             Self::kick_tx(this.as_arc_borrow());
         }
@@ -45,6 +70,94 @@ impl Session {
             }
         }
     }
+
+    /// One receive pass over `conn`, whose socket lock `reading` is; the
+    /// commands it finishes are completed at its end. In a callback a failure
+    /// is kept for the RX work, which gets it from the next pass (and no
+    /// more is read meanwhile). Returns why the pass stopped and whether it
+    /// queued transmit jobs.
+    fn rx_pass(
+        this: &Arc<Self>,
+        conn: &SessionConn,
+        reading: &mut Reading<'_>,
+        in_callback: bool,
+    ) -> (RxStop<RxFault>, bool) {
+        let mut guard = conn.rx.lock();
+        let side = &mut *guard;
+        if let Some(stop) = side.pending.take() {
+            if in_callback {
+                side.pending = Some(stop);
+                return (RxStop::Budget, false);
+            }
+            return (stop, false);
+        }
+        let mut sink = Receiver {
+            s: this,
+            kick_tx: false,
+            done: &mut side.done,
+            resumed: None,
+        };
+        let stop = conn.receive(reading, &mut side.framing, &mut sink, RX_BUDGET);
+        let kick = sink.kick_tx;
+        let resumed = sink.resumed;
+        // Finished in the receiver's context, never in the block softirq
+        // raised from process context: no ksoftirqd wakeup per command.
+        side.done.complete_all();
+        if let Some(t) = resumed {
+            pr_info!(
+                "host{}: I/O flowing again {} ms after the connection failed\n",
+                this.host_no(),
+                now_ms() - t
+            );
+        }
+        let failed = !matches!(stop, RxStop::Drained | RxStop::Budget);
+        if in_callback && failed {
+            side.pending = Some(stop);
+            return (RxStop::Budget, kick);
+        }
+        (stop, kick)
+    }
+}
+
+/// Commands a receive pass finished, completed once it is over (outside the
+/// socket lock, in one batch): a slot per tag, so holding them never
+/// allocates.
+pub(super) struct Finished {
+    cmds: KVec<Option<Cmd>>,
+    n: usize,
+}
+
+impl Finished {
+    /// Room for a queue of `depth` commands.
+    pub(super) fn new(depth: usize) -> Result<Self> {
+        let mut cmds = KVec::with_capacity(depth, GFP_KERNEL)?;
+        for _ in 0..depth {
+            cmds.push(None, GFP_KERNEL)?;
+        }
+        Ok(Finished { cmds, n: 0 })
+    }
+
+    fn push(&mut self, cmd: Cmd) {
+        match self.cmds.get_mut(self.n) {
+            Some(slot) => {
+                *slot = Some(cmd);
+                self.n += 1;
+            }
+            // More finished than the queue holds cannot happen (each is a
+            // distinct tag); complete it now rather than lose it.
+            None => cmd.complete_direct(),
+        }
+    }
+
+    /// Completes what the pass finished, in order.
+    pub(super) fn complete_all(&mut self) {
+        for slot in self.cmds.iter_mut().take(self.n) {
+            if let Some(cmd) = slot.take() {
+                cmd.complete_direct();
+            }
+        }
+        self.n = 0;
+    }
 }
 
 /// The RX work's view of the session as a [`PduSink`].
@@ -52,6 +165,10 @@ struct Receiver<'a> {
     s: &'a Arc<Session>,
     /// A TX job was queued during this pass.
     kick_tx: bool,
+    /// Commands finished during this pass, completed after it.
+    done: &'a mut Finished,
+    /// The first completion after a reconnect: when the connection had failed.
+    resumed: Option<i64>,
 }
 
 impl Receiver<'_> {
@@ -102,16 +219,8 @@ impl Receiver<'_> {
             }
         }
         if let Some(c) = out.complete {
-            // Finished here, in the RX work (process context), not in the
-            // block softirq: no ksoftirqd wakeup per command.
-            apply(c).complete_direct();
-            if let Some(t) = resumed {
-                pr_info!(
-                    "host{}: I/O flowing again {} ms after the connection failed\n",
-                    host_no,
-                    now_ms() - t
-                );
-            }
+            self.done.push(apply(c));
+            self.resumed = self.resumed.or(resumed);
         }
     }
 }
@@ -121,14 +230,23 @@ impl PduSink for Receiver<'_> {
     type Error = RxFault;
 
     fn header(&mut self, bhs: &[u8; BHS_LEN], _data_len: u32) -> Result<Dest<DataInDest>, RxFault> {
-        match Pdu::parse(bhs).map_err(SessionError::Malformed)? {
-            Pdu::DataIn(d) => match self.s.state.lock().e.data_in_header(&d)? {
-                Placement::Discard => Ok(Dest::Scratch),
-                Placement::Into { tag, seq, base } => {
-                    Ok(Dest::Direct(DataInDest { tag, seq, base }))
-                }
-            },
-            _ => Ok(Dest::Scratch),
+        // Only a Data-In's payload is placed; everything else is parsed once,
+        // at its end.
+        let is_data_in = Bhs::new_checked(&bhs[..]).is_ok_and(|b| b.opcode() == Opcode::DataIn);
+        if !is_data_in {
+            return Ok(Dest::Scratch);
+        }
+        let Pdu::DataIn(d) = Pdu::parse(bhs).map_err(SessionError::Malformed)? else {
+            return Ok(Dest::Scratch);
+        };
+        match self.s.state.lock().e.data_in_header(&d)? {
+            Placement::Discard => Ok(Dest::Scratch),
+            Placement::Into { tag, seq, base } => Ok(Dest::Direct(DataInDest {
+                tag,
+                seq,
+                base,
+                hdr: d,
+            })),
         }
     }
 
@@ -153,30 +271,45 @@ impl PduSink for Receiver<'_> {
         }
     }
 
-    fn recv_direct<E: SocketEvents>(
+    fn place(
         &mut self,
         to: DataInDest,
         offset: u32,
-        len: u32,
-        sock: &TcpSocket<E>,
-    ) -> Option<Result<Recv>> {
+        skb: &SkbSlice<'_>,
+        from: usize,
+        len: usize,
+        crc: Option<&mut u32>,
+    ) -> Result<bool, RxFault> {
         let mut st = self.s.state.lock();
-        let t = st.e.tasks.get(to.tag, to.seq)?;
-        match t.cmd.recv_into(sock, to.base.saturating_add(offset), len) {
-            // EH took the command back before anything was read: the bytes
-            // go through `data`, which drops them.
-            Err(e) if e == TAKEN_BACK => None,
-            r => Some(r),
+        // Gone if the connection failed meanwhile, or EH took the command
+        // back: drop the bytes.
+        let Some(t) = st.e.tasks.get(to.tag, to.seq) else {
+            return Ok(false);
+        };
+        let at = to.base.saturating_add(offset);
+        // The header check bounded the whole segment by the buffer already.
+        match t.cmd.copy_from_skb(at, skb, from, len, crc) {
+            Ok(()) => Ok(true),
+            Err(e) if e == TAKEN_BACK => Ok(false),
+            Err(_) => Err(RxFault::Violation(SessionError::DataInBeyond {
+                itt: t.itt.get(),
+                end: u64::from(at) + len as u64,
+                len: t.len,
+            })),
         }
     }
 
     fn end(
         &mut self,
         bhs: &[u8; BHS_LEN],
-        _dest: Dest<DataInDest>,
+        dest: Dest<DataInDest>,
         data: &[u8],
     ) -> Result<(), RxFault> {
-        let pdu = Pdu::parse(bhs).map_err(SessionError::Malformed)?;
+        // A placed Data-In was parsed when its header came.
+        let pdu = match dest {
+            Dest::Direct(d) => Pdu::DataIn(d.hdr),
+            Dest::Scratch => Pdu::parse(bhs).map_err(SessionError::Malformed)?,
+        };
         let mut st = self.s.state.lock();
         let r = st.e.on_pdu(&pdu, data, now_ms());
         st.log_quirks();

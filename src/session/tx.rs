@@ -1,7 +1,11 @@
 //! Submission: `queuecommand` (the SCSI Command PDU and its immediate and
 //! unsolicited data, inline) and the TX work that sends queued jobs (Data-Out
 //! bursts answering R2Ts, NOP-Outs, the Logout). What to send is the
-//! engine's (`proto::session::{engine, tx}`); this file copies and sends.
+//! engine's (`proto::session::{engine, tx}`); this file stages and sends.
+//! Data segments go out by reference from the command's pages
+//! (`MSG_SPLICE_PAGES`, no copy) unless a data digest is on, whose CRC must
+//! cover bytes that cannot change after it was computed: those are copied
+//! into the bounce buffer first, as are pages TCP cannot take by reference.
 
 use super::*;
 
@@ -38,6 +42,7 @@ impl Session {
         let len = cmd.transfer_len();
         let lun = cmd.lun_sam();
         let mut tx = this.tx.lock();
+        let side = &mut *tx;
         let mut st = this.state.lock();
         // Held until the relogin (the watchdog blocks the host soon).
         if st.e.phase == Phase::Recovering
@@ -50,29 +55,33 @@ impl Session {
         if st.e.tasks.peek(tag).is_some_and(|t| t.cmd.revoked()) {
             st.e.take_back(tag);
         }
-        // No credit: refuse before copying any data (the midlayer retries).
+        // No credit: refuse before staging any data (the midlayer retries).
         if st.e.phase == Phase::Running && !st.e.credit_for_one(now_ms()) {
             return Err((cmd, Busy::Target));
         }
-        let plan = CommandPlan::new(&st.e.params, dir, len, tx.len() as u32);
-        // Immediate data is copied before the command is accepted: a copy
+        let plan = CommandPlan::new(&st.e.params, dir, len, side.buf.len() as u32);
+        let by_ref = st.e.params.data_digest != Digest::Crc32c;
+        drop(st);
+        // Immediate data is staged before the command is accepted: staging
         // that fails leaves nothing behind.
-        let copied = tx
-            .get_mut(..plan.immediate as usize)
-            .map(|b| cmd.copy_to_buf(0, b).is_ok())
-            .unwrap_or(false);
-        if !copied {
-            drop(st);
+        let staged = stage(&mut cmd, side, 0, plan.immediate, by_ref);
+        let Ok(staged) = staged else {
             drop(tx);
             cmd.set_result(HostByte::Error, 0);
             cmd.complete();
             return Ok(());
-        }
+        };
+        let mut st = this.state.lock();
         let sub = match st.e.submit(tag, cmd, lun, dir, len, now_ms()) {
             Ok(s) => s,
-            Err(Refused::NoCredit(cmd)) => return Err((cmd, Busy::Target)),
+            Err(Refused::NoCredit(cmd)) => {
+                drop(st);
+                side.pages.clear();
+                return Err((cmd, Busy::Target));
+            }
             Err(Refused::NotRunning(mut cmd, phase)) => {
                 drop(st);
+                side.pages.clear();
                 drop(tx);
                 let host = if phase == Phase::Offline {
                     HostByte::TransportFailfast
@@ -85,6 +94,7 @@ impl Session {
             }
             Err(Refused::Slot(InsertError::Busy(mut cmd) | InsertError::NoSuchTag(mut cmd))) => {
                 drop(st);
+                side.pages.clear();
                 drop(tx);
                 pr_err!(
                     "host{}: refusing command: tag {} is busy or beyond the queue\n",
@@ -115,11 +125,10 @@ impl Session {
         .emit(&mut hdr);
         let conn = st.conn.clone();
         drop(st);
-        let data = tx.get(..plan.immediate as usize).unwrap_or(&[]);
         let unsolicited = plan.unsolicited();
-        let mut sent = conn.send_pdu(&hdr, data, unsolicited.is_some());
+        let mut sent = send_staged(&conn, &hdr, side, staged, unsolicited.is_some());
         if let (true, Some((offset, len))) = (sent.is_ok(), unsolicited) {
-            sent = this.send_burst(&mut tx, tag, sub.seq, RESERVED_TAG, offset, len);
+            sent = this.send_burst(side, tag, sub.seq, RESERVED_TAG, offset, len);
         }
         drop(tx);
         if let Err(e) = sent {
@@ -133,7 +142,7 @@ impl Session {
     /// the reserved tag for unsolicited data. Stops quietly if the task ends.
     pub(super) fn send_burst(
         &self,
-        tx: &mut KVVec<u8>,
+        tx: &mut TxSide,
         tag: u16,
         seq: u64,
         ttt: u32,
@@ -143,25 +152,26 @@ impl Session {
         let mut burst = Burst::new(offset, len);
         loop {
             let mut hdr = [0u8; BHS_LEN];
-            let (piece, conn) = {
+            let (piece, staged, conn) = {
                 let mut st = self.state.lock();
                 if st.e.phase != Phase::Running {
                     // The connection failed; the task went back for retry.
                     return Ok(());
                 }
-                let max = st.e.params.max_xmit_data_segment_len.min(tx.len() as u32);
+                let max =
+                    st.e.params
+                        .max_xmit_data_segment_len
+                        .min(tx.buf.len() as u32);
                 let Some(piece) = burst.next_piece(max) else {
                     return Ok(());
                 };
+                let by_ref = st.e.params.data_digest != Digest::Crc32c;
                 let exp_stat_sn = st.e.seq.exp_stat_sn().get();
                 let conn = st.conn.clone();
                 let Some(task) = st.e.tasks.get(tag, seq) else {
                     return Ok(());
                 };
-                let Some(buf) = tx.get_mut(..piece.len as usize) else {
-                    return Err(EINVAL);
-                };
-                task.cmd.copy_to_buf(piece.offset, buf)?;
+                let staged = stage(&mut task.cmd, tx, piece.offset, piece.len, by_ref)?;
                 DataOut {
                     final_bit: piece.last,
                     lun: task.lun,
@@ -176,10 +186,9 @@ impl Session {
                 if piece.last {
                     st.e.burst_sent(tag, seq, ttt != RESERVED_TAG);
                 }
-                (piece, conn)
+                (piece, staged, conn)
             };
-            let data = tx.get(..piece.len as usize).unwrap_or(&[]);
-            conn.send_pdu(&hdr, data, !piece.last)?;
+            send_staged(&conn, &hdr, tx, staged, !piece.last)?;
         }
     }
 
@@ -240,5 +249,46 @@ impl Session {
                 return;
             }
         }
+    }
+}
+
+/// Where a data segment about to be sent is.
+#[derive(Clone, Copy)]
+enum Staged {
+    /// No data.
+    Nothing,
+    /// Page references in `TxSide::pages`.
+    Pages(u32),
+    /// Copied into the first bytes of `TxSide::buf`.
+    Copied(u32),
+}
+
+/// Stages bytes `offset..offset + len` of `cmd`'s buffer for sending: page
+/// references when `by_ref` allows and the pages can be sent that way, else a
+/// copy into the bounce buffer. Does not sleep.
+fn stage(cmd: &mut Cmd, tx: &mut TxSide, offset: u32, len: u32, by_ref: bool) -> Result<Staged> {
+    if len == 0 {
+        return Ok(Staged::Nothing);
+    }
+    if by_ref && cmd.pin_pages(offset, len, &mut tx.pages)? {
+        return Ok(Staged::Pages(len));
+    }
+    let buf = tx.buf.get_mut(..len as usize).ok_or(EINVAL)?;
+    cmd.copy_to_buf(offset, buf)?;
+    Ok(Staged::Copied(len))
+}
+
+/// Sends one PDU with the data segment `staged` (see [`stage`]).
+fn send_staged(
+    conn: &SessionConn,
+    hdr: &[u8; BHS_LEN],
+    tx: &mut TxSide,
+    staged: Staged,
+    more: bool,
+) -> Result {
+    match staged {
+        Staged::Nothing => conn.send_pdu(hdr, &[], more),
+        Staged::Copied(n) => conn.send_pdu(hdr, tx.buf.get(..n as usize).unwrap_or(&[]), more),
+        Staged::Pages(n) => conn.send_pdu_pages(hdr, &mut tx.pages, n, more),
     }
 }

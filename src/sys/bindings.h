@@ -30,6 +30,12 @@ int iscsi_rs_sk_install(struct sock *sk, void *user, const struct iscsi_rs_sk_op
 void iscsi_rs_sk_restore(struct sock *sk, const struct iscsi_rs_sk_ops *saved);
 void *iscsi_rs_sk_user_lock(struct sock *sk);
 void iscsi_rs_sk_user_unlock(struct sock *sk);
+/* One piece of a received skb: returns the bytes used, 0 to stop. */
+typedef int (*iscsi_rs_read_cb)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len);
+int iscsi_rs_tcp_read(struct sock *sk, void *ctx, iscsi_rs_read_cb cb, int *status);
+void iscsi_rs_lock_sock(struct sock *sk);
+void iscsi_rs_release_sock(struct sock *sk);
+int iscsi_rs_skb_copy(const struct sk_buff *skb, unsigned int off, void *to, unsigned int len);
 
 /* SCSI. */
 unsigned int iscsi_rs_cmd_unique_tag(struct scsi_cmnd *cmd);
@@ -38,9 +44,21 @@ struct iscsi_rs_sg_cursor {
 	size_t at;		/* bytes of the buffer before it */
 	unsigned int idx;	/* its index */
 };
-int iscsi_rs_recv_sg(struct socket *sock, struct scatterlist *sgl, unsigned int nents,
-		     size_t skip, size_t len, struct iscsi_rs_sg_cursor *cursor);
+int iscsi_rs_skb_to_sg(const struct sk_buff *skb, unsigned int off, struct scatterlist *sgl,
+		       unsigned int nents, size_t skip, size_t len,
+		       struct iscsi_rs_sg_cursor *cursor, u32 *crc);
 struct Scsi_Host *iscsi_rs_dev_to_shost(struct device *dev);
+
+/* Zero-copy transmit: page references on part of a command's buffer (opaque
+ * to Rust; see helpers.c). Enough for a 256 KiB segment at any alignment. */
+#define ISCSI_RS_MAX_PAGES 72
+struct iscsi_rs_pages;
+struct iscsi_rs_pages *iscsi_rs_pages_alloc(void);
+void iscsi_rs_pages_put(struct iscsi_rs_pages *p);
+void iscsi_rs_pages_free(struct iscsi_rs_pages *p);
+int iscsi_rs_pages_get(struct iscsi_rs_pages *p, struct scatterlist *sgl, unsigned int nents,
+		       size_t skip, size_t len, struct iscsi_rs_sg_cursor *cursor);
+int iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, bool more);
 void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 
 /* Workqueue: alloc_workqueue() is variadic. */
@@ -48,6 +66,14 @@ struct workqueue_struct *iscsi_rs_alloc_workqueue(const char *name, bool long_ru
 
 /* Digests: the kernel's CRC32C (raw register in and out, no inversion). */
 u32 iscsi_rs_crc32c(u32 crc, const void *p, unsigned int len);
+
+/* Spinlocks taken with softirqs off: spin_lock_bh() and spin_lock_init()
+ * are macros or inlines. */
+void iscsi_rs_spin_lock_init(spinlock_t *lock, const char *name, struct lock_class_key *key);
+void iscsi_rs_spin_lock_bh(spinlock_t *lock);
+void iscsi_rs_spin_unlock_bh(spinlock_t *lock);
+/* Test module only (ktests/kunit/helpers.c). */
+bool iscsi_rs_kunit_bh_disabled(void);
 
 /* Sleep: the wait in a command revocation. */
 void iscsi_rs_sleep_ms(unsigned int ms);

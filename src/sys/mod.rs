@@ -7,6 +7,7 @@ pub(crate) mod chardev;
 pub(crate) mod crc;
 #[cfg(iscsi_rs_kunit)]
 pub(crate) mod kunit;
+pub(crate) mod lock;
 pub(crate) mod scsi;
 pub(crate) mod socket;
 pub(crate) mod workqueue;

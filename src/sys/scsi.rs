@@ -30,7 +30,7 @@ use kernel::types::{ForeignOwnable, Opaque};
 use kernel::ThisModule;
 
 use super::bindings;
-use super::socket::{Recv, SocketEvents, TcpSocket};
+use super::socket::{SkbSlice, TxPages};
 
 /// Why `queuecommand` refuses a command for now (the midlayer retries it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,10 +286,12 @@ pub(crate) struct Cmd {
     index: usize,
     gen: u64,
     info: CmdInfo,
-    /// Where [`Cmd::recv_into`] last started in the sg list: null, or an entry
+    /// Where [`Cmd::copy_from_skb`] last started in the sg list: null, or an entry
     /// of this command's table with the bytes before it and its index, so
     /// in-order Data-In does not walk the list from its head on every call.
     rx_cursor: bindings::iscsi_rs_sg_cursor,
+    /// The same for [`Cmd::pin_pages`] (Data-Out goes in order too).
+    tx_cursor: bindings::iscsi_rs_sg_cursor,
 }
 
 // SAFETY: the command belongs to the driver alone while held, and every access
@@ -354,6 +356,7 @@ impl Cmd {
             gen,
             info,
             rx_cursor: bindings::iscsi_rs_sg_cursor::default(),
+            tx_cursor: bindings::iscsi_rs_sg_cursor::default(),
         })
     }
 
@@ -437,31 +440,74 @@ impl Cmd {
         }
     }
 
-    /// Receives up to `len` bytes from `sock`, without blocking, straight into
-    /// the data buffer at byte `offset`: Data-In payload without a bounce
-    /// buffer. Fails (reading nothing) unless the range lies within
-    /// [`Self::transfer_len`] and the command is still ours.
-    pub(crate) fn recv_into<T: SocketEvents>(
+    /// Copies bytes `from..from + len` of a received skb piece straight into
+    /// the data buffer at byte `offset`: Data-In payload in one copy, without
+    /// a bounce buffer. With `crc`, the bytes are also folded into that
+    /// CRC32C register (no final inversion): the data digest. Fails (copying
+    /// nothing) unless both ranges hold and the command is still ours.
+    pub(crate) fn copy_from_skb(
         &mut self,
-        sock: &TcpSocket<T>,
         offset: u32,
-        len: u32,
-    ) -> Result<Recv> {
-        let end = u64::from(offset) + u64::from(len);
-        if end > u64::from(self.transfer_len()) || len == 0 {
+        skb: &SkbSlice<'_>,
+        from: usize,
+        len: usize,
+        crc: Option<&mut u32>,
+    ) -> Result {
+        let end = u64::from(offset) + len as u64;
+        if end > u64::from(self.transfer_len()) {
             return Err(code::EINVAL);
         }
+        if len == 0 {
+            return Ok(());
+        }
+        let (raw_skb, skb_off) = skb.range(from, len)?;
+        let crc = crc.map_or(ptr::null_mut(), ptr::from_mut);
         let mut cursor = self.rx_cursor;
         let ret = {
             let _in = self.access().ok_or(TAKEN_BACK)?;
             // SAFETY: we are inside the held command (invariant), whose sg list
             // maps at least `transfer_len` bytes (the range was checked above);
-            // the cursor is null or in that list; the socket is live while
-            // `sock` is borrowed, and only its one receiver reads.
+            // the cursor is null or in that list; the skb holds the source
+            // range (`range` checked it) while `skb` is borrowed; `crc` is
+            // null or a live exclusive borrow.
             unsafe {
                 let t = &(*self.raw()).sdb.table;
-                bindings::iscsi_rs_recv_sg(
-                    sock.raw(),
+                bindings::iscsi_rs_skb_to_sg(
+                    raw_skb,
+                    skb_off,
+                    t.sgl,
+                    t.nents,
+                    offset as usize,
+                    len,
+                    &mut cursor,
+                    crc,
+                )
+            }
+        };
+        self.rx_cursor = cursor;
+        to_result(ret)
+    }
+
+    /// Takes references on the pages of bytes `offset..offset + len` of the
+    /// data buffer into `pages`, to send them by reference. `Ok(false)` (and
+    /// `pages` empty) if they cannot be sent that way (slab memory, or too
+    /// many pages): copy them instead. Fails unless the range lies within
+    /// [`Self::transfer_len`] and the command is still ours.
+    pub(crate) fn pin_pages(&mut self, offset: u32, len: u32, pages: &mut TxPages) -> Result<bool> {
+        let end = u64::from(offset) + u64::from(len);
+        if end > u64::from(self.transfer_len()) || len == 0 {
+            return Err(code::EINVAL);
+        }
+        let mut cursor = self.tx_cursor;
+        let ret = {
+            let _in = self.access().ok_or(TAKEN_BACK)?;
+            // SAFETY: we are inside the held command (invariant), whose sg list
+            // maps at least `transfer_len` bytes (the range was checked above);
+            // the cursor is null or in that list; the array is live and ours.
+            unsafe {
+                let t = &(*self.raw()).sdb.table;
+                bindings::iscsi_rs_pages_get(
+                    pages.raw(),
                     t.sgl,
                     t.nents,
                     offset as usize,
@@ -470,8 +516,14 @@ impl Cmd {
                 )
             }
         };
-        self.rx_cursor = cursor;
-        TcpSocket::<T>::recv_result(ret)
+        self.tx_cursor = cursor;
+        match ret {
+            0 => Ok(true),
+            e if e == -(bindings::EOPNOTSUPP as c_int) || e == -(bindings::E2BIG as c_int) => {
+                Ok(false)
+            }
+            e => Err(Error::from_errno(e)),
+        }
     }
 
     /// Copies bytes at `offset` of the data buffer into `dst` (all of it).

@@ -3,18 +3,20 @@
 //! socket's `sk_data_ready`/`sk_state_change`/`sk_write_space` callbacks for ours
 //! under `sk_callback_lock` (restored on [`TcpSocket::restore_callbacks`] or drop),
 //! sends with `kernel_sendmsg` over kvecs (`MSG_MORE` between the parts of a PDU)
-//! and receives with non-blocking `kernel_recvmsg`.
-//!
-//! Receiving through `kernel_recvmsg` into a bounce buffer costs one copy more than
-//! `tcp_read_sock` would (skb → buffer → command pages); that is the planned
-//! optimisation once the data path is proven.
+//! and receives with `tcp_read_sock`: the caller sees each queued skb piece as an
+//! [`SkbSlice`] and copies what it wants out of it (header bytes into its own
+//! buffer, Data-In payload straight into a command's pages), one copy, no bounce
+//! buffer and no `EAGAIN` probing. Reading needs the socket lock, which a
+//! [`Reading`] proves: `sk_data_ready` runs with it held (in softirq, or in the
+//! task releasing the socket), so the owner receives right there, and
+//! [`TcpSocket::with_reading`] takes it in process context.
 
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use kernel::error::{code, to_result, Error, Result};
-use kernel::ffi::{c_int, c_void};
+use kernel::ffi::{c_int, c_uint, c_void};
 use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
 
@@ -26,25 +28,175 @@ const IPPROTO_TCP: c_int = 6;
 const TCP_ESTABLISHED: c_int = 1;
 
 /// What a socket's owner does when the socket signals. Called in softirq context
-/// with `sk_callback_lock` read-held: only non-blocking work (queue a work item).
+/// (or in a task releasing the socket lock) with `sk_callback_lock` read-held:
+/// nothing that sleeps.
 pub(crate) trait SocketEvents: Send + Sync + Sized + 'static {
-    /// Bytes (or EOF) can be read.
-    fn data_ready(this: ArcBorrow<'_, Self>);
+    /// Bytes (or EOF) can be read; `reading` may read them now.
+    fn data_ready(this: ArcBorrow<'_, Self>, reading: &mut Reading<'_>);
     /// The TCP state changed (e.g. the peer closed).
     fn state_change(this: ArcBorrow<'_, Self>);
     /// Send buffer space became available.
     fn write_space(_this: ArcBorrow<'_, Self>) {}
 }
 
-/// Outcome of a non-blocking receive.
+/// How a [`Reading::read`] pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Recv {
-    /// This many bytes were read.
-    Data(usize),
-    /// Nothing to read now; the socket will signal `data_ready`.
-    WouldBlock,
+pub(crate) enum ReadEnd {
+    /// The reader stopped it, or the queue is empty: the socket signals
+    /// `data_ready` when more arrives.
+    Open,
     /// The peer closed the connection (or we shut it down).
     Closed,
+}
+
+/// A piece of a received skb, lent to the reader of [`Reading::read`]
+/// for the duration of one callback: bytes `off..off + len` of `skb`.
+///
+/// # Invariants
+///
+/// `skb` is a live skb of the socket's receive queue with at least `off + len`
+/// bytes; the socket lock keeps it so while the borrow `'a` lasts.
+pub(crate) struct SkbSlice<'a> {
+    skb: NonNull<bindings::sk_buff>,
+    off: u32,
+    len: usize,
+    _life: PhantomData<&'a bindings::sk_buff>,
+}
+
+impl SkbSlice<'_> {
+    /// Bytes in the piece.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copies the piece's bytes from `at` into `dst` (all of `dst`).
+    pub(crate) fn copy_to(&self, at: usize, dst: &mut [u8]) -> Result {
+        let (skb, off) = self.range(at, dst.len())?;
+        let n = u32::try_from(dst.len()).map_err(|_| code::EINVAL)?;
+        // SAFETY: by the invariant the skb holds `off + dst.len()` bytes (checked
+        // by `range`); `dst` is writable for its length.
+        to_result(unsafe { bindings::iscsi_rs_skb_copy(skb, off, dst.as_mut_ptr().cast(), n) })
+    }
+
+    /// The skb and the offset within it of the piece's bytes `at..at + n`,
+    /// for the other wrappers in `sys` (a command copying Data-In payload
+    /// into its pages). Fails unless the range lies within the piece.
+    pub(super) fn range(&self, at: usize, n: usize) -> Result<(*const bindings::sk_buff, u32)> {
+        let end = at.checked_add(n).ok_or(code::EINVAL)?;
+        if end > self.len {
+            return Err(code::EINVAL);
+        }
+        let off = u32::try_from(at)
+            .ok()
+            .and_then(|a| self.off.checked_add(a))
+            .ok_or(code::EINVAL)?;
+        Ok((self.skb.as_ptr(), off))
+    }
+}
+
+/// Proof that a socket's lock is held (by a socket callback's caller, or by
+/// [`TcpSocket::with_reading`]), so its receive queue may be read.
+///
+/// # Invariants
+///
+/// `sk` is a live TCP sock whose lock (`bh_lock_sock` with the socket not
+/// owned, or ownership through `lock_sock`) is held by this context for `'a`.
+pub(crate) struct Reading<'a> {
+    sk: *mut bindings::sock,
+    _locked: PhantomData<&'a mut bindings::sock>,
+}
+
+impl Reading<'_> {
+    /// Reads what is queued on `sock`, without blocking: `reader` gets each
+    /// skb piece in stream order and returns how many of its bytes it used;
+    /// using fewer than offered ends the pass (the rest stays queued for the
+    /// next one). Fails with `EINVAL` if `sock` is not the locked socket.
+    /// `reader` must not send on or shut down the socket (that would wait for
+    /// the lock held here).
+    pub(crate) fn read<T, F>(&mut self, sock: &TcpSocket<T>, reader: &mut F) -> Result<ReadEnd>
+    where
+        T: SocketEvents,
+        F: FnMut(&SkbSlice<'_>) -> usize,
+    {
+        if !sock.is_read_by(self) {
+            return Err(code::EINVAL);
+        }
+        let mut status: c_int = 0;
+        let mut pass = ReadPass {
+            reader,
+            stopped: false,
+        };
+        // SAFETY: by the invariant `sk` is a live TCP sock whose lock this
+        // context holds; `pass` outlives the call and is only used by
+        // `read_cb::<F>`, which the helper calls with the skbs of this socket.
+        let ret = unsafe {
+            bindings::iscsi_rs_tcp_read(
+                self.sk,
+                ptr::from_mut(&mut pass).cast(),
+                Some(read_cb::<F>),
+                &mut status,
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        match status {
+            0 => Ok(ReadEnd::Open),
+            s if s < 0 => Err(Error::from_errno(s)),
+            // The reader stopped early: what it left (and the FIN) wait for
+            // its next pass.
+            _ if pass.stopped => Ok(ReadEnd::Open),
+            // Drained up to the FIN (tcp_read_sock eats it with the bytes
+            // before it).
+            _ => Ok(ReadEnd::Closed),
+        }
+    }
+}
+
+/// References on the pages of part of a command's buffer, sent by reference
+/// (zero-copy, `MSG_SPLICE_PAGES`) with [`TcpSocket::send_pages`]; filled by
+/// `Cmd::pin_pages`. The references keep the pages alive while held, so
+/// sending needs no access to the command (and may block).
+///
+/// # Invariants
+///
+/// `ptr` came from `iscsi_rs_pages_alloc` and is freed only in `drop`.
+pub(crate) struct TxPages {
+    ptr: NonNull<bindings::iscsi_rs_pages>,
+}
+
+// SAFETY: the array holds page references, which any thread may use or drop.
+unsafe impl Send for TxPages {}
+// SAFETY: `&TxPages` gives no access to the array.
+unsafe impl Sync for TxPages {}
+
+impl TxPages {
+    /// An empty array.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: plain allocation.
+        let ptr = unsafe { bindings::iscsi_rs_pages_alloc() };
+        Ok(TxPages {
+            ptr: NonNull::new(ptr).ok_or(code::ENOMEM)?,
+        })
+    }
+
+    /// The array, for `Cmd::pin_pages` (which fills it, dropping what it held).
+    pub(super) fn raw(&mut self) -> *mut bindings::iscsi_rs_pages {
+        self.ptr.as_ptr()
+    }
+
+    /// Drops the page references held.
+    pub(crate) fn clear(&mut self) {
+        // SAFETY: by the invariant the array is live; it is ours (`&mut`).
+        unsafe { bindings::iscsi_rs_pages_put(self.ptr.as_ptr()) };
+    }
+}
+
+impl Drop for TxPages {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant the array is live and freed once, here.
+        unsafe { bindings::iscsi_rs_pages_free(self.ptr.as_ptr()) };
+    }
 }
 
 /// What `sk_user_data` points at while our callbacks are installed.
@@ -252,44 +404,39 @@ impl<T: SocketEvents> TcpSocket<T> {
         }
     }
 
-    /// The `struct socket`, for the other wrappers in `sys` (which keep to
-    /// the same rules: non-blocking reads by one receiver at a time).
-    pub(super) fn raw(&self) -> *mut bindings::socket {
-        self.sock.as_ptr()
+    /// Sends the pages `pages` holds by reference, blocking until all bytes
+    /// are queued, then drops the references. `more` sets `MSG_MORE`.
+    pub(crate) fn send_pages(&self, pages: &mut TxPages, more: bool) -> Result {
+        // SAFETY: the socket is valid; the array is live and holds references
+        // on every page it names (filled by `Cmd::pin_pages`, or empty).
+        let ret = unsafe { bindings::iscsi_rs_pages_send(self.sock.as_ptr(), pages.raw(), more) };
+        pages.clear();
+        to_result(ret)
     }
 
-    /// Maps the return value of a non-blocking `kernel_recvmsg`.
-    pub(super) fn recv_result(ret: c_int) -> Result<Recv> {
-        match ret {
-            0 => Ok(Recv::Closed),
-            n if n > 0 => Ok(Recv::Data(n as usize)),
-            e if e == -(bindings::EAGAIN as c_int) => Ok(Recv::WouldBlock),
-            e => Err(Error::from_errno(e)),
-        }
+    /// Runs `f` with the socket lock held (`lock_sock`), in process context:
+    /// what `f` reads with the [`Reading`] is this socket's. Softirq input
+    /// meanwhile waits in the socket's backlog, processed when the lock is
+    /// released (which may call `data_ready` in this task, after `f`).
+    pub(crate) fn with_reading<R>(&self, f: impl FnOnce(&mut Reading<'_>) -> R) -> R {
+        let sk = self.sk();
+        // SAFETY: `sk` is the live sock of a socket we hold; sleeping is
+        // allowed here (process context, by the method's contract with its
+        // callers: the RX work).
+        unsafe { bindings::iscsi_rs_lock_sock(sk) };
+        let mut reading = Reading {
+            sk,
+            _locked: PhantomData,
+        };
+        let r = f(&mut reading);
+        // SAFETY: pairs with the lock above; `reading` is gone.
+        unsafe { bindings::iscsi_rs_release_sock(sk) };
+        r
     }
 
-    /// Reads what is available into `buf` without blocking.
-    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<Recv> {
-        if buf.is_empty() {
-            return Ok(Recv::WouldBlock);
-        }
-        let mut vec = bindings::kvec {
-            iov_base: buf.as_mut_ptr().cast::<c_void>(),
-            iov_len: buf.len(),
-        };
-        let mut msg = bindings::msghdr::default();
-        // SAFETY: the socket is valid; `vec` describes `buf`, which outlives the call.
-        let ret = unsafe {
-            bindings::kernel_recvmsg(
-                self.sock.as_ptr(),
-                &mut msg,
-                &mut vec,
-                1,
-                buf.len(),
-                bindings::MSG_DONTWAIT as c_int,
-            )
-        };
-        Self::recv_result(ret)
+    /// Whether `reading` is this socket's lock.
+    pub(crate) fn is_read_by(&self, reading: &Reading<'_>) -> bool {
+        reading.sk == self.sk()
     }
 
     /// Shuts both directions down: blocked senders fail, receivers see EOF.
@@ -345,12 +492,67 @@ unsafe fn with_owner<T: SocketEvents>(
     saved
 }
 
+/// One [`Reading::read`] pass: the reader, and whether it stopped
+/// (tcp_read_sock offers the rest of a piece again after a partial use; once
+/// stopped, the pass refuses everything).
+struct ReadPass<'a, F> {
+    reader: &'a mut F,
+    stopped: bool,
+}
+
 /// # Safety
 ///
-/// Installed as `sk_data_ready`; called by the network stack with a live `sk`.
+/// Called by `iscsi_rs_tcp_read` (inside [`Reading::read`]) with the
+/// `ctx` it was given, a `&mut ReadPass<F>`, and a piece of a live skb of the
+/// locked socket.
+unsafe extern "C" fn read_cb<F>(
+    ctx: *mut c_void,
+    skb: *mut bindings::sk_buff,
+    off: c_uint,
+    len: usize,
+) -> c_int
+where
+    F: FnMut(&SkbSlice<'_>) -> usize,
+{
+    // SAFETY: `ctx` is the `&mut ReadPass<F>` that `Reading::read` passed,
+    // borrowed for the whole pass and used by nothing else meanwhile.
+    let pass = unsafe { &mut *ctx.cast::<ReadPass<'_, F>>() };
+    let Some(skb) = NonNull::new(skb) else {
+        return 0;
+    };
+    if pass.stopped {
+        return 0;
+    }
+    // TCP hands skb pieces far below 2 GiB; the bound keeps the return exact.
+    let len = len.min(c_int::MAX as usize);
+    // INVARIANT: the helper passes a live skb of the socket's queue holding
+    // `off + len` bytes, and the socket lock is held until it returns.
+    let piece = SkbSlice {
+        skb,
+        off,
+        len,
+        _life: PhantomData,
+    };
+    let used = (pass.reader)(&piece).min(len);
+    pass.stopped = used < len;
+    used as c_int
+}
+
+/// # Safety
+///
+/// Installed as `sk_data_ready`; called by the network stack with a live `sk`
+/// from TCP input processing, which holds the socket's lock: in softirq
+/// `bh_lock_sock` with the socket not owned by a task, or in `release_sock`
+/// working off the backlog for the task that owns it.
 unsafe extern "C" fn data_ready_cb<T: SocketEvents>(sk: *mut bindings::sock) {
+    // INVARIANT: TCP calls `sk_data_ready` with the socket locked (above),
+    // and the `Reading` does not outlive this call.
+    let mut reading = Reading {
+        sk,
+        _locked: PhantomData,
+    };
     // SAFETY: `sk` is live and ours (see `with_owner`).
-    unsafe { with_owner::<T>(sk, T::data_ready) };
+    unsafe { with_owner::<T>(sk, |owner| T::data_ready(owner, &mut reading)) };
 }
 
 /// # Safety
