@@ -1,13 +1,13 @@
 # `make bench-profile` (ktests/bench/run.sh profile): where the guest's CPU time
 # goes for iscsi_rs, open-iscsi and nvme-tcp (the peer to beat) on the 1 MiB
-# sequential read and the 4 KiB QD1 and QD32 reads. The same setup as a bench
+# sequential read and write and the 4 KiB QD1 and QD32 reads. The same setup as a bench
 # round (lib.sh: one brd disk behind every path) with the fio job wrapped in
 # a system-wide `perf record` (cpu-clock sampling: TCG has no PMU; tinyconfig
 # on x86 already has CONFIG_PERF_EVENTS); the flat
 # profile by symbol comes back as profile-TAG-JOB.txt in the round's tarball.
 set -u
 . "$REPO/ktests/bench/lib.sh"
-BENCH_JOBS="read-1m-qd8:read:1m:8 randread-4k-qd1:randread:4k:1 randread-4k-qd32:randread:4k:32"
+BENCH_JOBS="read-1m-qd8:read:1m:8 write-1m-qd8:write:1m:8 randread-4k-qd1:randread:4k:1 randread-4k-qd32:randread:4k:32"
 BENCH_DIGEST_JOBS=none
 BENCH_RUNTIME=12 BENCH_RAMP=3
 echo 0 > /proc/sys/kernel/kptr_restrict
