@@ -30,7 +30,8 @@ const RX_CHUNK: usize = 64 * 1024;
 pub(crate) enum Dest<D: Copy> {
     /// Collected whole in the scratch buffer, handed over at the end.
     Scratch,
-    /// Streamed piece by piece to [`PduSink::data`] with this target.
+    /// Placed piece by piece from the skbs by [`PduSink::place`] with this
+    /// target.
     Direct(D),
 }
 
@@ -48,10 +49,6 @@ pub(crate) trait PduSink {
         bhs: &[u8; BHS_LEN],
         data_len: u32,
     ) -> Result<Dest<Self::Direct>, Self::Error>;
-
-    /// A piece of a directly placed data segment, at `offset` within it. Not yet
-    /// covered by the data digest: only [`PduSink::end`] confirms it.
-    fn data(&mut self, to: Self::Direct, offset: u32, bytes: &[u8]) -> Result<(), Self::Error>;
 
     /// Places `len` bytes of a direct segment, from `offset` within it, by
     /// copying them out of `skb` from byte `from` (one copy, no bounce
@@ -169,19 +166,13 @@ impl<Ev: SocketEvents, R> Conn<Ev, R> {
                     break;
                 }
                 let avail = skb.len() - used;
-                let pending = match rx.framer.data_pending() {
-                    Some((offset, left)) => Some((offset, left, None)),
-                    None => rx
-                        .framer
-                        .data_pending_digested()
-                        .map(|(offset, left, crc)| (offset, left, Some(crc))),
-                };
-                let n = match (pending, rx.cur) {
+                let n = match (rx.framer.data_slot(), rx.cur) {
                     // Inside a segment bound for a command's pages: straight
                     // from the skb (digested on the way when DataDigest is on).
-                    (Some((offset, left, mut crc)), Some((_, _, Dest::Direct(to)))) => {
-                        let n = avail.min(left as usize);
-                        let placed = match sink.place(to, offset, skb, used, n, crc.as_mut()) {
+                    (Some(slot), Some((_, _, Dest::Direct(to)))) => {
+                        let n = avail.min(slot.left as usize);
+                        let mut crc = slot.crc;
+                        let placed = match sink.place(to, slot.offset, skb, used, n, crc.as_mut()) {
                             Ok(p) => p,
                             Err(e) => {
                                 stop = Some(RxStop::Sink(e));
@@ -199,10 +190,8 @@ impl<Ev: SocketEvents, R> Conn<Ev, R> {
                             }
                         }
                         // n <= left, so the framer accepts it.
-                        let accounted = u32::try_from(n).is_ok_and(|n| match crc {
-                            Some(c) => rx.framer.data_placed_digested(n, c),
-                            None => rx.framer.data_placed(n),
-                        });
+                        let accounted =
+                            u32::try_from(n).is_ok_and(|n| rx.framer.data_placed(n, crc));
                         if !accounted {
                             stop = Some(RxStop::Socket(EINVAL));
                             break;
@@ -347,9 +336,9 @@ fn dispatch<S: PduSink>(
                 *cur = Some((bhs, data_len, dest));
             }
             RxEvent::Data { offset, bytes } => match cur {
-                Some((_, _, Dest::Direct(d))) => {
-                    sink.data(*d, offset, bytes).map_err(RxStop::Sink)?;
-                }
+                // A direct segment is placed from the skbs (`data_slot`) and
+                // never fed: its bytes cannot come here.
+                Some((_, _, Dest::Direct(_))) => return Err(RxStop::Socket(EINVAL)),
                 Some((_, _, Dest::Scratch)) => {
                     // The framer bounds data_len by MaxRecvDataSegmentLength,
                     // which is the scratch size, so this always fits.

@@ -293,6 +293,18 @@ fn crc_feed(update: CrcUpdate, crc: &mut Crc32c, bytes: &[u8]) {
     *crc = Crc32c::from_state(update(crc.state(), bytes));
 }
 
+/// The rest of a data segment that the receiver may place itself (see
+/// [`RxFramer::data_slot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSlot {
+    /// Offset of the next data byte within the segment.
+    pub offset: u32,
+    /// Data bytes left in the segment (more than 0).
+    pub left: u32,
+    /// Under DataDigest, the digest's CRC32C register so far.
+    pub crc: Option<u32>,
+}
+
 /// Incremental, allocation-free PDU receiver. Feed it byte chunks of any size;
 /// it reports each PDU as `Header`, zero or more `Data`, then `PduEnd`.
 ///
@@ -410,52 +422,28 @@ impl RxFramer {
         (n, *filled == buf.len())
     }
 
-    /// Inside a data segment without a data digest: the offset of the next data
-    /// byte and how many remain. Lets a receiver place the segment itself
-    /// (the kernel: straight from the socket into a command's pages, no bounce
-    /// buffer) and account for it with [`Self::data_placed`]. `None` elsewhere,
-    /// and with DataDigest, whose CRC must see the bytes (use [`Self::feed`]).
-    pub fn data_pending(&self) -> Option<(u32, u32)> {
-        if self.failed.is_some() || self.stage != Stage::Data || self.cur.data_digest {
+    /// Inside a data segment: where the receiver may place the rest itself
+    /// (the kernel: straight from the socket's buffers into a command's pages)
+    /// and account for it with [`Self::data_placed`]. Under DataDigest the
+    /// slot carries the digest's CRC32C register so far (no final inversion,
+    /// the shape of [`CrcUpdate`]): the receiver folds the bytes it places
+    /// into it, and the digest is still checked at the segment's end. `None`
+    /// outside a segment's data.
+    pub fn data_slot(&self) -> Option<DataSlot> {
+        if self.failed.is_some() || self.stage != Stage::Data {
             return None;
         }
         let left = self.data_len.saturating_sub(self.data_done);
-        (left > 0).then_some((self.data_done, left))
-    }
-
-    /// Inside a data segment under DataDigest: the offset of the next data
-    /// byte, how many remain, and the data digest's CRC32C register so far
-    /// (no final inversion, the shape of [`CrcUpdate`]). A receiver that
-    /// places the bytes itself folds them into that register and accounts
-    /// both with [`Self::data_placed_digested`]; the digest is still checked
-    /// at the segment's end. `None` elsewhere and without DataDigest (see
-    /// [`Self::data_pending`]).
-    pub fn data_pending_digested(&self) -> Option<(u32, u32, u32)> {
-        if self.failed.is_some() || self.stage != Stage::Data || !self.cur.data_digest {
-            return None;
-        }
-        let left = self.data_len.saturating_sub(self.data_done);
-        (left > 0).then_some((self.data_done, left, self.data_crc.state()))
-    }
-
-    /// Accounts `n` data bytes placed after [`Self::data_pending_digested`]
-    /// offered them, with `crc` the register after folding them in. Returns
-    /// false (and changes nothing) if no digested data was pending or `n`
-    /// exceeds what was.
-    pub fn data_placed_digested(&mut self, n: u32, crc: u32) -> bool {
-        match self.data_pending_digested() {
-            Some((_, left, _)) if n <= left => {
-                self.data_done += n;
-                self.data_crc = Crc32c::from_state(crc);
-                true
-            }
-            _ => false,
-        }
+        (left > 0).then(|| DataSlot {
+            offset: self.data_done,
+            left,
+            crc: self.cur.data_digest.then(|| self.data_crc.state()),
+        })
     }
 
     /// The most bytes to feed next without passing the end of the current
     /// PDU's header before its `Header` event (so the caller can then place
-    /// the data segment itself, see [`Self::data_pending`]) nor the end of the
+    /// the data segment itself, see [`Self::data_slot`]) nor the end of the
     /// current PDU. Lets a receiver that copies out of the socket's buffers
     /// copy each byte once. At least 1.
     pub fn feed_limit(&self) -> usize {
@@ -483,12 +471,20 @@ impl RxFramer {
     }
 
     /// Accounts `n` data bytes the receiver placed itself after
-    /// [`Self::data_pending`] offered them. Returns false (and changes nothing)
-    /// if no data was pending or `n` exceeds what was.
-    pub fn data_placed(&mut self, n: u32) -> bool {
-        match self.data_pending() {
-            Some((_, left)) if n <= left => {
+    /// [`Self::data_slot`] offered them; under DataDigest `crc` is the
+    /// slot's register with those bytes folded in, and must be given (and
+    /// must not be without it). Returns false (and changes nothing) if no
+    /// slot was open, `n` exceeds it, or `crc` does not match the digest
+    /// setting.
+    pub fn data_placed(&mut self, n: u32, crc: Option<u32>) -> bool {
+        match (self.data_slot(), crc) {
+            (Some(slot), None) if n <= slot.left && slot.crc.is_none() => {
                 self.data_done += n;
+                true
+            }
+            (Some(slot), Some(c)) if n <= slot.left && slot.crc.is_some() => {
+                self.data_done += n;
+                self.data_crc = Crc32c::from_state(c);
                 true
             }
             _ => false,
@@ -1102,8 +1098,15 @@ mod tests {
         assert_eq!(rx.feed_limit(), 48);
         rx.feed(&wire[..48]).unwrap();
         assert_eq!(rx.feed_limit(), 5 + 3);
-        assert_eq!(rx.data_pending(), Some((0, 5)));
-        assert!(rx.data_placed(5));
+        assert_eq!(
+            rx.data_slot(),
+            Some(DataSlot {
+                offset: 0,
+                left: 5,
+                crc: None
+            })
+        );
+        assert!(rx.data_placed(5, None));
         assert_eq!(rx.feed_limit(), 3);
     }
 
@@ -1743,23 +1746,24 @@ mod tests {
                 let (used, ev) = f.feed(&wire[..hlen]).unwrap();
                 assert_eq!(used, hlen);
                 assert!(matches!(ev, RxEvent::Header { data_len: 10, .. }));
-                // Not offered as undigested data.
-                assert_eq!(f.data_pending(), None);
-                let (off, left, crc) = f.data_pending_digested().unwrap();
-                assert_eq!((off, left), (0, 10));
-                assert!(!f.data_placed_digested(11, crc));
+                // Offered with the register, and only taken with one.
+                let slot = f.data_slot().unwrap();
+                assert_eq!((slot.offset, slot.left), (0, 10));
+                let crc = slot.crc.unwrap();
+                assert!(!f.data_placed(1, None));
+                assert!(!f.data_placed(11, Some(crc)));
                 // Place in two pieces, folding each into the register.
                 let mut placed = data.clone();
                 if corrupt {
                     placed[7] ^= 1;
                 }
                 let crc = crc32c_update(crc, &placed[..6]);
-                assert!(f.data_placed_digested(6, crc));
-                let (off, left, crc) = f.data_pending_digested().unwrap();
-                assert_eq!((off, left), (6, 4));
-                let crc = crc32c_update(crc, &placed[6..]);
-                assert!(f.data_placed_digested(4, crc));
-                assert_eq!(f.data_pending_digested(), None);
+                assert!(f.data_placed(6, Some(crc)));
+                let slot = f.data_slot().unwrap();
+                assert_eq!((slot.offset, slot.left), (6, 4));
+                let crc = crc32c_update(slot.crc.unwrap(), &placed[6..]);
+                assert!(f.data_placed(4, Some(crc)));
+                assert_eq!(f.data_slot(), None);
                 // Pad and digest are left on the wire.
                 let rest = &wire[hlen + 10..n];
                 let mut got = None;
@@ -1807,17 +1811,27 @@ mod tests {
         let (used, ev) = f.feed(&wire[..BHS_LEN + DIGEST_LEN]).unwrap();
         assert_eq!(used, BHS_LEN + DIGEST_LEN);
         assert!(matches!(ev, RxEvent::Header { data_len: 10, .. }));
-        assert_eq!(f.data_pending(), Some((0, 10)));
-        assert!(!f.data_placed(11));
-        assert!(f.data_placed(4));
-        assert_eq!(f.data_pending(), Some((4, 6)));
-        assert!(f.data_placed(6));
-        assert_eq!(f.data_pending(), None);
+        let slot = |offset, left| {
+            Some(DataSlot {
+                offset,
+                left,
+                crc: None,
+            })
+        };
+        assert_eq!(f.data_slot(), slot(0, 10));
+        assert!(!f.data_placed(11, None));
+        // Without DataDigest no register is taken.
+        assert!(!f.data_placed(4, Some(0)));
+        assert!(f.data_placed(4, None));
+        assert_eq!(f.data_slot(), slot(4, 6));
+        assert!(f.data_placed(6, None));
+        assert_eq!(f.data_slot(), None);
         // Only the pad is left on the wire.
         let (used, ev) = f.feed(&wire[BHS_LEN + DIGEST_LEN + 10..]).unwrap();
         assert_eq!(used, 2);
         assert_eq!(ev, RxEvent::PduEnd);
-        // With DataDigest the CRC must see the bytes: no offer.
+        // With DataDigest the CRC must see the bytes: placing without the
+        // register is refused.
         let mut f = RxFramer::new(FramingSettings {
             data_digest: true,
             ..FramingSettings::default()
@@ -1825,7 +1839,7 @@ mod tests {
         let mut w2 = [0u8; 4096];
         write_pdu(&bhs, &[], &data, false, true, &mut w2).unwrap();
         f.feed(&w2[..BHS_LEN]).unwrap();
-        assert_eq!(f.data_pending(), None);
-        assert!(!f.data_placed(1));
+        assert!(f.data_slot().is_some_and(|s| s.crc.is_some()));
+        assert!(!f.data_placed(1, None));
     }
 }

@@ -38,11 +38,10 @@ impl Session {
     /// end, which `sk_state_change` signals).
     pub(super) fn run_rx(this: Arc<Self>) {
         let conn = {
-            let mut st = this.state.lock();
+            let st = this.state.lock();
             if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
                 return;
             }
-            st.e.last_rx_ms = now_ms();
             st.conn.clone()
         };
         let (stop, kick) = conn
@@ -246,27 +245,6 @@ impl PduSink for Receiver<'_> {
                 seq,
                 base,
                 hdr: d,
-            })),
-        }
-    }
-
-    fn data(&mut self, to: DataInDest, offset: u32, bytes: &[u8]) -> Result<(), RxFault> {
-        let mut st = self.s.state.lock();
-        // Gone if the connection failed meanwhile, or EH took the command
-        // back: drop the bytes.
-        let Some(t) = st.e.tasks.get(to.tag, to.seq) else {
-            return Ok(());
-        };
-        let at = to.base.saturating_add(offset);
-        // The header check bounded the whole segment by the buffer already.
-        match t.cmd.copy_from_buf(at, bytes) {
-            Ok(()) => Ok(()),
-            // EH took the command back: drop the bytes.
-            Err(e) if e == TAKEN_BACK => Ok(()),
-            Err(_) => Err(RxFault::Violation(SessionError::DataInBeyond {
-                itt: t.itt.get(),
-                end: u64::from(at) + bytes.len() as u64,
-                len: t.len,
             })),
         }
     }

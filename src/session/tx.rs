@@ -60,18 +60,22 @@ impl Session {
             return Err((cmd, Busy::Target));
         }
         let plan = CommandPlan::new(&st.e.params, dir, len, side.buf.len() as u32);
-        let by_ref = st.e.params.data_digest != Digest::Crc32c;
-        drop(st);
-        // Immediate data is staged before the command is accepted: staging
-        // that fails leaves nothing behind.
-        let staged = stage(&mut cmd, side, 0, plan.immediate, by_ref);
-        let Ok(staged) = staged else {
-            drop(tx);
-            cmd.set_result(HostByte::Error, 0);
-            cmd.complete();
-            return Ok(());
+        // Immediate data is staged before the command is accepted (staging
+        // that fails leaves nothing behind), outside the state lock: a copy
+        // may be long. Without any, the lock is kept.
+        let (mut st, staged) = if plan.immediate == 0 {
+            (st, Staged::Nothing)
+        } else {
+            let by_ref = st.e.params.data_digest != Digest::Crc32c;
+            drop(st);
+            let Ok(staged) = stage(&mut cmd, side, 0, plan.immediate, by_ref) else {
+                drop(tx);
+                cmd.set_result(HostByte::Error, 0);
+                cmd.complete();
+                return Ok(());
+            };
+            (this.state.lock(), staged)
         };
-        let mut st = this.state.lock();
         let sub = match st.e.submit(tag, cmd, lun, dir, len, now_ms()) {
             Ok(s) => s,
             Err(Refused::NoCredit(cmd)) => {

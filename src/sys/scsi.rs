@@ -409,37 +409,6 @@ impl Cmd {
         self.info.unique_tag
     }
 
-    /// Copies `src` into the data buffer at byte `offset`. Fails (copying nothing)
-    /// unless `offset + src.len()` lies within [`Self::transfer_len`] and the
-    /// command is still ours.
-    pub(crate) fn copy_from_buf(&mut self, offset: u32, src: &[u8]) -> Result {
-        let end = u64::from(offset) + src.len() as u64;
-        if end > u64::from(self.transfer_len()) {
-            return Err(code::EINVAL);
-        }
-        if src.is_empty() {
-            return Ok(());
-        }
-        let _in = self.access().ok_or(TAKEN_BACK)?;
-        // SAFETY: we are inside the held command (invariant), whose sg list
-        // maps at least `transfer_len` bytes; the range was checked above.
-        let n = unsafe {
-            let t = &(*self.raw()).sdb.table;
-            bindings::sg_pcopy_from_buffer(
-                t.sgl,
-                t.nents,
-                src.as_ptr().cast(),
-                src.len(),
-                offset as _,
-            )
-        };
-        if n == src.len() {
-            Ok(())
-        } else {
-            Err(code::EINVAL)
-        }
-    }
-
     /// Copies bytes `from..from + len` of a received skb piece straight into
     /// the data buffer at byte `offset`: Data-In payload in one copy, without
     /// a bounce buffer. With `crc`, the bytes are also folded into that
@@ -536,7 +505,9 @@ impl Cmd {
             return Ok(());
         }
         let _in = self.access().ok_or(TAKEN_BACK)?;
-        // SAFETY: as in `copy_from_buf`; the sg list is only read.
+        // SAFETY: we are inside the held command (invariant), whose sg list
+        // maps at least `transfer_len` bytes (the range was checked above);
+        // the list is only read.
         let n = unsafe {
             let t = &(*self.raw()).sdb.table;
             bindings::sg_pcopy_to_buffer(

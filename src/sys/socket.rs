@@ -3,7 +3,8 @@
 //! socket's `sk_data_ready`/`sk_state_change`/`sk_write_space` callbacks for ours
 //! under `sk_callback_lock` (restored on [`TcpSocket::restore_callbacks`] or drop),
 //! sends with `kernel_sendmsg` over kvecs (`MSG_MORE` between the parts of a PDU)
-//! and receives with `tcp_read_sock`: the caller sees each queued skb piece as an
+//! or, for a command's data, its pages by reference ([`TxPages`],
+//! `MSG_SPLICE_PAGES`), and receives with `tcp_read_sock`: the caller sees each queued skb piece as an
 //! [`SkbSlice`] and copies what it wants out of it (header bytes into its own
 //! buffer, Data-In payload straight into a command's pages), one copy, no bounce
 //! buffer and no `EAGAIN` probing. Reading needs the socket lock, which a

@@ -1,8 +1,8 @@
 //! A byte-level receiver that does what the kernel's `conn.rs` + `session/rx.rs`
 //! do with the engine: bytes go through `RxFramer` (target opcodes only) in
 //! chunks of at most `feed_limit()`, a Data-In header goes to `data_in_header`
-//! first and its payload is placed by the receiver itself (`data_pending`, or
-//! `data_pending_digested` folding the bytes into the digest's register)
+//! first and its payload is placed by the receiver itself (`data_slot`, the
+//! bytes folded into the digest's register under DataDigest)
 //! exactly where `Placement` says (dropped if the task is gone), every other
 //! data segment is collected, and `on_pdu` sees the whole PDU at its end.
 //! Used by the hostile-target scenarios and the property tests.
@@ -205,30 +205,21 @@ impl Receiver {
         loop {
             // Inside a Data-In segment bound for a buffer: placed straight
             // from the input, as the kernel does from the skbs.
-            if let Some((_, _, to @ Placement::Into { .. })) = self.cur {
-                let pending = match self.framer.data_pending() {
-                    Some((offset, left)) => Some((offset, left, None)),
-                    None => self
-                        .framer
-                        .data_pending_digested()
-                        .map(|(offset, left, crc)| (offset, left, Some(crc))),
-                };
-                if let Some((offset, left, crc)) = pending {
-                    if input.is_empty() {
-                        return Ok(out);
-                    }
-                    let n = input.len().min(left as usize);
-                    let bytes = &input[..n];
-                    self.place(e, to, offset, bytes);
-                    let accounted = match crc {
-                        Some(c) => self
-                            .framer
-                            .data_placed_digested(n as u32, crc32c_update(c, bytes)),
-                        None => self.framer.data_placed(n as u32),
-                    };
-                    assert!(accounted, "the framer refused bytes it offered");
-                    input = &input[n..];
+            if let (Some((_, _, to @ Placement::Into { .. })), Some(slot)) =
+                (self.cur, self.framer.data_slot())
+            {
+                if input.is_empty() {
+                    return Ok(out);
                 }
+                let n = input.len().min(slot.left as usize);
+                let bytes = &input[..n];
+                self.place(e, to, slot.offset, bytes);
+                let crc = slot.crc.map(|c| crc32c_update(c, bytes));
+                assert!(
+                    self.framer.data_placed(n as u32, crc),
+                    "the framer refused bytes it offered"
+                );
+                input = &input[n..];
             }
             let limit = self.framer.feed_limit().min(input.len());
             let (used, ev) = self.framer.feed(&input[..limit]).map_err(RxFail::Framing)?;
