@@ -73,6 +73,10 @@ pub(crate) trait PduSink {
         dest: Dest<Self::Direct>,
         scratch: &[u8],
     ) -> Result<(), Self::Error>;
+
+    /// The skb piece being read is consumed: release anything held across
+    /// the events of one piece (a lock taken lazily by the first of them).
+    fn piece_done(&mut self) {}
 }
 
 /// Receive-side state of a connection; used by one receiver at a time.
@@ -232,6 +236,7 @@ impl<Ev: SocketEvents, R> Conn<Ev, R> {
                 used += n;
                 taken += n;
             }
+            sink.piece_done();
             used
         };
         let end = reading.read(&self.sock, &mut reader);

@@ -73,8 +73,12 @@ impl HostOps for Session {
         ro(c_str!("recoveries")),
     ];
 
-    fn queue_command(this: ArcBorrow<'_, Self>, cmd: Cmd) -> Result<(), (Cmd, Busy)> {
-        Session::queue_command(this, cmd)
+    fn queue_command(this: ArcBorrow<'_, Self>, cmd: Cmd, more: bool) -> Result<(), (Cmd, Busy)> {
+        Session::queue_command(this, cmd, more)
+    }
+
+    fn commit(this: ArcBorrow<'_, Self>) {
+        this.push_held();
     }
 
     fn eh_abort(this: ArcBorrow<'_, Self>, cmd: &EhCmd) -> EhAbort {

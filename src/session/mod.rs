@@ -4,7 +4,9 @@
 //! Execution contexts:
 //! - `queue_command` runs in the submitter's context (the host template sets
 //!   `queuecommand_may_block`) and sends the command PDU and any immediate /
-//!   unsolicited data inline, avoiding a workqueue hop per command.
+//!   unsolicited data inline, avoiding a workqueue hop per command. Commands
+//!   of a batch but its last go with `MSG_MORE`; the last (or `commit_rqs`)
+//!   pushes.
 //! - The socket's `sk_data_ready` receives right where TCP signals, in softirq
 //!   (or in the task releasing the socket lock), as iscsi_tcp does: PDUs are
 //!   read from the skbs (`tcp_read_sock`), Data-In payload straight into the
@@ -40,7 +42,7 @@
 #![deny(unsafe_code)]
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, ArcBorrow, CondVar, CondVarTimeoutResult, Mutex};
@@ -219,6 +221,9 @@ pub(crate) struct Session {
     /// Transmit side: holding it serialises PDUs on the socket.
     #[pin]
     tx: Mutex<TxSide>,
+    /// A command of an unfinished batch was sent with `MSG_MORE` and not
+    /// pushed yet. Written with `tx` held.
+    unpushed: AtomicBool,
     /// Serialises Task Management requests: one in flight per session. Taken
     /// before `tx` and `state`.
     #[pin]
@@ -364,6 +369,7 @@ impl Session {
                 host_no: AtomicU32::new(u32::MAX),
                 state <- new_spinlock_bh!(state, "iscsi_rs::Session::state"),
                 tx <- new_mutex!(txside, "iscsi_rs::Session::tx"),
+                unpushed: AtomicBool::new(false),
                 tmf_lock <- new_mutex!((), "iscsi_rs::Session::tmf_lock"),
                 handoff_lock <- new_mutex!((), "iscsi_rs::Session::handoff_lock"),
                 host_ctl <- new_mutex!(

@@ -5,7 +5,10 @@
 //! pass finishes are completed at its end, in one batch, outside the session
 //! state lock.
 
+use kernel::sync::lock::Guard;
+
 use super::*;
+use crate::sys::lock::SpinLockBhBackend;
 
 impl Session {
     /// `sk_data_ready`: receives now, in the callback's context (softirq, or
@@ -92,6 +95,7 @@ impl Session {
         }
         let mut sink = Receiver {
             s: this,
+            st: None,
             kick_tx: false,
             done: &mut side.done,
             resumed: None,
@@ -99,6 +103,8 @@ impl Session {
         let stop = conn.receive(reading, &mut side.framing, &mut sink, RX_BUDGET);
         let kick = sink.kick_tx;
         let resumed = sink.resumed;
+        // Gives up the state lock before completing.
+        drop(sink);
         // Finished in the receiver's context, never in the block softirq
         // raised from process context: no ksoftirqd wakeup per command.
         side.done.complete_all();
@@ -162,6 +168,12 @@ impl Finished {
 /// The RX work's view of the session as a [`PduSink`].
 struct Receiver<'a> {
     s: &'a Arc<Session>,
+    /// The state lock, taken at the first PDU event of an skb piece and held
+    /// until the piece is consumed (`piece_done`): one acquisition for the
+    /// several PDUs a piece carries, not three per PDU. A piece is at most a
+    /// few tens of KiB, so `queuecommand` on another CPU waits no longer
+    /// than that many bytes take to place.
+    st: Option<Guard<'a, State, SpinLockBhBackend>>,
     /// A TX job was queued during this pass.
     kick_tx: bool,
     /// Commands finished during this pass, completed after it.
@@ -170,7 +182,13 @@ struct Receiver<'a> {
     resumed: Option<i64>,
 }
 
-impl Receiver<'_> {
+impl<'a> Receiver<'a> {
+    /// The session state, locked (see `st`).
+    fn state(&mut self) -> &mut Guard<'a, State, SpinLockBhBackend> {
+        let s = self.s;
+        self.st.get_or_insert_with(|| s.state.lock())
+    }
+
     /// Applies what the engine decided for one PDU.
     fn apply(&mut self, out: RxOutcome<'_, Cmd>, resumed: Option<i64>) {
         let host_no = self.s.host_no();
@@ -238,7 +256,7 @@ impl PduSink for Receiver<'_> {
         let Pdu::DataIn(d) = Pdu::parse(bhs).map_err(SessionError::Malformed)? else {
             return Ok(Dest::Scratch);
         };
-        match self.s.state.lock().e.data_in_header(&d)? {
+        match self.state().e.data_in_header(&d)? {
             Placement::Discard => Ok(Dest::Scratch),
             Placement::Into { tag, seq, base } => Ok(Dest::Direct(DataInDest {
                 tag,
@@ -258,7 +276,7 @@ impl PduSink for Receiver<'_> {
         len: usize,
         crc: Option<&mut u32>,
     ) -> Result<bool, RxFault> {
-        let mut st = self.s.state.lock();
+        let st = self.state();
         // Gone if the connection failed meanwhile, or EH took the command
         // back: drop the bytes.
         let Some(t) = st.e.tasks.get(to.tag, to.seq) else {
@@ -288,7 +306,7 @@ impl PduSink for Receiver<'_> {
             Dest::Direct(d) => Pdu::DataIn(d.hdr),
             Dest::Scratch => Pdu::parse(bhs).map_err(SessionError::Malformed)?,
         };
-        let mut st = self.s.state.lock();
+        let st = self.state();
         let r = st.e.on_pdu(&pdu, data, now_ms());
         st.log_quirks();
         let out = r?;
@@ -298,11 +316,14 @@ impl PduSink for Receiver<'_> {
             None
         };
         let reconnect = out.reconnect;
-        drop(st);
         self.apply(out, resumed);
         match reconnect {
             Some(r) => Err(RxFault::Reconnect(r)),
             None => Ok(()),
         }
+    }
+
+    fn piece_done(&mut self) {
+        self.st = None;
     }
 }

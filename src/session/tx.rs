@@ -11,10 +11,41 @@ use super::*;
 
 impl Session {
     /// `queuecommand`: builds and sends the SCSI Command PDU with its immediate
-    /// and unsolicited data. May block (on the socket).
+    /// and unsolicited data. May block (on the socket). With `more` (the
+    /// block layer has more of this batch), the PDUs go with `MSG_MORE`: TCP
+    /// holds the bytes back to fill segments with the next commands, and the
+    /// batch's last command (or `commit_rqs`) pushes them.
     pub(crate) fn queue_command(
         this: ArcBorrow<'_, Self>,
+        cmd: Cmd,
+        more: bool,
+    ) -> core::result::Result<(), (Cmd, Busy)> {
+        let r = Self::submit(this, cmd, more);
+        // The batch ends here, whichever way this command went (refused,
+        // failed, sent): nothing may stay held back.
+        if !more {
+            this.push_held();
+        }
+        r
+    }
+
+    /// Sends what commands of an unfinished batch left held back by
+    /// `MSG_MORE` (`commit_rqs`, or a batch whose last command sent nothing).
+    pub(crate) fn push_held(&self) {
+        if !self.unpushed.load(Ordering::Relaxed) {
+            return;
+        }
+        let _tx = self.tx.lock();
+        if self.unpushed.swap(false, Ordering::Relaxed) {
+            let conn = self.state.lock().conn.clone();
+            conn.sock.push();
+        }
+    }
+
+    fn submit(
+        this: ArcBorrow<'_, Self>,
         mut cmd: Cmd,
+        more: bool,
     ) -> core::result::Result<(), (Cmd, Busy)> {
         let dir = match cmd.direction() {
             DataDir::FromDevice => Dir::Read,
@@ -130,10 +161,12 @@ impl Session {
         let conn = st.conn.clone();
         drop(st);
         let unsolicited = plan.unsolicited();
-        let mut sent = send_staged(&conn, &hdr, side, staged, unsolicited.is_some());
+        let mut sent = send_staged(&conn, &hdr, side, staged, unsolicited.is_some() || more);
         if let (true, Some((offset, len))) = (sent.is_ok(), unsolicited) {
-            sent = this.send_burst(side, tag, sub.seq, RESERVED_TAG, offset, len);
+            sent = this.send_burst(side, tag, sub.seq, RESERVED_TAG, offset, len, more);
         }
+        // Under `tx`: a send without MSG_MORE pushed everything queued.
+        this.unpushed.store(more, Ordering::Relaxed);
         drop(tx);
         if let Err(e) = sent {
             this.fail(reason::SOCKET, format_args!("send failed: {e:?}"));
@@ -144,6 +177,8 @@ impl Session {
     /// Sends `len` bytes from `offset` of task (`tag`, `seq`) as Data-Out PDUs of
     /// at most MaxRecvDataSegmentLength (the target's). `ttt` is the R2T's, or
     /// the reserved tag for unsolicited data. Stops quietly if the task ends.
+    /// `more`: another PDU follows at once (`MSG_MORE` on the last one too).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn send_burst(
         &self,
         tx: &mut TxSide,
@@ -152,6 +187,7 @@ impl Session {
         ttt: u32,
         offset: u32,
         len: u32,
+        more: bool,
     ) -> Result {
         let mut burst = Burst::new(offset, len);
         loop {
@@ -192,7 +228,7 @@ impl Session {
                 }
                 (piece, staged, conn)
             };
-            send_staged(&conn, &hdr, tx, staged, !piece.last)?;
+            send_staged(&conn, &hdr, tx, staged, !piece.last || more)?;
         }
     }
 
@@ -223,7 +259,7 @@ impl Session {
                     ttt,
                     offset,
                     len,
-                } => this.send_burst(&mut tx, tag, seq, ttt, offset, len),
+                } => this.send_burst(&mut tx, tag, seq, ttt, offset, len, false),
                 // A NOP-Out is immediate: CmdSN is carried, not advanced.
                 TxJob::NopOut { ttt, lun } => {
                     let hdr = nop_out(RESERVED_TAG, ttt, lun, cmd_sn, exp_stat_sn);

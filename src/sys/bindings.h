@@ -59,6 +59,7 @@ void iscsi_rs_pages_free(struct iscsi_rs_pages *p);
 int iscsi_rs_pages_get(struct iscsi_rs_pages *p, struct scatterlist *sgl, unsigned int nents,
 		       size_t skip, size_t len, struct iscsi_rs_sg_cursor *cursor);
 int iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, bool more);
+void iscsi_rs_tcp_push(struct sock *sk);
 void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 
 /* Workqueue: alloc_workqueue() is variadic. */

@@ -51,6 +51,13 @@ void iscsi_rs_sk_prepare(struct sock *sk)
 	release_sock(sk);
 }
 
+/* Sends what MSG_MORE held back: uncorking pushes the pending frames (the
+ * socket has no Nagle, so nothing else waits). */
+void iscsi_rs_tcp_push(struct sock *sk)
+{
+	tcp_sock_set_cork(sk, false);
+}
+
 /* write_lock_bh() is a macro and the callback fields are in struct sock: swap
  * the callbacks and publish `user` atomically with respect to the callbacks. */
 int iscsi_rs_sk_install(struct sock *sk, void *user, const struct iscsi_rs_sk_ops *ops,

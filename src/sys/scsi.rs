@@ -647,7 +647,19 @@ pub(crate) trait HostOps: Send + Sync + Sized + 'static {
     const ATTRS: &'static [HostAttr];
 
     /// Starts `cmd`; on refusal returns it untouched with the busy kind.
-    fn queue_command(this: ArcBorrow<'_, Self>, cmd: Cmd) -> core::result::Result<(), (Cmd, Busy)>;
+    /// `more`: the block layer has more commands for this batch (the
+    /// command is not `SCMD_LAST`), so what is sent may wait for them; the
+    /// batch ends with a call whose `more` is false, or with `commit`.
+    fn queue_command(
+        this: ArcBorrow<'_, Self>,
+        cmd: Cmd,
+        more: bool,
+    ) -> core::result::Result<(), (Cmd, Busy)>;
+
+    /// `commit_rqs`: a batch ended without its last command (the block layer
+    /// had told `queue_command` more would come, then stopped): send what
+    /// was held back for it. May block, as `queue_command`.
+    fn commit(this: ArcBorrow<'_, Self>);
 
     /// `eh_abort_handler`. On success (the command handed back, or "not
     /// ours") the midlayer owns the command again: a handle still kept is
@@ -741,6 +753,7 @@ impl<T: HostOps> HostTemplate<T> {
             name: name.as_char_ptr(),
             proc_name: name.as_char_ptr(),
             queuecommand: Some(queuecommand_cb::<T>),
+            commit_rqs: Some(commit_rqs_cb::<T>),
             eh_abort_handler: Some(eh_abort_cb::<T>),
             eh_device_reset_handler: Some(eh_device_reset_cb::<T>),
             eh_target_reset_handler: Some(eh_target_reset_cb::<T>),
@@ -1111,6 +1124,9 @@ unsafe extern "C" fn queuecommand_cb<T: HostOps>(
         return bindings::SCSI_MLQUEUE_HOST_BUSY as c_int;
     };
     let slots = Arc::from(slots);
+    // SAFETY: the midlayer hands us this command: ours to read until it is
+    // taken below. scsi_queue_rq sets SCMD_LAST on a batch's last command.
+    let more = unsafe { (*ptr.as_ptr()).flags } as u32 & bindings::SCMD_LAST == 0;
     // SAFETY: the midlayer hands us this command, with a live device.
     let Some(cmd) = (unsafe { Cmd::take(ptr, &slots) }) else {
         pr_err!("iscsi_rs: command tag outside the host's table\n");
@@ -1122,7 +1138,7 @@ unsafe extern "C" fn queuecommand_cb<T: HostOps>(
         return 0;
     };
     let gen = cmd.gen;
-    match T::queue_command(data, cmd) {
+    match T::queue_command(data, cmd, more) {
         Ok(()) => 0,
         Err((back, busy)) => {
             if back.ptr == ptr && back.gen == gen {
@@ -1146,6 +1162,16 @@ unsafe extern "C" fn queuecommand_cb<T: HostOps>(
             }
         }
     }
+}
+
+/// # Safety
+///
+/// Called by the block layer (through the midlayer) as `commit_rqs` for a
+/// host of ours, which is added: it dispatched commands to it.
+unsafe extern "C" fn commit_rqs_cb<T: HostOps>(shost: *mut bindings::Scsi_Host, _hwq: u16) {
+    // SAFETY: our host, added.
+    let (data, _) = unsafe { host_priv::<T>(shost) };
+    T::commit(data);
 }
 
 /// # Safety

@@ -415,6 +415,13 @@ impl<T: SocketEvents> TcpSocket<T> {
         to_result(ret)
     }
 
+    /// Sends at once what earlier sends with `more` left queued. Blocks
+    /// (takes the socket lock).
+    pub(crate) fn push(&self) {
+        // SAFETY: the socket is valid (owned by `self`).
+        unsafe { bindings::iscsi_rs_tcp_push(self.sk()) }
+    }
+
     /// Runs `f` with the socket lock held (`lock_sock`), in process context:
     /// what `f` reads with the [`Reading`] is this socket's. Softirq input
     /// meanwhile waits in the socket's backlog, processed when the lock is
