@@ -11,6 +11,12 @@ set -eux
 iqn=iqn.2026-12.dev.iscsi-rs:batch
 lio_setup -t $iqn -s 64
 tpg=/sys/kernel/config/target/iscsi/$iqn/tpgt_1
+# Data segments sent by the initiator's socket (the one whose peer is port
+# 3260), from ss.
+segs() {
+    ss -tinH state established | awk '$4 ~ /:3260$/ { getline
+        if (match($0, /data_segs_out:[0-9]+/)) print substr($0, RSTART + 14, RLENGTH - 14) }'
+}
 insmod "$KO"
 for r2t in Yes No; do
     echo $r2t > $tpg/param/InitialR2T
@@ -26,13 +32,8 @@ for r2t in Yes No; do
             --do_verify=1 --randrepeat=0 --max_latency=3s --output-format=terse > /tmp/fio.out
     done
     # Batching shows on the wire: 4 KiB reads, 32 per io_submit, against
-    # the same reads one per io_submit: TCP segments carrying data that the
-    # initiator's socket (the one whose peer is port 3260) sent, per I/O.
+    # the same reads one per io_submit: data segments sent per I/O.
     ss -tin state established >&2
-    segs() {
-        ss -tinH state established | awk '$4 ~ /:3260$/ { getline
-            if (match($0, /data_segs_out:[0-9]+/)) print substr($0, RSTART + 14, RLENGTH - 14) }'
-    }
     [ "$(segs | wc -l)" = 1 ]
     for batch in 1 32; do
         before=$(segs); [ -n "$before" ]

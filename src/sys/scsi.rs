@@ -567,8 +567,8 @@ impl Cmd {
     /// Completes the command in the caller's context (`scsi_done_direct`):
     /// the request finishes here instead of in the block softirq, which from
     /// process context means a ksoftirqd wakeup per command. For the receive
-    /// work only: it is process context and holds none of the locks a
-    /// completion may need.
+    /// path (the socket callback in softirq, or the RX work), called with no
+    /// lock of the driver's held: the completion runs right here.
     pub(crate) fn complete_direct(self) {
         if self.slots.release(self.index, self.gen) {
             // SAFETY: as in `complete`: held until the release above, and
