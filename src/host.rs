@@ -71,6 +71,7 @@ impl HostOps for Session {
         rw(c_str!("noop_out_interval")),
         rw(c_str!("noop_out_timeout")),
         ro(c_str!("recoveries")),
+        ro(c_str!("tx_handed_over")),
     ];
 
     fn queue_command(this: ArcBorrow<'_, Self>, cmd: Cmd, more: bool) -> Result<(), (Cmd, Busy)> {
@@ -122,6 +123,7 @@ impl HostOps for Session {
             16 => writeln!(out, "{}", noop_interval),
             17 => writeln!(out, "{}", noop_timeout),
             18 => writeln!(out, "{}", recoveries),
+            19 => writeln!(out, "{}", this.handed_over()),
             _ => Ok(()),
         };
     }

@@ -46,9 +46,7 @@ for r2t in Yes No; do
     done
     echo "data segments sent per 1000 reads: $single one per io_submit, $batched 32 per io_submit"
     [ "$batched" -lt $((single * 6 / 10)) ]
-    tmo=$(cat /sys/block/$dev/device/iotmo_cnt)
-    [ $((tmo)) -eq 0 ] || { echo "$tmo commands timed out" >&2; exit 1; }
-    [ "$(cat /sys/class/scsi_host/host$host/recoveries)" = 0 ]
+    rs_ran_clean $host $dev
     rs_remove $host
 done
 rmmod iscsi_rs

@@ -40,6 +40,10 @@ pub(crate) static CASES: &[Case] = &[
         crate::sys::lock::kunit_spinlock_bh,
     ),
     (
+        c_str!("try_mutex_refuses_when_held"),
+        crate::sys::lock::kunit_try_mutex,
+    ),
+    (
         c_str!("scsi_cmd_ownership_revocation"),
         crate::sys::scsi::kunit_cmd_slots,
     ),

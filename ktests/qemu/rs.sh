@@ -65,3 +65,12 @@ rs_wait_state() {
 rs_now() {
     cut -d' ' -f1 /proc/uptime
 }
+
+# Fails unless no command of block device DEV (sdX) timed out and session HOST
+# never had to recover: the I/O before ran clean.
+rs_ran_clean() {
+    local tmo
+    tmo=$(cat "/sys/block/$2/device/iotmo_cnt")
+    [ $((tmo)) -eq 0 ] || { echo "$tmo commands timed out" >&2; return 1; }
+    [ "$(cat "/sys/class/scsi_host/host$1/recoveries")" = 0 ] || { echo "host$1 recovered" >&2; return 1; }
+}

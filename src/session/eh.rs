@@ -17,7 +17,9 @@ impl Session {
         let _one = self.tmf_lock.lock();
         let itt;
         {
-            let tx = self.tx.lock();
+            // Commands queued before the TMF go first: the one it names must
+            // reach the target before the request to abort it.
+            let held = self.hold_tx().send_queued_now()?;
             let mut hdr = [0u8; BHS_LEN];
             let conn = {
                 let mut st = self.state.lock();
@@ -42,7 +44,7 @@ impl Session {
                 st.conn.clone()
             };
             if let Err(e) = conn.send_pdu(&hdr, &[], false) {
-                drop(tx);
+                drop(held);
                 self.state.lock().e.tmf.abandon(itt);
                 self.fail(reason::SOCKET, format_args!("sending a TMF failed: {e:?}"));
                 return None;

@@ -145,7 +145,7 @@ impl Session {
         // A new connection comes with a receive side of its own.
         let conn = new_conn(sock, &cfg.params, cfg.queue_depth as usize)?;
         let (old, generation, took_ms, age) = {
-            let _tx = self.tx.lock();
+            let _held = self.hold_tx();
             let mut st = self.state.lock();
             if st.generation != cfg.raw.generation
                 || !matches!(st.e.phase, Phase::Recovering | Phase::Offline)

@@ -3,10 +3,11 @@
 //!
 //! Execution contexts:
 //! - `queue_command` runs in the submitter's context (the host template sets
-//!   `queuecommand_may_block`) and sends the command PDU and any immediate /
-//!   unsolicited data inline, avoiding a workqueue hop per command. Commands
-//!   of a batch but its last go with `MSG_MORE`; the last (or `commit_rqs`)
-//!   pushes.
+//!   `queuecommand_may_block`): it admits the command, whose Command PDU the
+//!   engine queues, and sends the queue inline when the transmit side is
+//!   free, avoiding a workqueue hop per command; when it is held, the holder
+//!   sends the queue before letting go (`tx`). Commands of a batch but its
+//!   last go with `MSG_MORE`; the last (or `commit_rqs`) pushes.
 //! - The socket's `sk_data_ready` receives right where TCP signals, in softirq
 //!   (or in the task releasing the socket lock), as iscsi_tcp does: PDUs are
 //!   read from the skbs (`tcp_read_sock`), Data-In payload straight into the
@@ -42,7 +43,7 @@
 #![deny(unsafe_code)]
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, ArcBorrow, CondVar, CondVarTimeoutResult, Mutex};
@@ -70,7 +71,7 @@ use crate::proto::session::tmf::{abort_outcome, AbortOutcome};
 use crate::proto::session::tx::{Burst, CommandPlan, TxJob};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
-use crate::sys::lock::{new_spinlock_bh, SpinLockBh};
+use crate::sys::lock::{new_spinlock_bh, new_try_mutex, SpinLockBh, TryMutex, TryMutexGuard};
 use crate::sys::scsi::{
     Busy, Cmd, DataDir, DeviceState, EhAbort, EhCmd, EhStatus, HostByte, HostHandle, TAKEN_BACK,
 };
@@ -86,7 +87,7 @@ mod state;
 mod tx;
 mod watch;
 
-use state::{apply, nop_out, r2t_jobs};
+use state::{apply, cmd_sn_filler, nop_out, r2t_jobs};
 
 /// Largest data segment we build in one PDU, whatever the target accepts: the
 /// size of the transmit bounce buffer (and within what one page array holds).
@@ -158,6 +159,9 @@ struct State {
     noop_out_timeout: u16,
     /// The SCSI host number, for log lines written under the lock.
     host_no: u32,
+    /// A batch ended while another task held the transmit side: its holder
+    /// pushes what `MSG_MORE` held back.
+    push_asked: bool,
 }
 
 /// The host handle and which way its devices were last set (see
@@ -218,12 +222,16 @@ pub(crate) struct Session {
     /// `state`; `state` is never held across anything that sleeps.
     #[pin]
     state: SpinLockBh<State>,
-    /// Transmit side: holding it serialises PDUs on the socket.
+    /// Transmit side: holding it serialises PDUs on the socket. Taken only
+    /// through `hold_tx`/`try_hold_tx`, whose release sends what is queued.
     #[pin]
-    tx: Mutex<TxSide>,
-    /// A command of an unfinished batch was sent with `MSG_MORE` and not
-    /// pushed yet. Written with `tx` held.
+    tx: TryMutex<TxSide>,
+    /// A PDU went with `MSG_MORE` and was not pushed yet. Written with `tx`
+    /// held.
     unpushed: AtomicBool,
+    /// Submissions that found the transmit side held and left their PDUs to
+    /// its holder (sysfs `tx_handed_over`).
+    handed_over: AtomicU64,
     /// Serialises Task Management requests: one in flight per session. Taken
     /// before `tx` and `state`.
     #[pin]
@@ -339,6 +347,7 @@ impl Session {
             aborted: KVec::from_elem(0u32, aborted::capacity_for(depth), GFP_KERNEL)?,
             jobs: job_store(r2t_jobs(depth, &p))?,
             ctl_jobs: job_store(CTL_JOBS)?,
+            cmds: job_store(depth)?,
         };
         // Sized for the largest segment any relogin may negotiate.
         let txside = TxSide {
@@ -359,6 +368,7 @@ impl Session {
             noop_out_interval: cfg.noop_out_interval,
             noop_out_timeout: cfg.noop_out_timeout,
             host_no: u32::MAX,
+            push_asked: false,
         };
         Arc::pin_init(
             pin_init!(Session {
@@ -368,8 +378,9 @@ impl Session {
                 board,
                 host_no: AtomicU32::new(u32::MAX),
                 state <- new_spinlock_bh!(state, "iscsi_rs::Session::state"),
-                tx <- new_mutex!(txside, "iscsi_rs::Session::tx"),
+                tx <- new_try_mutex!(txside, "iscsi_rs::Session::tx"),
                 unpushed: AtomicBool::new(false),
+                handed_over: AtomicU64::new(0),
                 tmf_lock <- new_mutex!((), "iscsi_rs::Session::tmf_lock"),
                 handoff_lock <- new_mutex!((), "iscsi_rs::Session::handoff_lock"),
                 host_ctl <- new_mutex!(
@@ -424,6 +435,11 @@ impl Session {
     /// Gives the session its host, to block and unblock during recovery.
     pub(crate) fn set_host(&self, handle: HostHandle) {
         self.host_ctl.lock().handle = Some(handle);
+    }
+
+    /// Submissions whose PDUs another task's send carried.
+    pub(crate) fn handed_over(&self) -> u64 {
+        self.handed_over.load(Ordering::Relaxed)
     }
 
     /// The SCSI host number.
@@ -495,7 +511,10 @@ impl Session {
     /// connection's end or the timeout. Returns whether the target confirmed.
     pub(crate) fn logout(&self) -> bool {
         {
-            let tx = self.tx.lock();
+            // Commands accepted before the logout go out ahead of it.
+            let Some(held) = self.hold_tx().send_queued_now() else {
+                return false;
+            };
             let mut hdr = [0u8; BHS_LEN];
             let conn = {
                 let mut st = self.state.lock();
@@ -516,7 +535,7 @@ impl Session {
                 st.conn.clone()
             };
             if let Err(e) = conn.send_pdu(&hdr, &[], false) {
-                drop(tx);
+                drop(held);
                 self.fail(reason::SOCKET, format_args!("sending Logout failed: {e:?}"));
                 return false;
             }

@@ -68,3 +68,20 @@ pub(super) fn nop_out(
     .emit(&mut hdr);
     hdr
 }
+
+/// A non-immediate NOP-Out standing in for the Command PDU of a task taken
+/// back before it went out: it takes the task's CmdSN (`TxJob::Command`).
+pub(super) fn cmd_sn_filler(itt: u32, cmd_sn: u32, exp_stat_sn: u32) -> [u8; BHS_LEN] {
+    let mut hdr = [0u8; BHS_LEN];
+    NopOut {
+        immediate: false,
+        lun: 0,
+        itt,
+        ttt: RESERVED_TAG,
+        cmd_sn,
+        exp_stat_sn,
+        data_segment_len: 0,
+    }
+    .emit(&mut hdr);
+    hdr
+}

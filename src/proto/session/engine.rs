@@ -71,6 +71,8 @@ pub struct Parts<St: Storage> {
     pub jobs: St::Jobs,
     /// Room for pings, NOP-In answers and the logout.
     pub ctl_jobs: St::Jobs,
+    /// Room for commands accepted and not sent yet: one per tag.
+    pub cmds: St::Jobs,
 }
 
 /// Why a new command was not sent; the command comes back.
@@ -82,6 +84,9 @@ pub enum Refused<C> {
     NoCredit(C),
     /// The tag is out of range or still busy.
     Slot(InsertError<C>),
+    /// Every room for unsent commands is taken (commands taken back before
+    /// they went out still hold theirs): retry once the sender caught up.
+    Backlog(C),
 }
 
 /// A command accepted by [`Engine::submit`].
@@ -118,6 +123,9 @@ pub struct Engine<St: Storage> {
     /// NOP-Outs and Logouts: sent before queued bursts, so a ping measures
     /// the target, not the depth of our own send queue.
     pub ctl_jobs: JobRing<St::Jobs>,
+    /// Commands accepted and not sent yet, in CmdSN order: whoever holds the
+    /// transmit side sends them (after the control jobs, before the bursts).
+    pub cmds: JobRing<St::Jobs>,
     /// The TMF waited for and its answer.
     pub tmf: TmfSlot,
     /// Response code of the Logout Response, once received.
@@ -155,6 +163,7 @@ impl<St: Storage> Engine<St> {
             aborted: AbortedItts::new(parts.aborted),
             jobs: JobRing::new(parts.jobs),
             ctl_jobs: JobRing::new(parts.ctl_jobs),
+            cmds: JobRing::new(parts.cmds),
             tmf: TmfSlot::default(),
             logout_response: None,
             reconnect_delay_ms: None,
@@ -252,8 +261,9 @@ impl<St: Storage> Engine<St> {
         false
     }
 
-    /// A new command under `tag` at `now_ms`: takes a CmdSN and a slot, or
-    /// gives the command back saying why.
+    /// A new command under `tag` at `now_ms`: takes a CmdSN and a slot and
+    /// queues the Command PDU ([`TxJob::Command`], sent by [`Engine::next_job`]
+    /// in CmdSN order), or gives the command back saying why.
     pub fn submit(
         &mut self,
         tag: u16,
@@ -268,6 +278,9 @@ impl<St: Storage> Engine<St> {
         }
         if !self.credit_for_one(now_ms) {
             return Err(Refused::NoCredit(cmd));
+        }
+        if self.cmds.len() >= self.cmds.capacity() {
+            return Err(Refused::Backlog(cmd));
         }
         let cmd_sn = self.seq.next_cmd_sn().get();
         let new = NewTask {
@@ -286,6 +299,13 @@ impl<St: Storage> Engine<St> {
             .insert_avoiding(tag, self.age, new, |i| aborted.contains(i.get()))
             .map_err(Refused::Slot)?;
         self.seq.take_cmd_sn();
+        // Room checked above.
+        self.cmds.push(TxJob::Command {
+            tag,
+            seq,
+            itt: itt.get(),
+            cmd_sn,
+        });
         Ok(Submitted {
             itt,
             seq,
@@ -300,6 +320,20 @@ impl<St: Storage> Engine<St> {
         if let (true, Some(t)) = (solicited, self.tasks.get(tag, seq)) {
             t.r2t_outstanding = t.r2t_outstanding.saturating_sub(1);
         }
+    }
+
+    /// The next thing to send: control jobs first (a ping measures the
+    /// target, not our queue), then commands, then Data-Out bursts.
+    pub fn next_job(&mut self) -> Option<TxJob> {
+        self.ctl_jobs
+            .pop()
+            .or_else(|| self.cmds.pop())
+            .or_else(|| self.jobs.pop())
+    }
+
+    /// Whether anything waits to be sent.
+    pub fn has_jobs(&self) -> bool {
+        !(self.ctl_jobs.is_empty() && self.cmds.is_empty() && self.jobs.is_empty())
     }
 
     /// Queues a NOP-Out ping at `now_ms` unless one is out; false if the
@@ -322,6 +356,7 @@ impl<St: Storage> Engine<St> {
         self.logout_watch.done();
         self.jobs.clear();
         self.ctl_jobs.clear();
+        self.cmds.clear();
         let t2w = u32::from(self.params.default_time2wait).saturating_mul(1000);
         self.reconnect_delay_ms.take().unwrap_or(t2w)
     }

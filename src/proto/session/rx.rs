@@ -281,14 +281,14 @@ impl<St: Storage> Engine<St> {
                 if n.itt != super::super::bhs::RESERVED_TAG {
                     // The answer to a ping of ours carries a StatSN.
                     self.ack_stat_sn(n.stat_sn);
-                    if Itt::from_wire(n.itt) != self.ping_itt() {
-                        return Err(SessionError::UnknownItt {
-                            what: "NOP-In",
-                            itt: n.itt,
-                        });
+                    if Itt::from_wire(n.itt) == self.ping_itt() {
+                        self.ping_sent_ms = None;
+                        out.wake = true;
+                    } else {
+                        // Or the answer to the NOP-Out that stood in for a
+                        // command taken back before it went out.
+                        self.unknown("NOP-In", n.itt)?;
                     }
-                    self.ping_sent_ms = None;
-                    out.wake = true;
                 }
                 if n.wants_reply() {
                     if !self.ctl_jobs.push(TxJob::NopOut {

@@ -110,6 +110,22 @@ impl Burst {
 /// Something the transmit side must send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxJob {
+    /// A SCSI Command PDU accepted by `Engine::submit` (its CmdSN taken),
+    /// with its immediate and unsolicited data. If the task was taken back
+    /// before this went out, its CmdSN still must reach the target, which
+    /// holds every later command until it does: a non-immediate NOP-Out with
+    /// the task's ITT and CmdSN goes instead, and its answer is dropped like
+    /// any late PDU of a taken-back task.
+    Command {
+        /// The task's tag.
+        tag: u16,
+        /// The task's seq.
+        seq: u64,
+        /// The task's ITT.
+        itt: u32,
+        /// The task's CmdSN.
+        cmd_sn: u32,
+    },
     /// A solicited Data-Out burst answering an R2T.
     DataOut {
         /// The task's tag.

@@ -54,7 +54,10 @@ impl Bench {
         let id = self.next_id;
         self.next_id += 1;
         let s = match self.e.submit(tag, TestCmd { id }, 0, dir, EDTL, 0) {
-            Ok(s) => s,
+            Ok(s) => {
+                super::send_command(&mut self.e, tag, &s);
+                s
+            }
             Err(r) => panic!("refused {r:?}"),
         };
         self.rx.bufs.insert(id, super::wire::CmdBuf::new(EDTL));

@@ -37,6 +37,7 @@ mod rx_response;
 mod submit_window;
 mod timers_poll;
 mod tmf_flows;
+mod tx_queue;
 mod tx_r2t;
 pub(crate) mod wire;
 
@@ -79,6 +80,7 @@ pub(crate) fn engine_with(depth: usize, p: SessionParams) -> TestEngine {
         aborted: vec![0; aborted::capacity_for(depth)],
         jobs: vec![None; jobs],
         ctl_jobs: vec![None; 64],
+        cmds: vec![None; depth],
     };
     let window = CmdWindow::new(Sn(1), Sn(depth as u32)).expect("valid window");
     Engine::new(parts, p, 1, Sequencer::new(Sn(1), window, Sn(1)), 0)
@@ -88,11 +90,25 @@ pub(crate) fn engine(depth: usize) -> TestEngine {
     engine_with(depth, params())
 }
 
-/// Submits command `id` under tag `tag`.
+/// Submits command `id` under tag `tag` and sends it.
 pub(crate) fn submit(e: &mut TestEngine, tag: u16, dir: Dir, len: u32) -> Submitted {
-    match e.submit(tag, TestCmd { id: u32::from(tag) }, 0, dir, len, 0) {
-        Ok(s) => s,
-        Err(r) => panic!("submit refused: {r:?}"),
+    submit_lun(e, tag, 0, dir, len)
+}
+
+/// The transmitter takes the Command PDU `submit` queued for (`tag`, `s`):
+/// it is the next thing to send once control jobs are out.
+pub(crate) fn send_command(e: &mut TestEngine, tag: u16, s: &Submitted) {
+    while e.ctl_jobs.pop().is_some() {}
+    assert_eq!(e.next_job(), Some(command_job(tag, s)));
+}
+
+/// The job `submit` queues for (`tag`, `s`).
+pub(crate) fn command_job(tag: u16, s: &Submitted) -> TxJob {
+    TxJob::Command {
+        tag,
+        seq: s.seq,
+        itt: s.itt.get(),
+        cmd_sn: s.cmd_sn,
     }
 }
 
@@ -400,10 +416,13 @@ pub(crate) fn feed_at<'d>(
     e.on_pdu(pdu, data, now_ms)
 }
 
-/// Submits command `id` under `tag` on `lun` at `now_ms`.
+/// Submits command `id` under `tag` on `lun` and sends it.
 pub(crate) fn submit_lun(e: &mut TestEngine, tag: u16, lun: u64, dir: Dir, len: u32) -> Submitted {
     match e.submit(tag, TestCmd { id: u32::from(tag) }, lun, dir, len, 0) {
-        Ok(s) => s,
+        Ok(s) => {
+            send_command(e, tag, &s);
+            s
+        }
         Err(r) => panic!("submit refused: {r:?}"),
     }
 }

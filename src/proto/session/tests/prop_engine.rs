@@ -484,6 +484,7 @@ impl Run {
             let id = self.next_id;
             match self.e.submit(tag, TestCmd { id }, 0, dir, len, 0) {
                 Ok(sub) => {
+                    super::send_command(&mut self.e, tag, &sub);
                     self.next_id += 1;
                     let s = Sent {
                         id,

@@ -93,6 +93,7 @@ fn bug2_old_rule_of_16_aborted_itts_failed_on_the_17th_straggler() {
         aborted: vec![0; 16],
         jobs: vec![None; 64],
         ctl_jobs: vec![None; 8],
+        cmds: vec![None; depth],
     };
     let w = CmdWindow::new(Sn(1), Sn(depth as u32)).unwrap();
     let mut e = Engine::new(parts, p, 1, Sequencer::new(Sn(1), w, Sn(1)), 0);
@@ -204,6 +205,7 @@ fn bug5_old_rule_capped_at_16_overflowed() {
         aborted: vec![0; 16],
         jobs: vec![None; old_cap],
         ctl_jobs: vec![None; 8],
+        cmds: vec![None; 8],
     };
     let w = CmdWindow::new(Sn(1), Sn(8)).unwrap();
     let mut e = Engine::new(parts, p, 1, Sequencer::new(Sn(1), w, Sn(1)), 0);

@@ -140,6 +140,7 @@ fn cmd_sn_wraps_past_u32_max() {
         aborted: vec![0; 8],
         jobs: vec![None; 8],
         ctl_jobs: vec![None; 8],
+        cmds: vec![None; 4],
     };
     let start = u32::MAX - 1;
     let w = CmdWindow::new(Sn(start), Sn(start.wrapping_add(3))).unwrap();

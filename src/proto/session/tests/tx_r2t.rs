@@ -274,6 +274,7 @@ fn tx_queue_full_is_named() {
         aborted: vec![0; 4],
         jobs: vec![None; 2],
         ctl_jobs: vec![None; 2],
+        cmds: vec![None; 2],
     };
     let w = CmdWindow::new(Sn(1), Sn(2)).unwrap();
     let mut e = Engine::new(parts, p, 1, Sequencer::new(Sn(1), w, Sn(1)), 0);
