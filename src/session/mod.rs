@@ -226,12 +226,8 @@ pub(crate) struct Session {
     /// through `hold_tx`/`try_hold_tx`, whose release sends what is queued.
     #[pin]
     tx: TryMutex<TxSide>,
-    /// A PDU went with `MSG_MORE` and was not pushed yet. Written with `tx`
-    /// held.
-    unpushed: AtomicBool,
-    /// Submissions that found the transmit side held and left their PDUs to
-    /// its holder (sysfs `tx_handed_over`).
-    handed_over: AtomicU64,
+    /// Lock-free flags and counters of the transmit side.
+    txf: TxFlags,
     /// Serialises Task Management requests: one in flight per session. Taken
     /// before `tx` and `state`.
     #[pin]
@@ -260,6 +256,17 @@ impl_has_work! {
     impl HasWork<Self, 0> for Session { self.rx_work }
     impl HasWork<Self, 1> for Session { self.tx_work }
     impl HasWork<Self, 2> for Session { self.watch_work }
+}
+
+/// Lock-free flags and counters of the transmit side.
+#[derive(Default)]
+struct TxFlags {
+    /// A PDU went with `MSG_MORE` and was not pushed yet. Written with `tx`
+    /// held.
+    unpushed: AtomicBool,
+    /// Submissions that found the transmit side busy and left their PDUs to
+    /// another sender (sysfs `tx_handed_over`).
+    handed_over: AtomicU64,
 }
 
 /// What the sender holds: a data segment goes out by reference from the
@@ -379,8 +386,7 @@ impl Session {
                 host_no: AtomicU32::new(u32::MAX),
                 state <- new_spinlock_bh!(state, "iscsi_rs::Session::state"),
                 tx <- new_try_mutex!(txside, "iscsi_rs::Session::tx"),
-                unpushed: AtomicBool::new(false),
-                handed_over: AtomicU64::new(0),
+                txf: TxFlags::default(),
                 tmf_lock <- new_mutex!((), "iscsi_rs::Session::tmf_lock"),
                 handoff_lock <- new_mutex!((), "iscsi_rs::Session::handoff_lock"),
                 host_ctl <- new_mutex!(
@@ -439,7 +445,7 @@ impl Session {
 
     /// Submissions whose PDUs another task's send carried.
     pub(crate) fn handed_over(&self) -> u64 {
-        self.handed_over.load(Ordering::Relaxed)
+        self.txf.handed_over.load(Ordering::Relaxed)
     }
 
     /// The SCSI host number.

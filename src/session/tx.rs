@@ -115,7 +115,7 @@ impl Session {
         match this.try_hold_tx() {
             Some(mut held) => held.more = more,
             None => {
-                this.handed_over.fetch_add(1, Ordering::Relaxed);
+                this.txf.handed_over.fetch_add(1, Ordering::Relaxed);
                 // The batch ends here, whichever way this command went
                 // (refused, failed, queued): nothing may stay held back.
                 if !more {
@@ -130,7 +130,7 @@ impl Session {
     /// `MSG_MORE` (`commit_rqs`, or a batch whose last command found the
     /// transmit side held).
     pub(crate) fn push_held(&self) {
-        if !self.unpushed.load(Ordering::Relaxed) {
+        if !self.txf.unpushed.load(Ordering::Relaxed) {
             return;
         }
         // Asked before trying: a holder that keeps the side sees it.
@@ -216,7 +216,7 @@ impl Session {
                     drop(st);
                     // Under `tx`: what was held back goes unless this batch
                     // goes on.
-                    if !more && self.unpushed.swap(false, Ordering::Relaxed) {
+                    if !more && self.txf.unpushed.swap(false, Ordering::Relaxed) {
                         conn.sock.push();
                     }
                     return Ok(());
@@ -255,7 +255,7 @@ impl Session {
                 Next::Nothing => continue,
             }
             // Under `tx`: a send without MSG_MORE pushed everything queued.
-            self.unpushed.store(more_after, Ordering::Relaxed);
+            self.txf.unpushed.store(more_after, Ordering::Relaxed);
             // What came since is the release's to find (`tx_wanted`).
             if last {
                 return Ok(());
