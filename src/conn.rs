@@ -268,8 +268,10 @@ impl<Ev: SocketEvents, R> Conn<Ev, R> {
     }
 
     /// Sends one PDU whose `len`-byte data segment is the pages `pages` holds,
-    /// by reference (zero-copy): header, pages, pad, in three sends under
-    /// `MSG_MORE`. Not with a data digest (its CRC needs the bytes).
+    /// by reference (zero-copy): header, pages, pad and data digest, in
+    /// three sends under `MSG_MORE`. With a data digest the pages must stay
+    /// as they are until sent (a queue with stable writes): the CRC is
+    /// computed over them first.
     pub(crate) fn send_pdu_pages(
         &self,
         bhs: &[u8; BHS_LEN],
@@ -277,17 +279,14 @@ impl<Ev: SocketEvents, R> Conn<Ev, R> {
         len: u32,
         more: bool,
     ) -> Result {
-        if self.data_digest {
-            pages.clear();
-            return Err(EINVAL);
-        }
         let mut hdr = [0u8; BHS_LEN + DIGEST_LEN];
         let Ok(hlen) = header_segment(bhs, &[], self.header_digest, &mut hdr) else {
             pages.clear();
             return Err(EINVAL);
         };
+        let crc = (self.data_digest && len > 0).then(|| !pages.crc32c_update(!0));
         let mut tbuf = [0u8; 8];
-        let pad = data_trailer(len, None, &mut tbuf);
+        let pad = data_trailer(len, crc, &mut tbuf);
         if let Err(e) = self.sock.send(&[hdr.get(..hlen).unwrap_or(&[])], true) {
             pages.clear();
             return Err(e);

@@ -78,6 +78,10 @@ impl HostOps for Session {
         Session::queue_command(this, cmd, more)
     }
 
+    fn stable_writes(this: ArcBorrow<'_, Self>) -> bool {
+        this.digests_pages()
+    }
+
     fn commit(this: ArcBorrow<'_, Self>) {
         this.push_held();
     }

@@ -443,6 +443,14 @@ impl Session {
         self.host_ctl.lock().handle = Some(handle);
     }
 
+    /// Whether the session computes data digests over pages sent by
+    /// reference: it began with DataDigest on, so every device of its host
+    /// is configured with stable writes (pages do not change while a write
+    /// is in flight).
+    pub(crate) fn digests_pages(&self) -> bool {
+        self.cfg.params.data_digest == Digest::Crc32c
+    }
+
     /// Submissions whose PDUs another task's send carried.
     pub(crate) fn handed_over(&self) -> u64 {
         self.txf.handed_over.load(Ordering::Relaxed)

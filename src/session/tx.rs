@@ -8,9 +8,11 @@
 //! (Data-Out bursts answering R2Ts, NOP-Outs, the Logout) the same way. What
 //! to send is the engine's (`proto::session::{engine, tx}`); this file stages
 //! and sends. Data segments go out by reference from the command's pages
-//! (`MSG_SPLICE_PAGES`, no copy) unless a data digest is on, whose CRC must
-//! cover bytes that cannot change after it was computed: those are copied
-//! into the bounce buffer first, as are pages TCP cannot take by reference.
+//! (`MSG_SPLICE_PAGES`, no copy), the data digest computed over the pages,
+//! which the queue keeps stable while a write is in flight (stable writes,
+//! set when the devices are configured). A session that gained a data digest
+//! only at a relogin has no stable writes: it copies into the bounce buffer
+//! first, as it does pages TCP cannot take by reference.
 
 use super::*;
 
@@ -284,7 +286,7 @@ impl Session {
                     // connection's end and is retried on the next one.
                     return Ok(Next::Nothing);
                 }
-                let by_ref = st.e.params.data_digest != Digest::Crc32c;
+                let by_ref = self.by_ref(&st.e.params);
                 let params = st.e.params;
                 let Some(task) = st.e.tasks.get(tag, seq) else {
                     // Taken back before it went out: fill its CmdSN.
@@ -367,6 +369,12 @@ impl Session {
         })
     }
 
+    /// Whether a data segment may go by reference under parameters `p`: a
+    /// data digest needs bytes that cannot change after it was computed.
+    fn by_ref(&self, p: &SessionParams) -> bool {
+        p.data_digest != Digest::Crc32c || self.digests_pages()
+    }
+
     /// Sends the burst `b` as Data-Out PDUs of at most
     /// MaxRecvDataSegmentLength (the target's). Stops quietly if the task
     /// ends. `more`: another PDU follows at once (`MSG_MORE` on the last one
@@ -388,7 +396,7 @@ impl Session {
                 let Some(piece) = burst.next_piece(max) else {
                     return Ok(());
                 };
-                let by_ref = st.e.params.data_digest != Digest::Crc32c;
+                let by_ref = self.by_ref(&st.e.params);
                 let exp_stat_sn = st.e.seq.exp_stat_sn().get();
                 let conn = st.conn.clone();
                 let Some(task) = st.e.tasks.get(b.tag, b.seq) else {

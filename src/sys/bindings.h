@@ -56,6 +56,9 @@ struct iscsi_rs_pages;
 struct iscsi_rs_pages *iscsi_rs_pages_alloc(void);
 void iscsi_rs_pages_put(struct iscsi_rs_pages *p);
 void iscsi_rs_pages_free(struct iscsi_rs_pages *p);
+u32 iscsi_rs_pages_crc32c(struct iscsi_rs_pages *p, u32 crc);
+struct queue_limits;
+void iscsi_rs_lim_stable_writes(struct queue_limits *lim);
 int iscsi_rs_pages_get(struct iscsi_rs_pages *p, struct scatterlist *sgl, unsigned int nents,
 		       size_t skip, size_t len, struct iscsi_rs_sg_cursor *cursor);
 int iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, bool more);

@@ -11,6 +11,7 @@
 #include <linux/workqueue.h>
 #include <linux/scatterlist.h>
 #include <linux/bvec.h>
+#include <linux/highmem.h>
 #include <linux/slab.h>
 #include <net/tcp.h>
 #include "bindings.h"
@@ -353,6 +354,30 @@ void iscsi_rs_sleep_ms(unsigned int ms)
 u32 iscsi_rs_crc32c(u32 crc, const void *p, unsigned int len)
 {
 	return crc32c(crc, p, len);
+}
+
+/* Folds the bytes the page references of @p name into @crc: the data digest
+ * of a segment sent by reference. The caller keeps the pages stable (stable
+ * writes on the queue) until they are sent. */
+u32 iscsi_rs_pages_crc32c(struct iscsi_rs_pages *p, u32 crc)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++) {
+		struct bio_vec *bv = &p->vec[i];
+		void *va = kmap_local_page(bv->bv_page);
+
+		crc = crc32c(crc, va + bv->bv_offset, bv->bv_len);
+		kunmap_local(va);
+	}
+	return crc;
+}
+
+/* The queue of a device whose data digests are computed over pages sent by
+ * reference: those pages must not change while a write is in flight. */
+void iscsi_rs_lim_stable_writes(struct queue_limits *lim)
+{
+	lim->features |= BLK_FEAT_STABLE_WRITES;
 }
 
 /* skb_copy_bits() behind one name of ours (linux/skbuff.h is not in our

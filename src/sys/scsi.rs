@@ -656,6 +656,11 @@ pub(crate) trait HostOps: Send + Sync + Sized + 'static {
         more: bool,
     ) -> core::result::Result<(), (Cmd, Busy)>;
 
+    /// `device_configure`: whether the device's queue must keep pages
+    /// stable while a write is in flight (BLK_FEAT_STABLE_WRITES): the
+    /// driver computes a digest over pages it sends by reference.
+    fn stable_writes(this: ArcBorrow<'_, Self>) -> bool;
+
     /// `commit_rqs`: a batch ended without its last command (the block layer
     /// had told `queue_command` more would come, then stopped): send what
     /// was held back for it. May block, as `queue_command`.
@@ -754,6 +759,7 @@ impl<T: HostOps> HostTemplate<T> {
             proc_name: name.as_char_ptr(),
             queuecommand: Some(queuecommand_cb::<T>),
             commit_rqs: Some(commit_rqs_cb::<T>),
+            device_configure: Some(device_configure_cb::<T>),
             eh_abort_handler: Some(eh_abort_cb::<T>),
             eh_device_reset_handler: Some(eh_device_reset_cb::<T>),
             eh_target_reset_handler: Some(eh_target_reset_cb::<T>),
@@ -1172,6 +1178,24 @@ unsafe extern "C" fn commit_rqs_cb<T: HostOps>(shost: *mut bindings::Scsi_Host, 
     // SAFETY: our host, added.
     let (data, _) = unsafe { host_priv::<T>(shost) };
     T::commit(data);
+}
+
+/// # Safety
+///
+/// Called by the midlayer as `device_configure` while it adds a device of
+/// a host of ours (added: it scans), with the limits of the device's queue
+/// being set up.
+unsafe extern "C" fn device_configure_cb<T: HostOps>(
+    sdev: *mut bindings::scsi_device,
+    lim: *mut bindings::queue_limits,
+) -> c_int {
+    // SAFETY: a device being added has its host.
+    let (data, _) = unsafe { host_priv::<T>((*sdev).host) };
+    if T::stable_writes(data) && !lim.is_null() {
+        // SAFETY: the midlayer hands us the limits to edit for this call.
+        unsafe { bindings::iscsi_rs_lim_stable_writes(lim) };
+    }
+    0
 }
 
 /// # Safety

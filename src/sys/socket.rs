@@ -186,6 +186,15 @@ impl TxPages {
         self.ptr.as_ptr()
     }
 
+    /// Folds the bytes of the pages held into the raw CRC32C register
+    /// `state` (see `crc::crc32c_update`). The pages were pinned from a
+    /// queue with stable writes, or the CRC may not match what goes out.
+    pub(crate) fn crc32c_update(&mut self, state: u32) -> u32 {
+        // SAFETY: by the invariant the array is live; it is ours (`&mut`),
+        // and holds references on every page it names, each within its page.
+        unsafe { bindings::iscsi_rs_pages_crc32c(self.ptr.as_ptr(), state) }
+    }
+
     /// Drops the page references held.
     pub(crate) fn clear(&mut self) {
         // SAFETY: by the invariant the array is live; it is ours (`&mut`).
