@@ -120,8 +120,10 @@ impl Session {
                 this.txf.handed_over.fetch_add(1, Ordering::Relaxed);
                 // The batch ends here, whichever way this command went
                 // (refused, failed, queued): nothing may stay held back.
+                // Asked without looking at `unpushed`: the holder may be
+                // about to send this command with MSG_MORE.
                 if !more {
-                    this.push_held();
+                    this.ask_push();
                 }
             }
         }
@@ -132,9 +134,13 @@ impl Session {
     /// `MSG_MORE` (`commit_rqs`, or a batch whose last command found the
     /// transmit side held).
     pub(crate) fn push_held(&self) {
-        if !self.txf.unpushed.load(Ordering::Relaxed) {
-            return;
+        if self.txf.unpushed.load(Ordering::Relaxed) {
+            self.ask_push();
         }
+    }
+
+    /// Has whoever holds the transmit side push, or pushes.
+    fn ask_push(&self) {
         // Asked before trying: a holder that keeps the side sees it.
         self.state.lock().push_asked = true;
         drop(self.try_hold_tx());
@@ -216,11 +222,7 @@ impl Session {
                 let Some(job) = st.e.next_job() else {
                     let conn = st.conn.clone();
                     drop(st);
-                    // Under `tx`: what was held back goes unless this batch
-                    // goes on.
-                    if !more && self.txf.unpushed.swap(false, Ordering::Relaxed) {
-                        conn.sock.push();
-                    }
+                    self.push_unless(&conn, more);
                     return Ok(());
                 };
                 let last = !st.e.has_jobs();
@@ -231,19 +233,23 @@ impl Session {
                     last,
                 )
             };
-            match next {
+            // The MSG_MORE flag of the last PDU actually sent, if any.
+            let sent_more = match next {
                 Next::Pdu {
                     hdr,
                     staged,
                     burst: None,
-                } => send_staged(&conn, &hdr, tx, staged, more_after)?,
+                } => {
+                    send_staged(&conn, &hdr, tx, staged, more_after)?;
+                    Some(more_after)
+                }
                 Next::Pdu {
                     hdr,
                     staged,
                     burst: Some(b),
                 } => {
                     send_staged(&conn, &hdr, tx, staged, true)?;
-                    self.send_burst(tx, b, more_after)?;
+                    Some(self.send_burst(tx, b, more_after)?.unwrap_or(true))
                 }
                 Next::Burst(b) => self.send_burst(tx, b, more_after)?,
                 Next::Unreachable { hdr, cmd } => {
@@ -253,15 +259,27 @@ impl Session {
                         cmd.complete();
                     }
                     conn.send_pdu(&hdr, &[], more_after)?;
+                    Some(more_after)
                 }
-                Next::Nothing => continue,
-            }
+                Next::Nothing => None,
+            };
             // Under `tx`: a send without MSG_MORE pushed everything queued.
-            self.txf.unpushed.store(more_after, Ordering::Relaxed);
+            if let Some(m) = sent_more {
+                self.txf.unpushed.store(m, Ordering::Relaxed);
+            }
             // What came since is the release's to find (`tx_wanted`).
             if last {
+                self.push_unless(&conn, more);
                 return Ok(());
             }
+        }
+    }
+
+    /// Under `tx`: pushes what `MSG_MORE` held back, unless the batch goes
+    /// on (`more`).
+    fn push_unless(&self, conn: &SessionConn, more: bool) {
+        if !more && self.txf.unpushed.swap(false, Ordering::Relaxed) {
+            conn.sock.push();
         }
     }
 
@@ -378,29 +396,30 @@ impl Session {
     /// Sends the burst `b` as Data-Out PDUs of at most
     /// MaxRecvDataSegmentLength (the target's). Stops quietly if the task
     /// ends. `more`: another PDU follows at once (`MSG_MORE` on the last one
-    /// too).
-    fn send_burst(&self, tx: &mut TxSide, b: BurstJob, more: bool) -> Result {
+    /// too). Returns the `MSG_MORE` flag of the last PDU sent, if any was.
+    fn send_burst(&self, tx: &mut TxSide, b: BurstJob, more: bool) -> Result<Option<bool>> {
         let mut burst = Burst::new(b.offset, b.len);
+        let mut sent_more = None;
         loop {
             let mut hdr = [0u8; BHS_LEN];
             let (piece, staged, conn) = {
                 let mut st = self.state.lock();
                 if st.e.phase != Phase::Running {
                     // The connection failed; the task went back for retry.
-                    return Ok(());
+                    return Ok(sent_more);
                 }
                 let max =
                     st.e.params
                         .max_xmit_data_segment_len
                         .min(tx.buf.len() as u32);
                 let Some(piece) = burst.next_piece(max) else {
-                    return Ok(());
+                    return Ok(sent_more);
                 };
                 let by_ref = self.by_ref(&st.e.params);
                 let exp_stat_sn = st.e.seq.exp_stat_sn().get();
                 let conn = st.conn.clone();
                 let Some(task) = st.e.tasks.get(b.tag, b.seq) else {
-                    return Ok(());
+                    return Ok(sent_more);
                 };
                 let staged = stage(&mut task.cmd, tx, piece.offset, piece.len, by_ref)?;
                 DataOut {
@@ -419,7 +438,9 @@ impl Session {
                 }
                 (piece, staged, conn)
             };
-            send_staged(&conn, &hdr, tx, staged, !piece.last || more)?;
+            let m = !piece.last || more;
+            send_staged(&conn, &hdr, tx, staged, m)?;
+            sent_more = Some(m);
         }
     }
 

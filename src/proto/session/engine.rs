@@ -374,6 +374,12 @@ impl<St: Storage> Engine<St> {
         if let Some(jobs) = jobs {
             self.jobs = JobRing::new(jobs);
         }
+        // Nothing queued for an old connection goes out on the new one (a
+        // session failed during its final logout never went through
+        // `connection_lost`).
+        self.jobs.clear();
+        self.ctl_jobs.clear();
+        self.cmds.clear();
         self.params = params;
         self.seq = seq;
         self.age = super::itt::next_age(self.age);

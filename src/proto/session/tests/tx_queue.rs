@@ -87,3 +87,23 @@ fn the_answer_to_a_nop_out_filling_a_taken_back_commands_cmd_sn_is_dropped() {
     // An ITT nobody owns still fails the connection.
     assert!(feed_with(&mut e, |e| nop_in(e, 0x0bad_0001, RESERVED_TAG, 2)).is_err());
 }
+
+#[test]
+fn a_new_connection_sends_nothing_queued_for_the_old_one() {
+    // A session that failed during its final logout is replaced without
+    // `connection_lost`: its queued command, burst and ping must not reach
+    // the new connection (old CmdSNs, old ITTs).
+    let mut p = params();
+    p.max_outstanding_r2t = 4;
+    let mut e = engine_with(4, p);
+    let a = accept(&mut e, 0);
+    feed_with(&mut e, |e| r2t(e, a.itt.get(), 0, 4096, 0)).unwrap();
+    assert!(e.start_ping(0));
+    accept(&mut e, 1);
+    assert!(e.has_jobs());
+    e.phase = crate::proto::session::engine::Phase::Offline;
+    let w = CmdWindow::new(Sn(100), Sn(110)).unwrap();
+    e.connection_replaced(params(), Sequencer::new(Sn(100), w, Sn(7)), None, 0);
+    assert!(!e.has_jobs());
+    assert_eq!(e.next_job(), None);
+}
