@@ -284,7 +284,7 @@ impl<Ev: SocketEvents, R> Conn<Ev, R> {
             pages.clear();
             return Err(EINVAL);
         };
-        let crc = (self.data_digest && len > 0).then(|| !pages.crc32c_update(!0));
+        let crc = (self.data_digest && len > 0).then(|| pages.crc32c());
         let mut tbuf = [0u8; 8];
         let pad = data_trailer(len, crc, &mut tbuf);
         if let Err(e) = self.sock.send(&[hdr.get(..hlen).unwrap_or(&[])], true) {

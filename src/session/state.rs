@@ -55,29 +55,29 @@ pub(super) fn nop_out(
     cmd_sn: u32,
     exp_stat_sn: u32,
 ) -> [u8; BHS_LEN] {
-    let mut hdr = [0u8; BHS_LEN];
-    NopOut {
-        immediate: true,
-        lun,
-        itt,
-        ttt,
-        cmd_sn,
-        exp_stat_sn,
-        data_segment_len: 0,
-    }
-    .emit(&mut hdr);
-    hdr
+    nop_out_header(true, itt, ttt, lun, cmd_sn, exp_stat_sn)
 }
 
 /// A non-immediate NOP-Out standing in for the Command PDU of a task taken
 /// back before it went out: it takes the task's CmdSN (`TxJob::Command`).
 pub(super) fn cmd_sn_filler(itt: u32, cmd_sn: u32, exp_stat_sn: u32) -> [u8; BHS_LEN] {
+    nop_out_header(false, itt, RESERVED_TAG, 0, cmd_sn, exp_stat_sn)
+}
+
+fn nop_out_header(
+    immediate: bool,
+    itt: u32,
+    ttt: u32,
+    lun: u64,
+    cmd_sn: u32,
+    exp_stat_sn: u32,
+) -> [u8; BHS_LEN] {
     let mut hdr = [0u8; BHS_LEN];
     NopOut {
-        immediate: false,
-        lun: 0,
+        immediate,
+        lun,
         itt,
-        ttt: RESERVED_TAG,
+        ttt,
         cmd_sn,
         exp_stat_sn,
         data_segment_len: 0,

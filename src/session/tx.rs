@@ -227,7 +227,7 @@ impl Session {
                 };
                 let last = !st.e.has_jobs();
                 (
-                    self.prepare(&mut st, tx, job)?,
+                    self.prepare(&mut st, tx, job),
                     st.conn.clone(),
                     more || !last,
                     last,
@@ -284,7 +284,7 @@ impl Session {
     }
 
     /// What `job` sends first, staged; `st` is the state, held.
-    fn prepare(&self, st: &mut State, tx: &mut TxSide, job: TxJob) -> Result<Next> {
+    fn prepare(&self, st: &mut State, tx: &mut TxSide, job: TxJob) -> Next {
         let exp_stat_sn = st.e.seq.exp_stat_sn().get();
         let cmd_sn = st.e.seq.next_cmd_sn().get();
         let ctl = |hdr| Next::Pdu {
@@ -292,7 +292,7 @@ impl Session {
             staged: Staged::Nothing,
             burst: None,
         };
-        Ok(match job {
+        match job {
             TxJob::Command {
                 tag,
                 seq,
@@ -302,13 +302,13 @@ impl Session {
                 if st.e.phase != Phase::Running {
                     // Not after a Logout Request: the task waits for the
                     // connection's end and is retried on the next one.
-                    return Ok(Next::Nothing);
+                    return Next::Nothing;
                 }
                 let by_ref = self.by_ref(&st.e.params);
                 let params = st.e.params;
                 let Some(task) = st.e.tasks.get(tag, seq) else {
                     // Taken back before it went out: fill its CmdSN.
-                    return Ok(ctl(cmd_sn_filler(itt, cmd_sn, exp_stat_sn)));
+                    return ctl(cmd_sn_filler(itt, cmd_sn, exp_stat_sn));
                 };
                 let plan = CommandPlan::new(&params, task.dir, task.len, tx.buf.len() as u32);
                 let mut cdb = [0u8; 16];
@@ -338,7 +338,7 @@ impl Session {
                     // and a NOP-Out takes its CmdSN.
                     let cmd = st.e.take_back(tag).map(|t| t.cmd);
                     let hdr = cmd_sn_filler(itt, cmd_sn, exp_stat_sn);
-                    return Ok(Next::Unreachable { hdr, cmd });
+                    return Next::Unreachable { hdr, cmd };
                 };
                 let burst = plan.unsolicited().map(|(offset, len)| BurstJob {
                     tag,
@@ -384,7 +384,7 @@ impl Session {
                 .emit(&mut hdr);
                 ctl(hdr)
             }
-        })
+        }
     }
 
     /// Whether a data segment may go by reference under parameters `p`: a

@@ -2,6 +2,7 @@
 //! (CPU instructions where it has them) instead of proto's software table.
 
 use super::bindings;
+use crate::proto::crc32c::{crc32c_finish, CRC32C_INIT};
 
 /// Feeds `data` into the raw CRC32C register `state` (no inversions: the
 /// shape of `proto::framing::CrcUpdate`).
@@ -19,5 +20,5 @@ pub(crate) fn crc32c_update(mut state: u32, data: &[u8]) -> u32 {
 
 /// The CRC32C of `data` (RFC 7143 digest value).
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
-    !crc32c_update(!0, data)
+    crc32c_finish(crc32c_update(CRC32C_INIT, data))
 }

@@ -22,6 +22,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, ArcBorrow};
 
 use super::bindings;
+use crate::proto::crc32c::{crc32c_finish, CRC32C_INIT};
 
 /// `IPPROTO_TCP` (include/uapi/linux/in.h; an enum bindgen does not carry over).
 const IPPROTO_TCP: c_int = 6;
@@ -186,13 +187,14 @@ impl TxPages {
         self.ptr.as_ptr()
     }
 
-    /// Folds the bytes of the pages held into the raw CRC32C register
-    /// `state` (see `crc::crc32c_update`). The pages were pinned from a
-    /// queue with stable writes, or the CRC may not match what goes out.
-    pub(crate) fn crc32c_update(&mut self, state: u32) -> u32 {
+    /// The CRC32C (digest value) of the bytes of the pages held. The pages
+    /// were pinned from a queue with stable writes, or the CRC may not match
+    /// what goes out.
+    pub(crate) fn crc32c(&mut self) -> u32 {
         // SAFETY: by the invariant the array is live; it is ours (`&mut`),
         // and holds references on every page it names, each within its page.
-        unsafe { bindings::iscsi_rs_pages_crc32c(self.ptr.as_ptr(), state) }
+        let state = unsafe { bindings::iscsi_rs_pages_crc32c(self.ptr.as_ptr(), CRC32C_INIT) };
+        crc32c_finish(state)
     }
 
     /// Drops the page references held.

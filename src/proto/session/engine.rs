@@ -251,8 +251,8 @@ impl<St: Storage> Engine<St> {
     }
 
     /// Whether the window has room for one more command at `now_ms`; a
-    /// closed window starts the closed-window clock. Lets a caller refuse
-    /// before preparing a command's data, as [`Engine::submit`] would.
+    /// closed window starts the closed-window clock (as [`Engine::submit`]
+    /// does when it refuses).
     pub fn credit_for_one(&mut self, now_ms: i64) -> bool {
         if self.seq.credits() > 0 {
             return true;
