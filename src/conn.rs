@@ -4,8 +4,10 @@
 //! command's pages, or a scratch buffer for small PDUs. The socket's skbs are
 //! read in place (`tcp_read_sock`): headers are copied out a header at a time
 //! (the framer's `feed_limit`), so without a data digest Data-In payload goes
-//! from the skb to the pages in one copy. Outgoing PDUs are written as
-//! header (+ header digest) | data | pad (+ data digest) in one send.
+//! from the skb to the pages in one copy. Outgoing PDUs are framed
+//! ([`Framed`]: header (+ header digest) and pad (+ data digest)) and written
+//! around their data segment, bytes or pages by reference, resumable from
+//! any byte when a non-blocking send stops at a full send buffer.
 #![deny(unsafe_code)]
 
 use core::fmt;
@@ -250,49 +252,115 @@ impl<Ev: SocketEvents, R> Conn<Ev, R> {
         }
     }
 
-    /// Sends one PDU: `bhs` (no AHS), then `data` with padding and digests.
-    /// `more` tells TCP that another PDU follows immediately.
+    /// Sends one PDU at once, blocking: `bhs` (no AHS), then `data` with
+    /// padding and digests. `more` tells TCP that another PDU follows
+    /// immediately.
     pub(crate) fn send_pdu(&self, bhs: &[u8; BHS_LEN], data: &[u8], more: bool) -> Result {
-        let mut hdr = [0u8; BHS_LEN + DIGEST_LEN];
-        let hlen = header_segment(bhs, &[], self.header_digest, &mut hdr).map_err(|_| EINVAL)?;
-        let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
-        let crc = if self.data_digest && !data.is_empty() {
-            Some(crc32c(data))
-        } else {
-            None
-        };
-        let mut tbuf = [0u8; 8];
-        let trailer = data_trailer(len, crc, &mut tbuf);
-        self.sock
-            .send(&[hdr.get(..hlen).unwrap_or(&[]), data, trailer], more)
+        let framed = self.frame(bhs, Segment::Bytes(data))?;
+        let mut sent = 0;
+        self.write(&framed, Segment::Bytes(data), &mut sent, more, true)?;
+        Ok(())
     }
 
-    /// Sends one PDU whose `len`-byte data segment is the pages `pages` holds,
-    /// by reference (zero-copy): header, pages, pad and data digest, in
-    /// three sends under `MSG_MORE`. With a data digest the pages must stay
-    /// as they are until sent (a queue with stable writes): the CRC is
-    /// computed over them first.
-    pub(crate) fn send_pdu_pages(
-        &self,
-        bhs: &[u8; BHS_LEN],
-        pages: &mut TxPages,
-        len: u32,
-        more: bool,
-    ) -> Result {
-        let mut hdr = [0u8; BHS_LEN + DIGEST_LEN];
-        let Ok(hlen) = header_segment(bhs, &[], self.header_digest, &mut hdr) else {
-            pages.clear();
-            return Err(EINVAL);
+    /// Frames a PDU for [`Self::write`]: its header segment (`bhs`, no AHS,
+    /// and the header digest) and the bytes after `data` (pad, data
+    /// digest). With a data digest, pages must stay as they are until sent
+    /// (a queue with stable writes): the CRC is computed over them here.
+    pub(crate) fn frame(&self, bhs: &[u8; BHS_LEN], data: Segment<'_>) -> Result<Framed> {
+        let mut f = Framed {
+            hdr: [0; BHS_LEN + DIGEST_LEN],
+            hdr_len: 0,
+            data_len: data.len()?,
+            trailer: [0; 8],
+            trailer_len: 0,
         };
-        let crc = (self.data_digest && len > 0).then(|| pages.crc32c());
+        f.hdr_len = header_segment(bhs, &[], self.header_digest, &mut f.hdr).map_err(|_| EINVAL)?;
+        let crc = match data {
+            _ if !self.data_digest || f.data_len == 0 => None,
+            Segment::Bytes(b) => Some(crc32c(b)),
+            Segment::Pages(p, _) => Some(p.crc32c()),
+        };
         let mut tbuf = [0u8; 8];
-        let pad = data_trailer(len, crc, &mut tbuf);
-        if let Err(e) = self.sock.send(&[hdr.get(..hlen).unwrap_or(&[])], true) {
-            pages.clear();
-            return Err(e);
+        let trailer = data_trailer(f.data_len, crc, &mut tbuf);
+        f.trailer_len = trailer.len();
+        f.trailer = tbuf;
+        Ok(f)
+    }
+
+    /// Sends the PDU `framed` with its data segment `data`, from byte
+    /// `*sent` of the PDU on, advancing `*sent`; `more`: another PDU follows
+    /// at once. With `wait` it blocks until all is queued; without, it stops
+    /// at a full send buffer (the socket calls `write_space` when there is
+    /// room). Returns whether the whole PDU is queued.
+    pub(crate) fn write(
+        &self,
+        framed: &Framed,
+        data: Segment<'_>,
+        sent: &mut u32,
+        more: bool,
+        wait: bool,
+    ) -> Result<bool> {
+        let hdr = framed.hdr.get(..framed.hdr_len).unwrap_or(&[]);
+        let trailer = framed.trailer.get(..framed.trailer_len).unwrap_or(&[]);
+        let total = framed.total();
+        match data {
+            Segment::Bytes(d) => {
+                let n = self
+                    .sock
+                    .send_from(&[hdr, d, trailer], *sent as usize, more, wait)?;
+                *sent += n as u32;
+            }
+            Segment::Pages(pages, len) => {
+                // Header, pages and trailer are three sends under MSG_MORE.
+                let hlen = hdr.len() as u32;
+                if *sent < hlen {
+                    *sent += self.sock.send_from(&[hdr], *sent as usize, true, wait)? as u32;
+                }
+                let data_end = hlen + len;
+                if *sent >= hlen && *sent < data_end {
+                    let skip = (*sent - hlen) as usize;
+                    let m = more || !trailer.is_empty();
+                    *sent += self.sock.send_pages_from(pages, skip, m, wait)? as u32;
+                }
+                if *sent >= data_end && *sent < total {
+                    let skip = (*sent - data_end) as usize;
+                    *sent += self.sock.send_from(&[trailer], skip, more, wait)? as u32;
+                }
+            }
         }
-        self.sock.send_pages(pages, more || !pad.is_empty())?;
-        self.sock.send(&[pad], more)
+        Ok(*sent >= total)
+    }
+}
+
+/// A data segment to send: bytes, or `len` bytes of pages held by reference.
+pub(crate) enum Segment<'a> {
+    Bytes(&'a [u8]),
+    Pages(&'a mut TxPages, u32),
+}
+
+impl Segment<'_> {
+    fn len(&self) -> Result<u32> {
+        match self {
+            Segment::Bytes(b) => u32::try_from(b.len()).map_err(|_| EINVAL),
+            Segment::Pages(_, n) => Ok(*n),
+        }
+    }
+}
+
+/// A PDU framed by [`Conn::frame`] for [`Conn::write`]: the bytes around its
+/// data segment.
+pub(crate) struct Framed {
+    hdr: [u8; BHS_LEN + DIGEST_LEN],
+    hdr_len: usize,
+    data_len: u32,
+    trailer: [u8; 8],
+    trailer_len: usize,
+}
+
+impl Framed {
+    /// The PDU's length on the wire.
+    fn total(&self) -> u32 {
+        self.hdr_len as u32 + self.data_len + self.trailer_len as u32
     }
 }
 

@@ -72,6 +72,7 @@ impl HostOps for Session {
         rw(c_str!("noop_out_timeout")),
         ro(c_str!("recoveries")),
         ro(c_str!("tx_handed_over")),
+        ro(c_str!("tx_stalled")),
     ];
 
     fn queue_command(this: ArcBorrow<'_, Self>, cmd: Cmd, more: bool) -> Result<(), (Cmd, Busy)> {
@@ -128,6 +129,7 @@ impl HostOps for Session {
             17 => writeln!(out, "{}", noop_timeout),
             18 => writeln!(out, "{}", recoveries),
             19 => writeln!(out, "{}", this.handed_over()),
+            20 => writeln!(out, "{}", this.tx_stalled()),
             _ => Ok(()),
         };
     }

@@ -18,6 +18,11 @@
 //! - Whatever the RX side must send (Data-Out answering an R2T, NOP-Out answering
 //!   a ping) is queued as a job for the TX work, so a receiver never blocks on a
 //!   full send buffer while the target is blocked sending to us.
+//! - Submitters and the TX work never wait for room in the send buffer
+//!   (`MSG_DONTWAIT`, as nvme-tcp): a send that stops there leaves its PDU
+//!   under way in the transmit side and lets go; `sk_write_space` has the TX
+//!   work finish it. Only a holder that must get its own PDU out (TMF,
+//!   logout) blocks.
 //!
 //! So `state` is a spinlock taken with softirqs off, never held across
 //! anything that sleeps (a socket send, a mutex, an allocation that may
@@ -43,14 +48,14 @@
 #![deny(unsafe_code)]
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, Arc, ArcBorrow, CondVar, CondVarTimeoutResult, Mutex};
 use kernel::time::msecs_to_jiffies;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
-use crate::conn::{Conn, Dest, PduSink, RxState, RxStop};
+use crate::conn::{Conn, Dest, Framed, PduSink, RxState, RxStop, Segment};
 use crate::proto::bhs::{Bhs, Opcode, BHS_LEN, RESERVED_TAG};
 use crate::proto::framing::FramingSettings;
 use crate::proto::negotiate::{Digest, SessionParams};
@@ -267,6 +272,14 @@ struct TxFlags {
     /// Submissions that found the transmit side busy and left their PDUs to
     /// another sender (sysfs `tx_handed_over`).
     handed_over: AtomicU64,
+    /// A send stopped at a full send buffer; `write_space` clears it and
+    /// has the TX work go on.
+    blocked: AtomicBool,
+    /// Times that happened (sysfs `tx_stalled`).
+    stalled: AtomicU64,
+    /// A PDU or a Data-Out burst is under way (`TxSide::out`, `burst`).
+    /// Written with `tx` held.
+    under_way: AtomicBool,
 }
 
 /// What the sender holds: a data segment goes out by reference from the
@@ -276,6 +289,25 @@ struct TxFlags {
 struct TxSide {
     buf: KVVec<u8>,
     pages: TxPages,
+    /// The PDU being sent, when a send stopped at a full buffer before its
+    /// end (the next sends finish it first: PDUs never interleave).
+    out: Option<tx::OutPdu>,
+    /// The Data-Out burst the next PDUs come from.
+    burst: Option<tx::BurstRun>,
+    /// The job under way was the last queued: once it is sent, the batch's
+    /// end may push.
+    last_job: bool,
+}
+
+impl TxSide {
+    /// Forgets what was under way (its connection failed or was replaced)
+    /// and the page references it held.
+    fn drop_under_way(&mut self) {
+        self.out = None;
+        self.burst = None;
+        self.last_job = false;
+        self.pages.clear();
+    }
 }
 
 /// A connection of a session.
@@ -360,6 +392,9 @@ impl Session {
         let txside = TxSide {
             buf: KVVec::from_elem(0u8, MAX_TX_SEGMENT as usize, GFP_KERNEL)?,
             pages: TxPages::new()?,
+            out: None,
+            burst: None,
+            last_job: false,
         };
         let conn = new_conn(sock, &p, depth)?;
         let seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
@@ -454,6 +489,12 @@ impl Session {
     /// Submissions whose PDUs another task's send carried.
     pub(crate) fn handed_over(&self) -> u64 {
         self.txf.handed_over.load(Ordering::Relaxed)
+    }
+
+    /// Sends that stopped at a full send buffer and left the rest to
+    /// `write_space`.
+    pub(crate) fn tx_stalled(&self) -> u64 {
+        self.txf.stalled.load(Ordering::Relaxed)
     }
 
     /// The SCSI host number.
@@ -654,6 +695,10 @@ impl SocketEvents for Session {
     fn state_change(this: ArcBorrow<'_, Self>) {
         // The RX work notices EOF or an error from recvmsg.
         Session::kick_rx(this);
+    }
+
+    fn write_space(this: ArcBorrow<'_, Self>) {
+        Session::tx_room(this);
     }
 }
 

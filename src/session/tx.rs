@@ -10,7 +10,10 @@
 //! and sends. Data segments go out by reference from the command's pages
 //! (`MSG_SPLICE_PAGES`, no copy), the data digest computed over the pages,
 //! which the queue keeps stable while a write is in flight (stable writes,
-//! set when the devices are configured). A session that gained a data digest
+//! set when the devices are configured). Submitters and the TX work never
+//! wait for room in the send buffer: a send that stops there leaves the PDU
+//! under way (`TxSide::out`, resumed from the byte it reached) and lets go,
+//! and `write_space` has the TX work go on. A session that gained a data digest
 //! only at a relogin has no stable writes: it copies into the bounce buffer
 //! first, as it does pages TCP cannot take by reference.
 
@@ -28,22 +31,29 @@ pub(super) struct TxHeld<'a> {
     /// The block layer has more of this batch: the last PDU goes with
     /// `MSG_MORE`, the batch's end pushes.
     more: bool,
+    /// Sends block at a full send buffer (a holder that must get its own PDU
+    /// out: TMF, logout); else they stop there, and `write_space` has the TX
+    /// work go on.
+    wait: bool,
 }
 
 impl Drop for TxHeld<'_> {
     fn drop(&mut self) {
         let session = self.session;
         let mut more = self.more;
+        let mut wait = self.wait;
         let mut guard = self.guard.take();
         while let Some(mut side) = guard {
-            let sent = session.send_queued(&mut side, more);
+            let sent = session.send_queued(&mut side, more, wait);
             drop(side);
             if let Err(e) = sent {
                 session.fail(reason::SOCKET, format_args!("send failed: {e:?}"));
                 return;
             }
             more = false;
+            wait = false;
             // Held again by now: the new holder looks again after it lets go.
+            // Stopped at a full buffer, only `write_space` may have come.
             guard = if session.tx_wanted() {
                 session.tx.try_lock()
             } else {
@@ -54,13 +64,13 @@ impl Drop for TxHeld<'_> {
 }
 
 impl TxHeld<'_> {
-    /// Sends what is queued now, the last PDU with `MSG_MORE` (a PDU of the
-    /// holder's own follows). A failed send lets go and fails the
-    /// connection: `None`.
+    /// Sends what is queued now, blocking at a full send buffer, the last
+    /// PDU with `MSG_MORE` (a PDU of the holder's own follows). A failed
+    /// send lets go and fails the connection: `None`.
     pub(super) fn send_queued_now(mut self) -> Option<Self> {
         let session = self.session;
         let sent = match self.guard.as_mut() {
-            Some(side) => session.send_queued(side, true),
+            Some(side) => session.send_queued(side, true, true),
             None => Ok(()),
         };
         if let Err(e) = sent {
@@ -73,38 +83,57 @@ impl TxHeld<'_> {
 }
 
 impl Session {
-    /// Takes the transmit side, waiting for the current holder.
+    /// Takes the transmit side, waiting for the current holder; its sends
+    /// block at a full send buffer.
     pub(super) fn hold_tx(&self) -> TxHeld<'_> {
-        self.held(self.tx.lock())
+        self.held(self.tx.lock(), true)
     }
 
-    /// Takes the transmit side if nobody holds it.
+    /// Takes the transmit side if nobody holds it; its sends stop at a full
+    /// send buffer.
     fn try_hold_tx(&self) -> Option<TxHeld<'_>> {
-        self.tx.try_lock().map(|g| self.held(g))
+        self.tx.try_lock().map(|g| self.held(g, false))
     }
 
-    fn held<'a>(&'a self, guard: TryMutexGuard<'a, TxSide>) -> TxHeld<'a> {
+    fn held<'a>(&'a self, guard: TryMutexGuard<'a, TxSide>, wait: bool) -> TxHeld<'a> {
         TxHeld {
             session: self,
             guard: Some(guard),
             more: false,
+            wait,
         }
     }
 
-    /// Whether something waits for a sender: a job, or a push asked for by a
-    /// batch that ended while another held the side. Read under `state`,
-    /// where the asker wrote it before trying the side: either this sees it,
-    /// or the asker's try came after this holder let go.
+    /// Whether something waits for a sender: a job, a PDU under way, or a
+    /// push asked for by a batch that ended while another held the side.
+    /// Read under `state`, where the asker wrote it before trying the side:
+    /// either this sees it, or the asker's try came after this holder let
+    /// go. Nothing does while sends stop at a full buffer: `write_space`
+    /// clears `blocked` and has the TX work look.
     fn tx_wanted(&self) -> bool {
+        if self.txf.blocked.load(Ordering::SeqCst) {
+            return false;
+        }
+        if self.txf.under_way.load(Ordering::Relaxed) {
+            return true;
+        }
         let st = self.state.lock();
         matches!(st.e.phase, Phase::Running | Phase::LoggingOut)
             && (st.e.has_jobs() || st.push_asked)
     }
 
+    /// `write_space`: the socket has room again after a send stopped at a
+    /// full buffer.
+    pub(super) fn tx_room(this: ArcBorrow<'_, Self>) {
+        if this.txf.blocked.swap(false, Ordering::SeqCst) {
+            Self::kick_tx(this);
+        }
+    }
+
     /// `queuecommand`: admits the command (its CmdSN and slot taken, its
     /// Command PDU queued) and sends the queue if the transmit side is free;
-    /// if not, the holder sends it. Never waits for another sender; may
-    /// block on the socket while sending. With `more` (the block layer has
+    /// if not, the holder sends it. Never waits for another sender nor for
+    /// room in the send buffer; may sleep for the socket lock. With `more` (the block layer has
     /// more of this batch), the PDUs go with `MSG_MORE`: TCP holds the bytes
     /// back to fill segments with the next commands, and the batch's last
     /// command (or `commit_rqs`) pushes them.
@@ -206,73 +235,154 @@ impl Session {
         Ok(())
     }
 
-    /// Sends everything queued (see [`Engine::next_job`]); `more`: see
-    /// [`TxHeld`].
-    fn send_queued(&self, tx: &mut TxSide, mut more: bool) -> Result {
+    /// Sends everything queued (see [`Engine::next_job`]), beginning with
+    /// what a send stopped at a full buffer left under way; `more` and
+    /// `wait`: see [`TxHeld`]. Stopped at a full buffer, sets
+    /// `txf.blocked` for `write_space` and returns.
+    fn send_queued(&self, tx: &mut TxSide, more: bool, wait: bool) -> Result {
+        let r = self.send_queue(tx, more, wait);
+        if r.is_err() {
+            // The connection fails: what was under way goes with it.
+            tx.drop_under_way();
+        }
+        self.txf
+            .under_way
+            .store(tx.out.is_some() || tx.burst.is_some(), Ordering::Relaxed);
+        r
+    }
+
+    fn send_queue(&self, tx: &mut TxSide, mut more: bool, wait: bool) -> Result {
+        // This holder tries now; a stop below marks it again.
+        self.txf.blocked.store(false, Ordering::SeqCst);
+        if tx.out.is_some() || tx.burst.is_some() {
+            // Left by a send that stopped: still for this connection?
+            let st = self.state.lock();
+            let live = matches!(st.e.phase, Phase::Running | Phase::LoggingOut)
+                && tx
+                    .out
+                    .as_ref()
+                    .is_none_or(|o| Arc::ptr_eq(&o.conn, &st.conn));
+            drop(st);
+            if !live {
+                tx.drop_under_way();
+            }
+        }
+        let mut retries = 0u32;
+        // The connection of the last PDU this call finished.
+        let mut last_conn: Option<Arc<SessionConn>> = None;
         loop {
-            let (next, conn, more_after, last) = {
-                let mut st = self.state.lock();
-                if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
-                    // The connection failed: its queue went with it.
+            let TxSide {
+                buf,
+                pages,
+                out,
+                burst,
+                last_job,
+            } = &mut *tx;
+            if let Some(o) = out.as_mut() {
+                let data = match o.staged {
+                    Staged::Nothing => Segment::Bytes(&[]),
+                    Staged::Copied(n) => Segment::Bytes(buf.get(..n as usize).unwrap_or(&[])),
+                    Staged::Pages(n) => Segment::Pages(pages, n),
+                };
+                if !o.conn.write(&o.framed, data, &mut o.sent, o.more, wait)? {
+                    if self.room_came(&o.conn, &mut retries) {
+                        continue;
+                    }
                     return Ok(());
                 }
-                if core::mem::take(&mut st.push_asked) {
-                    more = false;
+                // Under `tx`: a send without MSG_MORE pushed everything queued.
+                self.txf.unpushed.store(o.more, Ordering::Relaxed);
+                last_conn = out.take().map(|o| o.conn);
+                pages.clear();
+                continue;
+            }
+            if let Some(run) = burst.as_mut() {
+                match self.next_data_out(buf, pages, run)? {
+                    Some(o) => *out = Some(o),
+                    None => *burst = None,
                 }
-                let Some(job) = st.e.next_job() else {
-                    let conn = st.conn.clone();
-                    drop(st);
+                continue;
+            }
+            // What came since is the release's to find (`tx_wanted`).
+            if *last_job {
+                if let Some(conn) = last_conn.take() {
+                    *last_job = false;
                     self.push_unless(&conn, more);
                     return Ok(());
-                };
-                let last = !st.e.has_jobs();
-                (
-                    self.prepare(&mut st, tx, job),
-                    st.conn.clone(),
-                    more || !last,
-                    last,
-                )
+                }
+            }
+            let mut st = self.state.lock();
+            if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
+                // The connection failed: its queue went with it.
+                return Ok(());
+            }
+            if core::mem::take(&mut st.push_asked) {
+                more = false;
+            }
+            let Some(job) = st.e.next_job() else {
+                let conn = st.conn.clone();
+                drop(st);
+                *last_job = false;
+                self.push_unless(&conn, more);
+                return Ok(());
             };
-            // The MSG_MORE flag of the last PDU actually sent, if any.
-            let sent_more = match next {
+            let last = !st.e.has_jobs();
+            let more_after = more || !last;
+            let conn = st.conn.clone();
+            *last_job = last;
+            match self.prepare(&mut st, buf, pages, job) {
                 Next::Pdu {
                     hdr,
                     staged,
-                    burst: None,
+                    burst: b,
                 } => {
-                    send_staged(&conn, &hdr, tx, staged, more_after)?;
-                    Some(more_after)
+                    drop(st);
+                    let pdu_more = more_after || b.is_some();
+                    *out = Some(OutPdu::new(conn, &hdr, staged, pages, buf, pdu_more)?);
+                    *burst = b.map(|job| BurstRun {
+                        job,
+                        burst: Burst::new(job.offset, job.len),
+                        more: more_after,
+                    });
                 }
-                Next::Pdu {
-                    hdr,
-                    staged,
-                    burst: Some(b),
-                } => {
-                    send_staged(&conn, &hdr, tx, staged, true)?;
-                    Some(self.send_burst(tx, b, more_after)?.unwrap_or(true))
+                Next::Burst(job) => {
+                    drop(st);
+                    *burst = Some(BurstRun {
+                        job,
+                        burst: Burst::new(job.offset, job.len),
+                        more: more_after,
+                    });
                 }
-                Next::Burst(b) => self.send_burst(tx, b, more_after)?,
                 Next::Unreachable { hdr, cmd } => {
+                    drop(st);
                     if let Some(mut cmd) = cmd {
                         pr_err!("host{}: a command's data cannot be read\n", self.host_no());
                         cmd.set_result(HostByte::Error, 0);
                         cmd.complete();
                     }
-                    conn.send_pdu(&hdr, &[], more_after)?;
-                    Some(more_after)
+                    let staged = Staged::Nothing;
+                    *out = Some(OutPdu::new(conn, &hdr, staged, pages, buf, more_after)?);
                 }
-                Next::Nothing => None,
-            };
-            // Under `tx`: a send without MSG_MORE pushed everything queued.
-            if let Some(m) = sent_more {
-                self.txf.unpushed.store(m, Ordering::Relaxed);
-            }
-            // What came since is the release's to find (`tx_wanted`).
-            if last {
-                self.push_unless(&conn, more);
-                return Ok(());
+                Next::Nothing => {}
             }
         }
+    }
+
+    /// After a send stopped at a full buffer: marks the side blocked, for
+    /// `write_space` to clear, then looks at the socket once more, as the
+    /// room may have come before the mark. Whether to try again now (a
+    /// socket that has room yet refuses, short of memory, is left to the
+    /// watchdog after a few tries).
+    fn room_came(&self, conn: &SessionConn, retries: &mut u32) -> bool {
+        self.txf.blocked.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if *retries < 4 && conn.sock.writeable() {
+            *retries += 1;
+            self.txf.blocked.store(false, Ordering::SeqCst);
+            return true;
+        }
+        self.txf.stalled.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     /// Under `tx`: pushes what `MSG_MORE` held back, unless the batch goes
@@ -284,7 +394,13 @@ impl Session {
     }
 
     /// What `job` sends first, staged; `st` is the state, held.
-    fn prepare(&self, st: &mut State, tx: &mut TxSide, job: TxJob) -> Next {
+    fn prepare(
+        &self,
+        st: &mut State,
+        buf: &mut KVVec<u8>,
+        pages: &mut TxPages,
+        job: TxJob,
+    ) -> Next {
         let exp_stat_sn = st.e.seq.exp_stat_sn().get();
         let cmd_sn = st.e.seq.next_cmd_sn().get();
         let ctl = |hdr| Next::Pdu {
@@ -310,7 +426,7 @@ impl Session {
                     // Taken back before it went out: fill its CmdSN.
                     return ctl(cmd_sn_filler(itt, cmd_sn, exp_stat_sn));
                 };
-                let plan = CommandPlan::new(&params, task.dir, task.len, tx.buf.len() as u32);
+                let plan = CommandPlan::new(&params, task.dir, task.len, buf.len() as u32);
                 let mut cdb = [0u8; 16];
                 let src = task.cmd.cdb();
                 if let Some(d) = cdb.get_mut(..src.len()) {
@@ -333,7 +449,7 @@ impl Session {
                     cdb,
                 }
                 .emit(&mut hdr);
-                let Ok(staged) = stage(&mut task.cmd, tx, 0, plan.immediate, by_ref) else {
+                let Ok(staged) = stage(&mut task.cmd, buf, pages, 0, plan.immediate, by_ref) else {
                     // Its data cannot be reached: the command fails alone,
                     // and a NOP-Out takes its CmdSN.
                     let cmd = st.e.take_back(tag).map(|t| t.cmd);
@@ -393,55 +509,52 @@ impl Session {
         p.data_digest != Digest::Crc32c || self.digests_pages()
     }
 
-    /// Sends the burst `b` as Data-Out PDUs of at most
-    /// MaxRecvDataSegmentLength (the target's). Stops quietly if the task
-    /// ends. `more`: another PDU follows at once (`MSG_MORE` on the last one
-    /// too). Returns the `MSG_MORE` flag of the last PDU sent, if any was.
-    fn send_burst(&self, tx: &mut TxSide, b: BurstJob, more: bool) -> Result<Option<bool>> {
-        let mut burst = Burst::new(b.offset, b.len);
-        let mut sent_more = None;
-        loop {
-            let mut hdr = [0u8; BHS_LEN];
-            let (piece, staged, conn) = {
-                let mut st = self.state.lock();
-                if st.e.phase != Phase::Running {
-                    // The connection failed; the task went back for retry.
-                    return Ok(sent_more);
-                }
-                let max =
-                    st.e.params
-                        .max_xmit_data_segment_len
-                        .min(tx.buf.len() as u32);
-                let Some(piece) = burst.next_piece(max) else {
-                    return Ok(sent_more);
-                };
-                let by_ref = self.by_ref(&st.e.params);
-                let exp_stat_sn = st.e.seq.exp_stat_sn().get();
-                let conn = st.conn.clone();
-                let Some(task) = st.e.tasks.get(b.tag, b.seq) else {
-                    return Ok(sent_more);
-                };
-                let staged = stage(&mut task.cmd, tx, piece.offset, piece.len, by_ref)?;
-                DataOut {
-                    final_bit: piece.last,
-                    lun: task.lun,
-                    itt: task.itt.get(),
-                    ttt: b.ttt,
-                    exp_stat_sn,
-                    data_sn: piece.data_sn,
-                    buffer_offset: piece.offset,
-                    data_segment_len: piece.len,
-                }
-                .emit(&mut hdr);
-                if piece.last {
-                    st.e.burst_sent(b.tag, b.seq, b.ttt != RESERVED_TAG);
-                }
-                (piece, staged, conn)
+    /// The next Data-Out PDU of the burst `run`, of at most
+    /// MaxRecvDataSegmentLength (the target's), staged; `None` once the
+    /// burst is over or its task ended.
+    fn next_data_out(
+        &self,
+        buf: &mut KVVec<u8>,
+        pages: &mut TxPages,
+        run: &mut BurstRun,
+    ) -> Result<Option<OutPdu>> {
+        let b = run.job;
+        let mut hdr = [0u8; BHS_LEN];
+        let (piece, staged, conn) = {
+            let mut st = self.state.lock();
+            if st.e.phase != Phase::Running {
+                // The connection failed; the task went back for retry.
+                return Ok(None);
+            }
+            let max = st.e.params.max_xmit_data_segment_len.min(buf.len() as u32);
+            let Some(piece) = run.burst.next_piece(max) else {
+                return Ok(None);
             };
-            let m = !piece.last || more;
-            send_staged(&conn, &hdr, tx, staged, m)?;
-            sent_more = Some(m);
-        }
+            let by_ref = self.by_ref(&st.e.params);
+            let exp_stat_sn = st.e.seq.exp_stat_sn().get();
+            let conn = st.conn.clone();
+            let Some(task) = st.e.tasks.get(b.tag, b.seq) else {
+                return Ok(None);
+            };
+            let staged = stage(&mut task.cmd, buf, pages, piece.offset, piece.len, by_ref)?;
+            DataOut {
+                final_bit: piece.last,
+                lun: task.lun,
+                itt: task.itt.get(),
+                ttt: b.ttt,
+                exp_stat_sn,
+                data_sn: piece.data_sn,
+                buffer_offset: piece.offset,
+                data_segment_len: piece.len,
+            }
+            .emit(&mut hdr);
+            if piece.last {
+                st.e.burst_sent(b.tag, b.seq, b.ttt != RESERVED_TAG);
+            }
+            (piece, staged, conn)
+        };
+        let more = !piece.last || run.more;
+        OutPdu::new(conn, &hdr, staged, pages, buf, more).map(Some)
     }
 
     /// The TX work: sends what the receiver and the watchdog queued, unless
@@ -494,31 +607,67 @@ enum Staged {
 }
 
 /// Stages bytes `offset..offset + len` of `cmd`'s buffer for sending: page
-/// references when `by_ref` allows and the pages can be sent that way, else a
-/// copy into the bounce buffer. Does not sleep.
-fn stage(cmd: &mut Cmd, tx: &mut TxSide, offset: u32, len: u32, by_ref: bool) -> Result<Staged> {
+/// references in `pages` when `by_ref` allows and the pages can be sent that
+/// way, else a copy into the bounce buffer `buf`. Does not sleep.
+fn stage(
+    cmd: &mut Cmd,
+    buf: &mut KVVec<u8>,
+    pages: &mut TxPages,
+    offset: u32,
+    len: u32,
+    by_ref: bool,
+) -> Result<Staged> {
     if len == 0 {
         return Ok(Staged::Nothing);
     }
-    if by_ref && cmd.pin_pages(offset, len, &mut tx.pages)? {
+    if by_ref && cmd.pin_pages(offset, len, pages)? {
         return Ok(Staged::Pages(len));
     }
-    let buf = tx.buf.get_mut(..len as usize).ok_or(EINVAL)?;
-    cmd.copy_to_buf(offset, buf)?;
+    let dst = buf.get_mut(..len as usize).ok_or(EINVAL)?;
+    cmd.copy_to_buf(offset, dst)?;
     Ok(Staged::Copied(len))
 }
 
-/// Sends one PDU with the data segment `staged` (see [`stage`]).
-fn send_staged(
-    conn: &SessionConn,
-    hdr: &[u8; BHS_LEN],
-    tx: &mut TxSide,
+/// A PDU on its way out: framed, its data segment staged in the transmit
+/// side, `sent` bytes of it on the socket so far.
+pub(super) struct OutPdu {
+    conn: Arc<SessionConn>,
+    framed: Framed,
     staged: Staged,
+    sent: u32,
+    /// `MSG_MORE`: another PDU follows at once.
     more: bool,
-) -> Result {
-    match staged {
-        Staged::Nothing => conn.send_pdu(hdr, &[], more),
-        Staged::Copied(n) => conn.send_pdu(hdr, tx.buf.get(..n as usize).unwrap_or(&[]), more),
-        Staged::Pages(n) => conn.send_pdu_pages(hdr, &mut tx.pages, n, more),
+}
+
+impl OutPdu {
+    /// Frames `hdr` around the data `staged` in `pages` or `buf`.
+    fn new(
+        conn: Arc<SessionConn>,
+        hdr: &[u8; BHS_LEN],
+        staged: Staged,
+        pages: &mut TxPages,
+        buf: &[u8],
+        more: bool,
+    ) -> Result<Self> {
+        let data = match staged {
+            Staged::Nothing => Segment::Bytes(&[]),
+            Staged::Copied(n) => Segment::Bytes(buf.get(..n as usize).ok_or(EINVAL)?),
+            Staged::Pages(n) => Segment::Pages(pages, n),
+        };
+        let framed = conn.frame(hdr, data)?;
+        Ok(OutPdu {
+            conn,
+            framed,
+            staged,
+            sent: 0,
+            more,
+        })
     }
+}
+
+/// A Data-Out burst being cut into PDUs; `more`: another PDU follows it.
+pub(super) struct BurstRun {
+    job: BurstJob,
+    burst: Burst,
+    more: bool,
 }

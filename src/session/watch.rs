@@ -1,9 +1,13 @@
 //! The session's watchdog, applying the engine's clocks
 //! (`proto::session::timers`): NOP-Out keepalive, the closed-window rule,
-//! the replacement timeout, a target-requested logout's deadline; and the EH
-//! liveness ping.
+//! the replacement timeout, a target-requested logout's deadline; the EH
+//! liveness ping; and a transmit side left stopped at a full send buffer.
 
 use super::*;
+
+/// How often the watchdog looks at a transmit side stopped at a full send
+/// buffer.
+const TX_STALL_RECHECK_MS: u32 = 1000;
 
 impl Session {
     /// The watchdog, one long-running work item per session until it closes
@@ -25,7 +29,16 @@ impl Session {
             if due.replacement_expired {
                 this.events.notify_all();
             }
+            let conn = st.conn.clone();
             drop(st);
+            // A send stopped at a full buffer, and the socket has room but
+            // no `write_space` came (TCP short of memory refused the send
+            // with room to spare): look again.
+            let blocked = this.txf.blocked.load(Ordering::SeqCst);
+            if blocked && conn.sock.writeable() {
+                Self::tx_room(this.as_arc_borrow());
+            }
+            drop(conn);
             if due.ping {
                 Self::kick_tx(this.as_arc_borrow());
             }
@@ -60,7 +73,10 @@ impl Session {
             if due.fail.is_some() || due.replacement_expired || due.ping {
                 continue;
             }
-            let left = u32::try_from((due.wake_at - now_ms()).max(1)).unwrap_or(1000);
+            let mut left = u32::try_from((due.wake_at - now_ms()).max(1)).unwrap_or(1000);
+            if blocked {
+                left = left.min(TX_STALL_RECHECK_MS);
+            }
             let _ = this
                 .events
                 .wait_interruptible_timeout(&mut st, msecs_to_jiffies(left));

@@ -61,7 +61,9 @@ struct queue_limits;
 void iscsi_rs_lim_stable_writes(struct queue_limits *lim);
 int iscsi_rs_pages_get(struct iscsi_rs_pages *p, struct scatterlist *sgl, unsigned int nents,
 		       size_t skip, size_t len, struct iscsi_rs_sg_cursor *cursor);
-int iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, bool more);
+ssize_t iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, size_t skip,
+			    bool more, bool nonblock);
+bool iscsi_rs_sk_writeable(struct sock *sk);
 void iscsi_rs_tcp_push(struct sock *sk);
 void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 

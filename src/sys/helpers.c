@@ -292,24 +292,43 @@ fail:
 	return err;
 }
 
-/* Sends the pages `p` holds by reference, blocking until all is queued.
- * `more` sets MSG_MORE (more of the PDU, or another PDU, follows). */
-int iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, bool more)
+/* Sends the pages `p` holds by reference from byte `skip` of them on.
+ * `more` sets MSG_MORE (more of the PDU, or another PDU, follows). Blocking,
+ * it returns once all is queued; with `nonblock` it stops when the send
+ * buffer is full. Returns the bytes queued by this call, or an error if none
+ * could be for another reason than a full buffer. */
+ssize_t iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, size_t skip,
+			    bool more, bool nonblock)
 {
 	struct msghdr msg = {
-		.msg_flags = MSG_SPLICE_PAGES | MSG_NOSIGNAL | (more ? MSG_MORE : 0),
+		.msg_flags = MSG_SPLICE_PAGES | MSG_NOSIGNAL | (more ? MSG_MORE : 0) |
+			     (nonblock ? MSG_DONTWAIT : 0),
 	};
+	ssize_t sent = 0;
 
+	if (skip > p->len)
+		return -EINVAL;
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, p->vec, p->n, p->len);
+	iov_iter_advance(&msg.msg_iter, skip);
 	while (msg_data_left(&msg)) {
 		int ret = sock_sendmsg(sock, &msg);
 
+		if (ret == -EAGAIN && nonblock)
+			break;
 		if (ret < 0)
 			return ret;
 		if (ret == 0)
 			return -EPIPE;
+		sent += ret;
 	}
-	return 0;
+	return sent;
+}
+
+/* sk_stream_is_writeable() is a static inline: whether a sender that met a
+ * full send buffer may try again (the space TCP's write_space waits for). */
+bool iscsi_rs_sk_writeable(struct sock *sk)
+{
+	return sk_stream_is_writeable(sk);
 }
 
 /* scsi_cmd_to_rq() is a static inline. */

@@ -4,7 +4,8 @@
 //! under `sk_callback_lock` (restored on [`TcpSocket::restore_callbacks`] or drop),
 //! sends with `kernel_sendmsg` over kvecs (`MSG_MORE` between the parts of a PDU)
 //! or, for a command's data, its pages by reference ([`TxPages`],
-//! `MSG_SPLICE_PAGES`), and receives with `tcp_read_sock`: the caller sees each queued skb piece as an
+//! `MSG_SPLICE_PAGES`), blocking or stopping at a full send buffer (`MSG_DONTWAIT`,
+//! resumed from the bytes queued once `write_space` reports room), and receives with `tcp_read_sock`: the caller sees each queued skb piece as an
 //! [`SkbSlice`] and copies what it wants out of it (header bytes into its own
 //! buffer, Data-In payload straight into a command's pages), one copy, no bounce
 //! buffer and no `EAGAIN` probing. Reading needs the socket lock, which a
@@ -37,7 +38,8 @@ pub(crate) trait SocketEvents: Send + Sync + Sized + 'static {
     fn data_ready(this: ArcBorrow<'_, Self>, reading: &mut Reading<'_>);
     /// The TCP state changed (e.g. the peer closed).
     fn state_change(this: ArcBorrow<'_, Self>);
-    /// Send buffer space became available.
+    /// A send that stopped at a full send buffer may try again (called
+    /// only once the socket is writeable, `TcpSocket::writeable`).
     fn write_space(_this: ArcBorrow<'_, Self>) {}
 }
 
@@ -156,7 +158,7 @@ impl Reading<'_> {
 }
 
 /// References on the pages of part of a command's buffer, sent by reference
-/// (zero-copy, `MSG_SPLICE_PAGES`) with [`TcpSocket::send_pages`]; filled by
+/// (zero-copy, `MSG_SPLICE_PAGES`) with [`TcpSocket::send_pages_from`]; filled by
 /// `Cmd::pin_pages`. The references keep the pages alive while held, so
 /// sending needs no access to the command (and may block).
 ///
@@ -347,9 +349,19 @@ impl<T: SocketEvents> TcpSocket<T> {
         drop(unsafe { KBox::from_raw(raw) });
     }
 
-    /// Sends `parts` back to back, blocking until all bytes are queued. `more`
-    /// sets `MSG_MORE` (more of the same PDU, or another PDU, follows at once).
-    pub(crate) fn send(&self, parts: &[&[u8]], more: bool) -> Result {
+    /// Sends `parts` back to back from byte `skip` of them on. `more` sets
+    /// `MSG_MORE` (more of the same PDU, or another PDU, follows at once).
+    /// With `wait` it blocks until every byte is queued; without, it stops
+    /// when the send buffer is full, and the socket calls
+    /// [`SocketEvents::write_space`] once there is room again. Returns the
+    /// bytes queued by this call.
+    pub(crate) fn send_from(
+        &self,
+        parts: &[&[u8]],
+        skip: usize,
+        more: bool,
+        wait: bool,
+    ) -> Result<usize> {
         let mut vecs = [bindings::kvec {
             iov_base: ptr::null_mut(),
             iov_len: 0,
@@ -357,18 +369,26 @@ impl<T: SocketEvents> TcpSocket<T> {
         if parts.len() > vecs.len() {
             return Err(code::EINVAL);
         }
-        // Skip what was already sent after a partial send: (part, offset in it).
-        let mut part = 0usize;
-        let mut off = 0usize;
+        let mut flags = bindings::MSG_NOSIGNAL;
+        if more {
+            flags |= bindings::MSG_MORE;
+        }
+        if !wait {
+            flags |= bindings::MSG_DONTWAIT;
+        }
+        let mut sent = 0usize;
         loop {
+            // The parts from byte `skip + sent` on.
+            let mut at = skip.checked_add(sent).ok_or(code::EINVAL)?;
             let mut n = 0usize;
             let mut total = 0usize;
-            for (i, p) in parts.iter().enumerate().skip(part) {
-                let start = if i == part { off } else { 0 };
-                let s = p.get(start..).unwrap_or(&[]);
-                if s.is_empty() {
+            for p in parts {
+                if at >= p.len() {
+                    at -= p.len();
                     continue;
                 }
+                let s = p.get(at..).unwrap_or(&[]);
+                at = 0;
                 if let Some(v) = vecs.get_mut(n) {
                     // The iterator is ITER_SOURCE: the kernel only reads through it.
                     v.iov_base = s.as_ptr().cast_mut().cast();
@@ -378,11 +398,7 @@ impl<T: SocketEvents> TcpSocket<T> {
                 }
             }
             if total == 0 {
-                return Ok(());
-            }
-            let mut flags = bindings::MSG_NOSIGNAL;
-            if more {
-                flags |= bindings::MSG_MORE;
+                return Ok(sent);
             }
             let mut msg = bindings::msghdr {
                 msg_flags: flags,
@@ -393,37 +409,47 @@ impl<T: SocketEvents> TcpSocket<T> {
             let ret = unsafe {
                 bindings::kernel_sendmsg(self.sock.as_ptr(), &mut msg, vecs.as_mut_ptr(), n, total)
             };
+            if ret == -(bindings::EAGAIN as c_int) && !wait {
+                return Ok(sent);
+            }
             if ret < 0 {
                 return Err(Error::from_errno(ret));
             }
             if ret == 0 {
                 return Err(errno(bindings::EPIPE));
             }
-            // Advance past `ret` bytes.
-            let mut left = ret as usize;
-            while left > 0 {
-                let Some(p) = parts.get(part) else { break };
-                let avail = p.len().saturating_sub(off);
-                if left < avail {
-                    off += left;
-                    left = 0;
-                } else {
-                    left -= avail;
-                    part += 1;
-                    off = 0;
-                }
-            }
+            sent += ret as usize;
         }
     }
 
-    /// Sends the pages `pages` holds by reference, blocking until all bytes
-    /// are queued, then drops the references. `more` sets `MSG_MORE`.
-    pub(crate) fn send_pages(&self, pages: &mut TxPages, more: bool) -> Result {
+    /// Sends the pages `pages` holds by reference, from byte `skip` of them
+    /// on; `more` and `wait` as for [`Self::send_from`]. Returns the bytes
+    /// queued by this call. The references stay (TCP took its own for what
+    /// it queued): the caller clears them once all is sent.
+    pub(crate) fn send_pages_from(
+        &self,
+        pages: &mut TxPages,
+        skip: usize,
+        more: bool,
+        wait: bool,
+    ) -> Result<usize> {
         // SAFETY: the socket is valid; the array is live and holds references
-        // on every page it names (filled by `Cmd::pin_pages`, or empty).
-        let ret = unsafe { bindings::iscsi_rs_pages_send(self.sock.as_ptr(), pages.raw(), more) };
-        pages.clear();
-        to_result(ret)
+        // on every page it names (filled by `Cmd::pin_pages`, or empty); the
+        // helper checks `skip` against its length.
+        let ret = unsafe {
+            bindings::iscsi_rs_pages_send(self.sock.as_ptr(), pages.raw(), skip, more, !wait)
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret as c_int));
+        }
+        Ok(ret as usize)
+    }
+
+    /// Whether a sender that stopped at a full send buffer may try again
+    /// (the room [`SocketEvents::write_space`] reports).
+    pub(crate) fn writeable(&self) -> bool {
+        // SAFETY: the socket is valid (owned by `self`); the helper only reads.
+        unsafe { bindings::iscsi_rs_sk_writeable(self.sk()) }
     }
 
     /// Sends at once what earlier sends with `more` left queued. Blocks
@@ -590,8 +616,16 @@ unsafe extern "C" fn state_change_cb<T: SocketEvents>(sk: *mut bindings::sock) {
 ///
 /// Installed as `sk_write_space`; called by the network stack with a live `sk`.
 unsafe extern "C" fn write_space_cb<T: SocketEvents>(sk: *mut bindings::sock) {
+    // SAFETY: `sk` is live (the stack's caller); the helper only reads.
+    let room = unsafe { bindings::iscsi_rs_sk_writeable(sk) };
     // SAFETY: `sk` is live and ours (see `with_owner`).
-    let saved = unsafe { with_owner::<T>(sk, T::write_space) };
+    let saved = unsafe {
+        with_owner::<T>(sk, |owner| {
+            if room {
+                T::write_space(owner)
+            }
+        })
+    };
     // The original wakes senders blocked in sendmsg: it must always run.
     if let Some(f) = saved.and_then(|s| s.write_space) {
         // SAFETY: the socket's own callback, called as the stack would.
