@@ -27,7 +27,8 @@ done
 
 kdir=${KTEST_KDIR:-$("$here/build-kernel.sh" "${KERNEL_FLAVOUR:-debug}")}
 initrd=$("$here/qemu/initramfs.sh")
-# KTEST_KO: the module the cases load, when not the repo's (the bench builds its own).
+# KTEST_KO: the module the cases load, when not the repo's (the bench builds its own);
+# the guest sees the host's files but has its own /tmp, so not a path under /tmp.
 ko=${KTEST_KO:-$repo/iscsi_rs.ko}
 [ -f "$ko" ] || { echo "run.sh: $ko missing (make module)"; exit 1; }
 
@@ -51,7 +52,7 @@ timeout -k 10 "${KTEST_TIMEOUT:-3000}" qemu-system-x86_64 "${accel[@]}" \
     -m "${GUEST_MEM:-2G}" -smp "${GUEST_CPUS:-2}" -display none -no-reboot -nodefaults \
     -serial stdio -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" \
     -serial "file:$out/channel.txt" \
-    -append "$cmdline iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.dir=$dir iscsirs.only=$only" \
+    -append "$cmdline iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.dir=$dir iscsirs.only=$only iscsirs.ko=$ko" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     < /dev/null 2>&1 | tee "$out/console.log" | { if [ $demo = 1 ]; then cat; else
       grep --line-buffered -E '^(ok|not ok|#|guest:|init:)' | sed -u 's/^/guest| /'; fi; }

@@ -35,6 +35,8 @@ for arg in $(cat /proc/cmdline); do
     case "$arg" in
     iscsirs.dir=*) dir=${arg#*=} ;;
     iscsirs.only=*) only=${arg#*=} ;;
+    # The module to load, when the host's KTEST_KO names another build.
+    iscsirs.ko=*) KO=${arg#*=} ;;
     # The host's CASE_TIMEOUT does not cross `env -i`: the command line carries it.
     iscsirs.case_timeout=*) case_timeout=${arg#*=} ;;
     esac

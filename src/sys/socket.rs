@@ -4,13 +4,14 @@
 //! under `sk_callback_lock` (restored on [`TcpSocket::restore_callbacks`] or drop),
 //! sends with `kernel_sendmsg` over kvecs (`MSG_MORE` between the parts of a PDU)
 //! or, for a command's data, its pages by reference ([`TxPages`],
-//! `MSG_SPLICE_PAGES`), blocking or stopping at a full send buffer (`MSG_DONTWAIT`,
-//! resumed from the bytes queued once `write_space` reports room), and receives with `tcp_read_sock`: the caller sees each queued skb piece as an
-//! [`SkbSlice`] and copies what it wants out of it (header bytes into its own
-//! buffer, Data-In payload straight into a command's pages), one copy, no bounce
-//! buffer and no `EAGAIN` probing. Reading needs the socket lock, which a
-//! [`Reading`] proves: `sk_data_ready` runs with it held (in softirq, or in the
-//! task releasing the socket), so the owner receives right there, and
+//! `MSG_SPLICE_PAGES`), blocking or stopping at a full send buffer
+//! (`MSG_DONTWAIT`; the caller resumes from the bytes queued once `write_space`
+//! reports room), and receives with `tcp_read_sock`: the caller sees each queued
+//! skb piece as an [`SkbSlice`] and copies what it wants out of it (header bytes
+//! into its own buffer, Data-In payload straight into a command's pages), one
+//! copy, no bounce buffer and no `EAGAIN` probing. Reading needs the socket lock,
+//! which a [`Reading`] proves: `sk_data_ready` runs with it held (in softirq, or
+//! in the task releasing the socket), so the owner receives right there, and
 //! [`TcpSocket::with_reading`] takes it in process context.
 
 use core::marker::PhantomData;
@@ -160,7 +161,8 @@ impl Reading<'_> {
 /// References on the pages of part of a command's buffer, sent by reference
 /// (zero-copy, `MSG_SPLICE_PAGES`) with [`TcpSocket::send_pages_from`]; filled by
 /// `Cmd::pin_pages`. The references keep the pages alive while held, so
-/// sending needs no access to the command (and may block).
+/// sending needs no access to the command (and may block, or stop and resume
+/// later).
 ///
 /// # Invariants
 ///
