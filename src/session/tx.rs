@@ -133,10 +133,10 @@ impl Session {
     /// `queuecommand`: admits the command (its CmdSN and slot taken, its
     /// Command PDU queued) and sends the queue if the transmit side is free;
     /// if not, the holder sends it. Never waits for another sender nor for
-    /// room in the send buffer; may sleep for the socket lock. With `more` (the block layer has
-    /// more of this batch), the PDUs go with `MSG_MORE`: TCP holds the bytes
-    /// back to fill segments with the next commands, and the batch's last
-    /// command (or `commit_rqs`) pushes them.
+    /// room in the send buffer; may sleep for the socket lock. With `more`
+    /// (the block layer has more of this batch), the PDUs go with
+    /// `MSG_MORE`: TCP holds the bytes back to fill segments with the next
+    /// commands, and the batch's last command (or `commit_rqs`) pushes them.
     pub(crate) fn queue_command(
         this: ArcBorrow<'_, Self>,
         cmd: Cmd,
@@ -252,8 +252,11 @@ impl Session {
     }
 
     fn send_queue(&self, tx: &mut TxSide, mut more: bool, wait: bool) -> Result {
-        // This holder tries now; a stop below marks it again.
-        self.txf.blocked.store(false, Ordering::SeqCst);
+        // This holder tries now; a stop below marks it again. (Read first:
+        // the store is a locked instruction, and the mark is rarely set.)
+        if self.txf.blocked.load(Ordering::Relaxed) {
+            self.txf.blocked.store(false, Ordering::SeqCst);
+        }
         if tx.out.is_some() || tx.burst.is_some() {
             // Left by a send that stopped: still for this connection?
             let st = self.state.lock();
@@ -279,11 +282,7 @@ impl Session {
                 last_job,
             } = &mut *tx;
             if let Some(o) = out.as_mut() {
-                let data = match o.staged {
-                    Staged::Nothing => Segment::Bytes(&[]),
-                    Staged::Copied(n) => Segment::Bytes(buf.get(..n as usize).unwrap_or(&[])),
-                    Staged::Pages(n) => Segment::Pages(pages, n),
-                };
+                let data = o.staged.segment(buf, pages)?;
                 if !o.conn.write(&o.framed, data, &mut o.sent, o.more, wait)? {
                     if self.room_came(&o.conn, &mut retries) {
                         continue;
@@ -339,19 +338,11 @@ impl Session {
                     drop(st);
                     let pdu_more = more_after || b.is_some();
                     *out = Some(OutPdu::new(conn, &hdr, staged, pages, buf, pdu_more)?);
-                    *burst = b.map(|job| BurstRun {
-                        job,
-                        burst: Burst::new(job.offset, job.len),
-                        more: more_after,
-                    });
+                    *burst = b.map(|job| BurstRun::new(job, more_after));
                 }
                 Next::Burst(job) => {
                     drop(st);
-                    *burst = Some(BurstRun {
-                        job,
-                        burst: Burst::new(job.offset, job.len),
-                        more: more_after,
-                    });
+                    *burst = Some(BurstRun::new(job, more_after));
                 }
                 Next::Unreachable { hdr, cmd } => {
                     drop(st);
@@ -360,8 +351,8 @@ impl Session {
                         cmd.set_result(HostByte::Error, 0);
                         cmd.complete();
                     }
-                    let staged = Staged::Nothing;
-                    *out = Some(OutPdu::new(conn, &hdr, staged, pages, buf, more_after)?);
+                    let filler = OutPdu::new(conn, &hdr, Staged::Nothing, pages, buf, more_after)?;
+                    *out = Some(filler);
                 }
                 Next::Nothing => {}
             }
@@ -606,6 +597,18 @@ enum Staged {
     Copied(u32),
 }
 
+impl Staged {
+    /// The data segment staged this way in the bounce buffer `buf` or the
+    /// page references `pages`.
+    fn segment<'a>(self, buf: &'a [u8], pages: &'a mut TxPages) -> Result<Segment<'a>> {
+        Ok(match self {
+            Staged::Nothing => Segment::Bytes(&[]),
+            Staged::Copied(n) => Segment::Bytes(buf.get(..n as usize).ok_or(EINVAL)?),
+            Staged::Pages(n) => Segment::Pages(pages, n),
+        })
+    }
+}
+
 /// Stages bytes `offset..offset + len` of `cmd`'s buffer for sending: page
 /// references in `pages` when `by_ref` allows and the pages can be sent that
 /// way, else a copy into the bounce buffer `buf`. Does not sleep.
@@ -649,12 +652,7 @@ impl OutPdu {
         buf: &[u8],
         more: bool,
     ) -> Result<Self> {
-        let data = match staged {
-            Staged::Nothing => Segment::Bytes(&[]),
-            Staged::Copied(n) => Segment::Bytes(buf.get(..n as usize).ok_or(EINVAL)?),
-            Staged::Pages(n) => Segment::Pages(pages, n),
-        };
-        let framed = conn.frame(hdr, data)?;
+        let framed = conn.frame(hdr, staged.segment(buf, pages)?)?;
         Ok(OutPdu {
             conn,
             framed,
@@ -670,4 +668,14 @@ pub(super) struct BurstRun {
     job: BurstJob,
     burst: Burst,
     more: bool,
+}
+
+impl BurstRun {
+    fn new(job: BurstJob, more: bool) -> Self {
+        BurstRun {
+            job,
+            burst: Burst::new(job.offset, job.len),
+            more,
+        }
+    }
 }
