@@ -36,7 +36,7 @@ impl Session {
                     itt,
                     referenced_task_tag: ref_itt,
                     cmd_sn: st.e.seq.next_cmd_sn().get(),
-                    exp_stat_sn: st.e.seq.exp_stat_sn().get(),
+                    exp_stat_sn: st.e.exp_stat_sn(LEAD),
                     ref_cmd_sn,
                     exp_data_sn: 0,
                 }

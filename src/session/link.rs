@@ -133,7 +133,7 @@ impl Session {
             {
                 return Err(crate::recovery::estale());
             }
-            st.e.jobs.capacity() < need_jobs
+            st.e.lane(LEAD).map_or(0, |l| l.jobs.capacity()) < need_jobs
         };
         // Allocated outside the lock; the old queue is empty (cleared when
         // the connection failed).
@@ -154,8 +154,8 @@ impl Session {
             }
             let now = now_ms();
             let old = core::mem::replace(&mut st.conn, conn.clone());
-            let seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
-            st.e.connection_replaced(cfg.params, seq, new_jobs.take(), now);
+            let seq = Sequencer::new(cfg.cmd_sn, cfg.window);
+            st.e.connection_replaced(lead_start(&cfg), seq, new_jobs.take(), now);
             st.tsih = cfg.raw.tsih;
             st.recoveries = st.recoveries.saturating_add(1);
             st.resumed_from_ms = Some(st.failed_at_ms);

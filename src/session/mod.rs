@@ -67,6 +67,7 @@ use crate::proto::session::aborted;
 use crate::proto::session::engine::{Engine, Parts, Refused, Storage};
 use crate::proto::session::error::SessionError;
 use crate::proto::session::itt::{LOGOUT_LOW, TAG_MASK};
+use crate::proto::session::lane::{Lane, LaneParts, LaneStart};
 use crate::proto::session::logout::LOGOUT_RESPONSE_TIMEOUT_MS;
 use crate::proto::session::rx::{Completion, HostResult, Note, Placement, Reconnect, RxOutcome};
 use crate::proto::session::seq::Sequencer;
@@ -115,6 +116,20 @@ impl Storage for KernelStore {
     type Itts = KVec<u32>;
     /// kvmalloc'ed: a deep queue with many R2Ts outstanding needs megabytes.
     type Jobs = KVVec<Option<TxJob>>;
+    type Lanes = KVec<Lane<KVVec<Option<TxJob>>>>;
+}
+
+/// The lane of the leading connection: the only one until the driver runs
+/// several connections per session.
+const LEAD: usize = 0;
+
+/// What the connection of handoff `cfg` brings to its lane.
+fn lead_start(cfg: &SessionConfig) -> LaneStart {
+    LaneStart {
+        cid: cfg.raw.cid,
+        exp_stat_sn: cfg.exp_stat_sn,
+        params: cfg.params,
+    }
 }
 
 /// A task of this session.
@@ -381,12 +396,19 @@ impl Session {
         for _ in 0..depth {
             slots.push(Slot::empty(), GFP_KERNEL)?;
         }
+        let mut lanes = KVec::with_capacity(1, GFP_KERNEL)?;
+        lanes.push(
+            Lane::new(LaneParts {
+                cmds: job_store(depth)?,
+                ctl_jobs: job_store(CTL_JOBS)?,
+                jobs: job_store(r2t_jobs(depth, &p))?,
+            }),
+            GFP_KERNEL,
+        )?;
         let parts = Parts {
             slots,
             aborted: KVec::from_elem(0u32, aborted::capacity_for(depth), GFP_KERNEL)?,
-            jobs: job_store(r2t_jobs(depth, &p))?,
-            ctl_jobs: job_store(CTL_JOBS)?,
-            cmds: job_store(depth)?,
+            lanes,
         };
         // Sized for the largest segment any relogin may negotiate.
         let txside = TxSide {
@@ -397,9 +419,9 @@ impl Session {
             last_job: false,
         };
         let conn = new_conn(sock, &p, depth)?;
-        let seq = Sequencer::new(cfg.cmd_sn, cfg.window, cfg.exp_stat_sn);
+        let seq = Sequencer::new(cfg.cmd_sn, cfg.window);
         let state = State {
-            e: Engine::new(parts, p, cfg.itt_age, seq, now_ms()),
+            e: Engine::new(parts, lead_start(&cfg), cfg.itt_age, seq, now_ms()),
             conn,
             tsih: cfg.raw.tsih,
             generation: 0,
@@ -584,7 +606,7 @@ impl Session {
                     itt: st.e.internal_itt(LOGOUT_LOW).get(),
                     cid: self.cfg.raw.cid,
                     cmd_sn: st.e.seq.next_cmd_sn().get(),
-                    exp_stat_sn: st.e.seq.exp_stat_sn().get(),
+                    exp_stat_sn: st.e.exp_stat_sn(LEAD),
                 }
                 .emit(&mut hdr);
                 st.conn.clone()
@@ -681,7 +703,7 @@ impl Session {
         i.cmd_sn = st.e.seq.next_cmd_sn().get();
         i.exp_cmd_sn = st.e.seq.window().exp_cmd_sn().get();
         i.max_cmd_sn = st.e.seq.window().max_cmd_sn().get();
-        i.exp_stat_sn = st.e.seq.exp_stat_sn().get();
+        i.exp_stat_sn = st.e.exp_stat_sn(LEAD);
         i.in_flight = st.e.tasks.in_flight();
         i
     }

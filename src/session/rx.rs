@@ -256,7 +256,7 @@ impl PduSink for Receiver<'_> {
         let Pdu::DataIn(d) = Pdu::parse(bhs).map_err(SessionError::Malformed)? else {
             return Ok(Dest::Scratch);
         };
-        match self.state().e.data_in_header(&d)? {
+        match self.state().e.data_in_header(LEAD, &d)? {
             Placement::Discard => Ok(Dest::Scratch),
             Placement::Into { tag, seq, base } => Ok(Dest::Direct(DataInDest {
                 tag,
@@ -307,7 +307,7 @@ impl PduSink for Receiver<'_> {
             Dest::Scratch => Pdu::parse(bhs).map_err(SessionError::Malformed)?,
         };
         let st = self.state();
-        let r = st.e.on_pdu(&pdu, data, now_ms());
+        let r = st.e.on_pdu(LEAD, &pdu, data, now_ms());
         st.log_quirks();
         let out = r?;
         let resumed = if out.complete.is_some() {

@@ -119,7 +119,7 @@ impl Session {
         }
         let st = self.state.lock();
         matches!(st.e.phase, Phase::Running | Phase::LoggingOut)
-            && (st.e.has_jobs() || st.push_asked)
+            && (st.e.has_jobs(LEAD) || st.push_asked)
     }
 
     /// `write_space`: the socket has room again after a send stopped at a
@@ -211,7 +211,7 @@ impl Session {
         if st.e.tasks.peek(tag).is_some_and(|t| t.cmd.revoked()) {
             st.e.take_back(tag);
         }
-        let refused = match st.e.submit(tag, cmd, lun, dir, len, now_ms()) {
+        let refused = match st.e.submit(LEAD, tag, cmd, lun, dir, len, now_ms()) {
             Ok(_) => return Ok(()),
             Err(r) => r,
         };
@@ -318,14 +318,14 @@ impl Session {
             if core::mem::take(&mut st.push_asked) {
                 more = false;
             }
-            let Some(job) = st.e.next_job() else {
+            let Some(job) = st.e.next_job(LEAD) else {
                 let conn = st.conn.clone();
                 drop(st);
                 *last_job = false;
                 self.push_unless(&conn, more);
                 return Ok(());
             };
-            let last = !st.e.has_jobs();
+            let last = !st.e.has_jobs(LEAD);
             let more_after = more || !last;
             let conn = st.conn.clone();
             *last_job = last;
@@ -392,7 +392,7 @@ impl Session {
         pages: &mut TxPages,
         job: TxJob,
     ) -> Next {
-        let exp_stat_sn = st.e.seq.exp_stat_sn().get();
+        let exp_stat_sn = st.e.exp_stat_sn(LEAD);
         let cmd_sn = st.e.seq.next_cmd_sn().get();
         let ctl = |hdr| Next::Pdu {
             hdr,
@@ -472,7 +472,7 @@ impl Session {
             // A NOP-Out is immediate: CmdSN is carried, not advanced.
             TxJob::NopOut { ttt, lun } => ctl(nop_out(RESERVED_TAG, ttt, lun, cmd_sn, exp_stat_sn)),
             TxJob::Ping => ctl(nop_out(
-                st.e.ping_itt().get(),
+                st.e.ping_itt(LEAD).get(),
                 RESERVED_TAG,
                 0,
                 cmd_sn,
@@ -522,7 +522,7 @@ impl Session {
                 return Ok(None);
             };
             let by_ref = self.by_ref(&st.e.params);
-            let exp_stat_sn = st.e.seq.exp_stat_sn().get();
+            let exp_stat_sn = st.e.exp_stat_sn(LEAD);
             let conn = st.conn.clone();
             let Some(task) = st.e.tasks.get(b.tag, b.seq) else {
                 return Ok(None);

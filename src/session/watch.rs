@@ -39,7 +39,7 @@ impl Session {
                 Self::tx_room(this.as_arc_borrow());
             }
             drop(conn);
-            if due.ping {
+            if due.pings != 0 {
                 Self::kick_tx(this.as_arc_borrow());
             }
             match due.fail {
@@ -70,7 +70,7 @@ impl Session {
             }
             this.sync_host();
             st = this.state.lock();
-            if due.fail.is_some() || due.replacement_expired || due.ping {
+            if due.fail.is_some() || due.replacement_expired || due.pings != 0 {
                 continue;
             }
             let mut left = u32::try_from((due.wake_at - now_ms()).max(1)).unwrap_or(1000);
@@ -94,8 +94,8 @@ impl Session {
             0 => EH_PING_TIMEOUT_MS,
             t => u32::from(t) * 1000,
         };
-        if st.e.ping_sent_ms.is_none() {
-            if !st.e.start_ping(now_ms()) {
+        if lead_ping(&st).is_none() {
+            if !st.e.start_ping(LEAD, now_ms()) {
                 // The control queue is full: the connection is busy anyway.
                 return true;
             }
@@ -108,7 +108,7 @@ impl Session {
             if st.e.phase != Phase::Running {
                 return false;
             }
-            if st.e.ping_sent_ms.is_none() {
+            if lead_ping(&st).is_none() {
                 return true;
             }
             match this.events.wait_interruptible_timeout(&mut st, left) {
@@ -117,9 +117,9 @@ impl Session {
             }
         }
         // Anything received since the ping also shows the connection alive.
-        let answered = match st.e.ping_sent_ms {
+        let answered = match st.e.lane(LEAD) {
+            Some(l) => l.ping_sent_ms.is_none_or(|sent| l.last_rx_ms > sent),
             None => true,
-            Some(sent) => st.e.last_rx_ms > sent,
         };
         drop(st);
         if !answered {
@@ -130,4 +130,9 @@ impl Session {
         }
         answered
     }
+}
+
+/// When the ping on the leading connection went out, if one is out.
+fn lead_ping(st: &State) -> Option<i64> {
+    st.e.lane(LEAD).and_then(|l| l.ping_sent_ms)
 }

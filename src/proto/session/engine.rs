@@ -1,21 +1,24 @@
 //! The session engine: every piece of full-feature-phase state the rules
-//! need (phase, sequence numbers, task table, aborted ITTs, transmit jobs,
-//! TMF slot, logout and ping state) in one value, generic over the caller's
-//! command handle and storage. The kernel holds one under its state lock and
-//! applies what the engine's methods return (`rx` for received PDUs, `timers`
-//! for the watchdog, `submit` here for new commands); tests drive it directly.
+//! need (phase, CmdSN and window, task table, aborted ITTs, TMF slot, logout
+//! state, and per connection its [`Lane`]: ExpStatSN, transmit jobs, ping
+//! state) in one value, generic over the caller's command handle and storage.
+//! The kernel holds one under its state lock and applies what the engine's
+//! methods return (`rx` for received PDUs, `timers` for the watchdog,
+//! `submit` here for new commands); tests drive it directly. Every method
+//! about one PDU or command names the lane (connection) it travels on.
 
 use core::ops::DerefMut;
 
 use super::super::negotiate::SessionParams;
 use super::aborted::AbortedItts;
 use super::error::SessionError;
-use super::itt::{Itt, PING_LOW};
+use super::itt::Itt;
+use super::lane::{ping_low, Lane, LaneStart};
 use super::logout::LogoutWatch;
 use super::seq::{Quirk, QuirkSet, Sequencer};
 use super::task::{Dir, InsertError, NewTask, Slot, Task, TaskTable};
 use super::tmf::TmfSlot;
-use super::tx::{JobRing, TxJob};
+use super::tx::TxJob;
 use super::window_watch::WindowWatch;
 
 /// Where the session is in its life.
@@ -59,6 +62,9 @@ pub trait Storage {
     type Itts: DerefMut<Target = [u32]>;
     /// A transmit job ring.
     type Jobs: DerefMut<Target = [Option<TxJob>]>;
+    /// The lanes, one per connection the session may run (at most
+    /// [`super::lane::MAX_LANES`]).
+    type Lanes: DerefMut<Target = [Lane<Self::Jobs>]>;
 }
 
 /// The storage an engine is built over.
@@ -67,12 +73,11 @@ pub struct Parts<St: Storage> {
     pub slots: St::Slots,
     /// `aborted::capacity_for(depth)` entries.
     pub aborted: St::Itts,
-    /// `uapi::r2t_job_capacity(depth, MaxOutstandingR2T)` entries.
-    pub jobs: St::Jobs,
-    /// Room for pings, NOP-In answers and the logout.
-    pub ctl_jobs: St::Jobs,
-    /// Room for commands accepted and not sent yet: one per tag.
-    pub cmds: St::Jobs,
+    /// One lane per connection, at least one (all down: `Engine::new` brings
+    /// lane 0 up). Each lane's rings: `cmds` one per tag, `jobs`
+    /// `uapi::r2t_job_capacity(depth, MaxOutstandingR2T)`, `ctl_jobs` room
+    /// for pings, NOP-In answers and the logout.
+    pub lanes: St::Lanes,
 }
 
 /// Why a new command was not sent; the command comes back.
@@ -89,6 +94,19 @@ pub enum Refused<C> {
     Backlog(C),
 }
 
+/// Why a connection could not join the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddError {
+    /// The session is not running (a relogin is due or it is ending).
+    NotRunning,
+    /// No lane with that index.
+    NoSuchLane,
+    /// A connection already runs on that lane.
+    LaneBusy,
+    /// Another lane's connection has that CID.
+    DuplicateCid,
+}
+
 /// A command accepted by [`Engine::submit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Submitted {
@@ -100,17 +118,20 @@ pub struct Submitted {
     pub cmd_sn: u32,
     /// ExpStatSN to put in the header.
     pub exp_stat_sn: u32,
+    /// The lane its PDUs travel on.
+    pub lane: usize,
 }
 
-/// The full-feature-phase state of one session on its connection.
+/// The full-feature-phase state of one session and its connections.
 pub struct Engine<St: Storage> {
     /// Where the session is.
     pub phase: Phase,
-    /// Parameters negotiated for the current connection.
+    /// Parameters negotiated by the leading connection (the session-wide
+    /// keys; each lane has its own connection-only keys).
     pub params: SessionParams,
-    /// ITT high half of the current connection.
+    /// ITT high half of the session since its last (re)instatement.
     pub age: u16,
-    /// CmdSN, the command window and ExpStatSN.
+    /// CmdSN and the command window.
     pub seq: Sequencer,
     /// Started when a command finds no credit, stopped by credit.
     pub window_watch: WindowWatch,
@@ -118,61 +139,93 @@ pub struct Engine<St: Storage> {
     pub tasks: TaskTable<St::Cmd, St::Slots>,
     /// ITTs recently taken back by an abort or reset.
     pub aborted: AbortedItts<St::Itts>,
-    /// Data-Out bursts answering R2Ts, in order.
-    pub jobs: JobRing<St::Jobs>,
-    /// NOP-Outs and Logouts: sent before queued bursts, so a ping measures
-    /// the target, not the depth of our own send queue.
-    pub ctl_jobs: JobRing<St::Jobs>,
-    /// Commands accepted and not sent yet, in CmdSN order: whoever holds the
-    /// transmit side sends them (after the control jobs, before the bursts).
-    pub cmds: JobRing<St::Jobs>,
+    /// The connections.
+    pub lanes: St::Lanes,
     /// The TMF waited for and its answer.
     pub tmf: TmfSlot,
     /// Response code of the Logout Response, once received.
     pub logout_response: Option<u8>,
+    /// The lane the Logout Request went out on: its response must come
+    /// back there.
+    pub logout_lane: usize,
     /// The target asked for a logout or dropped us: reconnect after this.
     pub reconnect_delay_ms: Option<u32>,
     /// The deadline of a logout the target asked for.
     pub logout_watch: LogoutWatch,
-    /// When our outstanding NOP-Out ping was sent.
-    pub ping_sent_ms: Option<i64>,
-    /// When a PDU was last received.
-    pub last_rx_ms: i64,
     quirks: QuirkSet,
     /// Quirks seen for the first time, not yet logged (one per kind at most).
     pending_quirks: [Option<Quirk>; 5],
 }
 
 impl<St: Storage> Engine<St> {
-    /// A running engine over `parts`, for a connection negotiated as `params`
-    /// with ITT high half `age` and sequence numbers `seq`, at `now_ms`.
-    pub fn new(
-        parts: Parts<St>,
-        params: SessionParams,
-        age: u16,
-        seq: Sequencer,
-        now_ms: i64,
-    ) -> Self {
+    /// A running engine over `parts` whose leading connection `lead` comes
+    /// up on lane 0, with ITT high half `age` and CmdSN and window `seq`, at
+    /// `now_ms`. With no lane in `parts` the engine is `Closed`.
+    pub fn new(parts: Parts<St>, lead: LaneStart, age: u16, seq: Sequencer, now_ms: i64) -> Self {
+        let mut lanes = parts.lanes;
+        let phase = match lanes.first_mut() {
+            Some(l) => {
+                l.come_up(&lead, None, now_ms);
+                Phase::Running
+            }
+            None => Phase::Closed,
+        };
         Engine {
-            phase: Phase::Running,
-            params,
+            phase,
+            params: lead.params,
             age,
             seq,
             window_watch: WindowWatch::default(),
             tasks: TaskTable::new(parts.slots),
             aborted: AbortedItts::new(parts.aborted),
-            jobs: JobRing::new(parts.jobs),
-            ctl_jobs: JobRing::new(parts.ctl_jobs),
-            cmds: JobRing::new(parts.cmds),
+            lanes,
             tmf: TmfSlot::default(),
             logout_response: None,
+            logout_lane: 0,
             reconnect_delay_ms: None,
             logout_watch: LogoutWatch::default(),
-            ping_sent_ms: None,
-            last_rx_ms: now_ms,
             quirks: QuirkSet::default(),
             pending_quirks: [None; 5],
         }
+    }
+
+    /// Lane `lane`, if the session has it.
+    pub fn lane(&self, lane: usize) -> Option<&Lane<St::Jobs>> {
+        self.lanes.get(lane)
+    }
+
+    /// Lane `lane`, if the session has it.
+    pub fn lane_mut(&mut self, lane: usize) -> Option<&mut Lane<St::Jobs>> {
+        self.lanes.get_mut(lane)
+    }
+
+    /// Lane `lane`, or the violation of a PDU said to come on a lane the
+    /// session does not have (a caller bug, never a panic).
+    pub(super) fn rx_lane(&mut self, lane: usize) -> Result<&mut Lane<St::Jobs>, SessionError> {
+        self.lanes
+            .get_mut(lane)
+            .ok_or(SessionError::NoSuchLane { lane })
+    }
+
+    /// Connections running.
+    pub fn lanes_up(&self) -> usize {
+        self.lanes.iter().filter(|l| l.up).count()
+    }
+
+    /// The lane a command preferring `hint` (its CPU's) goes on: `hint` if
+    /// its connection is up, else the next lane that is.
+    pub fn route(&self, hint: usize) -> Option<usize> {
+        let n = self.lanes.len();
+        (0..n)
+            .map(|i| (hint % n.max(1) + i) % n)
+            .find(|&k| self.lanes.get(k).is_some_and(|l| l.up))
+    }
+
+    /// The ExpStatSN to send on `lane` (0 for a lane the session lacks).
+    pub fn exp_stat_sn(&self, lane: usize) -> u32 {
+        self.lanes
+            .get(lane)
+            .map_or(0, |l| l.stat.exp_stat_sn().get())
     }
 
     /// Notes quirk `q` of the target if this kind was not seen before in
@@ -191,9 +244,12 @@ impl<St: Storage> Engine<St> {
         self.pending_quirks.iter_mut().find_map(Option::take)
     }
 
-    /// Accounts the StatSN of a status-bearing PDU.
-    pub fn ack_stat_sn(&mut self, stat_sn: u32) {
-        let q = self.seq.ack_stat_sn(stat_sn);
+    /// Accounts the StatSN of a status-bearing PDU received on `lane`.
+    pub fn ack_stat_sn(&mut self, lane: usize, stat_sn: u32) {
+        let q = self
+            .lanes
+            .get_mut(lane)
+            .and_then(|l| l.stat.ack_stat_sn(stat_sn));
         self.quirk(q);
     }
 
@@ -207,19 +263,19 @@ impl<St: Storage> Engine<St> {
     }
 
     /// Both of the above.
-    pub fn ack(&mut self, stat_sn: u32, exp_cmd_sn: u32, max_cmd_sn: u32) {
-        self.ack_stat_sn(stat_sn);
+    pub fn ack(&mut self, lane: usize, stat_sn: u32, exp_cmd_sn: u32, max_cmd_sn: u32) {
+        self.ack_stat_sn(lane, stat_sn);
         self.window(exp_cmd_sn, max_cmd_sn);
     }
 
-    /// The ITT with reserved low half `low` on this connection.
+    /// The ITT with reserved low half `low` in this session.
     pub fn internal_itt(&self, low: u16) -> Itt {
         Itt::internal(self.age, low)
     }
 
-    /// The ITT of our NOP-Out ping.
-    pub fn ping_itt(&self) -> Itt {
-        self.internal_itt(PING_LOW)
+    /// The ITT of our NOP-Out ping on `lane`.
+    pub fn ping_itt(&self, lane: usize) -> Itt {
+        self.internal_itt(ping_low(lane))
     }
 
     /// A PDU for no task in flight: dropped if it belongs to a task taken
@@ -261,11 +317,14 @@ impl<St: Storage> Engine<St> {
         false
     }
 
-    /// A new command under `tag` at `now_ms`: takes a CmdSN and a slot and
-    /// queues the Command PDU ([`TxJob::Command`], sent by [`Engine::next_job`]
-    /// in CmdSN order), or gives the command back saying why.
+    /// A new command under `tag` at `now_ms`, preferring lane `hint` (see
+    /// [`Engine::route`]): takes a CmdSN and a slot and queues the Command
+    /// PDU on its lane ([`TxJob::Command`], sent by [`Engine::next_job`] in
+    /// CmdSN order), or gives the command back saying why.
+    #[allow(clippy::too_many_arguments)]
     pub fn submit(
         &mut self,
+        hint: usize,
         tag: u16,
         cmd: St::Cmd,
         lun: u64,
@@ -276,10 +335,17 @@ impl<St: Storage> Engine<St> {
         if self.phase != Phase::Running {
             return Err(Refused::NotRunning(cmd, self.phase));
         }
+        let Some(lane) = self.route(hint) else {
+            return Err(Refused::NotRunning(cmd, self.phase));
+        };
         if !self.credit_for_one(now_ms) {
             return Err(Refused::NoCredit(cmd));
         }
-        if self.cmds.len() >= self.cmds.capacity() {
+        if self
+            .lanes
+            .get(lane)
+            .is_none_or(|l| l.cmds.len() >= l.cmds.capacity())
+        {
             return Err(Refused::Backlog(cmd));
         }
         let cmd_sn = self.seq.next_cmd_sn().get();
@@ -289,6 +355,7 @@ impl<St: Storage> Engine<St> {
             cmd_sn,
             dir,
             len,
+            lane: lane as u8,
         };
         // The tag's generation wraps after 16 reuses: never hand out an ITT
         // whose taken-back task may still send late PDUs (they would land in
@@ -299,18 +366,23 @@ impl<St: Storage> Engine<St> {
             .insert_avoiding(tag, self.age, new, |i| aborted.contains(i.get()))
             .map_err(Refused::Slot)?;
         self.seq.take_cmd_sn();
-        // Room checked above.
-        self.cmds.push(TxJob::Command {
-            tag,
-            seq,
-            itt: itt.get(),
-            cmd_sn,
-        });
+        let mut exp_stat_sn = 0;
+        if let Some(l) = self.lanes.get_mut(lane) {
+            // Room checked above.
+            l.cmds.push(TxJob::Command {
+                tag,
+                seq,
+                itt: itt.get(),
+                cmd_sn,
+            });
+            exp_stat_sn = l.stat.exp_stat_sn().get();
+        }
         Ok(Submitted {
             itt,
             seq,
             cmd_sn,
-            exp_stat_sn: self.seq.exp_stat_sn().get(),
+            exp_stat_sn,
+            lane,
         })
     }
 
@@ -322,74 +394,109 @@ impl<St: Storage> Engine<St> {
         }
     }
 
-    /// The next thing to send: control jobs first (a ping measures the
-    /// target, not our queue), then commands, then Data-Out bursts.
-    pub fn next_job(&mut self) -> Option<TxJob> {
-        self.ctl_jobs
-            .pop()
-            .or_else(|| self.cmds.pop())
-            .or_else(|| self.jobs.pop())
+    /// The next thing to send on `lane`: control jobs first (a ping measures
+    /// the target, not our queue), then commands, then Data-Out bursts.
+    pub fn next_job(&mut self, lane: usize) -> Option<TxJob> {
+        self.lanes.get_mut(lane)?.next_job()
     }
 
-    /// Whether anything waits to be sent.
-    pub fn has_jobs(&self) -> bool {
-        !(self.ctl_jobs.is_empty() && self.cmds.is_empty() && self.jobs.is_empty())
+    /// Whether anything waits to be sent on `lane`.
+    pub fn has_jobs(&self, lane: usize) -> bool {
+        self.lanes.get(lane).is_some_and(Lane::has_jobs)
     }
 
-    /// Queues a NOP-Out ping at `now_ms` unless one is out; false if the
-    /// control queue is full (the connection is busy anyway).
-    pub fn start_ping(&mut self, now_ms: i64) -> bool {
-        if self.ping_sent_ms.is_some() {
+    /// Queues a NOP-Out ping on `lane` at `now_ms` unless one is out there;
+    /// false if its control queue is full (the connection is busy anyway)
+    /// or it is down.
+    pub fn start_ping(&mut self, lane: usize, now_ms: i64) -> bool {
+        let Some(l) = self.lanes.get_mut(lane).filter(|l| l.up) else {
+            return false;
+        };
+        if l.ping_sent_ms.is_some() {
             return true;
         }
-        if !self.ctl_jobs.push(TxJob::Ping) {
+        if !l.ctl_jobs.push(TxJob::Ping) {
             return false;
         }
-        self.ping_sent_ms = Some(now_ms);
+        l.ping_sent_ms = Some(now_ms);
         true
     }
 
-    /// The connection is lost: what was queued for it is dropped. Returns
-    /// the relogin delay (the target's, else DefaultTime2Wait).
+    /// A connection is lost: at ERL 0 the session's connections all go (the
+    /// target drops the session's tasks whichever connection failed), and
+    /// what was queued for them is dropped. Returns the relogin delay (the
+    /// target's, else DefaultTime2Wait).
     pub fn connection_lost(&mut self) -> u32 {
-        self.ping_sent_ms = None;
         self.logout_watch.done();
-        self.jobs.clear();
-        self.ctl_jobs.clear();
-        self.cmds.clear();
+        for l in self.lanes.iter_mut() {
+            l.go_down();
+        }
         let t2w = u32::from(self.params.default_time2wait).saturating_mul(1000);
         self.reconnect_delay_ms.take().unwrap_or(t2w)
     }
 
-    /// A new connection negotiated as `params` with sequence numbers `seq`
-    /// replaces the lost one at `now_ms`: a new ITT age, so nothing of the
-    /// old connection matches; `jobs` replaces the R2T job storage if given.
+    /// The session is reinstated at `now_ms` by a new leading connection
+    /// `lead` with CmdSN and window `seq`: it comes up on lane 0, the other
+    /// lanes wait for [`Engine::add_connection`]; a new ITT age, so nothing
+    /// of the old connections matches; `jobs` replaces lane 0's R2T job
+    /// storage if given.
     pub fn connection_replaced(
         &mut self,
-        params: SessionParams,
+        lead: LaneStart,
         seq: Sequencer,
         jobs: Option<St::Jobs>,
         now_ms: i64,
     ) {
-        if let Some(jobs) = jobs {
-            self.jobs = JobRing::new(jobs);
-        }
-        // Nothing queued for an old connection goes out on the new one (a
+        // Nothing queued for an old connection goes out on a new one (a
         // session failed during its final logout never went through
         // `connection_lost`).
-        self.jobs.clear();
-        self.ctl_jobs.clear();
-        self.cmds.clear();
-        self.params = params;
+        let mut lanes = self.lanes.iter_mut();
+        let Some(first) = lanes.next() else {
+            self.phase = Phase::Closed;
+            return;
+        };
+        first.come_up(&lead, jobs, now_ms);
+        for l in lanes {
+            l.go_down();
+        }
+        self.params = lead.params;
         self.seq = seq;
         self.age = super::itt::next_age(self.age);
         self.phase = Phase::Running;
-        self.last_rx_ms = now_ms;
-        self.ping_sent_ms = None;
         self.reconnect_delay_ms = None;
         self.window_watch.opened();
         self.logout_response = None;
+        self.logout_lane = 0;
         self.logout_watch.done();
         self.aborted.clear();
+    }
+
+    /// A further connection of the running session comes up on `lane` at
+    /// `now_ms` (its login's ExpCmdSN/MaxCmdSN go through
+    /// [`Engine::window`]); `jobs` replaces its R2T job storage if given.
+    pub fn add_connection(
+        &mut self,
+        lane: usize,
+        start: LaneStart,
+        jobs: Option<St::Jobs>,
+        now_ms: i64,
+    ) -> Result<(), AddError> {
+        if self.phase != Phase::Running {
+            return Err(AddError::NotRunning);
+        }
+        if self
+            .lanes
+            .iter()
+            .enumerate()
+            .any(|(k, l)| k != lane && l.up && l.cid == start.cid)
+        {
+            return Err(AddError::DuplicateCid);
+        }
+        let l = self.lanes.get_mut(lane).ok_or(AddError::NoSuchLane)?;
+        if l.up {
+            return Err(AddError::LaneBusy);
+        }
+        l.come_up(&start, jobs, now_ms);
+        Ok(())
     }
 }

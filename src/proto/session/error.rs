@@ -19,6 +19,24 @@ pub enum SessionError {
         /// Its ITT.
         itt: u32,
     },
+    /// A PDU for a task on another connection than the one its command
+    /// went out on (connection allegiance, RFC 7143 §5.1).
+    WrongConnection {
+        /// The PDU kind.
+        what: &'static str,
+        /// Its ITT.
+        itt: u32,
+        /// The lane it came on.
+        lane: usize,
+        /// The task's lane.
+        task_lane: u8,
+    },
+    /// A PDU said to come on a lane the session does not have (a caller
+    /// bug: the connection fails rather than the kernel).
+    NoSuchLane {
+        /// The lane.
+        lane: usize,
+    },
     /// Data-In for a command that reads nothing.
     DataInNotRead {
         /// ITT of the command.
@@ -102,6 +120,16 @@ impl fmt::Display for SessionError {
         match *self {
             SessionError::Malformed(e) => write!(f, "malformed PDU: {e}"),
             SessionError::UnknownItt { what, itt } => write!(f, "{what} for unknown ITT {itt:#x}"),
+            SessionError::WrongConnection {
+                what,
+                itt,
+                lane,
+                task_lane,
+            } => write!(
+                f,
+                "{what} for ITT {itt:#x} on connection {lane}, its task's is {task_lane}"
+            ),
+            SessionError::NoSuchLane { lane } => write!(f, "PDU on unknown connection {lane}"),
             SessionError::DataInNotRead { itt } => write!(f, "Data-In for non-read ITT {itt:#x}"),
             SessionError::DataInOffset {
                 itt,

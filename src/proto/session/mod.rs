@@ -11,6 +11,8 @@
 //!   transmit job ring.
 //! - [`timers`]: keepalive, NOP timeout, closed window, logout deadline and
 //!   replacement timeout as one poll.
+//! - [`lane`]: what each connection of the session keeps (ExpStatSN, its
+//!   transmit queues, ping state).
 //! - [`task`]: the task table; [`itt`]: the ITT layout; [`error`]: every
 //!   target violation by name.
 //! - [`seq`]: CmdSN, the command window, StatSN and the target quirks ridden
@@ -22,6 +24,7 @@ pub mod aborted;
 pub mod engine;
 pub mod error;
 pub mod itt;
+pub mod lane;
 pub mod logout;
 pub mod rx;
 pub mod seq;

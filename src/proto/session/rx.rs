@@ -218,12 +218,37 @@ pub fn finish<C>(
 }
 
 impl<St: Storage> Engine<St> {
-    /// A Data-In header: where its payload goes, checked against the task
-    /// before any byte is placed.
-    pub fn data_in_header(&mut self, d: &DataIn) -> Result<Placement, SessionError> {
-        let Some(t) = self.tasks.by_itt(Itt::from_wire(d.itt)) else {
-            // Dropped at the end (or a violation then).
-            return self.unknown("Data-In", d.itt).map(|()| Placement::Discard);
+    /// The task with ITT `itt` for a `what` received on `lane`: `None` if it
+    /// was taken back recently (the PDU is dropped); a violation if no task
+    /// has that ITT or the task's PDUs travel on another connection.
+    fn task_on(
+        &mut self,
+        lane: usize,
+        what: &'static str,
+        itt: u32,
+    ) -> Result<Option<&mut Task<St::Cmd>>, SessionError> {
+        match self.tasks.by_itt(Itt::from_wire(itt)).map(|t| t.lane) {
+            None => return self.unknown(what, itt).map(|()| None),
+            Some(task_lane) if usize::from(task_lane) != lane => {
+                return Err(SessionError::WrongConnection {
+                    what,
+                    itt,
+                    lane,
+                    task_lane,
+                })
+            }
+            Some(_) => {}
+        }
+        Ok(self.tasks.by_itt(Itt::from_wire(itt)))
+    }
+
+    /// A Data-In header received on `lane`: where its payload goes, checked
+    /// against the task before any byte is placed.
+    pub fn data_in_header(&mut self, lane: usize, d: &DataIn) -> Result<Placement, SessionError> {
+        self.rx_lane(lane)?;
+        // Unknown but taken back: dropped at the end (or a violation then).
+        let Some(t) = self.task_on(lane, "Data-In", d.itt)? else {
+            return Ok(Placement::Discard);
         };
         if t.dir != Dir::Read {
             return Err(SessionError::DataInNotRead { itt: d.itt });
@@ -262,27 +287,28 @@ impl<St: Storage> Engine<St> {
 
     /// A whole target PDU `pdu` with data segment `data` (empty for a
     /// Data-In, whose payload went where [`Engine::data_in_header`] said),
-    /// received at `now_ms`. For a Data-In the header must have been passed
-    /// to `data_in_header` first.
+    /// received on `lane` at `now_ms`. For a Data-In the header must have
+    /// been passed to `data_in_header` first.
     pub fn on_pdu<'d>(
         &mut self,
+        lane: usize,
         pdu: &Pdu,
         data: &'d [u8],
         now_ms: i64,
     ) -> Result<RxOutcome<'d, St::Cmd>, SessionError> {
-        self.last_rx_ms = now_ms;
+        self.rx_lane(lane)?.last_rx_ms = now_ms;
         match pdu {
-            Pdu::DataIn(d) => self.data_in_end(d),
-            Pdu::ScsiResponse(r) => self.response(r, data),
-            Pdu::R2t(r) => self.r2t(r),
+            Pdu::DataIn(d) => self.data_in_end(lane, d),
+            Pdu::ScsiResponse(r) => self.response(lane, r, data),
+            Pdu::R2t(r) => self.r2t(lane, r),
             Pdu::NopIn(n) => {
                 self.window(n.exp_cmd_sn, n.max_cmd_sn);
                 let mut out = RxOutcome::default();
                 if n.itt != super::super::bhs::RESERVED_TAG {
                     // The answer to a ping of ours carries a StatSN.
-                    self.ack_stat_sn(n.stat_sn);
-                    if Itt::from_wire(n.itt) == self.ping_itt() {
-                        self.ping_sent_ms = None;
+                    self.ack_stat_sn(lane, n.stat_sn);
+                    if Itt::from_wire(n.itt) == self.ping_itt(lane) {
+                        self.rx_lane(lane)?.ping_sent_ms = None;
                         out.wake = true;
                     } else {
                         // Or the answer to the NOP-Out that stood in for a
@@ -291,7 +317,8 @@ impl<St: Storage> Engine<St> {
                     }
                 }
                 if n.wants_reply() {
-                    if !self.ctl_jobs.push(TxJob::NopOut {
+                    // Answered on the connection it came on.
+                    if !self.rx_lane(lane)?.ctl_jobs.push(TxJob::NopOut {
                         ttt: n.ttt,
                         lun: n.lun,
                     }) {
@@ -302,7 +329,7 @@ impl<St: Storage> Engine<St> {
                 Ok(out)
             }
             Pdu::LogoutResponse(l) => {
-                self.ack(l.stat_sn, l.exp_cmd_sn, l.max_cmd_sn);
+                self.ack(lane, l.stat_sn, l.exp_cmd_sn, l.max_cmd_sn);
                 if self.phase != Phase::LoggingOut || self.logout_response.is_some() {
                     return Err(SessionError::Unexpected("Logout Response"));
                 }
@@ -312,6 +339,14 @@ impl<St: Storage> Engine<St> {
                     return Err(SessionError::UnknownItt {
                         what: "Logout Response",
                         itt: l.itt,
+                    });
+                }
+                if lane != self.logout_lane {
+                    return Err(SessionError::WrongConnection {
+                        what: "Logout Response",
+                        itt: l.itt,
+                        lane,
+                        task_lane: self.logout_lane as u8,
                     });
                 }
                 self.logout_response = Some(l.response);
@@ -337,10 +372,10 @@ impl<St: Storage> Engine<St> {
                     ..RxOutcome::default()
                 })
             }
-            Pdu::AsyncMessage(a) => self.async_message(a, data, now_ms),
-            Pdu::Reject(r) => self.reject(r, data),
+            Pdu::AsyncMessage(a) => self.async_message(lane, a, data, now_ms),
+            Pdu::Reject(r) => self.reject(lane, r, data),
             Pdu::TaskMgmtResponse(t) => {
-                self.ack(t.stat_sn, t.exp_cmd_sn, t.max_cmd_sn);
+                self.ack(lane, t.stat_sn, t.exp_cmd_sn, t.max_cmd_sn);
                 Ok(match self.tmf.on_response(t.itt, t.response) {
                     TmfRx::Answer => RxOutcome {
                         wake: true,
@@ -355,26 +390,27 @@ impl<St: Storage> Engine<St> {
         }
     }
 
-    fn data_in_end<'d>(&mut self, d: &DataIn) -> Result<RxOutcome<'d, St::Cmd>, SessionError> {
+    fn data_in_end<'d>(
+        &mut self,
+        lane: usize,
+        d: &DataIn,
+    ) -> Result<RxOutcome<'d, St::Cmd>, SessionError> {
         self.window(d.exp_cmd_sn, d.max_cmd_sn);
         if d.stray_residual_bits() {
             self.quirk(Some(Quirk::StrayResidual { itt: d.itt }));
         }
+        if d.status.is_some() {
+            self.ack_stat_sn(lane, d.stat_sn);
+        }
         let itt = Itt::from_wire(d.itt);
-        let Some(t) = self.tasks.by_itt(itt) else {
-            if d.status.is_some() {
-                self.ack_stat_sn(d.stat_sn);
-            }
-            return self
-                .unknown("Data-In", d.itt)
-                .map(|()| RxOutcome::default());
+        let Some(t) = self.task_on(lane, "Data-In", d.itt)? else {
+            return Ok(RxOutcome::default());
         };
         t.received = t.received.saturating_add(d.data_segment_len);
         t.exp_data_sn = t.exp_data_sn.wrapping_add(1);
         let Some(status) = d.status else {
             return Ok(RxOutcome::default());
         };
-        self.ack_stat_sn(d.stat_sn);
         Ok(match self.tasks.take(itt.tag()) {
             Some(task) => RxOutcome::completing(finish(
                 task,
@@ -390,15 +426,14 @@ impl<St: Storage> Engine<St> {
 
     fn response<'d>(
         &mut self,
+        lane: usize,
         r: &ScsiResponse,
         data: &'d [u8],
     ) -> Result<RxOutcome<'d, St::Cmd>, SessionError> {
-        self.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn);
+        self.ack(lane, r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn);
         let itt = Itt::from_wire(r.itt);
-        if self.tasks.by_itt(itt).is_none() {
-            return self
-                .unknown("SCSI Response", r.itt)
-                .map(|()| RxOutcome::default());
+        if self.task_on(lane, "SCSI Response", r.itt)?.is_none() {
+            return Ok(RxOutcome::default());
         }
         let Some(task) = self.tasks.take(itt.tag()) else {
             return Ok(RxOutcome::default());
@@ -423,11 +458,11 @@ impl<St: Storage> Engine<St> {
         ))
     }
 
-    fn r2t<'d>(&mut self, r: &R2t) -> Result<RxOutcome<'d, St::Cmd>, SessionError> {
+    fn r2t<'d>(&mut self, lane: usize, r: &R2t) -> Result<RxOutcome<'d, St::Cmd>, SessionError> {
         let p = self.params;
         self.window(r.exp_cmd_sn, r.max_cmd_sn);
-        let Some(t) = self.tasks.by_itt(Itt::from_wire(r.itt)) else {
-            return self.unknown("R2T", r.itt).map(|()| RxOutcome::default());
+        let Some(t) = self.task_on(lane, "R2T", r.itt)? else {
+            return Ok(RxOutcome::default());
         };
         if t.dir != Dir::Write {
             return Err(SessionError::R2tNotWrite { itt: r.itt });
@@ -469,7 +504,8 @@ impl<St: Storage> Engine<St> {
             offset: r.buffer_offset,
             len: r.desired_data_len,
         };
-        if !self.jobs.push(job) {
+        // The burst goes on the task's connection, which the R2T came on.
+        if !self.rx_lane(lane)?.jobs.push(job) {
             return Err(SessionError::TxQueueFull);
         }
         Ok(RxOutcome {
@@ -480,11 +516,12 @@ impl<St: Storage> Engine<St> {
 
     fn async_message<'d>(
         &mut self,
+        lane: usize,
         a: &AsyncMessage,
         data: &[u8],
         now_ms: i64,
     ) -> Result<RxOutcome<'d, St::Cmd>, SessionError> {
-        self.ack(a.stat_sn, a.exp_cmd_sn, a.max_cmd_sn);
+        self.ack(lane, a.stat_sn, a.exp_cmd_sn, a.max_cmd_sn);
         match a.event {
             AsyncEvent::LogoutRequest => {
                 // Log out (closing this connection) now rather than within
@@ -495,7 +532,9 @@ impl<St: Storage> Engine<St> {
                     self.phase = Phase::LoggingOut;
                     self.reconnect_delay_ms =
                         Some(u32::from(self.params.default_time2wait).saturating_mul(1000));
-                    if !self.ctl_jobs.push(TxJob::Logout) {
+                    // On the connection that asked; its answer comes there.
+                    self.logout_lane = lane;
+                    if !self.rx_lane(lane)?.ctl_jobs.push(TxJob::Logout) {
                         return Err(SessionError::TxQueueFull);
                     }
                     self.logout_watch.sent(now_ms);
@@ -533,10 +572,11 @@ impl<St: Storage> Engine<St> {
 
     fn reject<'d>(
         &mut self,
+        lane: usize,
         r: &Reject,
         data: &[u8],
     ) -> Result<RxOutcome<'d, St::Cmd>, SessionError> {
-        self.ack(r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn);
+        self.ack(lane, r.stat_sn, r.exp_cmd_sn, r.max_cmd_sn);
         let hdr = Reject::rejected_header(data).map_err(SessionError::Malformed)?;
         let bhs = Bhs::from_array(hdr);
         let itt = Itt::from_wire(bhs.itt());
@@ -558,9 +598,12 @@ impl<St: Storage> Engine<St> {
                     });
                 }
             }
-            Opcode::NopOut if itt == self.ping_itt() && self.ping_sent_ms.is_some() => {
+            Opcode::NopOut
+                if itt == self.ping_itt(lane)
+                    && self.lane(lane).is_some_and(|l| l.ping_sent_ms.is_some()) =>
+            {
                 // The target is alive enough to reject it.
-                self.ping_sent_ms = None;
+                self.rx_lane(lane)?.ping_sent_ms = None;
                 out.wake = true;
             }
             Opcode::TaskMgmtRequest => {

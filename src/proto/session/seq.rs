@@ -1,5 +1,6 @@
-//! Sequence numbers of a session on its connection (RFC 7143 §4.2.2): the next
-//! CmdSN, the command window from ExpCmdSN/MaxCmdSN, and ExpStatSN, with the
+//! Sequence numbers (RFC 7143 §4.2.2): the session's next CmdSN and command
+//! window from ExpCmdSN/MaxCmdSN ([`Sequencer`]), and each connection's
+//! ExpStatSN ([`StatSeq`]: StatSN counts per connection), with the
 //! leniency open-iscsi shows real targets. What a strict reading would call a
 //! violation but a target in the field sends (istgt counts an immediate Logout
 //! in ExpCmdSN and bumps StatSN from two threads unlocked) is returned as a
@@ -124,54 +125,30 @@ impl QuirkSet {
     }
 }
 
-/// CmdSN, the command window and ExpStatSN of the current connection.
+/// CmdSN and the command window: one per session, whichever connection a
+/// command or a window update travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sequencer {
     /// CmdSN of the next non-immediate command.
     cmd_sn: Sn,
     window: CmdWindow,
+}
+
+/// ExpStatSN of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatSeq {
     exp_stat_sn: Sn,
 }
 
-impl Sequencer {
-    /// Starts from the final Login Response: our next CmdSN, the window it
-    /// gave and the ExpStatSN to send.
-    pub const fn new(cmd_sn: Sn, window: CmdWindow, exp_stat_sn: Sn) -> Self {
-        Sequencer {
-            cmd_sn,
-            window,
-            exp_stat_sn,
-        }
-    }
-
-    /// CmdSN of the next non-immediate command (also carried, unconsumed, by
-    /// immediate PDUs).
-    pub const fn next_cmd_sn(&self) -> Sn {
-        self.cmd_sn
-    }
-
-    /// The command window held.
-    pub const fn window(&self) -> CmdWindow {
-        self.window
+impl StatSeq {
+    /// Starts from the connection's final Login Response: StatSN + 1.
+    pub const fn new(exp_stat_sn: Sn) -> Self {
+        StatSeq { exp_stat_sn }
     }
 
     /// The ExpStatSN to send.
     pub const fn exp_stat_sn(&self) -> Sn {
         self.exp_stat_sn
-    }
-
-    /// Non-immediate commands the window admits now.
-    pub const fn credits(&self) -> u32 {
-        self.window.credits(self.cmd_sn)
-    }
-
-    /// Consumes the next CmdSN for a non-immediate command. The caller checked
-    /// [`Sequencer::credits`]; the target refuses a CmdSN outside its window,
-    /// so sending one is never silent.
-    pub fn take_cmd_sn(&mut self) -> Sn {
-        let sn = self.cmd_sn;
-        self.cmd_sn = sn.next();
-        sn
     }
 
     /// Accounts the StatSN of a status-bearing PDU. ERL 0 recovers no gap: a
@@ -186,6 +163,39 @@ impl Sequencer {
         });
         self.exp_stat_sn = s.next();
         quirk
+    }
+}
+
+impl Sequencer {
+    /// Starts from the leading connection's final Login Response: our next
+    /// CmdSN and the window it gave.
+    pub const fn new(cmd_sn: Sn, window: CmdWindow) -> Self {
+        Sequencer { cmd_sn, window }
+    }
+
+    /// CmdSN of the next non-immediate command (also carried, unconsumed, by
+    /// immediate PDUs).
+    pub const fn next_cmd_sn(&self) -> Sn {
+        self.cmd_sn
+    }
+
+    /// The command window held.
+    pub const fn window(&self) -> CmdWindow {
+        self.window
+    }
+
+    /// Non-immediate commands the window admits now.
+    pub const fn credits(&self) -> u32 {
+        self.window.credits(self.cmd_sn)
+    }
+
+    /// Consumes the next CmdSN for a non-immediate command. The caller checked
+    /// [`Sequencer::credits`]; the target refuses a CmdSN outside its window,
+    /// so sending one is never silent.
+    pub fn take_cmd_sn(&mut self) -> Sn {
+        let sn = self.cmd_sn;
+        self.cmd_sn = sn.next();
+        sn
     }
 
     /// Applies ExpCmdSN/MaxCmdSN from a target PDU. Stale values are ignored,
@@ -223,10 +233,10 @@ impl Sequencer {
 mod tests {
     use super::*;
 
-    /// Next CmdSN 10, window [10, 17], ExpStatSN 100.
+    /// Next CmdSN 10, window [10, 17].
     fn seq() -> Sequencer {
         let w = CmdWindow::new(Sn(10), Sn(17)).unwrap();
-        Sequencer::new(Sn(10), w, Sn(100))
+        Sequencer::new(Sn(10), w)
     }
 
     #[test]
@@ -317,7 +327,7 @@ mod tests {
 
     #[test]
     fn statsn_forward_gap_is_skipped_silently() {
-        let mut s = seq();
+        let mut s = StatSeq::new(Sn(100));
         assert_eq!(s.ack_stat_sn(100), None);
         assert_eq!(s.ack_stat_sn(105), None);
         assert_eq!(s.exp_stat_sn(), Sn(106));
@@ -325,7 +335,7 @@ mod tests {
 
     #[test]
     fn statsn_repeat_or_back_is_a_quirk_and_followed() {
-        let mut s = seq();
+        let mut s = StatSeq::new(Sn(100));
         assert_eq!(s.ack_stat_sn(100), None);
         assert_eq!(
             s.ack_stat_sn(100),
@@ -343,8 +353,7 @@ mod tests {
 
     #[test]
     fn statsn_wraps() {
-        let w = CmdWindow::new(Sn(0), Sn(7)).unwrap();
-        let mut s = Sequencer::new(Sn(0), w, Sn(u32::MAX));
+        let mut s = StatSeq::new(Sn(u32::MAX));
         assert_eq!(s.ack_stat_sn(u32::MAX), None);
         assert_eq!(s.ack_stat_sn(0), None);
         assert_eq!(s.exp_stat_sn(), Sn(1));

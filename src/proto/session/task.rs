@@ -46,6 +46,9 @@ pub struct Task<C> {
     pub r2t_outstanding: u16,
     /// Writes: next R2TSN.
     pub exp_r2t_sn: u32,
+    /// The lane (connection) its PDUs travel on: all of them, both ways
+    /// (connection allegiance, RFC 7143 §5.1).
+    pub lane: u8,
 }
 
 /// A tag's slot: the ITT generation of its latest command and the command in
@@ -85,6 +88,8 @@ pub struct NewTask<C> {
     pub dir: Dir,
     /// ExpectedDataTransferLength.
     pub len: u32,
+    /// The lane its PDUs travel on.
+    pub lane: u8,
 }
 
 /// Why a command could not take its slot; the command comes back.
@@ -185,6 +190,7 @@ impl<C, S: DerefMut<Target = [Slot<C>]>> TaskTable<C, S> {
             exp_data_sn: 0,
             r2t_outstanding: 0,
             exp_r2t_sn: 0,
+            lane: new.lane,
         });
         self.next_seq = seq.wrapping_add(1);
         self.in_flight += 1;
@@ -261,6 +267,7 @@ mod tests {
             cmd_sn: cmd,
             dir,
             len,
+            lane: 0,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The session's clocks as one poll: NOP-Out keepalive and its timeout, the
+//! The session's clocks as one poll: NOP-Out keepalive and its timeout (per
+//! connection; any connection's silence fails the session at ERL 0), the
 //! closed-window rule, a target-requested logout's deadline and the
 //! replacement timeout. The caller's watchdog calls [`Engine::poll`] with the
 //! time, does what it says and sleeps until `wake_at` (or an event).
@@ -15,7 +16,7 @@ pub struct Timers {
     pub noop_timeout_ms: i64,
     /// Recovering longer than this fails I/O fast.
     pub replacement_ms: i64,
-    /// When the connection was lost (meaningful while recovering).
+    /// When the connections were lost (meaningful while recovering).
     pub failed_at_ms: i64,
 }
 
@@ -40,8 +41,8 @@ pub enum Expiry {
 /// What is due at a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
-    /// A ping was queued: kick the transmitter.
-    pub ping: bool,
+    /// Lanes a ping was queued on (bit k: lane k): kick their transmitters.
+    pub pings: u16,
     /// Fail the connection.
     pub fail: Option<Expiry>,
     /// The replacement timeout passed: the phase is now `Offline`; fail
@@ -58,44 +59,51 @@ impl<St: Storage> Engine<St> {
     /// What the clocks say at `now_ms` with settings `t`.
     pub fn poll(&mut self, now_ms: i64, t: &Timers) -> Due {
         let mut due = Due {
-            ping: false,
+            pings: 0,
             fail: None,
             replacement_expired: false,
             wake_at: now_ms.saturating_add(IDLE_POLL_MS),
         };
         let wake = |at: i64, due: &mut Due| due.wake_at = due.wake_at.min(at);
-        let mut want_ping = false;
+        // Bit k: lane k wants a ping.
+        let mut want_pings: u16 = 0;
         match self.phase {
             Phase::Running => {
-                if let Some(sent) = self.ping_sent_ms {
-                    // Anything received since the ping shows the target
-                    // alive; only silence for the whole timeout fails.
-                    let quiet_since = sent.max(self.last_rx_ms);
-                    if t.noop_timeout_ms > 0 {
-                        let at = quiet_since.saturating_add(t.noop_timeout_ms);
+                for (k, l) in self.lanes.iter().enumerate().filter(|(_, l)| l.up) {
+                    if let Some(sent) = l.ping_sent_ms {
+                        // Anything received since the ping shows the target
+                        // alive; only silence for the whole timeout fails.
+                        let quiet_since = sent.max(l.last_rx_ms);
+                        if t.noop_timeout_ms > 0 {
+                            let at = quiet_since.saturating_add(t.noop_timeout_ms);
+                            if now_ms >= at {
+                                due.fail = Some(Expiry::NoPingAnswer);
+                            } else {
+                                wake(at, &mut due);
+                            }
+                        }
+                    } else if t.noop_interval_ms > 0 {
+                        let at = l.last_rx_ms.saturating_add(t.noop_interval_ms);
                         if now_ms >= at {
-                            due.fail = Some(Expiry::NoPingAnswer);
+                            want_pings |= lane_bit(k);
                         } else {
                             wake(at, &mut due);
                         }
                     }
-                } else if t.noop_interval_ms > 0 {
-                    let at = self.last_rx_ms.saturating_add(t.noop_interval_ms);
-                    if now_ms >= at {
-                        want_ping = true;
-                    } else {
-                        wake(at, &mut due);
-                    }
                 }
-                let (action, at) =
-                    self.window_watch
-                        .poll(now_ms, self.ping_sent_ms, t.noop_timeout_ms);
+                // The window is the session's: its ping goes on the first
+                // lane that is up.
+                let first = self.route(0).unwrap_or(0);
+                let first_ping = self.lane(first).and_then(|l| l.ping_sent_ms);
+                let (action, at) = self
+                    .window_watch
+                    .poll(now_ms, first_ping, t.noop_timeout_ms);
                 if let Some(at) = at {
                     wake(at, &mut due);
                 }
                 match action {
                     WindowAction::Wait => {}
-                    WindowAction::Ping => want_ping = true,
+                    WindowAction::Ping => want_pings |= lane_bit(first),
                     WindowAction::Fail { closed_ms } => {
                         due.fail = due.fail.or(Some(Expiry::WindowClosed { closed_ms }));
                     }
@@ -120,10 +128,24 @@ impl<St: Storage> Engine<St> {
             }
             Phase::LoggingOut | Phase::Offline | Phase::Closed => {}
         }
-        if want_ping && due.fail.is_none() && self.ping_sent_ms.is_none() {
-            // A full control queue means the connection is busy anyway.
-            due.ping = self.start_ping(now_ms);
+        if due.fail.is_none() {
+            for k in (0..self.lanes.len()).filter(|&k| want_pings & lane_bit(k) != 0) {
+                let idle = self.lane(k).is_some_and(|l| l.ping_sent_ms.is_none());
+                // A full control queue means the connection is busy anyway.
+                if idle && self.start_ping(k, now_ms) {
+                    due.pings |= lane_bit(k);
+                }
+            }
         }
         due
+    }
+}
+
+/// Lane `k`'s bit in [`Due::pings`] (none beyond the 16 a session has).
+pub const fn lane_bit(k: usize) -> u16 {
+    if k < 16 {
+        1 << k
+    } else {
+        0
     }
 }

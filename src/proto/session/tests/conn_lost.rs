@@ -8,7 +8,12 @@ use crate::proto::session::itt::next_age;
 
 fn replace(e: &mut TestEngine, cmd_sn: u32, now: i64) {
     let w = CmdWindow::new(Sn(cmd_sn), Sn(cmd_sn + 31)).unwrap();
-    e.connection_replaced(params(), Sequencer::new(Sn(cmd_sn), w, Sn(500)), None, now);
+    e.connection_replaced(
+        lead(params(), 500),
+        Sequencer::new(Sn(cmd_sn), w),
+        None,
+        now,
+    );
 }
 
 #[test]
@@ -16,11 +21,11 @@ fn lost_connection_drops_queued_jobs_and_the_ping() {
     let mut e = engine(4);
     let s = submit(&mut e, 0, Dir::Write, 65536);
     feed_with(&mut e, |e| r2t(e, s.itt.get(), 0, 4096, 0)).unwrap();
-    e.start_ping(1);
+    e.start_ping(0, 1);
     feed_with(&mut e, |e| nop_in(e, u32::MAX, 3, 1)).unwrap();
     assert_eq!(e.connection_lost(), 2_000);
-    assert!(e.jobs.is_empty() && e.ctl_jobs.is_empty());
-    assert!(e.ping_sent_ms.is_none());
+    assert!(e.lanes[0].jobs.is_empty() && e.lanes[0].ctl_jobs.is_empty());
+    assert!(e.lanes[0].ping_sent_ms.is_none());
 }
 
 #[test]
@@ -44,7 +49,7 @@ fn replaced_connection_has_a_new_age_and_runs() {
     replace(&mut e, 100, 5_000);
     assert_eq!(e.age, next_age(age));
     assert_eq!(e.phase, Phase::Running);
-    assert_eq!(e.last_rx_ms, 5_000);
+    assert_eq!(e.lanes[0].last_rx_ms, 5_000);
     let s = submit(&mut e, 0, Dir::None, 0);
     assert_eq!((s.itt.age(), s.cmd_sn, s.exp_stat_sn), (e.age, 100, 500));
 }
@@ -86,15 +91,17 @@ fn task_left_in_the_table_does_not_match_its_old_itt_under_the_new_age() {
 fn replacement_resets_logout_ping_window_watch_and_reconnect_delay() {
     let mut e = engine(1);
     submit(&mut e, 0, Dir::None, 0);
-    assert!(e.submit(0, TestCmd { id: 1 }, 0, Dir::None, 0, 5).is_err());
-    e.start_ping(3);
+    assert!(e
+        .submit(0, 0, TestCmd { id: 1 }, 0, Dir::None, 0, 5)
+        .is_err());
+    e.start_ping(0, 3);
     e.logout_response = Some(0);
     e.reconnect_delay_ms = Some(9);
     e.connection_lost();
     take_all(&mut e);
     replace(&mut e, 2, 0);
     assert!(!e.window_watch.is_closed());
-    assert!(e.ping_sent_ms.is_none());
+    assert!(e.lanes[0].ping_sent_ms.is_none());
     assert!(e.logout_response.is_none());
     assert!(e.reconnect_delay_ms.is_none());
 }
@@ -108,8 +115,13 @@ fn replacement_can_swap_the_job_storage() {
     };
     let cap = crate::proto::uapi::r2t_job_capacity(2, 8);
     let w = CmdWindow::new(Sn(1), Sn(32)).unwrap();
-    e.connection_replaced(p, Sequencer::new(Sn(1), w, Sn(1)), Some(vec![None; cap]), 0);
-    assert_eq!(e.jobs.capacity(), cap);
+    e.connection_replaced(
+        lead(p, 1),
+        Sequencer::new(Sn(1), w),
+        Some(vec![None; cap]),
+        0,
+    );
+    assert_eq!(e.lanes[0].jobs.capacity(), cap);
     assert_eq!(e.params.max_outstanding_r2t, 8);
 }
 
@@ -121,7 +133,7 @@ fn many_replacements_never_reuse_the_live_age_nor_reach_the_reserved_itt() {
         let before = e.age;
         replace(&mut e, 1 + i, 0);
         assert_ne!(e.age, before);
-        assert!(!e.ping_itt().is_reserved());
+        assert!(!e.ping_itt(0).is_reserved());
         seen.insert(e.age);
     }
     assert!(!seen.contains(&0) && !seen.contains(&0xffff));

@@ -17,13 +17,13 @@ fn read_completes_with_data_and_status() {
             base: 0
         }
     );
-    assert!(e.on_pdu(&d0, &[], 0).unwrap().complete.is_none());
+    assert!(e.on_pdu(0, &d0, &[], 0).unwrap().complete.is_none());
     let d1 = data_in(&e, s.itt.get(), 4096, 4096, 1, Some(0), 1);
     let c = completed(feed(&mut e, &d1, &[]).unwrap());
     assert_eq!(c.cmd, TestCmd { id: 0 });
     assert_eq!((c.host, c.status, c.resid), (HostResult::Ok, 0, 0));
     assert_eq!(e.tasks.in_flight(), 0);
-    assert_eq!(e.seq.exp_stat_sn().get(), 2);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 2);
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn data_in_for_aborted_task_is_dropped() {
     assert!(e.take_back(2).is_some());
     let d = data_in(&e, s.itt.get(), 0, 512, 0, None, 0);
     assert_eq!(placement(&mut e, &d), Placement::Discard);
-    let out = e.on_pdu(&d, &[], 0).unwrap();
+    let out = e.on_pdu(0, &d, &[], 0).unwrap();
     assert!(out.complete.is_none());
 }
 
@@ -145,7 +145,7 @@ fn r2t_queues_a_burst() {
     let out = feed_with(&mut e, |e| r2t(e, s.itt.get(), 8192, 16384, 0)).unwrap();
     assert!(out.kick_tx);
     assert_eq!(
-        e.jobs.pop(),
+        e.lanes[0].jobs.pop(),
         Some(TxJob::DataOut {
             tag: 3,
             seq: s.seq,
@@ -181,16 +181,19 @@ fn nop_in_ping_from_target_is_answered() {
     let mut e = engine(4);
     let out = feed_with(&mut e, |e| nop_in(e, u32::MAX, 0x55, 1)).unwrap();
     assert!(out.kick_tx);
-    assert_eq!(e.ctl_jobs.pop(), Some(TxJob::NopOut { ttt: 0x55, lun: 0 }));
+    assert_eq!(
+        e.lanes[0].ctl_jobs.pop(),
+        Some(TxJob::NopOut { ttt: 0x55, lun: 0 })
+    );
 }
 
 #[test]
 fn nop_in_answers_our_ping() {
     let mut e = engine(4);
-    assert!(e.start_ping(5));
-    assert_eq!(e.ctl_jobs.pop(), Some(TxJob::Ping));
-    let itt = e.ping_itt().get();
+    assert!(e.start_ping(0, 5));
+    assert_eq!(e.lanes[0].ctl_jobs.pop(), Some(TxJob::Ping));
+    let itt = e.ping_itt(0).get();
     let out = feed_with(&mut e, |e| nop_in(e, itt, u32::MAX, 1)).unwrap();
     assert!(out.wake);
-    assert!(e.ping_sent_ms.is_none());
+    assert!(e.lanes[0].ping_sent_ms.is_none());
 }

@@ -53,7 +53,7 @@ impl Bench {
     fn submit(&mut self, tag: u16, dir: Dir) -> Submitted {
         let id = self.next_id;
         self.next_id += 1;
-        let s = match self.e.submit(tag, TestCmd { id }, 0, dir, EDTL, 0) {
+        let s = match self.e.submit(0, tag, TestCmd { id }, 0, dir, EDTL, 0) {
             Ok(s) => {
                 super::send_command(&mut self.e, tag, &s);
                 s
@@ -128,7 +128,7 @@ impl Bench {
             let mut h = [0u8; BHS_LEN];
             r.emit(&mut h);
             self.send(&encode(&h, &[], &[], false, false)).expect("R2T");
-            assert!(self.e.jobs.pop().is_some());
+            assert!(self.e.lanes[0].jobs.pop().is_some());
             self.e.burst_sent(s.itt.tag(), s.seq, true);
             off += len;
             sn += 1;
@@ -154,7 +154,7 @@ impl Bench {
         let w = CmdWindow::new(Sn(next), Sn(next + 31)).unwrap();
         let p = self.e.params;
         self.e
-            .connection_replaced(p, Sequencer::new(Sn(next), w, Sn(self.stat_sn)), None, 0);
+            .connection_replaced(lead(p, self.stat_sn), Sequencer::new(Sn(next), w), None, 0);
         self.rx.reset();
         let s = self.submit(tag, dir);
         match dir {
@@ -275,7 +275,7 @@ fn hostile_r2t_beyond() {
     let len = EDTL.min(b.e.params.max_burst_len).max(512);
     let w = forged_r2t(&b.e, s.itt.get(), EDTL - len / 2, len);
     expect_fail(&mut b, &w, 0, Dir::Write, &["asks for"]);
-    assert!(b.e.jobs.is_empty());
+    assert!(b.e.lanes[0].jobs.is_empty());
 }
 
 #[test]

@@ -55,7 +55,7 @@ fn logout_response_for_another_itt_is_no_answer() {
     our_logout(&mut e);
     let mut pdu = logout_resp(&e, LOGOUT_SUCCESS, 0, 1);
     if let Pdu::LogoutResponse(l) = &mut pdu {
-        l.itt = e.ping_itt().get();
+        l.itt = e.ping_itt(0).get();
     }
     assert!(matches!(
         feed(&mut e, &pdu, &[]),
@@ -74,7 +74,7 @@ fn logout_response_from_an_older_connection_is_no_answer() {
     e.phase = Phase::Recovering;
     e.connection_lost();
     let seq = e.seq;
-    e.connection_replaced(params(), seq, None, 0);
+    e.connection_replaced(lead(params(), 1), seq, None, 0);
     our_logout(&mut e);
     assert!(feed(&mut e, &old, &[]).is_err());
 }
@@ -94,10 +94,12 @@ fn target_asks_logout_and_we_log_out_at_once() {
     assert_eq!(out.note, Some(Note::TargetAsksLogout));
     assert!(out.kick_tx);
     assert_eq!(e.phase, Phase::LoggingOut);
-    assert_eq!(e.ctl_jobs.pop(), Some(TxJob::Logout));
+    assert_eq!(e.lanes[0].ctl_jobs.pop(), Some(TxJob::Logout));
     assert_eq!(e.reconnect_delay_ms, Some(2_000));
     // No new commands meanwhile.
-    assert!(e.submit(0, TestCmd { id: 0 }, 0, Dir::None, 0, 0).is_err());
+    assert!(e
+        .submit(0, 0, TestCmd { id: 0 }, 0, Dir::None, 0, 0)
+        .is_err());
 }
 
 #[test]
@@ -106,7 +108,7 @@ fn target_asks_logout_twice_queues_one_logout() {
     ask_logout(&mut e, 0);
     let out = ask_logout(&mut e, 10);
     assert!(!out.kick_tx);
-    assert_eq!(e.ctl_jobs.len(), 1);
+    assert_eq!(e.lanes[0].ctl_jobs.len(), 1);
 }
 
 #[test]
@@ -136,7 +138,7 @@ fn target_asks_logout_while_we_log_out_keeps_our_logout() {
     our_logout(&mut e);
     let out = ask_logout(&mut e, 0);
     assert_eq!(out.note, Some(Note::TargetAsksLogout));
-    assert!(e.ctl_jobs.is_empty());
+    assert!(e.lanes[0].ctl_jobs.is_empty());
     assert_eq!(e.reconnect_delay_ms, None);
 }
 
@@ -235,7 +237,7 @@ fn async_message_acks_stat_sn() {
     let mut e = engine(2);
     let a = async_msg(&e, AsyncEvent::VendorSpecific, (0, 0, 0), 41, 0);
     feed(&mut e, &a, &[]).unwrap();
-    assert_eq!(e.seq.exp_stat_sn().get(), 42);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 42);
 }
 
 #[test]
@@ -251,5 +253,5 @@ fn connection_lost_ends_the_logout_deadline() {
         failed_at_ms: 0,
     };
     assert!(e.poll(60_000, &t).fail.is_none());
-    assert!(e.ctl_jobs.is_empty());
+    assert!(e.lanes[0].ctl_jobs.is_empty());
 }

@@ -18,6 +18,7 @@ use super::super::pdu::{
 use super::super::serial::{CmdWindow, Sn};
 use super::aborted;
 use super::engine::{Engine, Parts, Storage, Submitted};
+use super::lane::{Lane, LaneParts, LaneStart};
 use super::rx::{Completion, Placement, RxOutcome};
 use super::seq::Sequencer;
 use super::task::{Dir, Slot};
@@ -26,6 +27,7 @@ use super::tx::TxJob;
 mod conn_lost;
 mod engine_rx;
 mod hostile;
+mod lanes;
 mod logout_async;
 mod prop_engine;
 mod quirks;
@@ -54,6 +56,30 @@ impl Storage for VecStore {
     type Slots = Vec<Slot<TestCmd>>;
     type Itts = Vec<u32>;
     type Jobs = Vec<Option<TxJob>>;
+    type Lanes = Vec<Lane<Vec<Option<TxJob>>>>;
+}
+
+/// What a connection negotiated as `p` with CID 0 and ExpStatSN
+/// `exp_stat_sn` brings to its lane.
+pub(crate) fn lead(p: SessionParams, exp_stat_sn: u32) -> LaneStart {
+    LaneStart {
+        cid: 0,
+        exp_stat_sn: Sn(exp_stat_sn),
+        params: p,
+    }
+}
+
+/// A lane (down) over rings of these sizes.
+pub(crate) fn one_lane(
+    cmds: Vec<Option<TxJob>>,
+    ctl_jobs: Vec<Option<TxJob>>,
+    jobs: Vec<Option<TxJob>>,
+) -> Lane<Vec<Option<TxJob>>> {
+    Lane::new(LaneParts {
+        cmds,
+        ctl_jobs,
+        jobs,
+    })
 }
 
 pub(crate) type TestEngine = Engine<VecStore>;
@@ -78,12 +104,14 @@ pub(crate) fn engine_with(depth: usize, p: SessionParams) -> TestEngine {
     let parts = Parts {
         slots: (0..depth).map(|_| Slot::empty()).collect(),
         aborted: vec![0; aborted::capacity_for(depth)],
-        jobs: vec![None; jobs],
-        ctl_jobs: vec![None; 64],
-        cmds: vec![None; depth],
+        lanes: vec![one_lane(
+            vec![None; depth],
+            vec![None; 64],
+            vec![None; jobs],
+        )],
     };
     let window = CmdWindow::new(Sn(1), Sn(depth as u32)).expect("valid window");
-    Engine::new(parts, p, 1, Sequencer::new(Sn(1), window, Sn(1)), 0)
+    Engine::new(parts, lead(p, 1), 1, Sequencer::new(Sn(1), window), 0)
 }
 
 pub(crate) fn engine(depth: usize) -> TestEngine {
@@ -98,8 +126,8 @@ pub(crate) fn submit(e: &mut TestEngine, tag: u16, dir: Dir, len: u32) -> Submit
 /// The transmitter takes the Command PDU `submit` queued for (`tag`, `s`):
 /// it is the next thing to send once control jobs are out.
 pub(crate) fn send_command(e: &mut TestEngine, tag: u16, s: &Submitted) {
-    while e.ctl_jobs.pop().is_some() {}
-    assert_eq!(e.next_job(), Some(command_job(tag, s)));
+    while e.lanes[0].ctl_jobs.pop().is_some() {}
+    assert_eq!(e.next_job(0), Some(command_job(tag, s)));
 }
 
 /// The job `submit` queues for (`tag`, `s`).
@@ -190,7 +218,7 @@ pub(crate) fn r2t(e: &TestEngine, itt: u32, offset: u32, len: u32, sn: u32) -> P
         lun: 0,
         itt,
         ttt: 0x100 + sn,
-        stat_sn: e.seq.exp_stat_sn().get(),
+        stat_sn: e.lanes[0].stat.exp_stat_sn().get(),
         exp_cmd_sn: exp,
         max_cmd_sn: max,
         r2t_sn: sn,
@@ -225,9 +253,9 @@ pub(crate) fn feed<'d>(
     data: &'d [u8],
 ) -> Result<RxOutcome<'d, TestCmd>, super::error::SessionError> {
     if let Pdu::DataIn(d) = pdu {
-        e.data_in_header(d)?;
+        e.data_in_header(0, d)?;
     }
-    e.on_pdu(pdu, data, 0)
+    e.on_pdu(0, pdu, data, 0)
 }
 
 /// The completion in `out`, which must be there.
@@ -237,7 +265,7 @@ pub(crate) fn completed<'d>(out: RxOutcome<'d, TestCmd>) -> Completion<'d, TestC
 
 pub(crate) fn placement(e: &mut TestEngine, pdu: &Pdu) -> Placement {
     match pdu {
-        Pdu::DataIn(d) => e.data_in_header(d).expect("header accepted"),
+        Pdu::DataIn(d) => e.data_in_header(0, d).expect("header accepted"),
         _ => panic!("not a Data-In"),
     }
 }
@@ -411,14 +439,14 @@ pub(crate) fn feed_at<'d>(
     now_ms: i64,
 ) -> Result<RxOutcome<'d, TestCmd>, super::error::SessionError> {
     if let Pdu::DataIn(d) = pdu {
-        e.data_in_header(d)?;
+        e.data_in_header(0, d)?;
     }
-    e.on_pdu(pdu, data, now_ms)
+    e.on_pdu(0, pdu, data, now_ms)
 }
 
 /// Submits command `id` under `tag` on `lun` and sends it.
 pub(crate) fn submit_lun(e: &mut TestEngine, tag: u16, lun: u64, dir: Dir, len: u32) -> Submitted {
-    match e.submit(tag, TestCmd { id: u32::from(tag) }, lun, dir, len, 0) {
+    match e.submit(0, tag, TestCmd { id: u32::from(tag) }, lun, dir, len, 0) {
         Ok(s) => {
             send_command(e, tag, &s);
             s

@@ -434,8 +434,8 @@ impl Run {
     /// The transmitter sends every queued job; Data-Out jobs are checked
     /// against their task and cut into pieces.
     fn drain_tx(&mut self) {
-        while self.e.ctl_jobs.pop().is_some() {}
-        while let Some(j) = self.e.jobs.pop() {
+        while self.e.lanes[0].ctl_jobs.pop().is_some() {}
+        while let Some(j) = self.e.lanes[0].jobs.pop() {
             if let TxJob::DataOut {
                 tag,
                 seq,
@@ -482,7 +482,7 @@ impl Run {
                 },
             };
             let id = self.next_id;
-            match self.e.submit(tag, TestCmd { id }, 0, dir, len, 0) {
+            match self.e.submit(0, tag, TestCmd { id }, 0, dir, len, 0) {
                 Ok(sub) => {
                     super::send_command(&mut self.e, tag, &sub);
                     self.next_id += 1;
@@ -568,7 +568,7 @@ impl Run {
         let w = CmdWindow::new(Sn(next), Sn(next.wrapping_add(63))).unwrap();
         let p = self.e.params;
         self.e
-            .connection_replaced(p, Sequencer::new(Sn(next), w, Sn(self.stat_sn)), None, 0);
+            .connection_replaced(lead(p, self.stat_sn), Sequencer::new(Sn(next), w), None, 0);
         self.rx.reset();
     }
 
@@ -581,8 +581,8 @@ impl Run {
         for _ in 0..rng.range(0, 3) {
             extra.push(nop(u32::MAX, if rng.chance(50) { 0x77 } else { u32::MAX }));
         }
-        if rng.chance(30) && self.e.start_ping(0) {
-            extra.push(nop(self.e.ping_itt().get(), u32::MAX));
+        if rng.chance(30) && self.e.start_ping(0, 0) {
+            extra.push(nop(self.e.ping_itt(0).get(), u32::MAX));
         }
         let next = self.e.seq.next_cmd_sn().get();
         let mut steps = merge(lists, extra, next, &mut self.stat_sn, rng);
@@ -594,7 +594,7 @@ impl Run {
         while let Some(t) = self.e.take_back_where(|_| true) {
             self.finish(t.cmd.id);
         }
-        self.e.ping_sent_ms = None;
+        self.e.lanes[0].ping_sent_ms = None;
         self.drain_tx();
     }
 
@@ -620,8 +620,8 @@ proptest! {
             let p = run.e.params;
             let lists = batch.iter().map(|s| serve(&run.cfg, &p, s, &mut rng)).collect();
             let mut extra = vec![nop(u32::MAX, 0x55), nop(u32::MAX, u32::MAX)];
-            if run.e.start_ping(0) {
-                extra.push(nop(run.e.ping_itt().get(), u32::MAX));
+            if run.e.start_ping(0, 0) {
+                extra.push(nop(run.e.ping_itt(0).get(), u32::MAX));
             }
             let next = run.e.seq.next_cmd_sn().get();
             let steps = merge(lists, extra, next, &mut run.stat_sn, &mut rng);
@@ -635,7 +635,7 @@ proptest! {
                     prop_assert_eq!(&run.rx.bufs[&s.id].data, &want);
                 }
             }
-            prop_assert!(run.e.ping_sent_ms.is_none());
+            prop_assert!(run.e.lanes[0].ping_sent_ms.is_none());
             prop_assert_eq!(run.e.take_quirk(), None);
             run.drain_tx();
         }

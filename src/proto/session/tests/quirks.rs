@@ -31,7 +31,7 @@ fn quirk_statsn_repeat_every_second_pdu() {
         let s = submit(&mut e, (i % 4) as u16, Dir::None, 0);
         let stat = 0x1000 + i / 2;
         completed(feed_with(&mut e, |e| response(e, s.itt.get(), 0, stat)).unwrap());
-        assert_eq!(e.seq.exp_stat_sn().get(), stat + 1);
+        assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), stat + 1);
     }
     assert!(matches!(e.take_quirk(), Some(Quirk::StatSnBack { .. })));
     assert_eq!(e.take_quirk(), None);

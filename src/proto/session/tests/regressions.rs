@@ -91,12 +91,10 @@ fn bug2_old_rule_of_16_aborted_itts_failed_on_the_17th_straggler() {
     let parts = Parts::<VecStore> {
         slots: (0..depth).map(|_| Slot::empty()).collect(),
         aborted: vec![0; 16],
-        jobs: vec![None; 64],
-        ctl_jobs: vec![None; 8],
-        cmds: vec![None; depth],
+        lanes: vec![one_lane(vec![None; depth], vec![None; 8], vec![None; 64])],
     };
     let w = CmdWindow::new(Sn(1), Sn(depth as u32)).unwrap();
-    let mut e = Engine::new(parts, p, 1, Sequencer::new(Sn(1), w, Sn(1)), 0);
+    let mut e = Engine::new(parts, lead(p, 1), 1, Sequencer::new(Sn(1), w), 0);
     let itts: Vec<u32> = (0..depth as u16)
         .map(|t| submit_lun(&mut e, t, LUN1, Dir::Read, 4096).itt.get())
         .collect();
@@ -136,7 +134,7 @@ fn bug4_logout_response_time2wait_ignored_at_erl0() {
     assert_eq!(e.params.error_recovery_level, 0);
     let a = async_msg(&e, AsyncEvent::LogoutRequest, (0, 0, 30), 1, 0);
     feed(&mut e, &a, &[]).unwrap();
-    assert_eq!(e.ctl_jobs.pop(), Some(TxJob::Logout));
+    assert_eq!(e.lanes[0].ctl_jobs.pop(), Some(TxJob::Logout));
     // The target asks for an hour: ERL 0 waits DefaultTime2Wait (2 s).
     feed_with(&mut e, |e| logout_resp(e, 0, 3600, 2)).unwrap();
     assert_eq!(e.connection_lost(), 2_000);
@@ -188,7 +186,7 @@ fn bug5_r2t_job_ring_holds_max_outstanding_r2t_times_depth() {
     };
     let mut e = engine_with(8, p);
     assert_eq!(r2t_flood(&mut e, 8, 32), Ok(()));
-    assert_eq!(e.jobs.len(), 8 * 32);
+    assert_eq!(e.lanes[0].jobs.len(), 8 * 32);
 }
 
 #[test]
@@ -203,12 +201,10 @@ fn bug5_old_rule_capped_at_16_overflowed() {
     let parts = Parts::<VecStore> {
         slots: (0..8).map(|_| Slot::empty()).collect(),
         aborted: vec![0; 16],
-        jobs: vec![None; old_cap],
-        ctl_jobs: vec![None; 8],
-        cmds: vec![None; 8],
+        lanes: vec![one_lane(vec![None; 8], vec![None; 8], vec![None; old_cap])],
     };
     let w = CmdWindow::new(Sn(1), Sn(8)).unwrap();
-    let mut e = Engine::new(parts, p, 1, Sequencer::new(Sn(1), w, Sn(1)), 0);
+    let mut e = Engine::new(parts, lead(p, 1), 1, Sequencer::new(Sn(1), w), 0);
     assert_eq!(r2t_flood(&mut e, 8, 32), Err(SessionError::TxQueueFull));
 }
 
@@ -231,7 +227,7 @@ fn reused_tag_never_gets_the_itt_of_a_task_still_remembered_as_taken_back() {
     let new = submit(&mut e, 0, Dir::Read, 4096);
     let d = data_in(&e, old.itt.get(), 0, 4096, 0, Some(0), 100);
     assert_eq!(placement(&mut e, &d), Placement::Discard);
-    assert!(e.on_pdu(&d, &[], 0).unwrap().complete.is_none());
+    assert!(e.on_pdu(0, &d, &[], 0).unwrap().complete.is_none());
     assert!(e
         .tasks
         .peek(0)

@@ -42,25 +42,25 @@ fn reject_of_an_unknown_command_is_only_noted() {
 #[test]
 fn rejected_ping_wakes_the_pinger() {
     let mut e = engine(2);
-    e.start_ping(0);
-    let itt = e.ping_itt().get();
+    e.start_ping(0, 0);
+    let itt = e.ping_itt(0).get();
     let r = reject_pdu(&e, RejectReason::ProtocolError, 1);
     let data = rejected_nop(itt);
     let out = feed(&mut e, &r, &data).unwrap();
     assert!(out.wake);
-    assert!(e.ping_sent_ms.is_none());
+    assert!(e.lanes[0].ping_sent_ms.is_none());
 }
 
 #[test]
 fn rejected_nop_out_answer_does_not_wake() {
     let mut e = engine(2);
-    e.start_ping(0);
+    e.start_ping(0, 0);
     let r = reject_pdu(&e, RejectReason::ProtocolError, 1);
     // Our answer to a target ping carries the reserved ITT.
     let data = rejected_nop(u32::MAX);
     let out = feed(&mut e, &r, &data).unwrap();
     assert!(!out.wake);
-    assert!(e.ping_sent_ms.is_some());
+    assert!(e.lanes[0].ping_sent_ms.is_some());
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn reject_acks_stat_sn_even_when_malformed() {
     let mut e = engine(2);
     let r = reject_pdu(&e, RejectReason::ProtocolError, 60);
     assert!(feed(&mut e, &r, &[]).is_err());
-    assert_eq!(e.seq.exp_stat_sn().get(), 61);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 61);
 }
 
 #[test]
@@ -110,7 +110,9 @@ fn reject_storm_fails_each_command_once_and_freezes_the_window() {
     }
     assert_eq!(e.tasks.in_flight(), 0);
     assert_eq!(e.seq.credits(), 0);
-    assert!(e.submit(0, TestCmd { id: 9 }, 0, Dir::None, 0, 7).is_err());
+    assert!(e
+        .submit(0, 0, TestCmd { id: 9 }, 0, Dir::None, 0, 7)
+        .is_err());
     assert!(e.window_watch.is_closed());
 }
 

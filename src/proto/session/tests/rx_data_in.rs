@@ -22,7 +22,7 @@ fn many_pieces_place_in_order_and_complete_once() {
                 base: off
             }
         );
-        assert!(e.on_pdu(&d, &[], 0).unwrap().complete.is_none());
+        assert!(e.on_pdu(0, &d, &[], 0).unwrap().complete.is_none());
         off += len;
     }
     assert_eq!(e.tasks.peek(2).map(|t| t.received), Some(10_000));
@@ -37,7 +37,7 @@ fn zero_length_data_in_is_discarded_but_counts_its_data_sn() {
     let s = submit(&mut e, 0, Dir::Read, 512);
     let d = data_in(&e, s.itt.get(), 0, 0, 0, None, 0);
     assert_eq!(placement(&mut e, &d), Placement::Discard);
-    e.on_pdu(&d, &[], 0).unwrap();
+    e.on_pdu(0, &d, &[], 0).unwrap();
     // The next one must carry DataSN 1.
     let d = data_in(&e, s.itt.get(), 0, 512, 0, None, 0);
     assert!(matches!(
@@ -184,7 +184,7 @@ fn status_data_in_advances_exp_stat_sn_and_window() {
     let mut d = data_in_repr(&e, s.itt.get(), 0, 512, 0, Some(0), 40);
     d.max_cmd_sn = 100;
     feed(&mut e, &rt(Pdu::DataIn(d)), &[]).unwrap();
-    assert_eq!(e.seq.exp_stat_sn().get(), 41);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 41);
     assert_eq!(e.seq.window().max_cmd_sn().get(), 100);
 }
 
@@ -195,7 +195,7 @@ fn non_status_data_in_does_not_touch_stat_sn() {
     let mut d = data_in_repr(&e, s.itt.get(), 0, 512, 0, None, 0);
     d.stat_sn = 77;
     feed(&mut e, &rt(Pdu::DataIn(d)), &[]).unwrap();
-    assert_eq!(e.seq.exp_stat_sn().get(), 1);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 1);
 }
 
 #[test]
@@ -216,9 +216,9 @@ fn data_in_with_status_for_an_aborted_task_acks_its_stat_sn() {
     e.take_back(1).unwrap();
     let d = data_in(&e, s.itt.get(), 0, 512, 0, Some(0), 9);
     assert_eq!(placement(&mut e, &d), Placement::Discard);
-    let out = e.on_pdu(&d, &[], 0).unwrap();
+    let out = e.on_pdu(0, &d, &[], 0).unwrap();
     assert!(out.complete.is_none());
-    assert_eq!(e.seq.exp_stat_sn().get(), 10);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 10);
 }
 
 #[test]
@@ -231,14 +231,14 @@ fn data_in_for_a_reused_tags_old_generation_is_not_placed_in_the_new_task() {
     assert_ne!(old.itt, new.itt);
     let d = data_in(&e, old.itt.get(), 0, 4096, 0, None, 0);
     assert_eq!(placement(&mut e, &d), Placement::Discard);
-    e.on_pdu(&d, &[], 0).unwrap();
+    e.on_pdu(0, &d, &[], 0).unwrap();
     assert_eq!(e.tasks.peek(0).map(|t| t.received), Some(0));
 }
 
 #[test]
 fn data_in_with_the_ping_itt_is_unknown() {
     let mut e = engine(2);
-    let itt = e.ping_itt().get();
+    let itt = e.ping_itt(0).get();
     let d = data_in(&e, itt, 0, 4, 0, None, 0);
     assert!(matches!(
         feed(&mut e, &d, &[]),

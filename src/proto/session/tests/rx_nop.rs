@@ -8,7 +8,7 @@ use crate::proto::session::error::SessionError;
 fn target_ping_does_not_touch_stat_sn() {
     let mut e = engine(2);
     feed_with(&mut e, |e| nop_in(e, u32::MAX, 7, 1234)).unwrap();
-    assert_eq!(e.seq.exp_stat_sn().get(), 1);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 1);
 }
 
 #[test]
@@ -16,7 +16,7 @@ fn unsolicited_nop_in_without_ttt_asks_nothing() {
     let mut e = engine(2);
     let out = feed_with(&mut e, |e| nop_in(e, u32::MAX, u32::MAX, 1)).unwrap();
     assert!(!out.kick_tx && !out.wake);
-    assert!(e.ctl_jobs.is_empty());
+    assert!(e.lanes[0].ctl_jobs.is_empty());
 }
 
 #[test]
@@ -36,10 +36,10 @@ fn nop_in_opens_the_window() {
 #[test]
 fn ping_answer_acks_its_stat_sn() {
     let mut e = engine(2);
-    e.start_ping(0);
-    let itt = e.ping_itt().get();
+    e.start_ping(0, 0);
+    let itt = e.ping_itt(0).get();
     feed_with(&mut e, |e| nop_in(e, itt, u32::MAX, 30)).unwrap();
-    assert_eq!(e.seq.exp_stat_sn().get(), 31);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 31);
 }
 
 #[test]
@@ -58,13 +58,13 @@ fn nop_in_with_a_task_itt_is_named() {
 #[test]
 fn ping_answer_from_an_older_connection_age_is_named() {
     let mut e = engine(2);
-    e.start_ping(0);
+    e.start_ping(0, 0);
     let old = e.internal_itt(crate::proto::session::itt::PING_LOW).get() - 0x1_0000;
     assert!(matches!(
         feed_with(&mut e, |e| nop_in(e, old, u32::MAX, 1)),
         Err(SessionError::UnknownItt { what: "NOP-In", .. })
     ));
-    assert!(e.ping_sent_ms.is_some());
+    assert!(e.lanes[0].ping_sent_ms.is_some());
 }
 
 #[test]
@@ -74,14 +74,17 @@ fn each_target_ping_is_answered_in_order() {
         feed_with(&mut e, |e| nop_in(e, u32::MAX, ttt, 1)).unwrap();
     }
     for ttt in 1..=5 {
-        assert_eq!(e.ctl_jobs.pop(), Some(TxJob::NopOut { ttt, lun: 0 }));
+        assert_eq!(
+            e.lanes[0].ctl_jobs.pop(),
+            Some(TxJob::NopOut { ttt, lun: 0 })
+        );
     }
 }
 
 #[test]
 fn a_flood_of_target_pings_is_named_when_the_queue_is_full() {
     let mut e = engine(2);
-    let cap = e.ctl_jobs.capacity() as u32;
+    let cap = e.lanes[0].ctl_jobs.capacity() as u32;
     for ttt in 0..cap {
         feed_with(&mut e, |e| nop_in(e, u32::MAX, ttt, 1)).unwrap();
     }
@@ -96,14 +99,14 @@ fn nop_in_refreshes_last_rx() {
     let mut e = engine(2);
     let p = nop_in(&e, u32::MAX, u32::MAX, 1);
     feed_at(&mut e, &p, &[], 4242).unwrap();
-    assert_eq!(e.last_rx_ms, 4242);
+    assert_eq!(e.lanes[0].last_rx_ms, 4242);
 }
 
 #[test]
 fn start_ping_twice_queues_one() {
     let mut e = engine(2);
-    assert!(e.start_ping(10));
-    assert!(e.start_ping(20));
-    assert_eq!(e.ctl_jobs.len(), 1);
-    assert_eq!(e.ping_sent_ms, Some(10));
+    assert!(e.start_ping(0, 10));
+    assert!(e.start_ping(0, 20));
+    assert_eq!(e.lanes[0].ctl_jobs.len(), 1);
+    assert_eq!(e.lanes[0].ping_sent_ms, Some(10));
 }

@@ -124,12 +124,12 @@ fn response_acks_stat_sn_and_window_before_anything_else() {
     r.exp_cmd_sn = 2;
     r.max_cmd_sn = 300;
     feed(&mut e, &rt(Pdu::ScsiResponse(r)), &[]).unwrap();
-    assert_eq!(e.seq.exp_stat_sn().get(), 501);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 501);
     assert_eq!(e.seq.window().max_cmd_sn().get(), 300);
     // Also for a response that is then refused.
     let r = response(&e, 0x0001_0fff, 0, 501);
     assert!(feed(&mut e, &r, &[]).is_err());
-    assert_eq!(e.seq.exp_stat_sn().get(), 502);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 502);
 }
 
 #[test]

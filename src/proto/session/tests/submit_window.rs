@@ -24,7 +24,7 @@ fn window_of_depth_admits_depth_commands() {
     }
     // Tag free? No: out of credit first.
     e.tasks.take(0);
-    match e.submit(0, TestCmd { id: 9 }, 0, Dir::None, 0, 0) {
+    match e.submit(0, 0, TestCmd { id: 9 }, 0, Dir::None, 0, 0) {
         Err(Refused::NoCredit(c)) => assert_eq!(c.id, 9),
         other => panic!("{other:?}"),
     }
@@ -39,7 +39,7 @@ fn credit_for_one_agrees_with_submit_and_starts_the_window_clock() {
     assert!(!e.credit_for_one(7));
     assert!(e.window_watch.is_closed());
     assert!(matches!(
-        e.submit(0, TestCmd { id: 1 }, 0, Dir::None, 0, 8),
+        e.submit(0, 0, TestCmd { id: 1 }, 0, Dir::None, 0, 8),
         Err(Refused::NoCredit(_))
     ));
 }
@@ -49,7 +49,9 @@ fn refused_for_credit_takes_no_cmd_sn() {
     let mut e = engine(1);
     submit(&mut e, 0, Dir::None, 0);
     let next = e.seq.next_cmd_sn();
-    assert!(e.submit(0, TestCmd { id: 1 }, 0, Dir::None, 0, 0).is_err());
+    assert!(e
+        .submit(0, 0, TestCmd { id: 1 }, 0, Dir::None, 0, 0)
+        .is_err());
     assert_eq!(e.seq.next_cmd_sn(), next);
 }
 
@@ -58,7 +60,7 @@ fn busy_tag_gives_the_command_back_and_takes_no_cmd_sn() {
     let mut e = engine(4);
     submit(&mut e, 1, Dir::None, 0);
     let next = e.seq.next_cmd_sn();
-    match e.submit(1, TestCmd { id: 77 }, 0, Dir::Read, 512, 0) {
+    match e.submit(0, 1, TestCmd { id: 77 }, 0, Dir::Read, 512, 0) {
         Err(Refused::Slot(InsertError::Busy(c))) => assert_eq!(c.id, 77),
         other => panic!("{other:?}"),
     }
@@ -70,7 +72,7 @@ fn busy_tag_gives_the_command_back_and_takes_no_cmd_sn() {
 fn tag_beyond_the_depth_is_refused() {
     let mut e = engine(2);
     assert!(matches!(
-        e.submit(2, TestCmd { id: 5 }, 0, Dir::None, 0, 0),
+        e.submit(0, 2, TestCmd { id: 5 }, 0, Dir::None, 0, 0),
         Err(Refused::Slot(InsertError::NoSuchTag(TestCmd { id: 5 })))
     ));
 }
@@ -85,7 +87,7 @@ fn not_running_phases_refuse_and_say_which() {
     ] {
         let mut e = engine(2);
         e.phase = phase;
-        match e.submit(0, TestCmd { id: 3 }, 0, Dir::None, 0, 0) {
+        match e.submit(0, 0, TestCmd { id: 3 }, 0, Dir::None, 0, 0) {
             Err(Refused::NotRunning(c, p)) => assert_eq!((c.id, p), (3, phase)),
             other => panic!("{other:?}"),
         }
@@ -138,13 +140,11 @@ fn cmd_sn_wraps_past_u32_max() {
     let parts = Parts::<VecStore> {
         slots: (0..4).map(|_| Slot::empty()).collect(),
         aborted: vec![0; 8],
-        jobs: vec![None; 8],
-        ctl_jobs: vec![None; 8],
-        cmds: vec![None; 4],
+        lanes: vec![one_lane(vec![None; 4], vec![None; 8], vec![None; 8])],
     };
     let start = u32::MAX - 1;
     let w = CmdWindow::new(Sn(start), Sn(start.wrapping_add(3))).unwrap();
-    let mut e = Engine::new(parts, p, 1, Sequencer::new(Sn(start), w, Sn(1)), 0);
+    let mut e = Engine::new(parts, lead(p, 1), 1, Sequencer::new(Sn(start), w), 0);
     let sns: Vec<u32> = (0..4)
         .map(|t| submit(&mut e, t, Dir::None, 0).cmd_sn)
         .collect();

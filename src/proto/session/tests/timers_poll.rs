@@ -19,7 +19,7 @@ const T: Timers = Timers {
 fn idle_engine_sleeps_until_the_keepalive() {
     let mut e = engine(2);
     let d = e.poll(1_000, &T);
-    assert!(!d.ping && d.fail.is_none() && !d.replacement_expired);
+    assert!(d.pings == 0 && d.fail.is_none() && !d.replacement_expired);
     // The idle poll (1 s) comes before the keepalive (5 s).
     assert_eq!(d.wake_at, 1_000 + IDLE_POLL_MS);
     let d = e.poll(4_500, &T);
@@ -30,12 +30,12 @@ fn idle_engine_sleeps_until_the_keepalive() {
 fn silence_for_the_interval_queues_one_ping() {
     let mut e = engine(2);
     let d = e.poll(5_000, &T);
-    assert!(d.ping);
-    assert_eq!(e.ctl_jobs.pop(), Some(TxJob::Ping));
-    assert_eq!(e.ping_sent_ms, Some(5_000));
+    assert!(d.pings != 0);
+    assert_eq!(e.lanes[0].ctl_jobs.pop(), Some(TxJob::Ping));
+    assert_eq!(e.lanes[0].ping_sent_ms, Some(5_000));
     // Not again while it is out.
-    assert!(!e.poll(6_000, &T).ping);
-    assert!(e.ctl_jobs.is_empty());
+    assert!(e.poll(6_000, &T).pings == 0);
+    assert!(e.lanes[0].ctl_jobs.is_empty());
 }
 
 #[test]
@@ -62,13 +62,13 @@ fn any_pdu_after_the_ping_postpones_the_timeout() {
 fn ping_answer_rearms_the_keepalive() {
     let mut e = engine(2);
     e.poll(5_000, &T);
-    let itt = e.ping_itt().get();
+    let itt = e.ping_itt(0).get();
     let p = nop_in(&e, itt, u32::MAX, 1);
     let out = feed_at(&mut e, &p, &[], 6_000).unwrap();
     assert!(out.wake);
     let d = e.poll(10_999, &T);
-    assert!(d.fail.is_none() && !d.ping);
-    assert!(e.poll(11_000, &T).ping);
+    assert!(d.fail.is_none() && d.pings == 0);
+    assert!(e.poll(11_000, &T).pings != 0);
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn zero_interval_means_no_keepalive() {
         ..T
     };
     let d = e.poll(1_000_000, &t);
-    assert!(!d.ping);
+    assert!(d.pings == 0);
     assert_eq!(d.wake_at, 1_000_000 + IDLE_POLL_MS);
 }
 
@@ -106,11 +106,11 @@ fn closed_window_pings_then_fails() {
     submit(&mut e, 0, Dir::None, 0);
     // The next command finds no credit at t=100.
     assert!(matches!(
-        e.submit(1, TestCmd { id: 1 }, 0, Dir::None, 0, 100),
+        e.submit(0, 1, TestCmd { id: 1 }, 0, Dir::None, 0, 100),
         Err(crate::proto::session::engine::Refused::NoCredit(_))
     ));
     let d = e.poll(100 + WINDOW_PING_MS, &t);
-    assert!(d.ping);
+    assert!(d.pings != 0);
     let limit = t.noop_timeout_ms.max(WINDOW_STALL_MS);
     let d = e.poll(100 + WINDOW_PING_MS + limit, &t);
     assert_eq!(
@@ -130,7 +130,7 @@ fn credit_stops_the_closed_window_clock() {
     let mut e = engine(1);
     let s = submit(&mut e, 0, Dir::None, 0);
     assert!(e
-        .submit(1, TestCmd { id: 1 }, 0, Dir::None, 0, 100)
+        .submit(0, 1, TestCmd { id: 1 }, 0, Dir::None, 0, 100)
         .is_err());
     assert!(e.window_watch.is_closed());
     feed_with(&mut e, |e| response(e, s.itt.get(), 0, 1)).unwrap();
@@ -160,8 +160,8 @@ fn recovering_sends_no_keepalive() {
     let mut e = engine(2);
     e.phase = Phase::Recovering;
     let d = e.poll(50_000, &T);
-    assert!(!d.ping && d.fail.is_none());
-    assert!(e.ctl_jobs.is_empty());
+    assert!(d.pings == 0 && d.fail.is_none());
+    assert!(e.lanes[0].ctl_jobs.is_empty());
 }
 
 #[test]
@@ -188,9 +188,9 @@ fn logging_out_sends_no_keepalive() {
     let mut e = engine(2);
     let a = async_msg(&e, AsyncEvent::LogoutRequest, (0, 0, 10), 1, 0);
     feed_at(&mut e, &a, &[], 0).unwrap();
-    assert_eq!(e.ctl_jobs.pop(), Some(TxJob::Logout));
-    assert!(!e.poll(9_000, &T).ping);
-    assert!(e.ctl_jobs.is_empty());
+    assert_eq!(e.lanes[0].ctl_jobs.pop(), Some(TxJob::Logout));
+    assert!(e.poll(9_000, &T).pings == 0);
+    assert!(e.lanes[0].ctl_jobs.is_empty());
 }
 
 #[test]
@@ -199,17 +199,17 @@ fn offline_and_closed_do_nothing() {
         let mut e = engine(2);
         e.phase = phase;
         let d = e.poll(1_000_000, &T);
-        assert!(!d.ping && d.fail.is_none() && !d.replacement_expired);
+        assert!(d.pings == 0 && d.fail.is_none() && !d.replacement_expired);
     }
 }
 
 #[test]
 fn full_control_queue_reports_no_ping() {
     let mut e = engine(2);
-    while e.ctl_jobs.push(TxJob::NopOut { ttt: 1, lun: 0 }) {}
+    while e.lanes[0].ctl_jobs.push(TxJob::NopOut { ttt: 1, lun: 0 }) {}
     let d = e.poll(5_000, &T);
-    assert!(!d.ping);
-    assert!(e.ping_sent_ms.is_none());
+    assert!(d.pings == 0);
+    assert!(e.lanes[0].ping_sent_ms.is_none());
 }
 
 #[test]

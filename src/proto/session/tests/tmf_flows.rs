@@ -46,7 +46,7 @@ fn abort_task_complete_hands_the_command_back() {
     // Its late Data-In is dropped.
     let d = data_in(&e, s.itt.get(), 0, 512, 0, None, 0);
     assert_eq!(placement(&mut e, &d), Placement::Discard);
-    assert!(e.on_pdu(&d, &[], 0).is_ok());
+    assert!(e.on_pdu(0, &d, &[], 0).is_ok());
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn tmf_response_acks_stat_sn_and_window() {
     let mut e = engine(4);
     let itt = start_tmf(&mut e);
     feed_with(&mut e, |e| tmf_resp(e, itt, TmfResponse::Complete, 90)).unwrap();
-    assert_eq!(e.seq.exp_stat_sn().get(), 91);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 91);
 }
 
 #[test]
@@ -128,9 +128,9 @@ fn target_reset_stragglers_of_every_kind_are_dropped() {
     while e.take_back_where(|_| true).is_some() {}
     let d = data_in(&e, r.itt.get(), 0, 512, 0, None, 0);
     assert_eq!(placement(&mut e, &d), Placement::Discard);
-    assert!(e.on_pdu(&d, &[], 0).is_ok());
+    assert!(e.on_pdu(0, &d, &[], 0).is_ok());
     assert!(feed_with(&mut e, |e| r2t(e, w.itt.get(), 0, 4096, 0)).is_ok());
-    assert!(e.jobs.is_empty());
+    assert!(e.lanes[0].jobs.is_empty());
     assert!(feed_with(&mut e, |e| response(e, n.itt.get(), 0, 1))
         .unwrap()
         .complete

@@ -10,7 +10,15 @@ use crate::proto::session::tx::TxJob;
 
 /// Submits without sending: the Command PDU stays queued.
 fn accept(e: &mut TestEngine, tag: u16) -> Submitted {
-    match e.submit(tag, TestCmd { id: u32::from(tag) }, 0, Dir::Write, 4096, 0) {
+    match e.submit(
+        0,
+        tag,
+        TestCmd { id: u32::from(tag) },
+        0,
+        Dir::Write,
+        4096,
+        0,
+    ) {
         Ok(s) => s,
         Err(r) => panic!("refused {r:?}"),
     }
@@ -23,18 +31,18 @@ fn accepted_commands_go_out_in_cmd_sn_order_after_control_before_bursts() {
     let mut e = engine_with(4, p);
     let a = accept(&mut e, 2);
     let b = accept(&mut e, 0);
-    assert!(e.has_jobs());
+    assert!(e.has_jobs(0));
     // An R2T for `a` (as if it had gone out) and a ping queue behind and
     // ahead of the commands respectively.
     feed_with(&mut e, |e| r2t(e, a.itt.get(), 0, 4096, 0)).unwrap();
-    assert!(e.start_ping(0));
-    assert_eq!(e.next_job(), Some(TxJob::Ping));
-    assert_eq!(e.next_job(), Some(command_job(2, &a)));
-    assert_eq!(e.next_job(), Some(command_job(0, &b)));
+    assert!(e.start_ping(0, 0));
+    assert_eq!(e.next_job(0), Some(TxJob::Ping));
+    assert_eq!(e.next_job(0), Some(command_job(2, &a)));
+    assert_eq!(e.next_job(0), Some(command_job(0, &b)));
     assert!(b.cmd_sn == a.cmd_sn + 1);
-    assert!(matches!(e.next_job(), Some(TxJob::DataOut { tag: 2, .. })));
-    assert_eq!(e.next_job(), None);
-    assert!(!e.has_jobs());
+    assert!(matches!(e.next_job(0), Some(TxJob::DataOut { tag: 2, .. })));
+    assert_eq!(e.next_job(0), None);
+    assert!(!e.has_jobs(0));
 }
 
 #[test]
@@ -49,7 +57,7 @@ fn a_full_send_queue_refuses_without_taking_a_cmd_sn() {
     e.window(1, 10);
     assert!(e.seq.credits() > 0);
     let next = e.seq.next_cmd_sn();
-    match e.submit(0, TestCmd { id: 7 }, 0, Dir::None, 0, 0) {
+    match e.submit(0, 0, TestCmd { id: 7 }, 0, Dir::None, 0, 0) {
         Err(Refused::Backlog(c)) => assert_eq!(c.id, 7),
         other => panic!("{other:?}"),
     }
@@ -57,9 +65,11 @@ fn a_full_send_queue_refuses_without_taking_a_cmd_sn() {
     assert!(e.tasks.is_free(0));
     // The sender catches up: the taken-back task's job no longer finds it
     // (the sender fills its CmdSN with a NOP-Out, see below).
-    assert_eq!(e.next_job(), Some(command_job(0, &a)));
+    assert_eq!(e.next_job(0), Some(command_job(0, &a)));
     assert!(e.tasks.get(0, a.seq).is_none());
-    assert!(e.submit(0, TestCmd { id: 8 }, 0, Dir::None, 0, 0).is_ok());
+    assert!(e
+        .submit(0, 0, TestCmd { id: 8 }, 0, Dir::None, 0, 0)
+        .is_ok());
 }
 
 #[test]
@@ -68,8 +78,8 @@ fn a_lost_connection_drops_unsent_commands() {
     accept(&mut e, 0);
     accept(&mut e, 1);
     e.connection_lost();
-    assert!(!e.has_jobs());
-    assert_eq!(e.next_job(), None);
+    assert!(!e.has_jobs(0));
+    assert_eq!(e.next_job(0), None);
     // The tasks stay for the caller to hand back.
     assert_eq!(e.tasks.in_flight(), 2);
 }
@@ -79,7 +89,7 @@ fn the_answer_to_a_nop_out_filling_a_taken_back_commands_cmd_sn_is_dropped() {
     let mut e = engine(4);
     let a = accept(&mut e, 0);
     e.take_back(0);
-    assert_eq!(e.next_job(), Some(command_job(0, &a)));
+    assert_eq!(e.next_job(0), Some(command_job(0, &a)));
     // The target answers the stand-in NOP-Out (ITT of the taken-back task).
     let out = feed_with(&mut e, |e| nop_in(e, a.itt.get(), RESERVED_TAG, 1));
     let out = out.expect("the answer is dropped, not a violation");
@@ -98,12 +108,12 @@ fn a_new_connection_sends_nothing_queued_for_the_old_one() {
     let mut e = engine_with(4, p);
     let a = accept(&mut e, 0);
     feed_with(&mut e, |e| r2t(e, a.itt.get(), 0, 4096, 0)).unwrap();
-    assert!(e.start_ping(0));
+    assert!(e.start_ping(0, 0));
     accept(&mut e, 1);
-    assert!(e.has_jobs());
+    assert!(e.has_jobs(0));
     e.phase = crate::proto::session::engine::Phase::Offline;
     let w = CmdWindow::new(Sn(100), Sn(110)).unwrap();
-    e.connection_replaced(params(), Sequencer::new(Sn(100), w, Sn(7)), None, 0);
-    assert!(!e.has_jobs());
-    assert_eq!(e.next_job(), None);
+    e.connection_replaced(lead(params(), 7), Sequencer::new(Sn(100), w), None, 0);
+    assert!(!e.has_jobs(0));
+    assert_eq!(e.next_job(0), None);
 }

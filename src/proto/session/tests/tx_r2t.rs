@@ -17,7 +17,7 @@ fn p_r2t(max_out: u16, max_burst: u32) -> SessionParams {
 /// Pops every queued Data-Out job as (offset, len).
 fn drain(e: &mut TestEngine) -> Vec<(u32, u32)> {
     let mut v = Vec::new();
-    while let Some(j) = e.jobs.pop() {
+    while let Some(j) = e.lanes[0].jobs.pop() {
         match j {
             TxJob::DataOut { offset, len, .. } => v.push((offset, len)),
             other => panic!("unexpected job {other:?}"),
@@ -115,7 +115,7 @@ fn r2t_for_an_unknown_itt_is_named_and_for_an_aborted_one_dropped() {
     e.take_back(0).unwrap();
     let out = feed_with(&mut e, |e| r2t(e, s.itt.get(), 0, 512, 0)).unwrap();
     assert!(!out.kick_tx);
-    assert!(e.jobs.is_empty());
+    assert!(e.lanes[0].jobs.is_empty());
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn max_outstanding_r2t_counts_per_command() {
         feed_with(&mut e, |e| r2t(e, s.itt.get(), 0, 4096, 0)).unwrap();
         feed_with(&mut e, |e| r2t(e, s.itt.get(), 4096, 4096, 1)).unwrap();
     }
-    assert_eq!(e.jobs.len(), 4);
+    assert_eq!(e.lanes[0].jobs.len(), 4);
     assert!(matches!(
         feed_with(&mut e, |e| r2t(e, a.itt.get(), 8192, 4096, 2)),
         Err(SessionError::R2tTooMany { max: 2, .. })
@@ -175,7 +175,7 @@ fn r2t_job_names_the_task_seq_and_ttt() {
     let s = submit(&mut e, 1, Dir::Write, 8192);
     feed_with(&mut e, |e| r2t(e, s.itt.get(), 4096, 4096, 0)).unwrap();
     assert_eq!(
-        e.jobs.pop(),
+        e.lanes[0].jobs.pop(),
         Some(TxJob::DataOut {
             tag: 1,
             seq: s.seq,
@@ -196,7 +196,7 @@ fn r2t_acks_the_window_but_not_stat_sn() {
     r.stat_sn = 999;
     r.max_cmd_sn = 50;
     feed(&mut e, &rt(Pdu::R2t(r)), &[]).unwrap();
-    assert_eq!(e.seq.exp_stat_sn().get(), 1);
+    assert_eq!(e.lanes[0].stat.exp_stat_sn().get(), 1);
     assert_eq!(e.seq.window().max_cmd_sn().get(), 50);
 }
 
@@ -272,12 +272,10 @@ fn tx_queue_full_is_named() {
     let parts = Parts::<VecStore> {
         slots: (0..2).map(|_| Slot::empty()).collect(),
         aborted: vec![0; 4],
-        jobs: vec![None; 2],
-        ctl_jobs: vec![None; 2],
-        cmds: vec![None; 2],
+        lanes: vec![one_lane(vec![None; 2], vec![None; 2], vec![None; 2])],
     };
     let w = CmdWindow::new(Sn(1), Sn(2)).unwrap();
-    let mut e = Engine::new(parts, p, 1, Sequencer::new(Sn(1), w, Sn(1)), 0);
+    let mut e = Engine::new(parts, lead(p, 1), 1, Sequencer::new(Sn(1), w), 0);
     let s = submit(&mut e, 0, Dir::Write, 65536);
     feed_with(&mut e, |e| r2t(e, s.itt.get(), 0, 4096, 0)).unwrap();
     feed_with(&mut e, |e| r2t(e, s.itt.get(), 4096, 4096, 1)).unwrap();

@@ -231,7 +231,7 @@ impl Receiver {
                     let to = match Pdu::parse(&bhs)
                         .map_err(|x| RxFail::Session(SessionError::Malformed(x)))?
                     {
-                        Pdu::DataIn(d) => e.data_in_header(&d).map_err(RxFail::Session)?,
+                        Pdu::DataIn(d) => e.data_in_header(0, &d).map_err(RxFail::Session)?,
                         _ => Placement::Discard,
                     };
                     self.scratch.clear();
@@ -252,7 +252,7 @@ impl Receiver {
                         Pdu::DataIn(_) => &[],
                         _ => &self.scratch,
                     };
-                    let got = e.on_pdu(&pdu, data, now_ms).map_err(RxFail::Session)?;
+                    let got = e.on_pdu(0, &pdu, data, now_ms).map_err(RxFail::Session)?;
                     out.push(Got::from(got));
                 }
             }
