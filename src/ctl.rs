@@ -15,7 +15,7 @@ use kernel::ThisModule;
 use crate::proto::uapi::{self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo};
 use crate::recovery::{estale, Board};
 use crate::session::Queues;
-use crate::session::{Phase, Recipe, Session};
+use crate::session::{Lane, Phase, Recipe, Session};
 use crate::sys::chardev::ControlOps;
 use crate::sys::scsi::{Host, HostConfig, HostTemplate, TemplateLimits};
 use crate::sys::socket::TcpSocket;
@@ -50,7 +50,7 @@ pub(crate) struct Control {
 }
 
 /// The socket behind descriptor `fd` of the caller, logged in by iscsictl.
-fn socket_from(fd: i32, what: &str) -> Result<TcpSocket<Session>> {
+fn socket_from(fd: i32, what: &str) -> Result<TcpSocket<Lane>> {
     TcpSocket::from_fd(fd).inspect_err(|e| {
         pr_err!(
             "{}: fd {} is not a connected TCP socket ({:?})\n",
@@ -130,10 +130,13 @@ impl Control {
         }
         let recipe = Recipe::new(recipe);
         let sock = socket_from(h.fd, "ADD_SESSION")?;
+        // One lane until sessions take further connections.
+        let lanes = 1;
         let session = Session::new(
             cfg,
             recipe,
             sock,
+            lanes,
             self.reg.wq.clone(),
             self.reg.board.clone(),
         )?;
@@ -142,6 +145,7 @@ impl Control {
         // names its host; the handle acts on it only once it is added.
         let hcfg = HostConfig {
             can_queue: cfg.queue_depth,
+            nr_hw_queues: lanes as u32,
             max_lun: MAX_LUN,
             max_cmd_len: 16,
         };

@@ -83,8 +83,8 @@ impl HostOps for Session {
         this.digests_pages()
     }
 
-    fn commit(this: ArcBorrow<'_, Self>) {
-        this.push_held();
+    fn commit(this: ArcBorrow<'_, Self>, hwq: u16) {
+        this.push_held(hwq);
     }
 
     fn eh_abort(this: ArcBorrow<'_, Self>, cmd: &EhCmd) -> EhAbort {

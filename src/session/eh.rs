@@ -4,11 +4,12 @@
 use super::*;
 
 impl Session {
-    /// Sends one Task Management request and waits for its response. `None`
-    /// when the connection is not running, fails, or the target does not answer
-    /// in time (a late answer is then ignored).
+    /// Sends one Task Management request on lane `lane` and waits for its
+    /// response. `None` when the connection is not running, fails, or the
+    /// target does not answer in time (a late answer is then ignored).
     pub(super) fn tmf(
         &self,
+        lane: usize,
         function: TmfFunction,
         lun: u64,
         ref_itt: u32,
@@ -18,8 +19,9 @@ impl Session {
         let itt;
         {
             // Commands queued before the TMF go first: the one it names must
-            // reach the target before the request to abort it.
-            let held = self.hold_tx().send_queued_now()?;
+            // reach the target before the request to abort it (on its lane).
+            let lane_tx = self.lane(lane)?;
+            let held = lane_tx.hold_tx().send_queued_now()?;
             let mut hdr = [0u8; BHS_LEN];
             let conn = {
                 let mut st = self.state.lock();
@@ -36,17 +38,25 @@ impl Session {
                     itt,
                     referenced_task_tag: ref_itt,
                     cmd_sn: st.e.seq.next_cmd_sn().get(),
-                    exp_stat_sn: st.e.exp_stat_sn(LEAD),
+                    exp_stat_sn: st.e.exp_stat_sn(lane),
                     ref_cmd_sn,
                     exp_data_sn: 0,
                 }
                 .emit(&mut hdr);
-                st.conn.clone()
+                st.conns.get(lane).and_then(Clone::clone)
+            };
+            let Some(conn) = conn else {
+                self.state.lock().e.tmf.abandon(itt);
+                return None;
             };
             if let Err(e) = conn.send_pdu(&hdr, &[], false) {
                 drop(held);
                 self.state.lock().e.tmf.abandon(itt);
-                self.fail(reason::SOCKET, format_args!("sending a TMF failed: {e:?}"));
+                self.fail_on(
+                    Some(lane),
+                    reason::SOCKET,
+                    format_args!("sending a TMF failed: {e:?}"),
+                );
                 return None;
             }
         }
@@ -78,29 +88,45 @@ impl Session {
         }
     }
 
-    /// `eh_abort_handler`: ABORT TASK. The receiver handles PDUs in order and the
-    /// target answers a TMF only after any response it sent for the task, so once
-    /// the answer is in, the task's table entry is final and may be handed back.
+    /// `eh_abort_handler`: ABORT TASK, on the task's connection. The
+    /// receiver handles that connection's PDUs in order and the target
+    /// answers a TMF only after any response it sent for the task on it, so
+    /// once the answer is in, the task's table entry is final and may be
+    /// handed back.
     pub(crate) fn eh_abort(this: &Arc<Self>, cmd: &EhCmd) -> EhAbort {
+        let Some(lane) = this.task_lane(cmd) else {
+            // Already completed: the midlayer owns it.
+            return EhAbort::Success(None);
+        };
         // A dead connection cannot abort anything: find out first (the ping
         // failing starts the reconnect, and the target reset waits for it).
-        if !Self::ping_alive(this) {
+        if !Self::ping_alive(this, lane) {
             return EhAbort::Failed;
         }
         this.abort_task(cmd)
     }
 
+    /// The lane of `cmd`'s task, if it is still in flight.
+    fn task_lane(&self, cmd: &EhCmd) -> Option<usize> {
+        let tag = (cmd.unique_tag() & TAG_MASK) as u16;
+        let st = self.state.lock();
+        st.e.tasks
+            .peek(tag)
+            .filter(|t| cmd.is(&t.cmd))
+            .map(|t| usize::from(t.lane))
+    }
+
     pub(super) fn abort_task(&self, cmd: &EhCmd) -> EhAbort {
         let tag = (cmd.unique_tag() & TAG_MASK) as u16;
-        let (itt, lun, cmd_sn) = {
+        let (itt, lun, cmd_sn, lane) = {
             let st = self.state.lock();
             match st.e.tasks.peek(tag) {
-                Some(t) if cmd.is(&t.cmd) => (t.itt, t.lun, t.cmd_sn),
+                Some(t) if cmd.is(&t.cmd) => (t.itt, t.lun, t.cmd_sn, usize::from(t.lane)),
                 // Already completed: the midlayer owns it.
                 _ => return EhAbort::Success(None),
             }
         };
-        let answer = self.tmf(TmfFunction::AbortTask, lun, itt.get(), cmd_sn);
+        let answer = self.tmf(lane, TmfFunction::AbortTask, lun, itt.get(), cmd_sn);
         let mut st = self.state.lock();
         let ours =
             st.e.tasks
@@ -143,7 +169,7 @@ impl Session {
     /// `eh_device_reset_handler`: LOGICAL UNIT RESET of the command's LUN.
     pub(crate) fn eh_device_reset(&self, cmd: &EhCmd) -> EhStatus {
         let lun = cmd.lun_sam();
-        match self.tmf(TmfFunction::LogicalUnitReset, lun, RESERVED_TAG, 0) {
+        match self.tmf(self.first_lane(), TmfFunction::LogicalUnitReset, lun, RESERVED_TAG, 0) {
             Some(TmfResponse::Complete) => {
                 self.reset_tasks(|t| t.lun == lun);
                 EhStatus::Success
@@ -161,7 +187,7 @@ impl Session {
     /// again, failure if the replacement timeout passes first.
     pub(crate) fn eh_target_reset(&self) -> EhStatus {
         if let Some(TmfResponse::Complete) =
-            self.tmf(TmfFunction::TargetWarmReset, 0, RESERVED_TAG, 0)
+            self.tmf(self.first_lane(), TmfFunction::TargetWarmReset, 0, RESERVED_TAG, 0)
         {
             self.reset_tasks(|_| true);
             return EhStatus::Success;
@@ -181,5 +207,13 @@ impl Session {
                 .events
                 .wait_interruptible_timeout(&mut st, msecs_to_jiffies(1000));
         }
+    }
+}
+
+impl Session {
+    /// The lane a request for no task in particular goes on: the first one
+    /// up.
+    fn first_lane(&self) -> usize {
+        self.state.lock().e.route(LEAD).unwrap_or(LEAD)
     }
 }

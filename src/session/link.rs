@@ -1,5 +1,6 @@
-//! Losing and replacing the connection: `fail` (ERL 0 recovery starts),
-//! handing commands back, blocking the host, and the HANDOFF of a new socket.
+//! Losing and replacing connections: `fail` (ERL 0 recovery starts: every
+//! connection of the session goes), handing commands back, blocking the
+//! host, and the HANDOFF of a new leading socket.
 
 use super::*;
 
@@ -10,21 +11,38 @@ impl Session {
     /// per connection; a failure while the session is being logged out for
     /// good only ends it.
     pub(crate) fn fail(&self, cause: u32, why: fmt::Arguments<'_>) {
-        let (conn, generation, delay_ms, result) = {
+        self.fail_on(None, cause, why)
+    }
+
+    /// [`Session::fail`] for a failure seen on lane `lane` (`None`: not on
+    /// one connection in particular).
+    pub(crate) fn fail_on(&self, lane: Option<usize>, cause: u32, why: fmt::Arguments<'_>) {
+        let (conns, generation, delay_ms, result) = {
             let mut st = self.state.lock();
             match st.e.phase {
                 Phase::Recovering | Phase::Offline | Phase::Closed => return,
                 Phase::LoggingOut if st.e.reconnect_delay_ms.is_none() => {
-                    // The final logout: the target closes after its response.
+                    // The final logout: the target closes every connection
+                    // after its response, maybe some before it comes on
+                    // the logout's: those end alone.
+                    let logout_lane = st.e.logout_lane;
+                    if let Some(k) = lane.filter(|&k| k != logout_lane) {
+                        let conn = st.conns.get(k).and_then(Clone::clone);
+                        drop(st);
+                        if let Some(conn) = conn {
+                            conn.sock.restore_callbacks();
+                            conn.sock.shutdown();
+                        }
+                        return;
+                    }
                     if st.e.logout_response.is_none() {
                         pr_err!("host{}: connection failed: {}\n", self.host_no(), why);
                     }
                     st.e.phase = Phase::Offline;
                     self.events.notify_all();
-                    let conn = st.conn.clone();
+                    let conns = st.conns.clone();
                     drop(st);
-                    conn.sock.restore_callbacks();
-                    conn.sock.shutdown();
+                    shut_all(&conns);
                     self.complete_all(HostByte::NoConnect);
                     return;
                 }
@@ -45,7 +63,7 @@ impl Session {
             } else {
                 HostByte::TransportDisrupted
             };
-            (st.conn.clone(), st.generation, delay_ms, result)
+            (st.conns.clone(), st.generation, delay_ms, result)
         };
         pr_err!(
             "host{}: connection failed: {}; recovering (generation {}, relogin in {} ms)\n",
@@ -54,8 +72,7 @@ impl Session {
             generation,
             delay_ms
         );
-        conn.sock.restore_callbacks();
-        conn.sock.shutdown();
+        shut_all(&conns);
         self.complete_all(result);
         self.board.post(self.host_no(), generation, cause, delay_ms);
     }
@@ -110,7 +127,7 @@ impl Session {
     pub(crate) fn reconnect(
         self: &Arc<Self>,
         cfg: SessionConfig,
-        sock: TcpSocket<Session>,
+        sock: TcpSocket<Lane>,
     ) -> Result {
         let c = &self.cfg;
         if cfg.target_name() != c.target_name()
@@ -144,8 +161,9 @@ impl Session {
         };
         // A new connection comes with a receive side of its own.
         let conn = new_conn(sock, &cfg.params, cfg.queue_depth as usize)?;
+        let lead = self.lane(LEAD).ok_or(ENODEV)?;
         let (old, generation, took_ms, age) = {
-            let _held = self.hold_tx();
+            let _held = lead.hold_tx();
             let mut st = self.state.lock();
             if st.generation != cfg.raw.generation
                 || !matches!(st.e.phase, Phase::Recovering | Phase::Offline)
@@ -153,25 +171,29 @@ impl Session {
                 return Err(crate::recovery::estale());
             }
             let now = now_ms();
-            let old = core::mem::replace(&mut st.conn, conn.clone());
+            // The other lanes come back by ADD_CONNECTION.
+            let mut old = core::mem::take(&mut st.conns);
+            st.conns[LEAD] = old[LEAD].take();
+            let replaced = st.conns[LEAD].replace(conn.clone());
             let seq = Sequencer::new(cfg.cmd_sn, cfg.window);
             st.e.connection_replaced(lead_start(&cfg), seq, new_jobs.take(), now);
             st.tsih = cfg.raw.tsih;
             st.recoveries = st.recoveries.saturating_add(1);
             st.resumed_from_ms = Some(st.failed_at_ms);
             self.events.notify_all();
-            (old, st.generation, now - st.failed_at_ms, st.e.age)
+            ((old, replaced), st.generation, now - st.failed_at_ms, st.e.age)
         };
         drop(old);
         self.board.withdraw(self.host_no());
-        if let Err(e) = conn.sock.install_callbacks(self.clone()) {
-            self.fail(
+        if let Err(e) = conn.sock.install_callbacks(lead.clone()) {
+            self.fail_on(
+                Some(LEAD),
                 reason::SOCKET,
                 format_args!("taking over the new socket failed: {e:?}"),
             );
             return Err(e);
         }
-        Self::kick_rx(self.as_arc_borrow());
+        Lane::kick_rx(lead.as_arc_borrow());
         self.sync_host();
         pr_info!(
             "host{}: connection re-established (generation {}, TSIH {}, ITT age {}) {} ms after the failure\n",
@@ -182,5 +204,13 @@ impl Session {
             took_ms
         );
         Ok(())
+    }
+}
+
+/// Takes every connection of `conns` from its lane and shuts it.
+fn shut_all(conns: &[Option<Arc<SessionConn>>]) {
+    for conn in conns.iter().flatten() {
+        conn.sock.restore_callbacks();
+        conn.sock.shutdown();
     }
 }

@@ -67,12 +67,12 @@ use crate::proto::session::aborted;
 use crate::proto::session::engine::{Engine, Parts, Refused, Storage};
 use crate::proto::session::error::SessionError;
 use crate::proto::session::itt::{LOGOUT_LOW, TAG_MASK};
-use crate::proto::session::lane::{Lane, LaneParts, LaneStart};
+use crate::proto::session::lane::{Lane as EngineLane, LaneParts, LaneStart, MAX_LANES};
 use crate::proto::session::logout::LOGOUT_RESPONSE_TIMEOUT_MS;
 use crate::proto::session::rx::{Completion, HostResult, Note, Placement, Reconnect, RxOutcome};
 use crate::proto::session::seq::Sequencer;
 use crate::proto::session::task::{self as proto_task, Dir, InsertError, Slot};
-use crate::proto::session::timers::{Expiry, Timers};
+use crate::proto::session::timers::{lane_bit, Expiry, Timers};
 use crate::proto::session::tmf::{abort_outcome, AbortOutcome};
 use crate::proto::session::tx::{Burst, CommandPlan, TxJob};
 use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
@@ -87,12 +87,14 @@ use crate::sys::workqueue::OwnedQueue;
 pub(crate) use crate::proto::session::engine::Phase;
 
 mod eh;
+mod lane;
 mod link;
 mod rx;
 mod state;
 mod tx;
 mod watch;
 
+pub(crate) use lane::Lane;
 use state::{apply, cmd_sn_filler, nop_out, r2t_jobs};
 
 /// Largest data segment we build in one PDU, whatever the target accepts: the
@@ -116,7 +118,7 @@ impl Storage for KernelStore {
     type Itts = KVec<u32>;
     /// kvmalloc'ed: a deep queue with many R2Ts outstanding needs megabytes.
     type Jobs = KVVec<Option<TxJob>>;
-    type Lanes = KVec<Lane<KVVec<Option<TxJob>>>>;
+    type Lanes = KVec<EngineLane<KVVec<Option<TxJob>>>>;
 }
 
 /// The lane of the leading connection: the only one until the driver runs
@@ -162,8 +164,12 @@ struct State {
     /// The protocol rules' state (phase, sequence numbers, tasks, jobs, TMF,
     /// logout and ping): `proto::session`, host-tested.
     e: Engine<KernelStore>,
-    /// The current connection (replaced by a HANDOFF).
-    conn: Arc<SessionConn>,
+    /// Each lane's current connection (lane 0's replaced by a HANDOFF, the
+    /// others' added by ADD_CONNECTION); a failed one stays until replaced.
+    conns: [Option<Arc<SessionConn>>; MAX_LANES],
+    /// The session's lanes (taken out by `close`, which ends the reference
+    /// cycle between a session and its lanes).
+    lanes: [Option<Arc<Lane>>; MAX_LANES],
     tsih: u16,
     /// Connection losses so far (each one a relogin generation).
     generation: u32,
@@ -179,9 +185,9 @@ struct State {
     noop_out_timeout: u16,
     /// The SCSI host number, for log lines written under the lock.
     host_no: u32,
-    /// A batch ended while another task held the transmit side: its holder
-    /// pushes what `MSG_MORE` held back.
-    push_asked: bool,
+    /// Lanes (bit k: lane k) where a batch ended while another task held
+    /// the transmit side: its holder pushes what `MSG_MORE` held back.
+    push_asked: u16,
 }
 
 /// The host handle and which way its devices were last set (see
@@ -236,18 +242,15 @@ pub(crate) struct Session {
     board: Arc<Board>,
     /// SCSI host number once the host is added (u32::MAX before).
     host_no: AtomicU32,
-    /// Protocol state, the current connection and every in-flight command (and
-    /// so their buffers). Lock order: `handoff_lock`, `host_ctl`, then
-    /// `tmf_lock`, then `tx`, then (the socket lock, the connection's `rx`)
-    /// `state`; `state` is never held across anything that sleeps.
+    /// Protocol state, the lanes and their connections and every in-flight
+    /// command (and so their buffers). Lock order: `handoff_lock`,
+    /// `host_ctl`, then `tmf_lock`, then one lane's `tx` (never two at once),
+    /// then (the socket lock, the connection's `rx`) `state`; `state` is
+    /// never held across anything that sleeps.
     #[pin]
     state: SpinLockBh<State>,
-    /// Transmit side: holding it serialises PDUs on the socket. Taken only
-    /// through `hold_tx`/`try_hold_tx`, whose release sends what is queued.
-    #[pin]
-    tx: TryMutex<TxSide>,
-    /// Lock-free flags and counters of the transmit side.
-    txf: TxFlags,
+    /// Lanes the session was created with (hardware queues).
+    nr_lanes: usize,
     /// Serialises Task Management requests: one in flight per session. Taken
     /// before `tx` and `state`.
     #[pin]
@@ -265,16 +268,10 @@ pub(crate) struct Session {
     #[pin]
     events: CondVar,
     #[pin]
-    rx_work: Work<Session, 0>,
-    #[pin]
-    tx_work: Work<Session, 1>,
-    #[pin]
     watch_work: Work<Session, 2>,
 }
 
 impl_has_work! {
-    impl HasWork<Self, 0> for Session { self.rx_work }
-    impl HasWork<Self, 1> for Session { self.tx_work }
     impl HasWork<Self, 2> for Session { self.watch_work }
 }
 
@@ -325,8 +322,8 @@ impl TxSide {
     }
 }
 
-/// A connection of a session.
-type SessionConn = Conn<Session, RxSide>;
+/// A connection of a session: its socket's callbacks go to its lane.
+type SessionConn = Conn<Lane, RxSide>;
 
 /// A connection's receive side, in its `rx` lock: the framing state, the
 /// commands a pass finished, and what stopped a pass that ran in a socket
@@ -359,7 +356,7 @@ fn rx_state(p: &SessionParams) -> Result<RxState<DataInDest>> {
 
 /// The connection object for a logged-in socket with parameters `p`, for a
 /// queue of `depth` commands.
-fn new_conn(sock: TcpSocket<Session>, p: &SessionParams, depth: usize) -> Result<Arc<SessionConn>> {
+fn new_conn(sock: TcpSocket<Lane>, p: &SessionParams, depth: usize) -> Result<Arc<SessionConn>> {
     let rx = RxSide {
         framing: rx_state(p)?,
         done: rx::Finished::new(depth)?,
@@ -382,47 +379,50 @@ fn job_store(cap: usize) -> Result<KVVec<Option<TxJob>>> {
 }
 
 impl Session {
-    /// A session over `sock` with the validated handoff `cfg`; not started.
+    /// A session over `sock`, its leading connection, with the validated
+    /// handoff `cfg` and `nr_lanes` lanes (1..=MAX_LANES; the others come up
+    /// by ADD_CONNECTION); not started.
     pub(crate) fn new(
         cfg: SessionConfig,
         recipe: Recipe,
-        sock: TcpSocket<Session>,
+        sock: TcpSocket<Lane>,
+        nr_lanes: usize,
         wq: Arc<Queues>,
         board: Arc<Board>,
     ) -> Result<Arc<Self>> {
+        if nr_lanes == 0 || nr_lanes > MAX_LANES {
+            return Err(EINVAL);
+        }
         let p = cfg.params;
         let depth = cfg.queue_depth as usize;
         let mut slots = KVec::with_capacity(depth, GFP_KERNEL)?;
         for _ in 0..depth {
             slots.push(Slot::empty(), GFP_KERNEL)?;
         }
-        let mut lanes = KVec::with_capacity(1, GFP_KERNEL)?;
-        lanes.push(
-            Lane::new(LaneParts {
-                cmds: job_store(depth)?,
-                ctl_jobs: job_store(CTL_JOBS)?,
-                jobs: job_store(r2t_jobs(depth, &p))?,
-            }),
-            GFP_KERNEL,
-        )?;
+        let mut lanes = KVec::with_capacity(nr_lanes, GFP_KERNEL)?;
+        for _ in 0..nr_lanes {
+            lanes.push(
+                EngineLane::new(LaneParts {
+                    cmds: job_store(depth)?,
+                    ctl_jobs: job_store(CTL_JOBS)?,
+                    jobs: job_store(r2t_jobs(depth, &p))?,
+                }),
+                GFP_KERNEL,
+            )?;
+        }
         let parts = Parts {
             slots,
             aborted: KVec::from_elem(0u32, aborted::capacity_for(depth), GFP_KERNEL)?,
             lanes,
         };
-        // Sized for the largest segment any relogin may negotiate.
-        let txside = TxSide {
-            buf: KVVec::from_elem(0u8, MAX_TX_SEGMENT as usize, GFP_KERNEL)?,
-            pages: TxPages::new()?,
-            out: None,
-            burst: None,
-            last_job: false,
-        };
         let conn = new_conn(sock, &p, depth)?;
         let seq = Sequencer::new(cfg.cmd_sn, cfg.window);
+        let mut conns: [Option<Arc<SessionConn>>; MAX_LANES] = Default::default();
+        conns[0] = Some(conn);
         let state = State {
             e: Engine::new(parts, lead_start(&cfg), cfg.itt_age, seq, now_ms()),
-            conn,
+            conns,
+            lanes: Default::default(),
             tsih: cfg.raw.tsih,
             generation: 0,
             recoveries: 0,
@@ -432,9 +432,9 @@ impl Session {
             noop_out_interval: cfg.noop_out_interval,
             noop_out_timeout: cfg.noop_out_timeout,
             host_no: u32::MAX,
-            push_asked: false,
+            push_asked: 0,
         };
-        Arc::pin_init(
+        let session = Arc::pin_init(
             pin_init!(Session {
                 cfg,
                 recipe,
@@ -442,8 +442,7 @@ impl Session {
                 board,
                 host_no: AtomicU32::new(u32::MAX),
                 state <- new_spinlock_bh!(state, "iscsi_rs::Session::state"),
-                tx <- new_try_mutex!(txside, "iscsi_rs::Session::tx"),
-                txf: TxFlags::default(),
+                nr_lanes,
                 tmf_lock <- new_mutex!((), "iscsi_rs::Session::tmf_lock"),
                 handoff_lock <- new_mutex!((), "iscsi_rs::Session::handoff_lock"),
                 host_ctl <- new_mutex!(
@@ -451,20 +450,49 @@ impl Session {
                     "iscsi_rs::Session::host_ctl"
                 ),
                 events <- new_condvar!("iscsi_rs::Session::events"),
-                rx_work <- new_work!("iscsi_rs::Session::rx_work"),
-                tx_work <- new_work!("iscsi_rs::Session::tx_work"),
                 watch_work <- new_work!("iscsi_rs::Session::watch_work"),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        // Made outside the lock (they allocate), then handed to the state.
+        let mut made: [Option<Arc<Lane>>; MAX_LANES] = Default::default();
+        for (k, slot) in made.iter_mut().enumerate().take(nr_lanes) {
+            *slot = Some(Lane::new(session.clone(), k)?);
+        }
+        session.state.lock().lanes = made;
+        Ok(session)
     }
 
-    /// Takes over the socket's callbacks, reads what already arrived and
-    /// starts the watchdog.
+    /// Lane `idx`, unless the session is closed.
+    fn lane(&self, idx: usize) -> Option<Arc<Lane>> {
+        self.state.lock().lanes.get(idx).and_then(Clone::clone)
+    }
+
+    /// Every lane with its current connection, unless the session is closed.
+    fn lanes(&self) -> [(Option<Arc<Lane>>, Option<Arc<SessionConn>>); MAX_LANES] {
+        let st = self.state.lock();
+        core::array::from_fn(|k| (st.lanes[k].clone(), st.conns[k].clone()))
+    }
+
+    /// Has lane `idx`'s TX work send what is queued there.
+    fn kick_tx(&self, idx: usize) {
+        if let Some(l) = self.lane(idx) {
+            Lane::kick_tx(l.as_arc_borrow());
+        }
+    }
+
+    /// Takes over the leading connection's socket callbacks, reads what
+    /// already arrived and starts the watchdog.
     pub(crate) fn start(self: &Arc<Self>) -> Result {
-        let conn = self.state.lock().conn.clone();
-        conn.sock.install_callbacks(self.clone())?;
-        Self::kick_rx(self.as_arc_borrow());
+        let (lane, conn) = {
+            let st = self.state.lock();
+            (st.lanes[LEAD].clone(), st.conns[LEAD].clone())
+        };
+        let (Some(lane), Some(conn)) = (lane, conn) else {
+            return Err(EINVAL);
+        };
+        conn.sock.install_callbacks(lane.clone())?;
+        Lane::kick_rx(lane.as_arc_borrow());
         let _ = self
             .wq
             .watch
@@ -508,15 +536,23 @@ impl Session {
         self.cfg.params.data_digest == Digest::Crc32c
     }
 
-    /// Submissions whose PDUs another task's send carried.
+    /// Submissions whose PDUs another task's send carried (all lanes).
     pub(crate) fn handed_over(&self) -> u64 {
-        self.txf.handed_over.load(Ordering::Relaxed)
+        self.lanes()
+            .iter()
+            .filter_map(|(l, _)| l.as_ref())
+            .map(|l| l.txf.handed_over.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Sends that stopped at a full send buffer and left the rest to
-    /// `write_space`.
+    /// `write_space` (all lanes).
     pub(crate) fn tx_stalled(&self) -> u64 {
-        self.txf.stalled.load(Ordering::Relaxed)
+        self.lanes()
+            .iter()
+            .filter_map(|(l, _)| l.as_ref())
+            .map(|l| l.txf.stalled.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The SCSI host number.
@@ -567,29 +603,24 @@ impl Session {
         Ok(())
     }
 
-    fn kick_rx(this: ArcBorrow<'_, Self>) {
-        // Already queued is fine: the queued run will see the new bytes.
-        let _ = this
-            .wq
-            .io
-            .queue()
-            .enqueue::<Arc<Session>, 0>(Arc::from(this));
-    }
-
-    fn kick_tx(this: ArcBorrow<'_, Self>) {
-        let _ = this
-            .wq
-            .io
-            .queue()
-            .enqueue::<Arc<Session>, 1>(Arc::from(this));
-    }
-
-    /// Sends a Logout Request (close the session) and waits for the response, the
-    /// connection's end or the timeout. Returns whether the target confirmed.
+    /// Sends a Logout Request (close the session) on the leading connection
+    /// and waits for the response, the connection's end or the timeout.
+    /// Returns whether the target confirmed.
     pub(crate) fn logout(&self) -> bool {
+        // Commands accepted before the logout go out ahead of it, on every
+        // lane (the others first; lane 0 stays held for the request).
+        for (lane, _) in self.lanes().iter().skip(1) {
+            if let Some(l) = lane {
+                if l.hold_tx().send_queued_now().is_none() {
+                    return false;
+                }
+            }
+        }
+        let Some(lead) = self.lane(LEAD) else {
+            return false;
+        };
         {
-            // Commands accepted before the logout go out ahead of it.
-            let Some(held) = self.hold_tx().send_queued_now() else {
+            let Some(held) = lead.hold_tx().send_queued_now() else {
                 return false;
             };
             let mut hdr = [0u8; BHS_LEN];
@@ -598,22 +629,30 @@ impl Session {
                 if st.e.phase != Phase::Running {
                     return false;
                 }
+                let Some(conn) = st.conns[LEAD].clone() else {
+                    return false;
+                };
                 st.e.phase = Phase::LoggingOut;
                 st.e.reconnect_delay_ms = None;
+                st.e.logout_lane = LEAD;
                 LogoutRequest {
                     immediate: true,
                     reason: LogoutReason::CloseSession,
                     itt: st.e.internal_itt(LOGOUT_LOW).get(),
-                    cid: self.cfg.raw.cid,
+                    cid: st.e.lane(LEAD).map_or(self.cfg.raw.cid, |l| l.cid),
                     cmd_sn: st.e.seq.next_cmd_sn().get(),
                     exp_stat_sn: st.e.exp_stat_sn(LEAD),
                 }
                 .emit(&mut hdr);
-                st.conn.clone()
+                conn
             };
             if let Err(e) = conn.send_pdu(&hdr, &[], false) {
                 drop(held);
-                self.fail(reason::SOCKET, format_args!("sending Logout failed: {e:?}"));
+                self.fail_on(
+                    Some(LEAD),
+                    reason::SOCKET,
+                    format_args!("sending Logout failed: {e:?}"),
+                );
                 return false;
             }
         }
@@ -641,17 +680,26 @@ impl Session {
     /// reference dropped. The socket's file is released when the last
     /// reference goes.
     pub(crate) fn close(&self) {
-        let conn = {
+        let (conns, lanes) = {
             let mut st = self.state.lock();
             st.e.phase = Phase::Closed;
             self.events.notify_all();
-            st.conn.clone()
+            (
+                core::mem::take(&mut st.conns),
+                core::mem::take(&mut st.lanes),
+            )
         };
-        conn.sock.restore_callbacks();
-        conn.sock.shutdown();
+        for conn in conns.iter().flatten() {
+            conn.sock.restore_callbacks();
+            conn.sock.shutdown();
+        }
         self.complete_all(HostByte::NoConnect);
         self.board.withdraw(self.host_no());
         self.host_ctl.lock().handle = None;
+        // The lanes' works still queued hold their own references; nothing
+        // of the lanes runs on a closed session.
+        drop(conns);
+        drop(lanes);
     }
 
     /// Marks the session as going away before its host is removed: a failure
@@ -706,37 +754,6 @@ impl Session {
         i.exp_stat_sn = st.e.exp_stat_sn(LEAD);
         i.in_flight = st.e.tasks.in_flight();
         i
-    }
-}
-
-impl SocketEvents for Session {
-    fn data_ready(this: ArcBorrow<'_, Self>, reading: &mut Reading<'_>) {
-        Session::rx_ready(this, reading);
-    }
-
-    fn state_change(this: ArcBorrow<'_, Self>) {
-        // The RX work notices EOF or an error from recvmsg.
-        Session::kick_rx(this);
-    }
-
-    fn write_space(this: ArcBorrow<'_, Self>) {
-        Session::tx_room(this);
-    }
-}
-
-impl WorkItem<0> for Session {
-    type Pointer = Arc<Session>;
-
-    fn run(this: Arc<Session>) {
-        Session::run_rx(this);
-    }
-}
-
-impl WorkItem<1> for Session {
-    type Pointer = Arc<Session>;
-
-    fn run(this: Arc<Session>) {
-        Session::run_tx(this);
     }
 }
 

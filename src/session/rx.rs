@@ -10,22 +10,22 @@ use kernel::sync::lock::Guard;
 use super::*;
 use crate::sys::lock::SpinLockBhBackend;
 
-impl Session {
+impl Lane {
     /// `sk_data_ready`: receives now, in the callback's context (softirq, or
     /// a task releasing the socket lock). What cannot be done here (failing
     /// the connection, which sleeps; a pass over budget) goes to the RX work.
     pub(super) fn rx_ready(this: ArcBorrow<'_, Self>, reading: &mut Reading<'_>) {
         let conn = {
-            let st = this.state.lock();
+            let st = this.s.state.lock();
             if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
                 return;
             }
-            st.conn.clone()
+            this.conn(&st)
         };
         // An old connection's socket whose callbacks are being restored.
-        if !conn.sock.is_read_by(reading) {
+        let Some(conn) = conn.filter(|c| c.sock.is_read_by(reading)) else {
             return;
-        }
+        };
         let this: Arc<Self> = this.into();
         let (stop, kick) = Self::rx_pass(&this, &conn, reading, true);
         if kick {
@@ -41,35 +41,46 @@ impl Session {
     /// end, which `sk_state_change` signals).
     pub(super) fn run_rx(this: Arc<Self>) {
         let conn = {
-            let st = this.state.lock();
+            let st = this.s.state.lock();
             if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
                 return;
             }
-            st.conn.clone()
+            this.conn(&st)
         };
+        let Some(conn) = conn else { return };
         let (stop, kick) = conn
             .sock
             .with_reading(|reading| Self::rx_pass(&this, &conn, reading, false));
         if kick {
             Self::kick_tx(this.as_arc_borrow());
         }
+        let (s, on) = (&this.s, Some(this.idx));
         match stop {
             RxStop::Drained => {}
             RxStop::Budget => Self::kick_rx(this.as_arc_borrow()),
-            RxStop::Closed => this.fail(
+            RxStop::Closed => s.fail_on(
+                on,
                 reason::CLOSED,
                 format_args!("connection closed by the target"),
             ),
-            RxStop::Socket(e) => this.fail(reason::SOCKET, format_args!("receive failed: {e:?}")),
-            RxStop::Framing(e) => {
-                this.fail(reason::PROTOCOL, format_args!("framing violation: {e:?}"))
-            }
+            RxStop::Socket(e) => s.fail_on(
+                on,
+                reason::SOCKET,
+                format_args!("receive failed: {e:?}"),
+            ),
+            RxStop::Framing(e) => s.fail_on(
+                on,
+                reason::PROTOCOL,
+                format_args!("framing violation: {e:?}"),
+            ),
             RxStop::Sink(RxFault::Reconnect(r)) => {
-                this.fail(reason::TARGET_REQUEST, format_args!("{}", r.text()))
+                s.fail_on(on, reason::TARGET_REQUEST, format_args!("{}", r.text()))
             }
-            RxStop::Sink(RxFault::Violation(v)) => {
-                this.fail(reason::PROTOCOL, format_args!("protocol violation: {v}"))
-            }
+            RxStop::Sink(RxFault::Violation(v)) => s.fail_on(
+                on,
+                reason::PROTOCOL,
+                format_args!("protocol violation: {v}"),
+            ),
         }
     }
 
@@ -94,7 +105,8 @@ impl Session {
             return (stop, false);
         }
         let mut sink = Receiver {
-            s: this,
+            s: &this.s,
+            lane: this.idx,
             st: None,
             kick_tx: false,
             done: &mut side.done,
@@ -111,7 +123,7 @@ impl Session {
         if let Some(t) = resumed {
             pr_info!(
                 "host{}: I/O flowing again {} ms after the connection failed\n",
-                this.host_no(),
+                this.s.host_no(),
                 now_ms() - t
             );
         }
@@ -168,6 +180,8 @@ impl Finished {
 /// The RX work's view of the session as a [`PduSink`].
 struct Receiver<'a> {
     s: &'a Arc<Session>,
+    /// The lane whose connection this pass reads.
+    lane: usize,
     /// The state lock, taken at the first PDU event of an skb piece and held
     /// until the piece is consumed (`piece_done`): one acquisition for the
     /// several PDUs a piece carries, not three per PDU. A piece is at most a
@@ -187,6 +201,12 @@ impl<'a> Receiver<'a> {
     fn state(&mut self) -> &mut Guard<'a, State, SpinLockBhBackend> {
         let s = self.s;
         self.st.get_or_insert_with(|| s.state.lock())
+    }
+
+    /// The engine's placement for a Data-In header on this pass's lane.
+    fn lane_data_in_header(&mut self, d: &DataIn) -> Result<Placement, SessionError> {
+        let lane = self.lane;
+        self.state().e.data_in_header(lane, d)
     }
 
     /// Applies what the engine decided for one PDU.
@@ -256,7 +276,7 @@ impl PduSink for Receiver<'_> {
         let Pdu::DataIn(d) = Pdu::parse(bhs).map_err(SessionError::Malformed)? else {
             return Ok(Dest::Scratch);
         };
-        match self.state().e.data_in_header(LEAD, &d)? {
+        match self.lane_data_in_header(&d)? {
             Placement::Discard => Ok(Dest::Scratch),
             Placement::Into { tag, seq, base } => Ok(Dest::Direct(DataInDest {
                 tag,
@@ -306,8 +326,9 @@ impl PduSink for Receiver<'_> {
             Dest::Direct(d) => Pdu::DataIn(d.hdr),
             Dest::Scratch => Pdu::parse(bhs).map_err(SessionError::Malformed)?,
         };
+        let lane = self.lane;
         let st = self.state();
-        let r = st.e.on_pdu(LEAD, &pdu, data, now_ms());
+        let r = st.e.on_pdu(lane, &pdu, data, now_ms());
         st.log_quirks();
         let out = r?;
         let resumed = if out.complete.is_some() {

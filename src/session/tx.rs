@@ -25,7 +25,7 @@ use super::*;
 /// holder, which must not be gone by then (`Session::tx_wanted`). A failed
 /// send fails the connection once the side is released.
 pub(super) struct TxHeld<'a> {
-    session: &'a Session,
+    lane: &'a Lane,
     /// `Some` until dropped.
     guard: Option<TryMutexGuard<'a, TxSide>>,
     /// The block layer has more of this batch: the last PDU goes with
@@ -39,23 +39,27 @@ pub(super) struct TxHeld<'a> {
 
 impl Drop for TxHeld<'_> {
     fn drop(&mut self) {
-        let session = self.session;
+        let lane = self.lane;
         let mut more = self.more;
         let mut wait = self.wait;
         let mut guard = self.guard.take();
         while let Some(mut side) = guard {
-            let sent = session.send_queued(&mut side, more, wait);
+            let sent = lane.send_queued(&mut side, more, wait);
             drop(side);
             if let Err(e) = sent {
-                session.fail(reason::SOCKET, format_args!("send failed: {e:?}"));
+                lane.s.fail_on(
+                    Some(lane.idx),
+                    reason::SOCKET,
+                    format_args!("send failed: {e:?}"),
+                );
                 return;
             }
             more = false;
             wait = false;
             // Held again by now: the new holder looks again after it lets go.
             // Stopped at a full buffer, only `write_space` may have come.
-            guard = if session.tx_wanted() {
-                session.tx.try_lock()
+            guard = if lane.tx_wanted() {
+                lane.tx.try_lock()
             } else {
                 None
             };
@@ -68,21 +72,25 @@ impl TxHeld<'_> {
     /// PDU with `MSG_MORE` (a PDU of the holder's own follows). A failed
     /// send lets go and fails the connection: `None`.
     pub(super) fn send_queued_now(mut self) -> Option<Self> {
-        let session = self.session;
+        let lane = self.lane;
         let sent = match self.guard.as_mut() {
-            Some(side) => session.send_queued(side, true, true),
+            Some(side) => lane.send_queued(side, true, true),
             None => Ok(()),
         };
         if let Err(e) = sent {
             drop(self.guard.take());
-            session.fail(reason::SOCKET, format_args!("send failed: {e:?}"));
+            lane.s.fail_on(
+                Some(lane.idx),
+                reason::SOCKET,
+                format_args!("send failed: {e:?}"),
+            );
             return None;
         }
         Some(self)
     }
 }
 
-impl Session {
+impl Lane {
     /// Takes the transmit side, waiting for the current holder; its sends
     /// block at a full send buffer.
     pub(super) fn hold_tx(&self) -> TxHeld<'_> {
@@ -97,7 +105,7 @@ impl Session {
 
     fn held<'a>(&'a self, guard: TryMutexGuard<'a, TxSide>, wait: bool) -> TxHeld<'a> {
         TxHeld {
-            session: self,
+            lane: self,
             guard: Some(guard),
             more: false,
             wait,
@@ -117,9 +125,9 @@ impl Session {
         if self.txf.under_way.load(Ordering::Relaxed) {
             return true;
         }
-        let st = self.state.lock();
+        let st = self.s.state.lock();
         matches!(st.e.phase, Phase::Running | Phase::LoggingOut)
-            && (st.e.has_jobs(LEAD) || st.push_asked)
+            && (st.e.has_jobs(self.idx) || st.push_asked & lane_bit(self.idx) != 0)
     }
 
     /// `write_space`: the socket has room again after a send stopped at a
@@ -130,6 +138,15 @@ impl Session {
         }
     }
 
+    /// Has whoever holds the transmit side push, or pushes.
+    fn ask_push(&self) {
+        // Asked before trying: a holder that keeps the side sees it.
+        self.s.state.lock().push_asked |= lane_bit(self.idx);
+        drop(self.try_hold_tx());
+    }
+}
+
+impl Session {
     /// `queuecommand`: admits the command (its CmdSN and slot taken, its
     /// Command PDU queued) and sends the queue if the transmit side is free;
     /// if not, the holder sends it. Never waits for another sender nor for
@@ -142,42 +159,58 @@ impl Session {
         cmd: Cmd,
         more: bool,
     ) -> core::result::Result<(), (Cmd, Busy)> {
-        let r = this.admit(cmd);
-        match this.try_hold_tx() {
+        let hwq = usize::from(cmd.hwq());
+        let (r, lane) = this.admit(cmd, hwq);
+        let Some(lane) = lane else { return r };
+        match lane.try_hold_tx() {
             Some(mut held) => held.more = more,
             None => {
-                this.txf.handed_over.fetch_add(1, Ordering::Relaxed);
+                lane.txf.handed_over.fetch_add(1, Ordering::Relaxed);
                 // The batch ends here, whichever way this command went
                 // (refused, failed, queued): nothing may stay held back.
                 // Asked without looking at `unpushed`: the holder may be
                 // about to send this command with MSG_MORE.
                 if !more {
-                    this.ask_push();
+                    lane.ask_push();
                 }
             }
         }
         r
     }
 
-    /// Sends what commands of an unfinished batch left held back by
-    /// `MSG_MORE` (`commit_rqs`, or a batch whose last command found the
-    /// transmit side held).
-    pub(crate) fn push_held(&self) {
-        if self.txf.unpushed.load(Ordering::Relaxed) {
-            self.ask_push();
+    /// Sends what commands of an unfinished batch of hardware queue `hwq`
+    /// left held back by `MSG_MORE` (`commit_rqs`, or a batch whose last
+    /// command found the transmit side held).
+    pub(crate) fn push_held(&self, hwq: u16) {
+        let lane = {
+            let st = self.state.lock();
+            st.e.route(usize::from(hwq))
+                .and_then(|k| st.lanes.get(k).and_then(Clone::clone))
+        };
+        if let Some(lane) = lane.filter(|l| l.txf.unpushed.load(Ordering::Relaxed)) {
+            lane.ask_push();
         }
     }
 
-    /// Has whoever holds the transmit side push, or pushes.
-    fn ask_push(&self) {
-        // Asked before trying: a holder that keeps the side sees it.
-        self.state.lock().push_asked = true;
-        drop(self.try_hold_tx());
+    /// Takes `cmd`, from hardware queue `hwq`, into the engine, which queues
+    /// its Command PDU on a lane; or completes it with an error; or gives it
+    /// back for a retry. Also returns the lane whose transmit side to try.
+    fn admit(
+        &self,
+        cmd: Cmd,
+        hwq: usize,
+    ) -> (core::result::Result<(), (Cmd, Busy)>, Option<Arc<Lane>>) {
+        let mut lane = None;
+        let r = self.admit_on(cmd, hwq, &mut lane);
+        (r, lane)
     }
 
-    /// Takes `cmd` into the engine, which queues its Command PDU; or
-    /// completes it with an error; or gives it back for a retry.
-    fn admit(&self, mut cmd: Cmd) -> core::result::Result<(), (Cmd, Busy)> {
+    fn admit_on(
+        &self,
+        mut cmd: Cmd,
+        hwq: usize,
+        lane: &mut Option<Arc<Lane>>,
+    ) -> core::result::Result<(), (Cmd, Busy)> {
         let dir = match cmd.direction() {
             DataDir::FromDevice => Dir::Read,
             DataDir::ToDevice => Dir::Write,
@@ -200,6 +233,10 @@ impl Session {
         let len = cmd.transfer_len();
         let lun = cmd.lun_sam();
         let mut st = self.state.lock();
+        *lane = st
+            .e
+            .route(hwq)
+            .and_then(|k| st.lanes.get(k).and_then(Clone::clone));
         // Held until the relogin (the watchdog blocks the host soon).
         if st.e.phase == Phase::Recovering
             || (st.e.phase == Phase::LoggingOut && st.e.reconnect_delay_ms.is_some())
@@ -211,7 +248,7 @@ impl Session {
         if st.e.tasks.peek(tag).is_some_and(|t| t.cmd.revoked()) {
             st.e.take_back(tag);
         }
-        let refused = match st.e.submit(LEAD, tag, cmd, lun, dir, len, now_ms()) {
+        let refused = match st.e.submit(hwq, tag, cmd, lun, dir, len, now_ms()) {
             Ok(_) => return Ok(()),
             Err(r) => r,
         };
@@ -234,7 +271,9 @@ impl Session {
         cmd.complete();
         Ok(())
     }
+}
 
+impl Lane {
     /// Sends everything queued (see [`Engine::next_job`]), beginning with
     /// what a send stopped at a full buffer left under way; `more` and
     /// `wait`: see [`TxHeld`]. Stopped at a full buffer, sets
@@ -259,12 +298,13 @@ impl Session {
         }
         if tx.out.is_some() || tx.burst.is_some() {
             // Left by a send that stopped: still for this connection?
-            let st = self.state.lock();
+            let st = self.s.state.lock();
+            let conn = st.conns.get(self.idx).and_then(Option::as_ref);
             let live = matches!(st.e.phase, Phase::Running | Phase::LoggingOut)
                 && tx
                     .out
                     .as_ref()
-                    .is_none_or(|o| Arc::ptr_eq(&o.conn, &st.conn));
+                    .is_none_or(|o| conn.is_some_and(|c| Arc::ptr_eq(&o.conn, c)));
             drop(st);
             if !live {
                 tx.drop_under_way();
@@ -310,24 +350,27 @@ impl Session {
                     return Ok(());
                 }
             }
-            let mut st = self.state.lock();
+            let mut st = self.s.state.lock();
             if !matches!(st.e.phase, Phase::Running | Phase::LoggingOut) {
                 // The connection failed: its queue went with it.
                 return Ok(());
             }
-            if core::mem::take(&mut st.push_asked) {
+            let Some(conn) = self.conn(&st) else {
+                return Ok(());
+            };
+            let bit = lane_bit(self.idx);
+            if st.push_asked & bit != 0 {
+                st.push_asked &= !bit;
                 more = false;
             }
-            let Some(job) = st.e.next_job(LEAD) else {
-                let conn = st.conn.clone();
+            let Some(job) = st.e.next_job(self.idx) else {
                 drop(st);
                 *last_job = false;
                 self.push_unless(&conn, more);
                 return Ok(());
             };
-            let last = !st.e.has_jobs(LEAD);
+            let last = !st.e.has_jobs(self.idx);
             let more_after = more || !last;
-            let conn = st.conn.clone();
             *last_job = last;
             match self.prepare(&mut st, buf, pages, job) {
                 Next::Pdu {
@@ -347,7 +390,7 @@ impl Session {
                 Next::Unreachable { hdr, cmd } => {
                     drop(st);
                     if let Some(mut cmd) = cmd {
-                        pr_err!("host{}: a command's data cannot be read\n", self.host_no());
+                        pr_err!("host{}: a command's data cannot be read\n", self.s.host_no());
                         cmd.set_result(HostByte::Error, 0);
                         cmd.complete();
                     }
@@ -392,8 +435,11 @@ impl Session {
         pages: &mut TxPages,
         job: TxJob,
     ) -> Next {
-        let exp_stat_sn = st.e.exp_stat_sn(LEAD);
+        let exp_stat_sn = st.e.exp_stat_sn(self.idx);
         let cmd_sn = st.e.seq.next_cmd_sn().get();
+        // The session's keys and this connection's own.
+        let params = st.e.lane(self.idx).map_or(st.e.params, |l| l.params);
+        let cid = st.e.lane(self.idx).map_or(0, |l| l.cid);
         let ctl = |hdr| Next::Pdu {
             hdr,
             staged: Staged::Nothing,
@@ -411,8 +457,7 @@ impl Session {
                     // connection's end and is retried on the next one.
                     return Next::Nothing;
                 }
-                let by_ref = self.by_ref(&st.e.params);
-                let params = st.e.params;
+                let by_ref = self.s.by_ref(&params);
                 let Some(task) = st.e.tasks.get(tag, seq) else {
                     // Taken back before it went out: fill its CmdSN.
                     return ctl(cmd_sn_filler(itt, cmd_sn, exp_stat_sn));
@@ -472,7 +517,7 @@ impl Session {
             // A NOP-Out is immediate: CmdSN is carried, not advanced.
             TxJob::NopOut { ttt, lun } => ctl(nop_out(RESERVED_TAG, ttt, lun, cmd_sn, exp_stat_sn)),
             TxJob::Ping => ctl(nop_out(
-                st.e.ping_itt(LEAD).get(),
+                st.e.ping_itt(self.idx).get(),
                 RESERVED_TAG,
                 0,
                 cmd_sn,
@@ -484,7 +529,7 @@ impl Session {
                     immediate: true,
                     reason: LogoutReason::CloseConnection,
                     itt: st.e.internal_itt(LOGOUT_LOW).get(),
-                    cid: self.cfg.raw.cid,
+                    cid,
                     cmd_sn,
                     exp_stat_sn,
                 }
@@ -494,11 +539,6 @@ impl Session {
         }
     }
 
-    /// Whether a data segment may go by reference under parameters `p`: a
-    /// data digest needs bytes that cannot change after it was computed.
-    fn by_ref(&self, p: &SessionParams) -> bool {
-        p.data_digest != Digest::Crc32c || self.digests_pages()
-    }
 
     /// The next Data-Out PDU of the burst `run`, of at most
     /// MaxRecvDataSegmentLength (the target's), staged; `None` once the
@@ -512,18 +552,21 @@ impl Session {
         let b = run.job;
         let mut hdr = [0u8; BHS_LEN];
         let (piece, staged, conn) = {
-            let mut st = self.state.lock();
+            let mut st = self.s.state.lock();
             if st.e.phase != Phase::Running {
                 // The connection failed; the task went back for retry.
                 return Ok(None);
             }
-            let max = st.e.params.max_xmit_data_segment_len.min(buf.len() as u32);
+            let Some(conn) = self.conn(&st) else {
+                return Ok(None);
+            };
+            let params = st.e.lane(self.idx).map_or(st.e.params, |l| l.params);
+            let max = params.max_xmit_data_segment_len.min(buf.len() as u32);
             let Some(piece) = run.burst.next_piece(max) else {
                 return Ok(None);
             };
-            let by_ref = self.by_ref(&st.e.params);
-            let exp_stat_sn = st.e.exp_stat_sn(LEAD);
-            let conn = st.conn.clone();
+            let by_ref = self.s.by_ref(&params);
+            let exp_stat_sn = st.e.exp_stat_sn(self.idx);
             let Some(task) = st.e.tasks.get(b.tag, b.seq) else {
                 return Ok(None);
             };
@@ -552,6 +595,14 @@ impl Session {
     /// someone holds the transmit side (who then sends it).
     pub(super) fn run_tx(this: Arc<Self>) {
         drop(this.try_hold_tx());
+    }
+}
+
+impl Session {
+    /// Whether a data segment may go by reference under parameters `p`: a
+    /// data digest needs bytes that cannot change after it was computed.
+    fn by_ref(&self, p: &SessionParams) -> bool {
+        p.data_digest != Digest::Crc32c || self.digests_pages()
     }
 }
 

@@ -29,18 +29,23 @@ impl Session {
             if due.replacement_expired {
                 this.events.notify_all();
             }
-            let conn = st.conn.clone();
             drop(st);
             // A send stopped at a full buffer, and the socket has room but
             // no `write_space` came (TCP short of memory refused the send
             // with room to spare): look again.
-            let blocked = this.txf.blocked.load(Ordering::SeqCst);
-            if blocked && conn.sock.writeable() {
-                Self::tx_room(this.as_arc_borrow());
-            }
-            drop(conn);
-            if due.pings != 0 {
-                Self::kick_tx(this.as_arc_borrow());
+            let mut blocked = false;
+            for (lane, conn) in this.lanes().iter() {
+                let (Some(lane), Some(conn)) = (lane, conn) else {
+                    continue;
+                };
+                let stopped = lane.txf.blocked.load(Ordering::SeqCst);
+                blocked |= stopped;
+                if stopped && conn.sock.writeable() {
+                    Lane::tx_room(lane.as_arc_borrow());
+                }
+                if due.pings & lane_bit(lane.idx) != 0 {
+                    Lane::kick_tx(lane.as_arc_borrow());
+                }
             }
             match due.fail {
                 None => {}
@@ -83,9 +88,10 @@ impl Session {
         }
     }
 
-    /// Sends a NOP-Out ping (unless one is out) and waits for its answer:
-    /// whether the connection is alive. No answer in time fails it.
-    pub(super) fn ping_alive(this: &Arc<Self>) -> bool {
+    /// Sends a NOP-Out ping on lane `lane` (unless one is out) and waits
+    /// for its answer: whether the connection is alive. No answer in time
+    /// fails it.
+    pub(super) fn ping_alive(this: &Arc<Self>, lane: usize) -> bool {
         let mut st = this.state.lock();
         if st.e.phase != Phase::Running {
             return false;
@@ -94,13 +100,13 @@ impl Session {
             0 => EH_PING_TIMEOUT_MS,
             t => u32::from(t) * 1000,
         };
-        if lead_ping(&st).is_none() {
-            if !st.e.start_ping(LEAD, now_ms()) {
+        if ping_out(&st, lane).is_none() {
+            if !st.e.start_ping(lane, now_ms()) {
                 // The control queue is full: the connection is busy anyway.
                 return true;
             }
             drop(st);
-            Self::kick_tx(this.as_arc_borrow());
+            this.kick_tx(lane);
             st = this.state.lock();
         }
         let mut left = msecs_to_jiffies(timeout_ms);
@@ -108,7 +114,7 @@ impl Session {
             if st.e.phase != Phase::Running {
                 return false;
             }
-            if lead_ping(&st).is_none() {
+            if ping_out(&st, lane).is_none() {
                 return true;
             }
             match this.events.wait_interruptible_timeout(&mut st, left) {
@@ -117,13 +123,14 @@ impl Session {
             }
         }
         // Anything received since the ping also shows the connection alive.
-        let answered = match st.e.lane(LEAD) {
+        let answered = match st.e.lane(lane) {
             Some(l) => l.ping_sent_ms.is_none_or(|sent| l.last_rx_ms > sent),
             None => true,
         };
         drop(st);
         if !answered {
-            this.fail(
+            this.fail_on(
+                Some(lane),
                 reason::NOP_TIMEOUT,
                 format_args!("no answer to the error handler's NOP-Out ping"),
             );
@@ -132,7 +139,7 @@ impl Session {
     }
 }
 
-/// When the ping on the leading connection went out, if one is out.
-fn lead_ping(st: &State) -> Option<i64> {
-    st.e.lane(LEAD).and_then(|l| l.ping_sent_ms)
+/// When the ping on lane `lane` went out, if one is out.
+fn ping_out(st: &State, lane: usize) -> Option<i64> {
+    st.e.lane(lane).and_then(|l| l.ping_sent_ms)
 }

@@ -409,6 +409,11 @@ impl Cmd {
         self.info.unique_tag
     }
 
+    /// The blk-mq hardware queue it was dispatched on.
+    pub(crate) fn hwq(&self) -> u16 {
+        (self.info.unique_tag >> 16) as u16
+    }
+
     /// Copies bytes `from..from + len` of a received skb piece straight into
     /// the data buffer at byte `offset`: Data-In payload in one copy, without
     /// a bounce buffer. With `crc`, the bytes are also folded into that
@@ -661,10 +666,11 @@ pub(crate) trait HostOps: Send + Sync + Sized + 'static {
     /// driver computes a digest over pages it sends by reference.
     fn stable_writes(this: ArcBorrow<'_, Self>) -> bool;
 
-    /// `commit_rqs`: a batch ended without its last command (the block layer
-    /// had told `queue_command` more would come, then stopped): send what
-    /// was held back for it. May block, as `queue_command`.
-    fn commit(this: ArcBorrow<'_, Self>);
+    /// `commit_rqs`: a batch of hardware queue `hwq` ended without its last
+    /// command (the block layer had told `queue_command` more would come,
+    /// then stopped): send what was held back for it. May block, as
+    /// `queue_command`.
+    fn commit(this: ArcBorrow<'_, Self>, hwq: u16);
 
     /// `eh_abort_handler`. On success (the command handed back, or "not
     /// ours") the midlayer owns the command again: a handle still kept is
@@ -826,8 +832,12 @@ impl<T: HostOps> Drop for HostTemplate<T> {
 /// Per-host settings.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HostConfig {
-    /// Commands in flight (blk-mq tags).
+    /// Commands in flight (blk-mq tags), for the whole host.
     pub(crate) can_queue: u32,
+    /// blk-mq hardware queues (1..); with more than one, the tags are
+    /// shared host-wide (`host_tagset`), so a tag names one command of the
+    /// host whatever its queue.
+    pub(crate) nr_hw_queues: u32,
     /// Highest LUN + 1 the scan may find.
     pub(crate) max_lun: u64,
     /// Longest CDB.
@@ -911,6 +921,10 @@ impl<T: HostOps> Host<T> {
             (*h).max_cmd_len = cfg.max_cmd_len;
             (*h).can_queue = cfg.can_queue as c_int;
             (*h).cmd_per_lun = cfg.can_queue.min(i16::MAX as u32) as i16;
+            (*h).nr_hw_queues = cfg.nr_hw_queues.max(1);
+            if cfg.nr_hw_queues > 1 {
+                (*h).set_host_tagset(1);
+            }
             (*h).hostdata
                 .as_mut_ptr()
                 .cast::<HostPriv>()
@@ -1174,10 +1188,10 @@ unsafe extern "C" fn queuecommand_cb<T: HostOps>(
 ///
 /// Called by the block layer (through the midlayer) as `commit_rqs` for a
 /// host of ours, which is added: it dispatched commands to it.
-unsafe extern "C" fn commit_rqs_cb<T: HostOps>(shost: *mut bindings::Scsi_Host, _hwq: u16) {
+unsafe extern "C" fn commit_rqs_cb<T: HostOps>(shost: *mut bindings::Scsi_Host, hwq: u16) {
     // SAFETY: our host, added.
     let (data, _) = unsafe { host_priv::<T>(shost) };
-    T::commit(data);
+    T::commit(data, hwq);
 }
 
 /// # Safety
