@@ -67,6 +67,17 @@ pub const WAIT_EVENT: u32 = iowr(IOC_MAGIC, 5, size_of::<Event>());
 /// Report a failed re-login attempt: [`ReloginFailed`]. The kernel offers the
 /// request again after `retry_ms`.
 pub const FAIL_RELOGIN: u32 = iow(IOC_MAGIC, 6, size_of::<ReloginFailed>());
+/// Add a further connection (lane `lane` > 0) to a running session created
+/// with `connections` > 1: [`Handoff`] of a non-leading login (same ISID, the
+/// session's TSIH, its own CID), `host_no` naming the session and
+/// `generation` the session's current one (0 before any recovery).
+pub const ADD_CONNECTION: u32 = iowr(IOC_MAGIC, 7, size_of::<Handoff>());
+/// List a session's connections: [`ConnList`] in and out, [`ConnInfo`]
+/// entries (one per lane, up or not) written to `entries`.
+pub const LIST_CONNECTIONS: u32 = iowr(IOC_MAGIC, 8, size_of::<ConnList>());
+
+/// Most connections (lanes) a session may have: one per blk-mq hardware queue.
+pub const MAX_CONNECTIONS: u16 = 16;
 
 /// Largest login recipe (opaque to the kernel, see [`Handoff::recipe`]).
 pub const RECIPE_MAX: u32 = 4096;
@@ -269,8 +280,17 @@ pub struct Handoff {
     /// Seconds a ping may go unanswered before the connection fails (1..=3600
     /// when pings are on). Ignored by HANDOFF.
     pub noop_out_timeout: u16,
+    /// ADD_SESSION: connections (lanes, blk-mq hardware queues) the session
+    /// gets; 0 or 1 mean one, as before this field existed. HANDOFF: lanes
+    /// the daemon will restore after this leading connection (0: as many as
+    /// the session has). ADD_CONNECTION: 0.
+    pub connections: u16,
+    /// ADD_CONNECTION: the lane this connection serves, 1..[`MAX_CONNECTIONS`]
+    /// and below the session's `connections`. ADD_SESSION / HANDOFF: 0 (the
+    /// leading connection is always lane 0).
+    pub lane: u16,
     /// Room for later fields: must be 0.
-    pub _spare: [u32; 10],
+    pub _spare: [u32; 9],
 }
 
 /// WAIT_EVENT argument: the caller fills `version`, `size`, `flags` and the
@@ -318,8 +338,14 @@ pub struct Event {
     pub initiator_name: [u8; NAME_LEN],
     /// Out: the portal of the lost connection.
     pub portal: [u8; PORTAL_LEN],
+    /// Out: lanes the session had (the daemon logs in lane 0, HANDOFFs it,
+    /// then ADD_CONNECTIONs lanes 1..connections); 0 from a kernel without
+    /// multiple connections, meaning one.
+    pub connections: u16,
+    /// Out: the lane whose failure caused the event.
+    pub lane: u16,
     /// Room for later fields: must be 0.
-    pub _spare: [u32; 8],
+    pub _spare: [u32; 7],
 }
 
 /// FAIL_RELOGIN argument.
@@ -440,8 +466,80 @@ pub struct SessionInfo {
     pub generation: u32,
     /// Replacement timeout, seconds.
     pub replacement_timeout: u32,
+    /// Connections up now (0 from a kernel without multiple connections).
+    pub connections: u16,
+    /// Lanes the session was created with (0 from such a kernel: one).
+    pub lanes: u16,
     /// Room for later fields.
-    pub _spare: [u32; 13],
+    pub _spare: [u32; 12],
+}
+
+/// LIST_CONNECTIONS argument. The kernel writes up to `capacity` [`ConnInfo`]s
+/// (one per lane of session `host_no`) to the user address `entries` and sets
+/// `count` to the session's number of lanes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnList {
+    /// [`VERSION`].
+    pub version: u32,
+    /// `size_of::<ConnList>()`.
+    pub size: u32,
+    /// The session.
+    pub host_no: u32,
+    /// Entries the buffer at `entries` holds.
+    pub capacity: u32,
+    /// Out: the session's lanes.
+    pub count: u32,
+    /// Size of one entry as the caller knows it: `size_of::<ConnInfo>()`.
+    pub entry_size: u32,
+    /// User address of `capacity` [`ConnInfo`]s (may be 0 when `capacity` is 0).
+    pub entries: u64,
+    /// Room for later fields: must be 0.
+    pub _spare: [u32; 4],
+}
+
+/// [`ConnInfo::state`] values.
+pub mod conn_state {
+    /// No connection on this lane (never added, or lost and not yet back).
+    pub const ABSENT: u8 = 0;
+    /// Logged in, full feature phase.
+    pub const UP: u8 = 1;
+}
+
+/// One lane in a LIST_CONNECTIONS answer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Lane (hardware queue) index.
+    pub lane: u16,
+    /// CID of its connection.
+    pub cid: u16,
+    /// One of [`conn_state`].
+    pub state: u8,
+    /// [`DIGEST_NONE`] or [`DIGEST_CRC32C`].
+    pub header_digest: u8,
+    /// [`DIGEST_NONE`] or [`DIGEST_CRC32C`].
+    pub data_digest: u8,
+    /// Padding.
+    pub _pad0: u8,
+    /// ExpStatSN of the connection.
+    pub exp_stat_sn: u32,
+    /// MaxRecvDataSegmentLength (ours).
+    pub max_recv_data_segment_len: u32,
+    /// MaxRecvDataSegmentLength (the target's).
+    pub max_xmit_data_segment_len: u32,
+    /// Commands in flight on this lane.
+    pub in_flight: u32,
+    /// PDUs handed to the socket.
+    pub tx_handed_over: u64,
+    /// Sends stopped at a full send buffer.
+    pub tx_stalled: u64,
+    /// Local TCP port (0 when absent).
+    pub local_port: u16,
+    /// Padding.
+    pub _pad1: u16,
+    /// Room for later fields.
+    pub _spare: [u32; 7],
 }
 
 /// A field type of the ABI: fixed size, native byte order.
@@ -583,7 +681,9 @@ abi_struct!(Handoff {
     replacement_timeout: u32,
     noop_out_interval: u16,
     noop_out_timeout: u16,
-    _spare: [u32; 10],
+    connections: u16,
+    lane: u16,
+    _spare: [u32; 9],
 });
 abi_struct!(Event {
     version: u32,
@@ -605,7 +705,9 @@ abi_struct!(Event {
     target_name: [u8; NAME_LEN],
     initiator_name: [u8; NAME_LEN],
     portal: [u8; PORTAL_LEN],
-    _spare: [u32; 8],
+    connections: u16,
+    lane: u16,
+    _spare: [u32; 7],
 });
 abi_struct!(ReloginFailed {
     version: u32,
@@ -661,23 +763,67 @@ abi_struct!(SessionInfo {
     recoveries: u32,
     generation: u32,
     replacement_timeout: u32,
-    _spare: [u32; 13],
+    connections: u16,
+    lanes: u16,
+    _spare: [u32; 12],
+});
+abi_struct!(ConnList {
+    version: u32,
+    size: u32,
+    host_no: u32,
+    capacity: u32,
+    count: u32,
+    entry_size: u32,
+    entries: u64,
+    _spare: [u32; 4],
+});
+abi_struct!(ConnInfo {
+    lane: u16,
+    cid: u16,
+    state: u8,
+    header_digest: u8,
+    data_digest: u8,
+    _pad0: u8,
+    exp_stat_sn: u32,
+    max_recv_data_segment_len: u32,
+    max_xmit_data_segment_len: u32,
+    in_flight: u32,
+    tx_handed_over: u64,
+    tx_stalled: u64,
+    local_port: u16,
+    _pad1: u16,
+    _spare: [u32; 7],
 });
 
 // The layout is the ABI: pin sizes and a few offsets so a reordering is caught.
 const _: () = assert!(size_of::<Handoff>() == 672);
 const _: () = assert!(offset_of!(Handoff, target_name) == 96);
 const _: () = assert!(offset_of!(Handoff, recipe) == 608);
-const _: () = assert!(offset_of!(Handoff, _spare) == 632);
+const _: () = assert!(offset_of!(Handoff, connections) == 632);
+const _: () = assert!(offset_of!(Handoff, lane) == 634);
+const _: () = assert!(offset_of!(Handoff, _spare) == 636);
 const _: () = assert!(size_of::<Event>() == 608);
 const _: () = assert!(offset_of!(Event, recipe) == 48);
 const _: () = assert!(offset_of!(Event, target_name) == 64);
+const _: () = assert!(offset_of!(Event, connections) == 576);
+const _: () = assert!(offset_of!(Event, lane) == 578);
+const _: () = assert!(offset_of!(Event, _spare) == 580);
 const _: () = assert!(size_of::<ReloginFailed>() == 40);
 const _: () = assert!(size_of::<RemoveSession>() == 32);
 const _: () = assert!(size_of::<List>() == 48);
 const _: () = assert!(offset_of!(List, entries) == 16);
 const _: () = assert!(size_of::<SessionInfo>() == 640);
 const _: () = assert!(offset_of!(SessionInfo, target_name) == 64);
+const _: () = assert!(offset_of!(SessionInfo, connections) == 588);
+const _: () = assert!(offset_of!(SessionInfo, lanes) == 590);
+const _: () = assert!(offset_of!(SessionInfo, _spare) == 592);
+const _: () = assert!(size_of::<ConnList>() == 48);
+const _: () = assert!(offset_of!(ConnList, entries) == 24);
+const _: () = assert!(size_of::<ConnInfo>() == 72);
+const _: () = assert!(offset_of!(ConnInfo, exp_stat_sn) == 8);
+const _: () = assert!(offset_of!(ConnInfo, tx_handed_over) == 24);
+const _: () = assert!(offset_of!(ConnInfo, local_port) == 40);
+const _: () = assert!(offset_of!(ConnInfo, _spare) == 44);
 
 /// Why the kernel refused an argument. One variant per rule, so the log line
 /// says exactly what was wrong.
@@ -784,6 +930,29 @@ pub enum UapiError {
         /// The field.
         field: &'static str,
     },
+    /// More connections asked for than MaxConnections allows.
+    ConnectionsAboveMaxConnections {
+        /// Connections asked for.
+        connections: u16,
+        /// MaxConnections negotiated.
+        max_connections: u16,
+    },
+    /// ADD_CONNECTION: a session-wide (leading only) key, or the portal group,
+    /// differs from the session's: the login was not for this session.
+    SessionKeyDiffers {
+        /// The key, as RFC 7143 spells it.
+        key: &'static str,
+    },
+    /// HANDOFF / ADD_CONNECTION: a field naming the session differs from it.
+    NotThisSession {
+        /// The field.
+        field: &'static str,
+    },
+    /// LIST_CONNECTIONS: `entry_size` is not the [`ConnInfo`] size this kernel writes.
+    ConnEntrySize {
+        /// What userspace sent.
+        got: u32,
+    },
 }
 
 impl fmt::Display for UapiError {
@@ -837,6 +1006,22 @@ impl fmt::Display for UapiError {
                 write!(f, "{field}: a length without a buffer address")
             }
             UapiError::WrongIoctl { field } => write!(f, "{field} is not valid for this ioctl"),
+            UapiError::ConnectionsAboveMaxConnections {
+                connections,
+                max_connections,
+            } => write!(
+                f,
+                "{connections} connections asked for, MaxConnections is {max_connections}"
+            ),
+            UapiError::SessionKeyDiffers { key } => {
+                write!(f, "{key} differs from the session's")
+            }
+            UapiError::NotThisSession { field } => {
+                write!(f, "{field} differs from the session's")
+            }
+            UapiError::ConnEntrySize { got } => {
+                write!(f, "LIST_CONNECTIONS entry size {got} unknown")
+            }
         }
     }
 }
@@ -922,6 +1107,17 @@ pub const fn digest_code(d: Digest) -> u8 {
     }
 }
 
+/// Which ioctl a [`Handoff`] came with: the rules differ a little.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffKind {
+    /// ADD_SESSION: a new session, its leading connection.
+    Add,
+    /// HANDOFF: the leading connection of a session reinstated after a failure.
+    Handoff,
+    /// ADD_CONNECTION: a further connection of a running session.
+    AddConnection,
+}
+
 /// A [`Handoff`] that passed [`Handoff::validate`], with typed values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -945,6 +1141,12 @@ pub struct SessionConfig {
     pub noop_out_interval: u16,
     /// NOP-Out timeout, seconds.
     pub noop_out_timeout: u16,
+    /// ADD_SESSION: lanes to create, 1..=[`MAX_CONNECTIONS`] (a 0 on the wire
+    /// means 1). HANDOFF: lanes the daemon will restore, where 0 (on the
+    /// wire and here) means as many as the session has. ADD_CONNECTION: 1.
+    pub connections: u16,
+    /// The lane of this connection: 0 except on ADD_CONNECTION.
+    pub lane: u16,
 }
 
 impl SessionConfig {
@@ -961,6 +1163,71 @@ impl SessionConfig {
     /// Portal.
     pub fn portal(&self) -> &str {
         c_str_field("portal", &self.raw.portal).unwrap_or("")
+    }
+
+    /// Whether `other` (a HANDOFF or ADD_CONNECTION) names this session:
+    /// the same target, initiator, ISID and queue depth. Names the first
+    /// field that differs.
+    pub fn same_session(&self, other: &SessionConfig) -> Result<(), UapiError> {
+        let checks = [
+            ("target_name", self.target_name() == other.target_name()),
+            (
+                "initiator_name",
+                self.initiator_name() == other.initiator_name(),
+            ),
+            ("isid", self.raw.isid == other.raw.isid),
+            ("queue_depth", self.queue_depth == other.queue_depth),
+        ];
+        match checks.iter().find(|(_, same)| !same) {
+            Some(&(field, _)) => Err(UapiError::NotThisSession { field }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a further connection's login (`other`, ADD_CONNECTION)
+    /// agrees with this session on every leading-only key (RFC 7143 §13:
+    /// they are negotiated once, on the leading connection) and on the
+    /// portal group (a session's connections all belong to one, §4.4.1).
+    /// Connection keys (digests, MaxRecvDataSegmentLength) may differ. Names
+    /// the first key that differs.
+    pub fn same_session_keys(&self, other: &SessionConfig) -> Result<(), UapiError> {
+        let (a, b) = (&self.params, &other.params);
+        let checks = [
+            ("MaxConnections", a.max_connections == b.max_connections),
+            ("InitialR2T", a.initial_r2t == b.initial_r2t),
+            ("ImmediateData", a.immediate_data == b.immediate_data),
+            ("MaxBurstLength", a.max_burst_len == b.max_burst_len),
+            ("FirstBurstLength", a.first_burst_len == b.first_burst_len),
+            (
+                "DefaultTime2Wait",
+                a.default_time2wait == b.default_time2wait,
+            ),
+            (
+                "DefaultTime2Retain",
+                a.default_time2retain == b.default_time2retain,
+            ),
+            (
+                "MaxOutstandingR2T",
+                a.max_outstanding_r2t == b.max_outstanding_r2t,
+            ),
+            ("DataPDUInOrder", a.data_pdu_in_order == b.data_pdu_in_order),
+            (
+                "DataSequenceInOrder",
+                a.data_sequence_in_order == b.data_sequence_in_order,
+            ),
+            (
+                "ErrorRecoveryLevel",
+                a.error_recovery_level == b.error_recovery_level,
+            ),
+            (
+                "TargetPortalGroupTag",
+                a.target_portal_group_tag == b.target_portal_group_tag,
+            ),
+        ];
+        match checks.iter().find(|(_, same)| !same) {
+            Some(&(key, _)) => Err(UapiError::SessionKeyDiffers { key }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -1012,9 +1279,23 @@ impl Handoff {
         h
     }
 
-    /// Checks every field of an ADD_SESSION argument (`add` = true) or a HANDOFF
-    /// (`add` = false, `host_no` names the session) and returns the typed view.
+    /// Checks an ADD_SESSION argument (`add` = true) or a HANDOFF (`add` =
+    /// false): [`Handoff::validate_kind`] with [`HandoffKind::Add`] or
+    /// [`HandoffKind::Handoff`].
     pub fn validate(&self, add: bool) -> Result<SessionConfig, UapiError> {
+        self.validate_kind(if add {
+            HandoffKind::Add
+        } else {
+            HandoffKind::Handoff
+        })
+    }
+
+    /// Checks every field for the ioctl `kind` (on HANDOFF and ADD_CONNECTION
+    /// `host_no` names the session) and returns the typed view. What needs
+    /// the running session (is `lane` below its lanes, is the CID free, do
+    /// the keys match: [`SessionConfig::same_session_keys`]) is the caller's.
+    pub fn validate_kind(&self, kind: HandoffKind) -> Result<SessionConfig, UapiError> {
+        let add = kind == HandoffKind::Add;
         check_version(self.version, self.size, Self::SIZE)?;
         if self.flags != 0 {
             return Err(UapiError::UnknownFlags { flags: self.flags });
@@ -1148,6 +1429,7 @@ impl Handoff {
         if self.itt_base & 0xffff != 0 || age == 0xffff {
             return Err(UapiError::BadIttBase);
         }
+        let connections = self.check_lanes(kind)?;
         let params = SessionParams {
             session_type: SessionType::Normal,
             auth_method: AuthMethod::None,
@@ -1180,7 +1462,55 @@ impl Handoff {
             replacement_timeout: self.replacement_timeout,
             noop_out_interval: self.noop_out_interval,
             noop_out_timeout: self.noop_out_timeout,
+            connections,
+            lane: self.lane,
         })
+    }
+
+    /// The `connections` / `lane` rules of `kind`; returns the typed count.
+    fn check_lanes(&self, kind: HandoffKind) -> Result<u16, UapiError> {
+        let count = |n: u16| -> Result<u16, UapiError> {
+            if n <= 1 {
+                return Ok(n);
+            }
+            check_range("connections", u32::from(n), 1, u32::from(MAX_CONNECTIONS))?;
+            if n > self.max_connections {
+                return Err(UapiError::ConnectionsAboveMaxConnections {
+                    connections: n,
+                    max_connections: self.max_connections,
+                });
+            }
+            Ok(n)
+        };
+        match kind {
+            HandoffKind::Add | HandoffKind::Handoff => {
+                if self.lane != 0 {
+                    return Err(UapiError::WrongIoctl { field: "lane" });
+                }
+                let n = count(self.connections)?;
+                // A new session has at least its leading connection; a
+                // HANDOFF's 0 means "unchanged" and stays 0.
+                Ok(if kind == HandoffKind::Add {
+                    n.max(1)
+                } else {
+                    n
+                })
+            }
+            HandoffKind::AddConnection => {
+                if self.connections != 0 {
+                    return Err(UapiError::WrongIoctl {
+                        field: "connections",
+                    });
+                }
+                check_range(
+                    "lane",
+                    u32::from(self.lane),
+                    1,
+                    u32::from(MAX_CONNECTIONS) - 1,
+                )?;
+                Ok(1)
+            }
+        }
     }
 }
 
@@ -1224,6 +1554,36 @@ impl List {
         check_zero("_spare", self._spare.iter().all(|&v| v == 0))?;
         if self.entry_size != SessionInfo::SIZE as u32 {
             return Err(UapiError::EntrySize {
+                got: self.entry_size,
+            });
+        }
+        if self.capacity > 0 && self.entries == 0 {
+            return Err(UapiError::NullEntries);
+        }
+        Ok(())
+    }
+}
+
+impl ConnList {
+    /// A request for up to `capacity` lanes of session `host_no` at user
+    /// address `entries`.
+    pub fn new(host_no: u32, capacity: u32, entries: u64) -> Self {
+        let mut l = ConnList::zeroed();
+        l.version = VERSION;
+        l.size = Self::SIZE as u32;
+        l.host_no = host_no;
+        l.capacity = capacity;
+        l.entries = entries;
+        l.entry_size = ConnInfo::SIZE as u32;
+        l
+    }
+
+    /// Checks the argument (the session lookup is the caller's).
+    pub fn validate(&self) -> Result<(), UapiError> {
+        check_version(self.version, self.size, Self::SIZE)?;
+        check_zero("_spare", self._spare.iter().all(|&v| v == 0))?;
+        if self.entry_size != ConnInfo::SIZE as u32 {
+            return Err(UapiError::ConnEntrySize {
                 got: self.entry_size,
             });
         }
@@ -1380,7 +1740,7 @@ mod tests {
             ),
             (|h| h.flags = 4, UapiError::UnknownFlags { flags: 4 }),
             (
-                |h| h._spare[9] = 1,
+                |h| h._spare[8] = 1,
                 UapiError::NonZeroReserved { field: "_spare" },
             ),
             (
@@ -1580,7 +1940,7 @@ mod tests {
             Err(UapiError::NullBuffer { field: "recipe" })
         );
         let mut e = Event::request(0, 0, 0);
-        e._spare[7] = 1;
+        e._spare[6] = 1;
         assert_eq!(
             e.validate_request(),
             Err(UapiError::NonZeroReserved { field: "_spare" })
@@ -1640,6 +2000,297 @@ mod tests {
         assert_eq!(c_str_field("x", &a), Ok("1234567"));
         assert_eq!(set_c_str("12345678", &mut a), None);
         assert_eq!(set_c_str("a\0b", &mut a), None);
+    }
+
+    #[test]
+    fn new_ioctl_numbers_match_the_c_macros() {
+        // _IOWR(0xe3, 7, 672) and _IOWR(0xe3, 8, 48).
+        assert_eq!(ADD_CONNECTION, (3 << 30) | (672 << 16) | (0xe3 << 8) | 7);
+        assert_eq!(LIST_CONNECTIONS, (3 << 30) | (48 << 16) | (0xe3 << 8) | 8);
+        let all = [
+            ADD_SESSION,
+            REMOVE_SESSION,
+            LIST,
+            HANDOFF,
+            WAIT_EVENT,
+            FAIL_RELOGIN,
+            ADD_CONNECTION,
+            LIST_CONNECTIONS,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert!(!all[i + 1..].contains(a), "number {i} used twice");
+        }
+    }
+
+    #[test]
+    fn new_fields_sit_where_spare_was() {
+        let mut h = sample();
+        h.connections = 0x0102;
+        h.lane = 0x0304;
+        let b = h.to_bytes();
+        assert_eq!(&b[632..634], &0x0102u16.to_ne_bytes());
+        assert_eq!(&b[634..636], &0x0304u16.to_ne_bytes());
+        assert_eq!(Handoff::from_bytes(&b), h);
+        let mut e = Event::request(0, 0, 0);
+        e.connections = 4;
+        e.lane = 3;
+        let b = e.to_bytes();
+        assert_eq!(&b[576..578], &4u16.to_ne_bytes());
+        assert_eq!(&b[578..580], &3u16.to_ne_bytes());
+        assert_eq!(Event::from_bytes(&b), e);
+        // Out fields: whatever the caller left there is not looked at.
+        assert_eq!(e.validate_request(), Ok(false));
+        let mut i = SessionInfo::zeroed();
+        i.connections = 2;
+        i.lanes = 4;
+        let b = i.to_bytes();
+        assert_eq!(&b[588..590], &2u16.to_ne_bytes());
+        assert_eq!(&b[590..592], &4u16.to_ne_bytes());
+        assert_eq!(SessionInfo::from_bytes(&b), i);
+    }
+
+    #[test]
+    fn zeros_in_the_new_fields_mean_one_connection() {
+        let h = sample();
+        assert_eq!((h.connections, h.lane), (0, 0));
+        let c = h.validate(true).unwrap();
+        assert_eq!((c.connections, c.lane), (1, 0));
+        assert_eq!(h.validate_kind(HandoffKind::Add), Ok(c));
+        let mut r = sample();
+        r.host_no = 3;
+        let c = r.validate(false).unwrap();
+        assert_eq!((c.connections, c.lane), (0, 0), "HANDOFF 0: unchanged");
+        assert_eq!(r.validate_kind(HandoffKind::Handoff), Ok(c));
+        // 1 is one connection too.
+        let mut one = sample();
+        one.connections = 1;
+        one.max_connections = 1;
+        assert_eq!(one.validate(true).map(|c| c.connections), Ok(1));
+    }
+
+    #[test]
+    fn connection_count_rules() {
+        let mut h = sample();
+        h.max_connections = 16;
+        for n in [2, 4, 16] {
+            h.connections = n;
+            assert_eq!(h.validate(true).map(|c| c.connections), Ok(n));
+            assert_eq!(h.validate(false).map(|c| c.connections), Ok(n));
+        }
+        h.max_connections = u16::MAX;
+        h.connections = MAX_CONNECTIONS + 1;
+        let above = UapiError::OutOfRange {
+            field: "connections",
+            value: 17,
+        };
+        assert_eq!(h.validate(true).err(), Some(above));
+        assert_eq!(h.validate(false).err(), Some(above));
+        h.max_connections = 2;
+        h.connections = 3;
+        let neg = UapiError::ConnectionsAboveMaxConnections {
+            connections: 3,
+            max_connections: 2,
+        };
+        assert_eq!(h.validate(true).err(), Some(neg));
+        assert_eq!(h.validate(false).err(), Some(neg));
+        // The leading connection is lane 0 on both ioctls.
+        let mut h = sample();
+        h.lane = 1;
+        let lane = UapiError::WrongIoctl { field: "lane" };
+        assert_eq!(h.validate(true).err(), Some(lane));
+        assert_eq!(h.validate(false).err(), Some(lane));
+    }
+
+    fn secondary(lane: u16) -> Handoff {
+        let mut h = sample();
+        h.host_no = 3;
+        h.generation = 2;
+        h.cid = lane;
+        h.lane = lane;
+        h
+    }
+
+    #[test]
+    fn add_connection_rules() {
+        for lane in [1, 7, MAX_CONNECTIONS - 1] {
+            let c = secondary(lane)
+                .validate_kind(HandoffKind::AddConnection)
+                .unwrap();
+            assert_eq!((c.lane, c.connections), (lane, 1));
+            assert_eq!(c.raw.generation, 2);
+        }
+        // Host 0 is a host number like any other; the kernel looks it up.
+        let mut h = secondary(1);
+        h.host_no = 0;
+        assert!(h.validate_kind(HandoffKind::AddConnection).is_ok());
+        type Mutator = fn(&mut Handoff);
+        let cases: &[(Mutator, UapiError)] = &[
+            (
+                |h| h.lane = 0,
+                UapiError::OutOfRange {
+                    field: "lane",
+                    value: 0,
+                },
+            ),
+            (
+                |h| h.lane = MAX_CONNECTIONS,
+                UapiError::OutOfRange {
+                    field: "lane",
+                    value: 16,
+                },
+            ),
+            (
+                |h| h.connections = 2,
+                UapiError::WrongIoctl {
+                    field: "connections",
+                },
+            ),
+            (
+                |h| {
+                    h.recipe = 0x1000;
+                    h.recipe_len = 8;
+                },
+                UapiError::WrongIoctl { field: "recipe" },
+            ),
+            (
+                |h| h.recipe_len = 8,
+                UapiError::WrongIoctl { field: "recipe" },
+            ),
+            (|h| h.tsih = 0, UapiError::ZeroTsih),
+            (|h| h.fd = -1, UapiError::BadFd),
+            (
+                |h| h._spare[0] = 1,
+                UapiError::NonZeroReserved { field: "_spare" },
+            ),
+        ];
+        for (i, (mutate, want)) in cases.iter().enumerate() {
+            let mut h = secondary(1);
+            mutate(&mut h);
+            assert_eq!(
+                h.validate_kind(HandoffKind::AddConnection).err(),
+                Some(*want),
+                "case {i}"
+            );
+        }
+        // Like HANDOFF, the recovery knobs are not looked at.
+        let mut h = secondary(2);
+        h.noop_out_interval = u16::MAX;
+        h.noop_out_timeout = 0;
+        h.replacement_timeout = u32::MAX;
+        assert!(h.validate_kind(HandoffKind::AddConnection).is_ok());
+    }
+
+    #[test]
+    fn session_keys_and_identity_are_compared() {
+        let mut lead = sample();
+        lead.max_connections = 4;
+        lead.connections = 4;
+        let lead = lead.validate(true).unwrap();
+        let mut s = secondary(1);
+        s.max_connections = 4;
+        // Connection keys may differ.
+        s.header_digest = DIGEST_NONE;
+        s.data_digest = DIGEST_CRC32C;
+        s.max_recv_data_segment_len = 8192;
+        s.max_xmit_data_segment_len = 4096;
+        let ok = s.validate_kind(HandoffKind::AddConnection).unwrap();
+        assert_eq!(lead.same_session_keys(&ok), Ok(()));
+        assert_eq!(lead.same_session(&ok), Ok(()));
+        type Mutator = fn(&mut Handoff);
+        let keys: &[(Mutator, &str)] = &[
+            (|h| h.max_connections = 5, "MaxConnections"),
+            (|h| h.initial_r2t ^= 1, "InitialR2T"),
+            (|h| h.immediate_data ^= 1, "ImmediateData"),
+            (|h| h.max_burst_len -= 512, "MaxBurstLength"),
+            (|h| h.first_burst_len -= 512, "FirstBurstLength"),
+            (|h| h.default_time2wait += 1, "DefaultTime2Wait"),
+            (|h| h.default_time2retain += 1, "DefaultTime2Retain"),
+            (|h| h.max_outstanding_r2t += 1, "MaxOutstandingR2T"),
+            (|h| h.tpgt += 1, "TargetPortalGroupTag"),
+        ];
+        for (mutate, key) in keys {
+            let mut x = s;
+            mutate(&mut x);
+            let c = x.validate_kind(HandoffKind::AddConnection).unwrap();
+            assert_eq!(
+                lead.same_session_keys(&c),
+                Err(UapiError::SessionKeyDiffers { key })
+            );
+        }
+        // DataPDUInOrder, DataSequenceInOrder and ErrorRecoveryLevel cannot
+        // differ after validation (only Yes/Yes/0 pass); compare them anyway.
+        let mut other = ok;
+        other.params.error_recovery_level = 1;
+        assert_eq!(
+            lead.same_session_keys(&other),
+            Err(UapiError::SessionKeyDiffers {
+                key: "ErrorRecoveryLevel"
+            })
+        );
+        let ids: &[(Mutator, &str)] = &[
+            (|h| h.target_name[0] ^= 1, "target_name"),
+            (|h| h.initiator_name[0] ^= 1, "initiator_name"),
+            (|h| h.isid[5] ^= 1, "isid"),
+            (|h| h.queue_depth += 1, "queue_depth"),
+        ];
+        for (mutate, field) in ids {
+            let mut x = s;
+            mutate(&mut x);
+            let c = x.validate_kind(HandoffKind::AddConnection).unwrap();
+            assert_eq!(
+                lead.same_session(&c),
+                Err(UapiError::NotThisSession { field })
+            );
+        }
+        extern crate std;
+        assert_eq!(
+            std::format!("{}", UapiError::SessionKeyDiffers { key: "InitialR2T" }),
+            "InitialR2T differs from the session's"
+        );
+    }
+
+    #[test]
+    fn conn_list_validation_and_round_trip() {
+        let l = ConnList::new(3, 4, 0x1000);
+        assert_eq!(l.validate(), Ok(()));
+        assert_eq!(ConnList::from_bytes(&l.to_bytes()), l);
+        assert_eq!(ConnList::new(3, 0, 0).validate(), Ok(()));
+        assert_eq!(
+            ConnList::new(3, 2, 0).validate(),
+            Err(UapiError::NullEntries)
+        );
+        let mut x = l;
+        x.entry_size = SessionInfo::SIZE as u32;
+        assert_eq!(x.validate(), Err(UapiError::ConnEntrySize { got: 640 }));
+        let mut x = l;
+        x._spare[3] = 1;
+        assert_eq!(
+            x.validate(),
+            Err(UapiError::NonZeroReserved { field: "_spare" })
+        );
+        let mut x = l;
+        x.version = 2;
+        assert_eq!(x.validate(), Err(UapiError::Version { got: 2 }));
+        let mut x = l;
+        x.size = List::SIZE as u32 + 1;
+        assert_eq!(
+            x.validate(),
+            Err(UapiError::Size {
+                got: 49,
+                expected: 48
+            })
+        );
+        let mut i = ConnInfo::zeroed();
+        i.lane = 2;
+        i.cid = 7;
+        i.state = conn_state::UP;
+        i.tx_stalled = 0x0102_0304_0506_0708;
+        i.local_port = 40000;
+        let b = i.to_bytes();
+        assert_eq!(&b[32..40], &0x0102_0304_0506_0708u64.to_ne_bytes());
+        assert_eq!(&b[40..42], &40000u16.to_ne_bytes());
+        assert_eq!(b[4], conn_state::UP);
+        assert_eq!(ConnInfo::from_bytes(&b), i);
     }
 
     #[test]
