@@ -2,7 +2,9 @@
 //! handoff, builds the Session on the handed-over socket, registers its SCSI host
 //! and scans it; REMOVE_SESSION and module unload remove the host, log out and
 //! tear down; LIST reports every session; WAIT_EVENT, HANDOFF and FAIL_RELOGIN
-//! are the recovery conversation with `iscsictl daemon` (see `recovery`).
+//! are the recovery conversation with `iscsictl daemon` (see `recovery`);
+//! ADD_CONNECTION adds a further connection to a session (MC/S, one lane
+//! per connection) and LIST_CONNECTIONS reports its lanes.
 //! `CAP_SYS_ADMIN` is checked by the chardev before any of this runs.
 #![deny(unsafe_code)]
 
@@ -12,7 +14,10 @@ use kernel::sync::{new_mutex, Arc, Mutex};
 use kernel::uaccess::UserSlice;
 use kernel::ThisModule;
 
-use crate::proto::uapi::{self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo};
+use crate::proto::uapi::{
+    self, ConnInfo, ConnList, Event, Handoff, HandoffKind, List, ReloginFailed, RemoveSession,
+    SessionInfo,
+};
 use crate::recovery::{estale, Board};
 use crate::session::Queues;
 use crate::session::{Lane, Phase, Recipe, Session};
@@ -130,8 +135,9 @@ impl Control {
         }
         let recipe = Recipe::new(recipe);
         let sock = socket_from(h.fd, "ADD_SESSION")?;
-        // One lane until sessions take further connections.
-        let lanes = 1;
+        // A lane per connection the session may run: the others join by
+        // ADD_CONNECTION.
+        let lanes = usize::from(cfg.connections.max(1));
         let session = Session::new(
             cfg,
             recipe,
@@ -260,6 +266,52 @@ impl Control {
         Ok(h.host_no as isize)
     }
 
+    /// ADD_CONNECTION: a further logged-in socket of a running session.
+    fn add_connection(&self, arg: usize) -> Result<isize> {
+        let mut bytes = [0u8; Handoff::SIZE];
+        UserSlice::new(arg, Handoff::SIZE)
+            .reader()
+            .read_slice(&mut bytes)?;
+        let h = Handoff::from_bytes(&bytes);
+        let cfg = h.validate_kind(HandoffKind::AddConnection).map_err(|e| {
+            pr_err!("ADD_CONNECTION refused: {}\n", e);
+            EINVAL
+        })?;
+        let session = self.session(h.host_no).ok_or(ENODEV)?;
+        let sock = socket_from(h.fd, "ADD_CONNECTION")?;
+        session.add_connection(cfg, sock)?;
+        Ok(h.host_no as isize)
+    }
+
+    /// LIST_CONNECTIONS: the lanes of one session.
+    fn list_connections(&self, arg: usize) -> Result<isize> {
+        let mut bytes = [0u8; ConnList::SIZE];
+        UserSlice::new(arg, ConnList::SIZE)
+            .reader()
+            .read_slice(&mut bytes)?;
+        let mut l = ConnList::from_bytes(&bytes);
+        l.validate().map_err(|e| {
+            pr_err!("LIST_CONNECTIONS refused: {}\n", e);
+            EINVAL
+        })?;
+        let session = self.session(l.host_no).ok_or(ENODEV)?;
+        // Snapshot first: copying to user memory may fault and sleep.
+        let infos = session.conn_infos()?;
+        let want = (l.capacity as usize).min(infos.len());
+        if want > 0 {
+            let len = want.checked_mul(ConnInfo::SIZE).ok_or(EINVAL)?;
+            let mut w = UserSlice::new(l.entries as usize, len).writer();
+            for i in infos.iter().take(want) {
+                w.write_slice(&i.to_bytes())?;
+            }
+        }
+        l.count = infos.len() as u32;
+        UserSlice::new(arg, ConnList::SIZE)
+            .writer()
+            .write_slice(&l.to_bytes())?;
+        Ok(infos.len() as isize)
+    }
+
     /// WAIT_EVENT: blocks until a session needs a relogin and describes it.
     fn wait_event(&self, arg: usize) -> Result<isize> {
         let mut bytes = [0u8; Event::SIZE];
@@ -290,6 +342,9 @@ impl Control {
             e.delay_ms = req.delay_ms;
             e.tsih = tsih;
             e.cid = c.raw.cid;
+            // Lanes the daemon restores (0: one connection, as before).
+            let lanes = session.nr_lanes();
+            e.connections = if lanes > 1 { lanes as u16 } else { 0 };
             e.isid = c.raw.isid;
             e.target_name = c.raw.target_name;
             e.initiator_name = c.raw.initiator_name;
@@ -409,6 +464,8 @@ impl ControlOps for Control {
             uapi::REMOVE_SESSION => self.remove(arg),
             uapi::LIST => self.list(arg),
             uapi::HANDOFF => self.handoff(arg),
+            uapi::ADD_CONNECTION => self.add_connection(arg),
+            uapi::LIST_CONNECTIONS => self.list_connections(arg),
             uapi::WAIT_EVENT => self.wait_event(arg),
             uapi::FAIL_RELOGIN => self.relogin_failed(arg),
             _ => Err(ENOTTY),

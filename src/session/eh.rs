@@ -169,7 +169,13 @@ impl Session {
     /// `eh_device_reset_handler`: LOGICAL UNIT RESET of the command's LUN.
     pub(crate) fn eh_device_reset(&self, cmd: &EhCmd) -> EhStatus {
         let lun = cmd.lun_sam();
-        match self.tmf(self.first_lane(), TmfFunction::LogicalUnitReset, lun, RESERVED_TAG, 0) {
+        match self.tmf(
+            self.first_lane(),
+            TmfFunction::LogicalUnitReset,
+            lun,
+            RESERVED_TAG,
+            0,
+        ) {
             Some(TmfResponse::Complete) => {
                 self.reset_tasks(|t| t.lun == lun);
                 EhStatus::Success
@@ -186,9 +192,13 @@ impl Session {
     /// relogin like libiscsi's session reset: success once the session runs
     /// again, failure if the replacement timeout passes first.
     pub(crate) fn eh_target_reset(&self) -> EhStatus {
-        if let Some(TmfResponse::Complete) =
-            self.tmf(self.first_lane(), TmfFunction::TargetWarmReset, 0, RESERVED_TAG, 0)
-        {
+        if let Some(TmfResponse::Complete) = self.tmf(
+            self.first_lane(),
+            TmfFunction::TargetWarmReset,
+            0,
+            RESERVED_TAG,
+            0,
+        ) {
             self.reset_tasks(|_| true);
             return EhStatus::Success;
         }

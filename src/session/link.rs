@@ -124,11 +124,7 @@ impl Session {
 
     /// HANDOFF: a new logged-in connection for the session after a failure.
     /// `cfg` must name this session and answer its current generation.
-    pub(crate) fn reconnect(
-        self: &Arc<Self>,
-        cfg: SessionConfig,
-        sock: TcpSocket<Lane>,
-    ) -> Result {
+    pub(crate) fn reconnect(self: &Arc<Self>, cfg: SessionConfig, sock: TcpSocket<Lane>) -> Result {
         let c = &self.cfg;
         if cfg.target_name() != c.target_name()
             || cfg.initiator_name() != c.initiator_name()
@@ -181,7 +177,12 @@ impl Session {
             st.recoveries = st.recoveries.saturating_add(1);
             st.resumed_from_ms = Some(st.failed_at_ms);
             self.events.notify_all();
-            ((old, replaced), st.generation, now - st.failed_at_ms, st.e.age)
+            (
+                (old, replaced),
+                st.generation,
+                now - st.failed_at_ms,
+                st.e.age,
+            )
         };
         drop(old);
         self.board.withdraw(self.host_no());
@@ -204,6 +205,136 @@ impl Session {
             took_ms
         );
         Ok(())
+    }
+}
+
+impl Session {
+    /// ADD_CONNECTION: a further logged-in connection of the running session
+    /// (same ISID and TSIH, its own CID) comes up on lane `cfg.lane`.
+    pub(crate) fn add_connection(&self, cfg: SessionConfig, sock: TcpSocket<Lane>) -> Result {
+        let idx = usize::from(cfg.lane);
+        let refuse = |why: fmt::Arguments<'_>| {
+            pr_err!("host{}: ADD_CONNECTION refused: {}\n", self.host_no(), why);
+            EINVAL
+        };
+        if let Err(e) = self.cfg.same_session(&cfg) {
+            return Err(refuse(format_args!("{e}")));
+        }
+        let _one = self.handoff_lock.lock();
+        let Some(lane) = self.lane(idx).filter(|_| idx < self.nr_lanes) else {
+            return Err(refuse(format_args!(
+                "lane {} beyond the session's {}",
+                idx, self.nr_lanes
+            )));
+        };
+        let need_jobs = r2t_jobs(cfg.queue_depth as usize, &cfg.params);
+        let bigger_jobs = {
+            let st = self.state.lock();
+            if st.generation != cfg.raw.generation || st.e.phase != Phase::Running {
+                return Err(crate::recovery::estale());
+            }
+            if cfg.raw.tsih != st.tsih {
+                return Err(refuse(format_args!(
+                    "TSIH {} is not the session's {}",
+                    cfg.raw.tsih, st.tsih
+                )));
+            }
+            let mut current = self.cfg;
+            current.params = st.e.params;
+            if let Err(e) = cfg.same_session_keys(&current) {
+                return Err(refuse(format_args!("{e}")));
+            }
+            st.e.lane(idx).map_or(0, |l| l.jobs.capacity()) < need_jobs
+        };
+        let mut new_jobs = if bigger_jobs {
+            Some(job_store(need_jobs)?)
+        } else {
+            None
+        };
+        let conn = new_conn(sock, &cfg.params, cfg.queue_depth as usize)?;
+        let start = LaneStart {
+            cid: cfg.raw.cid,
+            exp_stat_sn: cfg.exp_stat_sn,
+            params: cfg.params,
+        };
+        let (old, up) = {
+            let _held = lane.hold_tx();
+            let mut st = self.state.lock();
+            if st.generation != cfg.raw.generation {
+                return Err(crate::recovery::estale());
+            }
+            match st.e.add_connection(idx, start, new_jobs.take(), now_ms()) {
+                Ok(()) => {}
+                Err(AddError::NotRunning) => return Err(crate::recovery::estale()),
+                Err(AddError::LaneBusy) => return Err(EBUSY),
+                Err(e) => return Err(refuse(format_args!("{e:?}"))),
+            }
+            // Its login's window counts like any other the target sends.
+            st.e.window(cfg.window.exp_cmd_sn().get(), cfg.window.max_cmd_sn().get());
+            st.log_quirks();
+            let old = st.conns.get_mut(idx).and_then(|c| c.replace(conn.clone()));
+            (old, st.e.lanes_up())
+        };
+        drop(old);
+        if let Err(e) = conn.sock.install_callbacks(lane.clone()) {
+            self.fail_on(
+                Some(idx),
+                reason::SOCKET,
+                format_args!("taking over the new socket failed: {e:?}"),
+            );
+            return Err(e);
+        }
+        Lane::kick_rx(lane.as_arc_borrow());
+        pr_info!(
+            "host{}: connection CID {} up on lane {} ({} of {})\n",
+            self.host_no(),
+            cfg.raw.cid,
+            idx,
+            up,
+            self.nr_lanes
+        );
+        Ok(())
+    }
+
+    /// Lanes the session was created with.
+    pub(crate) fn nr_lanes(&self) -> usize {
+        self.nr_lanes
+    }
+
+    /// A LIST_CONNECTIONS entry per lane.
+    pub(crate) fn conn_infos(&self) -> Result<KVec<ConnInfo>> {
+        let mut out = KVec::with_capacity(self.nr_lanes, GFP_KERNEL)?;
+        let lanes = self.lanes();
+        let st = self.state.lock();
+        for (k, (lane, _)) in lanes.iter().enumerate().take(self.nr_lanes) {
+            let mut i = ConnInfo::zeroed();
+            i.lane = k as u16;
+            if let Some(l) = st.e.lane(k) {
+                i.cid = l.cid;
+                i.state = if l.up {
+                    uapi::conn_state::UP
+                } else {
+                    uapi::conn_state::ABSENT
+                };
+                i.header_digest = uapi::digest_code(l.params.header_digest);
+                i.data_digest = uapi::digest_code(l.params.data_digest);
+                i.exp_stat_sn = l.stat.exp_stat_sn().get();
+                i.max_recv_data_segment_len = l.params.max_recv_data_segment_len;
+                i.max_xmit_data_segment_len = l.params.max_xmit_data_segment_len;
+            }
+            i.in_flight =
+                st.e.tasks
+                    .iter()
+                    .filter(|t| usize::from(t.lane) == k)
+                    .count() as u32;
+            if let Some(lane) = lane {
+                i.tx_handed_over = lane.txf.handed_over.load(Ordering::Relaxed);
+                i.tx_stalled = lane.txf.stalled.load(Ordering::Relaxed);
+            }
+            // Within the capacity reserved above: does not allocate.
+            out.push(i, GFP_ATOMIC)?;
+        }
+        Ok(out)
     }
 }
 

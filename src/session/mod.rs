@@ -64,7 +64,7 @@ use crate::proto::pdu::{
     TaskMgmtRequest, TmfFunction, TmfResponse,
 };
 use crate::proto::session::aborted;
-use crate::proto::session::engine::{Engine, Parts, Refused, Storage};
+use crate::proto::session::engine::{AddError, Engine, Parts, Refused, Storage};
 use crate::proto::session::error::SessionError;
 use crate::proto::session::itt::{LOGOUT_LOW, TAG_MASK};
 use crate::proto::session::lane::{Lane as EngineLane, LaneParts, LaneStart, MAX_LANES};
@@ -75,7 +75,7 @@ use crate::proto::session::task::{self as proto_task, Dir, InsertError, Slot};
 use crate::proto::session::timers::{lane_bit, Expiry, Timers};
 use crate::proto::session::tmf::{abort_outcome, AbortOutcome};
 use crate::proto::session::tx::{Burst, CommandPlan, TxJob};
-use crate::proto::uapi::{self, reason, SessionConfig, SessionInfo};
+use crate::proto::uapi::{self, reason, ConnInfo, SessionConfig, SessionInfo};
 use crate::recovery::{now_ms, Board};
 use crate::sys::lock::{new_spinlock_bh, new_try_mutex, SpinLockBh, TryMutex, TryMutexGuard};
 use crate::sys::scsi::{
@@ -753,6 +753,8 @@ impl Session {
         i.max_cmd_sn = st.e.seq.window().max_cmd_sn().get();
         i.exp_stat_sn = st.e.exp_stat_sn(LEAD);
         i.in_flight = st.e.tasks.in_flight();
+        i.connections = st.e.lanes_up() as u16;
+        i.lanes = self.nr_lanes as u16;
         i
     }
 }

@@ -63,11 +63,9 @@ impl Lane {
                 reason::CLOSED,
                 format_args!("connection closed by the target"),
             ),
-            RxStop::Socket(e) => s.fail_on(
-                on,
-                reason::SOCKET,
-                format_args!("receive failed: {e:?}"),
-            ),
+            RxStop::Socket(e) => {
+                s.fail_on(on, reason::SOCKET, format_args!("receive failed: {e:?}"))
+            }
             RxStop::Framing(e) => s.fail_on(
                 on,
                 reason::PROTOCOL,

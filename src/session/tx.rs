@@ -233,10 +233,9 @@ impl Session {
         let len = cmd.transfer_len();
         let lun = cmd.lun_sam();
         let mut st = self.state.lock();
-        *lane = st
-            .e
-            .route(hwq)
-            .and_then(|k| st.lanes.get(k).and_then(Clone::clone));
+        *lane =
+            st.e.route(hwq)
+                .and_then(|k| st.lanes.get(k).and_then(Clone::clone));
         // Held until the relogin (the watchdog blocks the host soon).
         if st.e.phase == Phase::Recovering
             || (st.e.phase == Phase::LoggingOut && st.e.reconnect_delay_ms.is_some())
@@ -390,7 +389,10 @@ impl Lane {
                 Next::Unreachable { hdr, cmd } => {
                     drop(st);
                     if let Some(mut cmd) = cmd {
-                        pr_err!("host{}: a command's data cannot be read\n", self.s.host_no());
+                        pr_err!(
+                            "host{}: a command's data cannot be read\n",
+                            self.s.host_no()
+                        );
                         cmd.set_result(HostByte::Error, 0);
                         cmd.complete();
                     }
@@ -538,7 +540,6 @@ impl Lane {
             }
         }
     }
-
 
     /// The next Data-Out PDU of the burst `run`, of at most
     /// MaxRecvDataSegmentLength (the target's), staged; `None` once the
