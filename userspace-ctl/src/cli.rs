@@ -13,7 +13,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use iscsi_proto::uapi;
 
 use crate::names::{IscsiName, TargetName};
-use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param, Startup};
+use crate::params::{parse_connections, parse_queue_depth, ChapAlgs, Digest, Param, Startup};
 use crate::portal::{Portal, TaggedPortal};
 use crate::transport::Source;
 
@@ -280,6 +280,12 @@ pub struct LoginArgs {
     /// Commands in flight per session (1-65535).
     #[arg(long, value_name = "N", value_parser = parse_queue_depth)]
     pub queue_depth: Option<u16>,
+
+    /// TCP connections per session (1-16; more than one needs a target that
+    /// negotiates MaxConnections above 1, and gets as many as it allows)
+    /// [default: 1].
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    pub connections: Option<u16>,
 
     /// Seconds I/O waits for a lost connection to come back before it fails fast
     /// (0: fail at once) [default: 120].

@@ -34,6 +34,11 @@ pub fn proposal(r: &LoginRequest) -> Result<Proposal<'_>, Error> {
     }
     p.header_digest = digest_offer(r.header_digest);
     p.data_digest = digest_offer(r.data_digest);
+    // More than one connection needs the target to agree to as many; a
+    // `--param MaxConnections` (applied below) wins.
+    if let Some(n) = r.connections.filter(|&n| n > 1) {
+        p.max_connections = n;
+    }
     for param in &r.params {
         apply_param(&mut p, param)?;
     }

@@ -5,6 +5,7 @@
 //! the user reads and its errors into exit codes.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,18 @@ pub fn queue_depth(wish: Option<u16>) -> u32 {
         .min(uapi::MAX_QUEUE_DEPTH)
 }
 
-/// Gives `session`'s socket to the kernel and returns the SCSI host number.
-pub fn hand_off(device: &Path, session: Session, r: &LoginRequest) -> Result<u32, Error> {
+/// Gives `session`'s socket to the kernel (ADD_SESSION, with one lane per
+/// connection), then each of `extras` (the further connections already logged
+/// in, CIDs 1, 2, …) with ADD_CONNECTION as lanes 1, 2, …; returns the SCSI
+/// host number. An extra the kernel refuses is a notice: the session runs on
+/// the others.
+pub fn hand_off(
+    device: &Path,
+    session: Session,
+    extras: Vec<Session>,
+    r: &LoginRequest,
+    notices: &mut dyn Write,
+) -> Result<u32, Error> {
     let target = r.target_name.as_ref().map(|t| t.as_str()).unwrap_or("");
     let portal = session.portal.to_string();
     let outcome = session.outcome;
@@ -62,11 +73,88 @@ pub fn hand_off(device: &Path, session: Session, r: &LoginRequest) -> Result<u32
         queue_depth,
         recipe: Some(&recipe),
         recovery: r.recovery,
+        connections: u16::try_from(extras.len() + 1).unwrap_or(u16::MAX),
     };
     let host = handoff::add_session(device, &stream, &args).map_err(kernel_error)?;
     // The kernel holds its own reference to the socket now.
     drop(stream);
+    if !extras.is_empty() {
+        let dev = handoff::Device::open(device).map_err(kernel_error)?;
+        let up = add_connections(&dev, host, extras, &args, 0, notices);
+        let _ = writeln!(
+            notices,
+            "iscsictl: SCSI host {host} runs on {} connection{}",
+            up + 1,
+            if up == 0 { "" } else { "s" }
+        );
+    }
     Ok(host)
+}
+
+/// ADD_CONNECTION for each of `extras` (lane = position + 1) to session
+/// `host` in recovery `generation`; `lead` is the leading connection's
+/// argument (names, depth). Returns how many the kernel took. A refusal is a
+/// notice; ENOTTY/EINVAL on the first means a module without multiple
+/// connections, and the rest are not tried.
+pub fn add_connections(
+    dev: &handoff::Device,
+    host: u32,
+    extras: Vec<Session>,
+    lead: &HandoffArgs<'_>,
+    generation: u32,
+    notices: &mut dyn Write,
+) -> usize {
+    let mut up = 0;
+    for (i, extra) in extras.into_iter().enumerate() {
+        let lane = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        let cid = extra.outcome.cid;
+        let outcome = extra.outcome;
+        let Some(stream) = extra.conn.into_stream() else {
+            let _ = writeln!(
+                notices,
+                "iscsictl: connection {cid}: the target sent data after the login \
+                 response; not added"
+            );
+            continue;
+        };
+        let args = HandoffArgs {
+            outcome: &outcome,
+            recipe: None,
+            ..*lead
+        };
+        let r = handoff::build_add_connection(&args, stream.as_raw_fd(), host, lane, generation)
+            .map_err(|e| e.to_string())
+            .and_then(|h| dev.add_connection(&h).map_err(|e| refusal(&e, up == 0)));
+        // The kernel holds its own reference when it took the socket.
+        drop(stream);
+        match r {
+            Ok(()) => up += 1,
+            Err(why) => {
+                let _ = writeln!(notices, "iscsictl: connection {cid} (lane {lane}): {why}");
+                if why.starts_with(OLD_MODULE) {
+                    break;
+                }
+            }
+        }
+    }
+    up
+}
+
+/// How [`add_connections`] words a module without ADD_CONNECTION.
+const OLD_MODULE: &str = "this iscsi_rs module does not add connections";
+
+fn refusal(e: &HandoffError, first: bool) -> String {
+    match e.errno() {
+        Some(handoff::ENOTTY) => format!(
+            "{OLD_MODULE} (ADD_CONNECTION unknown: load a newer module); \
+             the session runs on one connection"
+        ),
+        Some(handoff::EINVAL) if first => format!(
+            "{OLD_MODULE} (ADD_CONNECTION refused its arguments; the kernel log \
+             says which); the session runs on one connection"
+        ),
+        _ => format!("not added: iscsi_rs: {e}"),
+    }
 }
 
 /// What `login` prints for a new session: the host and its disks.

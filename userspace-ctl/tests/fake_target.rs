@@ -704,6 +704,7 @@ fn recipe(portal: &str, source: Source) -> Recipe {
         header_digest: Digest::None,
         data_digest: Digest::None,
         queue_depth: None,
+        connections: None,
         params: Vec::new(),
         connect_timeout: Duration::from_secs(5),
         login_timeout: Duration::from_secs(5),
