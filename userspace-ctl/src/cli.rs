@@ -725,6 +725,20 @@ mod tests {
         assert!(with(&["--param", "HeaderDigest=None"]).contains("--header-digest"));
         assert!(with(&["--param", "oops"]).contains("Key=Value"));
         assert!(with(&["--queue-depth", "0"]).contains("out of range"));
+        assert!(with(&["--connections", "0"]).contains("out of range 1..16"));
+        assert!(with(&["--connections", "17"]).contains("out of range 1..16"));
+        assert!(with(&["--connections", "two"]).contains("not a number"));
+        let l = login(&[
+            "-p",
+            "h",
+            "-t",
+            "iqn.2001-04.com.example:x",
+            "--connections",
+            "4",
+        ]);
+        assert_eq!(l.connections, Some(4));
+        let l = login(&["-p", "h", "-t", "iqn.2001-04.com.example:x"]);
+        assert_eq!(l.connections, None);
         assert!(with(&["--connect-timeout", "0"]).contains("1..=3600"));
         assert!(with(&["--login-timeout", "1.5"]).contains("whole seconds"));
         assert!(with(&["--initiator-name", "iqn.2001-13.com.example"]).contains("month 13"));

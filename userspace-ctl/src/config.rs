@@ -1113,6 +1113,28 @@ d0 {
     }
 
     #[test]
+    fn connections_key_and_its_iscsi_conf_spelling() {
+        let c = parse(
+            "\
+connections = 2
+a { TargetAddress = h1; TargetName = iqn.2001-04.com.example:a }
+b { TargetAddress = h2; TargetName = iqn.2001-04.com.example:b; MaxConnections = 4 }
+",
+        )
+        .unwrap();
+        assert_eq!(c.target("a").unwrap().connections, Some(2));
+        assert_eq!(c.target("b").unwrap().connections, Some(4));
+        // Both spellings name one setting: twice in a block is a duplicate.
+        let e = parse(
+            "a { TargetAddress = h; TargetName = iqn.2001-04.com.example:a; \
+             connections = 2; MaxConnections = 2 }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("connections"), "{e}");
+    }
+
+    #[test]
     fn global_inheritance_and_override() {
         let c = parse(
             "\
@@ -1314,6 +1336,8 @@ b {
             ("a { port = 0 }", "port", "1..65535"),
             ("a { port = http }", "port", "1..65535"),
             ("a { tags = 0 }", "tags", "out of range"),
+            ("a { connections = 17 }", "connections", "out of range"),
+            ("a { MaxConnections = 0 }", "connections", "out of range"),
             (
                 "a { TargetAddress = \"h h\" }",
                 "TargetAddress",

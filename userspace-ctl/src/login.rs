@@ -353,6 +353,20 @@ mod tests {
     }
 
     #[test]
+    fn connections_within_the_target_and_the_kernel() {
+        assert_eq!(connection_count(1, 4), 1);
+        assert_eq!(connection_count(4, 4), 4);
+        assert_eq!(connection_count(4, 2), 2);
+        // A target answering MaxConnections=1: one, as before.
+        assert_eq!(connection_count(8, 1), 1);
+        assert_eq!(connection_count(16, u16::MAX), MAX_CONNECTIONS);
+        assert_eq!(connection_count(u16::MAX, u16::MAX), MAX_CONNECTIONS);
+        // Never none, whatever a confused peer says.
+        assert_eq!(connection_count(4, 0), 1);
+        assert_eq!(connection_count(0, 4), 1);
+    }
+
+    #[test]
     fn a_second_session_on_a_path_is_found() {
         const T: &str = "iqn.2001-04.com.example:t";
         const ME: &str = "iqn.2001-04.com.example:me";

@@ -163,6 +163,22 @@ mod tests {
     }
 
     #[test]
+    fn connections_offer_max_connections_unless_a_param_says() {
+        let text = b"RecipeVersion=1\0TargetName=iqn.2001-04.com.example:t\0\
+InitiatorName=iqn.2001-04.com.example:i\0Portal=127.0.0.1:3260\0AuthMethod=None\0\
+HeaderDigest=None\0DataDigest=None\0ConnectTimeout=5\0LoginTimeout=5\0";
+        let rc = crate::recipe::Recipe::decode(text).unwrap();
+        let mut r = rc.request(rc.portal.clone(), None);
+        assert_eq!(proposal(&r).unwrap().max_connections, 1);
+        r.connections = Some(1);
+        assert_eq!(proposal(&r).unwrap().max_connections, 1);
+        r.connections = Some(4);
+        assert_eq!(proposal(&r).unwrap().max_connections, 4);
+        r.params = vec![param("MaxConnections=2")];
+        assert_eq!(proposal(&r).unwrap().max_connections, 2);
+    }
+
+    #[test]
     fn bad_params_are_usage_errors() {
         for (s, why) in [
             ("ImmediateData=yes", "expected Yes or No"),

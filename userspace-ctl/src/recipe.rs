@@ -773,6 +773,32 @@ mod tests {
     }
 
     #[test]
+    fn connections_only_when_more_than_one() {
+        let one = plain();
+        let bytes = one.encode().unwrap();
+        assert!(!bytes.windows(11).any(|w| w == b"Connections"));
+        // 1 is written as nothing: the recipe an older iscsictl wrote.
+        let mut explicit = plain();
+        explicit.connections = Some(1);
+        assert_eq!(*explicit.encode().unwrap(), *bytes);
+        assert_eq!(Recipe::decode(&bytes).unwrap().connections, None);
+        let mut four = plain();
+        four.connections = Some(4);
+        let b4 = four.encode().unwrap();
+        let s = String::from_utf8_lossy(&b4);
+        assert!(s.contains("\0Connections=4\0"), "{s:?}");
+        let back = Recipe::decode(&b4).unwrap();
+        assert_eq!(back.connections, Some(4));
+        assert_eq!(back.request(back.portal.clone(), None).connections, Some(4));
+        // Out of range or twice: refused like any bad value.
+        let bad =
+            String::from_utf8_lossy(&bytes).replace("LoginTimeout", "Connections=17\0LoginTimeout");
+        assert!(Recipe::decode(bad.as_bytes()).is_err());
+        let twice = s.replace("Connections=4", "Connections=4\0Connections=2");
+        assert!(Recipe::decode(twice.as_bytes()).is_err());
+    }
+
+    #[test]
     fn relogin_portal_order() {
         // Moved first (with the tag), then the portal as given, then the address.
         let r = chap_recipe(b"x", None);
