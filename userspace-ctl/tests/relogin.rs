@@ -103,6 +103,8 @@ fn twice(target: &str, auth: Auth) {
     );
     assert_eq!(c.target_name(), target);
     assert_eq!((c.raw.recipe, c.raw.recipe_len), (0, 0));
+    // One connection: the multiple-connection fields stay zero, as before.
+    assert_eq!((c.raw.connections, c.raw.lane, c.connections), (0, 0, 0));
 
     // The first session is still logged in: this is session reinstatement.
     let second = relogin(&r, isid, &mut notices).unwrap_or_else(|e| panic!("reinstatement: {e}"));
