@@ -257,9 +257,8 @@ pub enum Target {
     /// generation while it is failed.
     Answers,
     /// The session exists but target, initiator, ISID or queue depth differ,
-    /// or the argument does not fit its lanes (HANDOFF: `connections` above
-    /// them; ADD_CONNECTION: `lane` not below them, or a session-wide key
-    /// other than the session's).
+    /// or (ADD_CONNECTION) `lane` is not below its lanes, or the TSIH or a
+    /// session-wide key is not the session's.
     Mismatch,
     /// The session exists but the generation is not current, or it is running.
     Stale,

@@ -341,7 +341,6 @@ fn handoff(arg: u64) -> Outcome {
             || name(&h.initiator_name) != name(&c.initiator_name)
             || h.isid != c.isid
             || h.queue_depth != c.queue_depth
-            || usize::from(h.connections) > s.lanes.len()
         {
             return Err(libc::EINVAL);
         }
@@ -363,11 +362,11 @@ fn handoff(arg: u64) -> Outcome {
     })
 }
 
-/// ADD_CONNECTION: the same lookup and descriptor checks as HANDOFF, then
-/// (EINVAL) the session's names, ISID and queue depth, a lane below its
-/// lane count and its session-wide keys; then (ESTALE) a running session in
-/// the generation answered with its current TSIH; then (EBUSY) a free lane
-/// and (EINVAL) a CID no other lane uses.
+/// ADD_CONNECTION, in src/session/link.rs's order: the same lookup and
+/// descriptor checks as HANDOFF, then (EINVAL) the session's names, ISID and
+/// queue depth and a lane below its lane count; (ESTALE) a running session
+/// in the generation answered; (EINVAL) its current TSIH and its
+/// session-wide keys; (EBUSY) a free lane; (EINVAL) a CID no other lane uses.
 fn add_connection(arg: u64) -> Outcome {
     let (h, cfg) = read_arg(arg, Handoff::from_bytes, |h| {
         h.validate_kind(HandoffKind::AddConnection)
@@ -379,14 +378,14 @@ fn add_connection(arg: u64) -> Outcome {
     model(|m| {
         let s = m.session_mut(h.host_no).ok_or(libc::ENODEV)?;
         let lane = usize::from(cfg.lane);
-        if s.typed.same_session(&cfg).is_err()
-            || lane >= s.lanes.len()
-            || s.typed.same_session_keys(&cfg).is_err()
-        {
+        if s.typed.same_session(&cfg).is_err() || lane >= s.lanes.len() {
             return Err(libc::EINVAL);
         }
-        if s.failed || s.generation != h.generation || s.cfg.tsih != h.tsih {
+        if s.failed || s.generation != h.generation {
             return Err(libc::ESTALE);
+        }
+        if s.cfg.tsih != h.tsih || s.typed.same_session_keys(&cfg).is_err() {
+            return Err(libc::EINVAL);
         }
         if s.lanes[lane].is_some() {
             return Err(libc::EBUSY);
@@ -460,7 +459,12 @@ fn wait(arg: u64) -> Outcome {
             e.delay_ms = if attempt > 0 { 0 } else { 2000 };
             copy_fields!(e, s.cfg; tsih, cid, isid, target_name, initiator_name, portal);
             e.recipe_len = s.recipe.len() as u32;
-            e.connections = s.lanes.len() as u16;
+            // 0 for one lane, as before multiple connections.
+            e.connections = match s.lanes.len() {
+                1 => 0,
+                n => n as u16,
+            };
+            // The lane that failed: an output, never the caller's bytes.
             e.lane = 0;
             Some((e, s.recipe.clone(), host, generation))
         });
