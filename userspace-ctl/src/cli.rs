@@ -13,7 +13,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use iscsi_proto::uapi;
 
 use crate::names::{IscsiName, TargetName};
-use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param, Startup};
+use crate::params::{parse_connections, parse_queue_depth, ChapAlgs, Digest, Param, Startup};
 use crate::portal::{Portal, TaggedPortal};
 use crate::transport::Source;
 
@@ -280,6 +280,12 @@ pub struct LoginArgs {
     /// Commands in flight per session (1-65535).
     #[arg(long, value_name = "N", value_parser = parse_queue_depth)]
     pub queue_depth: Option<u16>,
+
+    /// TCP connections per session (1-16; more than one needs a target that
+    /// negotiates MaxConnections above 1, and gets as many as it allows)
+    /// [default: 1].
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    pub connections: Option<u16>,
 
     /// Seconds I/O waits for a lost connection to come back before it fails fast
     /// (0: fail at once) [default: 120].
@@ -719,6 +725,20 @@ mod tests {
         assert!(with(&["--param", "HeaderDigest=None"]).contains("--header-digest"));
         assert!(with(&["--param", "oops"]).contains("Key=Value"));
         assert!(with(&["--queue-depth", "0"]).contains("out of range"));
+        assert!(with(&["--connections", "0"]).contains("out of range 1..16"));
+        assert!(with(&["--connections", "17"]).contains("out of range 1..16"));
+        assert!(with(&["--connections", "two"]).contains("not a number"));
+        let l = login(&[
+            "-p",
+            "h",
+            "-t",
+            "iqn.2001-04.com.example:x",
+            "--connections",
+            "4",
+        ]);
+        assert_eq!(l.connections, Some(4));
+        let l = login(&["-p", "h", "-t", "iqn.2001-04.com.example:x"]);
+        assert_eq!(l.connections, None);
         assert!(with(&["--connect-timeout", "0"]).contains("1..=3600"));
         assert!(with(&["--login-timeout", "1.5"]).contains("whole seconds"));
         assert!(with(&["--initiator-name", "iqn.2001-13.com.example"]).contains("month 13"));

@@ -28,7 +28,9 @@ use crate::cli::{
     parse_replacement_timeout,
 };
 use crate::names::{IscsiName, TargetName};
-use crate::params::{parse_queue_depth, AuthMethod, ChapAlgs, Digest, SessionType, Startup};
+use crate::params::{
+    parse_connections, parse_queue_depth, AuthMethod, ChapAlgs, Digest, SessionType, Startup,
+};
 use crate::portal::{Host, Portal, TargetAddress, DEFAULT_PORT};
 use crate::secret::{check_private, PermissionError, Secret};
 
@@ -62,6 +64,8 @@ pub struct Target {
     pub session_type: SessionType,
     /// `tags`: queue depth.
     pub queue_depth: Option<u16>,
+    /// `connections` (or iscsi.conf's `MaxConnections`): TCP connections.
+    pub connections: Option<u16>,
     pub chap_algs: Option<ChapAlgs>,
     /// `replacementTimeout`: seconds I/O waits for a lost connection.
     pub replacement_timeout: Option<u32>,
@@ -245,6 +249,7 @@ enum Key {
     SessionType,
     Port,
     Tags,
+    Connections,
     ChapAlgs,
     ReplacementTimeout,
     NoopOutInterval,
@@ -269,6 +274,9 @@ const KEYS: &[(&str, Key)] = &[
     ("SessionType", Key::SessionType),
     ("port", Key::Port),
     ("tags", Key::Tags),
+    ("connections", Key::Connections),
+    // iscsi.conf(5)'s spelling: the same wish.
+    ("MaxConnections", Key::Connections),
     ("chapAlgs", Key::ChapAlgs),
     ("replacementTimeout", Key::ReplacementTimeout),
     ("noopOutInterval", Key::NoopOutInterval),
@@ -280,7 +288,7 @@ const KEYS: &[(&str, Key)] = &[
 
 const KNOWN_KEYS: &str = "TargetName, TargetAddress, InitiatorName, AuthMethod, chapIName, \
      chapSecret, tgtChapName, tgtChapSecret, HeaderDigest, DataDigest, SessionType, port, \
-     tags, chapAlgs, replacementTimeout, noopOutInterval, noopOutTimeout, InitiatorAddress, \
+     tags, connections, chapAlgs, replacementTimeout, noopOutInterval, noopOutTimeout, InitiatorAddress, \
      InitiatorInterface, startup";
 
 /// Keys of iscsi.conf(5)/iscontrol we recognise but do not implement: saying so
@@ -295,7 +303,6 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "LoginTimeout",
     "dscp",
     "pcp",
-    "MaxConnections",
     "MaxRecvDataSegmentLength",
     "MaxBurstLength",
     "FirstBurstLength",
@@ -346,6 +353,7 @@ struct Settings {
     session_type: Option<At<SessionType>>,
     port: Option<At<u16>>,
     queue_depth: Option<At<u16>>,
+    connections: Option<At<u16>>,
     chap_algs: Option<At<ChapAlgs>>,
     replacement_timeout: Option<At<u32>>,
     noop_out_interval: Option<At<u16>>,
@@ -457,6 +465,10 @@ impl Settings {
             Key::Tags => {
                 let v = parse_queue_depth(value).map_err(bad)?;
                 put(&mut self.queue_depth, v, key, line, s)
+            }
+            Key::Connections => {
+                let v = parse_connections(value).map_err(bad)?;
+                put(&mut self.connections, v, key, line, s)
             }
             Key::ChapAlgs => {
                 let v = ChapAlgs::parse(value).map_err(bad)?;
@@ -641,6 +653,7 @@ fn resolve(global: &Settings, block: &Block) -> Result<Target, Located> {
         data_digest: pick(&b.data_digest, &global.data_digest).copied(),
         session_type,
         queue_depth: pick(&b.queue_depth, &global.queue_depth).copied(),
+        connections: pick(&b.connections, &global.connections).copied(),
         chap_algs: pick(&b.chap_algs, &global.chap_algs).cloned(),
         replacement_timeout: pick(&b.replacement_timeout, &global.replacement_timeout).copied(),
         noop_out_interval: pick(&b.noop_out_interval, &global.noop_out_interval).copied(),
@@ -1100,6 +1113,28 @@ d0 {
     }
 
     #[test]
+    fn connections_key_and_its_iscsi_conf_spelling() {
+        let c = parse(
+            "\
+connections = 2
+a { TargetAddress = h1; TargetName = iqn.2001-04.com.example:a }
+b { TargetAddress = h2; TargetName = iqn.2001-04.com.example:b; MaxConnections = 4 }
+",
+        )
+        .unwrap();
+        assert_eq!(c.target("a").unwrap().connections, Some(2));
+        assert_eq!(c.target("b").unwrap().connections, Some(4));
+        // Both spellings name one setting: twice in a block is a duplicate.
+        let e = parse(
+            "a { TargetAddress = h; TargetName = iqn.2001-04.com.example:a; \
+             connections = 2; MaxConnections = 2 }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("connections"), "{e}");
+    }
+
+    #[test]
     fn global_inheritance_and_override() {
         let c = parse(
             "\
@@ -1301,6 +1336,8 @@ b {
             ("a { port = 0 }", "port", "1..65535"),
             ("a { port = http }", "port", "1..65535"),
             ("a { tags = 0 }", "tags", "out of range"),
+            ("a { connections = 17 }", "connections", "out of range"),
+            ("a { MaxConnections = 0 }", "connections", "out of range"),
             (
                 "a { TargetAddress = \"h h\" }",
                 "TargetAddress",

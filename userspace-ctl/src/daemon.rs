@@ -39,13 +39,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use iscsi_proto::login::LoginOutcome;
 use iscsi_proto::uapi::{self, reason, Event, Handoff, ReloginFailed, SessionInfo};
 use zeroize::Zeroizing;
 
 use crate::exit::{self, Error};
 use crate::handoff::{self, Device, HandoffArgs, HandoffError};
 use crate::identity::{default_state_dir, Lock};
-use crate::login::connect_and_login;
+use crate::login::{connect_and_login, further_connections};
 use crate::names::{IscsiName, TargetName};
 use crate::netns::NetNsCache;
 use crate::params::Digest;
@@ -53,7 +54,7 @@ use crate::plan::{Auth, RecoveryKnobs};
 use crate::portal::Portal;
 use crate::recipe::Recipe;
 use crate::session::Session;
-use crate::sessions::queue_depth;
+use crate::sessions::{add_connections, queue_depth};
 
 /// First retry delay after a failed re-login.
 pub const BACKOFF_FIRST_MS: u32 = 1_000;
@@ -129,13 +130,16 @@ pub fn relogin_in_namespace(
 }
 
 /// The HANDOFF argument for a re-logged-in `session` of SCSI host `host_no`,
-/// answering the event of `generation`, and the socket it names (keep it open
-/// until the ioctl returns; the kernel takes its own reference).
+/// answering the event of `generation`, telling the kernel that `connections`
+/// lanes come back (0: no word, one-connection sessions), and the socket it
+/// names (keep it open until the ioctl returns; the kernel takes its own
+/// reference).
 pub fn relogin_handoff(
     session: Session,
     recipe: &Recipe,
     host_no: u32,
     generation: u32,
+    connections: u16,
 ) -> Result<(Handoff, TcpStream), Error> {
     let portal = session.portal.to_string();
     let outcome = session.outcome;
@@ -143,19 +147,30 @@ pub fn relogin_handoff(
     let stream = session.conn.into_stream().ok_or_else(|| {
         Error::Protocol("the target sent data after the login response; not handing off".into())
     })?;
-    let args = HandoffArgs {
-        outcome: &outcome,
+    let args = relogin_args(&outcome, recipe, &portal, connections);
+    let h = handoff::build_relogin_handoff(&args, stream.as_raw_fd(), host_no, generation)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok((h, stream))
+}
+
+/// What HANDOFF and ADD_CONNECTION after a re-login carry besides the login.
+fn relogin_args<'a>(
+    outcome: &'a LoginOutcome,
+    recipe: &'a Recipe,
+    portal: &'a str,
+    connections: u16,
+) -> HandoffArgs<'a> {
+    HandoffArgs {
+        outcome,
         target_name: recipe.target_name.as_str(),
         initiator_name: recipe.initiator_name.as_str(),
-        portal: &portal,
+        portal,
         queue_depth: queue_depth(recipe.queue_depth),
         recipe: None,
         // Ignored by HANDOFF: the session keeps what ADD_SESSION set.
         recovery: RecoveryKnobs::default(),
-    };
-    let h = handoff::build_relogin_handoff(&args, stream.as_raw_fd(), host_no, generation)
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    Ok((h, stream))
+        connections,
+    }
 }
 
 /// One info line (`iscsictl daemon: …`; under systemd with its journal
@@ -312,7 +327,28 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
     }
     let tsih = session.outcome.tsih;
     let at = session.portal.to_string();
-    let (h, stream) = match relogin_handoff(session, &recipe, host, ev.generation) {
+    let lead = session.outcome;
+    // The session's further connections, logged in before the HANDOFF (as at
+    // `iscsictl login`): nothing runs yet, so they carry the leading CmdSN. A
+    // connection that does not come back leaves the session with fewer; it
+    // is no reason to fail the re-login.
+    let extras = if ev.connections > 1 {
+        let mut notices = Vec::new();
+        let req = recipe.request(session.portal.clone(), None);
+        let extras = further_connections(&session, &req, ev.connections, &mut notices);
+        for line in String::from_utf8_lossy(&notices).lines() {
+            warn(&format!("host{host}: {line}"));
+        }
+        extras
+    } else {
+        Vec::new()
+    };
+    let back = if ev.connections > 1 {
+        u16::try_from(extras.len() + 1).unwrap_or(u16::MAX)
+    } else {
+        0
+    };
+    let (h, stream) = match relogin_handoff(session, &recipe, host, ev.generation, back) {
         Ok(got) => got,
         Err(e) => return fail(dev, ev, start, &e),
     };
@@ -321,12 +357,28 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
     // the unused session when the connection closes).
     drop(stream);
     match handed {
-        Ok(()) => log(&format!(
-            "host{host}: logged in again to {} at {at} (TSIH {tsih}) and handed off, \
-             attempt {attempt}, {} ms",
-            recipe.target_name,
-            start.elapsed().as_millis()
-        )),
+        Ok(()) => {
+            let mut up = 0;
+            if !extras.is_empty() {
+                let args = relogin_args(&lead, &recipe, &at, back);
+                let mut notices = Vec::new();
+                up = add_connections(dev, host, extras, &args, ev.generation, &mut notices);
+                for line in String::from_utf8_lossy(&notices).lines() {
+                    warn(&format!("host{host}: {line}"));
+                }
+            }
+            let lanes = if ev.connections > 1 {
+                format!(", {} of {} connections", up + 1, ev.connections)
+            } else {
+                String::new()
+            };
+            log(&format!(
+                "host{host}: logged in again to {} at {at} (TSIH {tsih}) and handed off{lanes}, \
+                 attempt {attempt}, {} ms",
+                recipe.target_name,
+                start.elapsed().as_millis()
+            ))
+        }
         Err(e) if matches!(e.errno(), Some(ESTALE | ENOENT | ENODEV)) => {
             warn(&format!("host{host}: {}", refused(&e)));
         }
@@ -387,6 +439,7 @@ fn recipe_for(ev: &Event, bytes: &[u8]) -> Result<Recipe, String> {
         header_digest: Digest::None,
         data_digest: Digest::None,
         queue_depth: None,
+        connections: None,
         params: Vec::new(),
         connect_timeout: Duration::from_secs(crate::cli::DEFAULT_TIMEOUT_SECS),
         login_timeout: Duration::from_secs(crate::cli::DEFAULT_TIMEOUT_SECS),

@@ -1,6 +1,7 @@
 //! The `/dev/iscsi_rs` ioctl client: hands a logged-in socket to the kernel
-//! (ADD_SESSION, and HANDOFF after a re-login), removes a session
-//! (REMOVE_SESSION: Logout, then teardown), lists sessions (LIST), and the
+//! (ADD_SESSION, HANDOFF after a re-login, ADD_CONNECTION for a session's
+//! further connections), removes a session (REMOVE_SESSION: Logout, then
+//! teardown), lists sessions (LIST) and their connections (LIST_CONNECTIONS), and the
 //! recovery daemon's side (WAIT_EVENT, FAIL_RELOGIN). The ABI lives in
 //! `iscsi_proto::uapi`, shared with the module; arguments travel as the bytes its
 //! codec produces, so no Rust layout assumption is made here. The two `unsafe`
@@ -12,7 +13,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use iscsi_proto::login::LoginOutcome;
-use iscsi_proto::uapi::{self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo};
+use iscsi_proto::uapi::{
+    self, ConnInfo, ConnList, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo,
+};
 use rustix::ioctl::{Ioctl, IoctlOutput, Opcode};
 use zeroize::Zeroizing;
 
@@ -69,6 +72,10 @@ pub struct HandoffArgs<'a> {
     pub recipe: Option<&'a [u8]>,
     /// Replacement timeout and NOP-Out knobs (ignored by HANDOFF).
     pub recovery: RecoveryKnobs,
+    /// ADD_SESSION: connections the session gets; HANDOFF: how many come back
+    /// (see [`Handoff::connections`]). 0 or 1 send 0, as before multiple
+    /// connections existed.
+    pub connections: u16,
 }
 
 /// Builds the ADD_SESSION argument (without opening anything): pure, testable.
@@ -95,6 +102,9 @@ pub fn build_handoff(a: &HandoffArgs<'_>, fd: i32) -> Result<Handoff, HandoffErr
     h.replacement_timeout = a.recovery.replacement_timeout;
     h.noop_out_interval = a.recovery.noop_out_interval;
     h.noop_out_timeout = a.recovery.noop_out_timeout;
+    if a.connections > 1 {
+        h.connections = a.connections;
+    }
     let too_long = |field, max| HandoffError::TooLong { field, max };
     uapi::set_c_str(a.target_name, &mut h.target_name)
         .ok_or(too_long("TargetName", uapi::NAME_LEN - 1))?;
@@ -134,6 +144,29 @@ pub fn build_relogin_handoff(
     Ok(h)
 }
 
+/// The ADD_CONNECTION argument for a further connection of session
+/// `host_no` (its login's `a.outcome`), serving `lane`, in the session's
+/// recovery `generation` (0 before any recovery).
+pub fn build_add_connection(
+    a: &HandoffArgs<'_>,
+    fd: i32,
+    host_no: u32,
+    lane: u16,
+    generation: u32,
+) -> Result<Handoff, HandoffError> {
+    let mut h = build_relogin_handoff(
+        &HandoffArgs {
+            connections: 0,
+            ..*a
+        },
+        fd,
+        host_no,
+        generation,
+    )?;
+    h.lane = lane;
+    Ok(h)
+}
+
 /// The control device, opened once by the daemon and shared by its threads
 /// (ioctls on one file may run concurrently).
 #[derive(Debug)]
@@ -169,6 +202,32 @@ impl Device {
         let mut bytes = h.to_bytes();
         call(&self.0, uapi::HANDOFF, &mut bytes, "HANDOFF")?;
         Ok(())
+    }
+
+    /// Adds a further connection (ADD_CONNECTION) to the session `h` names.
+    pub fn add_connection(&self, h: &Handoff) -> Result<(), HandoffError> {
+        let mut bytes = h.to_bytes();
+        call(&self.0, uapi::ADD_CONNECTION, &mut bytes, "ADD_CONNECTION")?;
+        Ok(())
+    }
+
+    /// The lanes of session `host_no` (LIST_CONNECTIONS).
+    pub fn connections(&self, host_no: u32) -> Result<Vec<ConnInfo>, HandoffError> {
+        connections_on(&self.0, host_no)
+    }
+
+    /// Whether the module knows multiple connections per session: it answers
+    /// LIST_CONNECTIONS for a host no session has with ENODEV; an older one
+    /// does not know the ioctl (ENOTTY).
+    pub fn has_connections(&self) -> bool {
+        let mut arg = ConnList::new(u32::MAX, 0, 0).to_bytes();
+        let r = call(
+            &self.0,
+            uapi::LIST_CONNECTIONS,
+            &mut arg,
+            "LIST_CONNECTIONS",
+        );
+        !matches!(r, Err(HandoffError::Kernel { errno, .. }) if errno == ENOTTY)
     }
 
     /// Reports a failed re-login attempt.
@@ -223,6 +282,37 @@ fn list_on(dev: &File) -> Result<Vec<SessionInfo>, HandoffError> {
     }
 }
 
+/// The lanes of session `host_no`; an ENOTTY error from a module without
+/// multiple connections.
+pub fn list_connections(device: &Path, host_no: u32) -> Result<Vec<ConnInfo>, HandoffError> {
+    connections_on(&open(device)?, host_no)
+}
+
+fn connections_on(dev: &File, host_no: u32) -> Result<Vec<ConnInfo>, HandoffError> {
+    let mut capacity = u32::from(uapi::MAX_CONNECTIONS);
+    loop {
+        let mut entries = vec![0u8; capacity as usize * ConnInfo::SIZE];
+        let mut arg = ConnList::new(host_no, capacity, entries.as_mut_ptr() as u64).to_bytes();
+        call(dev, uapi::LIST_CONNECTIONS, &mut arg, "LIST_CONNECTIONS")?;
+        let count = ConnList::from_bytes(&arg).count;
+        // A later kernel with more lanes: ask again with room for them.
+        if count > capacity {
+            capacity = count;
+            continue;
+        }
+        return Ok(entries
+            .chunks_exact(ConnInfo::SIZE)
+            .take(count as usize)
+            .filter_map(|c| c.try_into().ok().map(ConnInfo::from_bytes))
+            .collect());
+    }
+}
+
+/// errno of an ioctl the module does not know.
+pub const ENOTTY: i32 = rustix::io::Errno::NOTTY.raw_os_error();
+/// errno of arguments the module refused.
+pub const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
+
 fn open(device: &Path) -> Result<File, HandoffError> {
     OpenOptions::new()
         .read(true)
@@ -273,7 +363,7 @@ fn call(dev: &File, opcode: u32, arg: &mut [u8], what: &'static str) -> Result<i
     // SAFETY: `dev` is /dev/iscsi_rs, whose driver implements these opcodes with
     // the argument sizes they encode (see `Call`). The user addresses inside the
     // arguments point at live buffers for the duration of the call: LIST's
-    // `entries` at `capacity` entries, ADD_SESSION's `recipe` at `recipe_len`
+    // and LIST_CONNECTIONS' `entries` at `capacity` entries, ADD_SESSION's `recipe` at `recipe_len`
     // bytes borrowed by the HandoffArgs, WAIT_EVENT's `recipe` at
     // `recipe_capacity` bytes owned by `Device::wait_event`.
     unsafe { rustix::ioctl::ioctl(dev, c) }.map_err(|e| HandoffError::Kernel {
@@ -334,6 +424,7 @@ mod tests {
             queue_depth: 64,
             recipe: None,
             recovery: RecoveryKnobs::default(),
+            connections: 0,
         }
     }
 
@@ -371,6 +462,41 @@ mod tests {
         assert_eq!((h.recipe, h.recipe_len), (0, 0));
         assert_eq!((h.host_no, h.generation), (4, 9));
         h.validate(false).unwrap();
+    }
+
+    #[test]
+    fn one_connection_sends_zeros_and_more_reach_the_kernel() {
+        let o = outcome();
+        let mut a = args(&o, "iqn.2026-11.dev.iscsi-rs:t");
+        for one in [0, 1] {
+            a.connections = one;
+            let h = build_handoff(&a, 7).unwrap();
+            assert_eq!((h.connections, h.lane), (0, 0));
+            assert_eq!(h.to_bytes()[632..636], [0; 4]);
+        }
+        let mut p = o;
+        p.params.max_connections = 4;
+        let mut a = args(&p, "iqn.2026-11.dev.iscsi-rs:t");
+        a.connections = 3;
+        let c = build_handoff(&a, 7).unwrap().validate(true).unwrap();
+        assert_eq!(c.connections, 3);
+        let h = build_relogin_handoff(&a, 7, 4, 9).unwrap();
+        assert_eq!(h.validate(false).unwrap().connections, 3);
+        // A further connection: its own CID and lane, no count, no recipe.
+        let mut second = p;
+        second.cid = 2;
+        let recipe = b"x".to_vec();
+        let mut a = args(&second, "iqn.2026-11.dev.iscsi-rs:t");
+        a.connections = 3;
+        a.recipe = Some(&recipe);
+        let h = build_add_connection(&a, 8, 4, 2, 9).unwrap();
+        let c = h.validate_kind(uapi::HandoffKind::AddConnection).unwrap();
+        assert_eq!(
+            (c.lane, c.raw.cid, c.raw.host_no, c.raw.generation),
+            (2, 2, 4, 9)
+        );
+        assert_eq!((h.connections, h.recipe, h.recipe_len), (0, 0, 0));
+        assert_eq!(h.fd, 8);
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! redirects: all iscsi-proto's), then either `--dry-run`'s report of the
 //! negotiated parameters and a Logout, or the handoff to the kernel: after
 //! checking that the kernel has no session on this path yet, with the path's
-//! stable ISID (`identity.rs`). The
-//! connect-and-login step is shared with the recovery daemon's re-login.
+//! stable ISID (`identity.rs`), and with `--connections N` the logins of the
+//! session's further connections before the handoff. The connect-and-login
+//! step and the further connections are shared with the recovery daemon's
+//! re-login.
 
 use std::io::Write;
 use std::time::Duration;
 
-use iscsi_proto::chap::ChapAlgorithm;
-use iscsi_proto::uapi::SessionInfo;
+use iscsi_proto::chap::{ChapAlgorithm, ChapConfig};
+use iscsi_proto::negotiate::Proposal;
+use iscsi_proto::uapi::{SessionInfo, MAX_CONNECTIONS};
 
 use crate::exit::Error;
 use crate::failure::Context;
@@ -195,7 +198,23 @@ fn attach(
             );
         }
     }
-    let host = hand_off(&paths.device, session, r)?;
+    let wanted = r.connections.unwrap_or(1);
+    let extras = if wanted > 1 {
+        let dev = handoff::Device::open(&paths.device).map_err(kernel_error)?;
+        if dev.has_connections() {
+            further_connections(&session, r, wanted, notices)
+        } else {
+            let _ = writeln!(
+                notices,
+                "iscsictl: this iscsi_rs module has one connection per session \
+                 (no LIST_CONNECTIONS); logging in one, not {wanted}"
+            );
+            Vec::new()
+        }
+    } else {
+        Vec::new()
+    };
+    let host = hand_off(&paths.device, session, extras, r, notices)?;
     // The kernel lists the session now: the next login's check sees it.
     drop(_serialised);
     let disks = wait_for_disks(&paths.sysfs, host, Duration::from_secs(10));
@@ -216,15 +235,63 @@ fn attach(
     Ok(None)
 }
 
-/// Connects to `r.portal` and logs in as `r` asks: a fresh ISID, or `isid` for
-/// a re-login of a session the target may still know (session reinstatement:
-/// TSIH 0 with the old ISID). Every call starts a fresh login; nothing
-/// (CHAP challenges included) is reused from an earlier one.
-pub fn connect_and_login(
+/// Connections a session gets: what was wanted, within what the target
+/// negotiated (MaxConnections) and the kernel's lanes; at least one.
+pub fn connection_count(wanted: u16, negotiated: u16) -> u16 {
+    wanted.min(negotiated).clamp(1, MAX_CONNECTIONS)
+}
+
+/// Logs in connections 1..n of the session `lead` logged in (n from
+/// [`connection_count`]), before anything runs on it: each login then carries
+/// the leading one's CmdSN. CHAP runs afresh on each. The first that fails
+/// (the target refusing with "too many connections", or any other error) is
+/// a notice and ends the series, so that the lanes stay contiguous: the
+/// session goes on with the connections logged in so far.
+pub fn further_connections(
+    lead: &Session,
     r: &LoginRequest,
-    isid: Option<[u8; 6]>,
+    wanted: u16,
     notices: &mut dyn Write,
-) -> Result<Session, Error> {
+) -> Vec<Session> {
+    let negotiated = lead.outcome.params.max_connections;
+    let n = connection_count(wanted, negotiated);
+    if n < wanted {
+        let _ = writeln!(
+            notices,
+            "iscsictl: {} allows {negotiated} connection{} per session \
+             (MaxConnections); using {n} of the {wanted} asked for",
+            lead.portal,
+            if negotiated == 1 { "" } else { "s" }
+        );
+    }
+    let mut extras = Vec::new();
+    for cid in 1..n {
+        let got = with_login_inputs(r, |proposal, chap, cx, _| {
+            session::add_connection(lead, cid, proposal, chap, cx)
+        })
+        .and_then(|x| x);
+        match got {
+            Ok(s) => extras.push(s),
+            Err(e) => {
+                let _ = writeln!(
+                    notices,
+                    "iscsictl: connection {cid} not logged in ({e}); the session goes on \
+                     with {cid} connection{}",
+                    if cid == 1 { "" } else { "s" }
+                );
+                break;
+            }
+        }
+    }
+    extras
+}
+
+/// The pieces of a login as `r` asks for it, handed to `f`: the proposal, the
+/// CHAP settings, the context for error messages, the timeouts.
+fn with_login_inputs<T>(
+    r: &LoginRequest,
+    f: impl FnOnce(Proposal<'_>, Option<ChapConfig<'_>>, &Context<'_>, Timeouts) -> T,
+) -> Result<T, Error> {
     let proposal = offer::proposal(r)?;
     let (chap_creds, algs): (_, Vec<ChapAlgorithm>) = match &r.auth {
         Auth::Chap(c) => (Some(c), offer::algorithms(&c.algs)),
@@ -245,12 +312,24 @@ pub fn connect_and_login(
         source: r.source.clone(),
         tag: r.portal_group_tag,
     };
-    match isid {
-        None => session::login(&r.portal, proposal, chap, timeouts, &cx, notices),
+    Ok(f(proposal, chap, &cx, timeouts))
+}
+
+/// Connects to `r.portal` and logs in as `r` asks: a fresh ISID, or `isid` for
+/// a re-login of a session the target may still know (session reinstatement:
+/// TSIH 0 with the old ISID). Every call starts a fresh login; nothing
+/// (CHAP challenges included) is reused from an earlier one.
+pub fn connect_and_login(
+    r: &LoginRequest,
+    isid: Option<[u8; 6]>,
+    notices: &mut dyn Write,
+) -> Result<Session, Error> {
+    with_login_inputs(r, |proposal, chap, cx, timeouts| match isid {
+        None => session::login(&r.portal, proposal, chap, timeouts, cx, notices),
         Some(isid) => {
-            session::login_with_isid(&r.portal, proposal, chap, timeouts, &cx, isid, notices)
+            session::login_with_isid(&r.portal, proposal, chap, timeouts, cx, isid, notices)
         }
-    }
+    })?
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Error> {
@@ -271,6 +350,20 @@ mod tests {
         uapi::set_c_str("iqn.2001-04.com.example:me", &mut i.initiator_name).unwrap();
         uapi::set_c_str(portal, &mut i.portal).unwrap();
         i
+    }
+
+    #[test]
+    fn connections_within_the_target_and_the_kernel() {
+        assert_eq!(connection_count(1, 4), 1);
+        assert_eq!(connection_count(4, 4), 4);
+        assert_eq!(connection_count(4, 2), 2);
+        // A target answering MaxConnections=1: one, as before.
+        assert_eq!(connection_count(8, 1), 1);
+        assert_eq!(connection_count(16, u16::MAX), MAX_CONNECTIONS);
+        assert_eq!(connection_count(u16::MAX, u16::MAX), MAX_CONNECTIONS);
+        // Never none, whatever a confused peer says.
+        assert_eq!(connection_count(4, 0), 1);
+        assert_eq!(connection_count(0, 4), 1);
     }
 
     #[test]

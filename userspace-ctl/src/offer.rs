@@ -34,6 +34,11 @@ pub fn proposal(r: &LoginRequest) -> Result<Proposal<'_>, Error> {
     }
     p.header_digest = digest_offer(r.header_digest);
     p.data_digest = digest_offer(r.data_digest);
+    // More than one connection needs the target to agree to as many; a
+    // `--param MaxConnections` (applied below) wins.
+    if let Some(n) = r.connections.filter(|&n| n > 1) {
+        p.max_connections = n;
+    }
     for param in &r.params {
         apply_param(&mut p, param)?;
     }
@@ -155,6 +160,22 @@ mod tests {
         assert_eq!(p.error_recovery_level, 1);
         assert_eq!(p.initiator_alias, Some("box"));
         assert_eq!(p.max_burst_len, SessionParams::DEFAULT.max_burst_len);
+    }
+
+    #[test]
+    fn connections_offer_max_connections_unless_a_param_says() {
+        let text = b"RecipeVersion=1\0TargetName=iqn.2001-04.com.example:t\0\
+InitiatorName=iqn.2001-04.com.example:i\0Portal=127.0.0.1:3260\0AuthMethod=None\0\
+HeaderDigest=None\0DataDigest=None\0ConnectTimeout=5\0LoginTimeout=5\0";
+        let rc = crate::recipe::Recipe::decode(text).unwrap();
+        let mut r = rc.request(rc.portal.clone(), None);
+        assert_eq!(proposal(&r).unwrap().max_connections, 1);
+        r.connections = Some(1);
+        assert_eq!(proposal(&r).unwrap().max_connections, 1);
+        r.connections = Some(4);
+        assert_eq!(proposal(&r).unwrap().max_connections, 4);
+        r.params = vec![param("MaxConnections=2")];
+        assert_eq!(proposal(&r).unwrap().max_connections, 2);
     }
 
     #[test]

@@ -199,6 +199,19 @@ pub fn parse_queue_depth(s: &str) -> Result<u16, String> {
     }
 }
 
+/// Parses a connection count (`--connections`, config `connections`,
+/// recipe `Connections`): 1..=16, the kernel's lane limit.
+pub fn parse_connections(s: &str) -> Result<u16, String> {
+    let max = iscsi_proto::uapi::MAX_CONNECTIONS;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a number"));
+    }
+    match s.parse::<u16>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("connections {s} is out of range 1..{max}")),
+    }
+}
+
 /// Keys with their own option or owned by the login machinery: setting them with
 /// `--param` would bypass validation or contradict the dedicated option.
 const RESERVED_KEYS: &[(&str, &str)] = &[

@@ -111,6 +111,8 @@ pub struct LoginRequest {
     pub data_digest: Digest,
     /// None: the kernel module's default.
     pub queue_depth: Option<u16>,
+    /// Connections wanted (None: one).
+    pub connections: Option<u16>,
     pub params: Vec<Param>,
     pub connect_timeout: Duration,
     pub login_timeout: Duration,
@@ -292,6 +294,7 @@ pub fn plan_discovery(
         data_digest: None,
         params: Vec::new(),
         queue_depth: None,
+        connections: None,
         replacement_timeout: None,
         noop_interval: None,
         noop_timeout: None,
@@ -583,6 +586,7 @@ impl Planner<'_> {
                 .or(block.and_then(|t| t.data_digest))
                 .unwrap_or(Digest::None),
             queue_depth: a.queue_depth.or(block.and_then(|t| t.queue_depth)),
+            connections: a.connections.or(block.and_then(|t| t.connections)),
             params: a.params.clone(),
             connect_timeout: a.connect.connect_timeout(),
             login_timeout: a.connect.login_timeout(),

@@ -28,7 +28,7 @@ use crate::cli::MAX_TIMEOUT_SECS;
 use crate::cli::{parse_iface, parse_initiator_address};
 use crate::names::{IscsiName, TargetName};
 use crate::netns::{NetNs, NetNsId};
-use crate::params::{parse_queue_depth, ChapAlgs, Digest, Param, SessionType};
+use crate::params::{parse_connections, parse_queue_depth, ChapAlgs, Digest, Param, SessionType};
 use crate::plan::{Auth, ChapCredentials, LoginRequest, MutualChap};
 use crate::portal::Portal;
 use crate::secret::Secret;
@@ -72,6 +72,9 @@ pub struct Recipe {
     pub header_digest: Digest,
     pub data_digest: Digest,
     pub queue_depth: Option<u16>,
+    /// Connections wanted (`--connections`); `None` for one, so that a
+    /// single-connection recipe stays what older daemons decode.
+    pub connections: Option<u16>,
     /// `--param` keys, in order.
     pub params: Vec<Param>,
     pub connect_timeout: Duration,
@@ -138,6 +141,7 @@ impl Recipe {
             header_digest: r.header_digest,
             data_digest: r.data_digest,
             queue_depth: r.queue_depth,
+            connections: r.connections.filter(|&n| n > 1),
             params: r.params.clone(),
             connect_timeout: r.connect_timeout,
             login_timeout: r.login_timeout,
@@ -215,6 +219,7 @@ impl Recipe {
             header_digest: self.header_digest,
             data_digest: self.data_digest,
             queue_depth: self.queue_depth,
+            connections: self.connections,
             params: self.params.clone(),
             connect_timeout: self.connect_timeout,
             login_timeout: self.login_timeout,
@@ -281,6 +286,10 @@ impl Recipe {
             push(&mut w, "DataDigest", &self.data_digest.to_string())?;
             if let Some(q) = self.queue_depth {
                 w.push_u64("QueueDepth", q.into())?;
+            }
+            // Only when > 1: an older daemon's strict decoder refuses the key.
+            if let Some(n) = self.connections.filter(|&n| n > 1) {
+                w.push_u64("Connections", n.into())?;
             }
             for p in &self.params {
                 push(&mut w, "Param", &p.to_string())?;
@@ -435,6 +444,7 @@ struct Fields {
     header_digest: Option<Digest>,
     data_digest: Option<Digest>,
     queue_depth: Option<u16>,
+    connections: Option<u16>,
     params: Vec<Param>,
     connect_timeout: Option<Duration>,
     login_timeout: Option<Duration>,
@@ -530,6 +540,7 @@ impl Fields {
             "HeaderDigest" => once(&mut self.header_digest, key, Digest::parse(v)),
             "DataDigest" => once(&mut self.data_digest, key, Digest::parse(v)),
             "QueueDepth" => once(&mut self.queue_depth, key, parse_queue_depth(v)),
+            "Connections" => once(&mut self.connections, key, parse_connections(v)),
             "ConnectTimeout" => once(&mut self.connect_timeout, key, seconds(v)),
             "LoginTimeout" => once(&mut self.login_timeout, key, seconds(v)),
             "Param" => {
@@ -611,6 +622,7 @@ impl Fields {
                 .ok_or(RecipeError::Missing("HeaderDigest"))?,
             data_digest: self.data_digest.ok_or(RecipeError::Missing("DataDigest"))?,
             queue_depth: self.queue_depth,
+            connections: self.connections.filter(|&n| n > 1),
             params: self.params,
             connect_timeout: self
                 .connect_timeout
@@ -663,6 +675,7 @@ mod tests {
             header_digest: Digest::Crc32c,
             data_digest: Digest::None,
             queue_depth: Some(32),
+            connections: Some(4),
             params: vec![
                 Param::parse("MaxBurstLength=1048576").unwrap(),
                 Param::parse("ImmediateData=No").unwrap(),
@@ -678,6 +691,7 @@ mod tests {
         r.nickname = None;
         r.address = None;
         r.queue_depth = None;
+        r.connections = None;
         r.params.clear();
         r.portal_group_tag = None;
         r.moved = None;
@@ -756,6 +770,32 @@ mod tests {
         ] {
             assert!(s.contains(want), "{want:?} not in {s:?}");
         }
+    }
+
+    #[test]
+    fn connections_only_when_more_than_one() {
+        let one = plain();
+        let bytes = one.encode().unwrap();
+        assert!(!bytes.windows(11).any(|w| w == b"Connections"));
+        // 1 is written as nothing: the recipe an older iscsictl wrote.
+        let mut explicit = plain();
+        explicit.connections = Some(1);
+        assert_eq!(*explicit.encode().unwrap(), *bytes);
+        assert_eq!(Recipe::decode(&bytes).unwrap().connections, None);
+        let mut four = plain();
+        four.connections = Some(4);
+        let b4 = four.encode().unwrap();
+        let s = String::from_utf8_lossy(&b4);
+        assert!(s.contains("\0Connections=4\0"), "{s:?}");
+        let back = Recipe::decode(&b4).unwrap();
+        assert_eq!(back.connections, Some(4));
+        assert_eq!(back.request(back.portal.clone(), None).connections, Some(4));
+        // Out of range or twice: refused like any bad value.
+        let bad =
+            String::from_utf8_lossy(&bytes).replace("LoginTimeout", "Connections=17\0LoginTimeout");
+        assert!(Recipe::decode(bad.as_bytes()).is_err());
+        let twice = s.replace("Connections=4", "Connections=4\0Connections=2");
+        assert!(Recipe::decode(twice.as_bytes()).is_err());
     }
 
     #[test]

@@ -260,6 +260,42 @@ pub struct SessionView {
     /// `(name, value)`: CmdSN window, queue depth, commands in flight.
     pub counters: Vec<(&'static str, u64)>,
     pub luns: Vec<Lun>,
+    /// One per lane, from LIST_CONNECTIONS; `None` when the module has no
+    /// such call (then `list` shows nothing about connections).
+    pub connections: Option<Vec<ConnView>>,
+}
+
+/// One connection (lane) of a session, as LIST_CONNECTIONS describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnView {
+    pub lane: u16,
+    pub cid: u16,
+    /// "up" or "absent".
+    pub state: &'static str,
+    pub exp_stat_sn: u32,
+    pub header_digest: &'static str,
+    pub data_digest: &'static str,
+    pub max_recv_data_segment_len: u32,
+    pub max_xmit_data_segment_len: u32,
+    pub local_port: u16,
+    pub in_flight: u32,
+    pub tx_stalled: u64,
+}
+
+fn conn_json(c: &ConnView) -> Value {
+    json!({
+        "lane": c.lane,
+        "cid": c.cid,
+        "state": c.state,
+        "exp_stat_sn": c.exp_stat_sn,
+        "HeaderDigest": c.header_digest,
+        "DataDigest": c.data_digest,
+        "MaxRecvDataSegmentLength": c.max_recv_data_segment_len,
+        "MaxXmitDataSegmentLength": c.max_xmit_data_segment_len,
+        "local_port": c.local_port,
+        "in_flight": c.in_flight,
+        "tx_stalled": c.tx_stalled,
+    })
 }
 
 /// The session object of every JSON output.
@@ -294,7 +330,7 @@ pub fn session_json(s: &SessionView) -> Value {
         })
         .collect();
     let disks: Vec<&String> = s.luns.iter().filter_map(|l| l.disk.as_ref()).collect();
-    json!({
+    let mut v = json!({
         "host": s.host,
         "target": s.target,
         "initiator": s.initiator,
@@ -308,7 +344,12 @@ pub fn session_json(s: &SessionView) -> Value {
         "counters": counters,
         "luns": luns,
         "disks": disks,
-    })
+    });
+    if let (Some(conns), Some(obj)) = (&s.connections, v.as_object_mut()) {
+        let conns: Vec<Value> = conns.iter().map(conn_json).collect();
+        obj.insert("connections".into(), Value::Array(conns));
+    }
+    v
 }
 
 /// `{"sessions": [...]}` with a final newline.
@@ -352,6 +393,27 @@ pub fn session_verbose(s: &SessionView) -> String {
         t.push_str("    Command window:\n");
         for (k, v) in &s.counters {
             t.push_str(&format!("        {k}: {v}\n"));
+        }
+    }
+    if let Some(conns) = &s.connections {
+        t.push_str("    Connections:\n");
+        for c in conns {
+            t.push_str(&format!(
+                "        CID {} lane {}: {} ExpStatSN={} HeaderDigest={} DataDigest={} \
+                 MaxRecvDataSegmentLength={} MaxXmitDataSegmentLength={} local-port={} \
+                 in_flight={} tx_stalled={}\n",
+                c.cid,
+                c.lane,
+                c.state,
+                c.exp_stat_sn,
+                c.header_digest,
+                c.data_digest,
+                c.max_recv_data_segment_len,
+                c.max_xmit_data_segment_len,
+                c.local_port,
+                c.in_flight,
+                c.tx_stalled
+            ));
         }
     }
     t.push_str("    LUNs:\n");

@@ -1,5 +1,7 @@
 //! Drives iscsi-proto's sans-IO exchanges over a [`Connection`]: the login
-//! (following redirects), SendTargets, and the Logout that ends a session. The
+//! (following redirects), the login of a further connection of a session
+//! (multiple connections per session), SendTargets, and the Logout that ends
+//! a session. The
 //! protocol decisions are all iscsi-proto's; this file only moves PDUs, supplies
 //! randomness and hashes, and switches framing when the full feature phase starts.
 
@@ -128,7 +130,7 @@ pub fn login_with_isid(
             Phase::Login,
             timeouts.login,
         )?;
-        match login_once(&mut conn, proposal, chap, isid, cx)? {
+        match login_once(&mut conn, proposal, chap, isid, None, cx)? {
             Attempt::Complete(outcome) => {
                 if let Err(e) = check_tag(want_tag, outcome.target_portal_group_tag, &portal) {
                     conn.close();
@@ -278,12 +280,109 @@ fn without_sha256(offer: &[ChapAlgorithm]) -> Option<Vec<ChapAlgorithm>> {
     (!rest.is_empty()).then_some(rest)
 }
 
-/// One login on one connection, until it completes or redirects.
+/// What a login of a further connection adds to a leading one's settings.
+#[derive(Debug, Clone, Copy)]
+struct Secondary {
+    /// The session's, from the leading login.
+    tsih: u16,
+    /// This connection's.
+    cid: u16,
+    /// The session's current CmdSN (nothing has been sent yet: the leading
+    /// login's).
+    cmd_sn: u32,
+    /// The session's negotiated values: only connection keys are offered.
+    params: SessionParams,
+}
+
+/// Logs in a further connection of the session `lead` (RFC 7143 §6.3.5 row 5,
+/// "add a new connection"): the same ISID and the TSIH the leading login got,
+/// CID `cid`, at the address the leading login reached, offering only the
+/// connection keys (digests, MaxRecvDataSegmentLength). CHAP runs afresh with
+/// the algorithm the leading login ended with. A redirect is a failure here:
+/// every connection of a session must reach the same portal group.
+pub fn add_connection(
+    lead: &Session,
+    cid: u16,
+    proposal: Proposal<'_>,
+    chap: Option<ChapConfig<'_>>,
+    cx: &Context<'_>,
+) -> Result<Session, Error> {
+    let o = &lead.outcome;
+    let used = o.chap_algorithm.map(|a| [a]);
+    let chap = match (chap, &used) {
+        (Some(mut c), Some(one)) => {
+            c.algorithms = one;
+            Some(c)
+        }
+        (c, _) => c,
+    };
+    let peer = lead.conn.peer();
+    let portal = Portal::parse(&peer.to_string()).map_err(|e| {
+        Error::Failed(format!(
+            "the leading connection's peer {peer}: {}",
+            e.reason
+        ))
+    })?;
+    let timeouts = &lead.timeouts;
+    let mut conn = Connection::connect(
+        &portal,
+        &timeouts.source,
+        timeouts.connect,
+        Phase::Login,
+        timeouts.login,
+    )?;
+    let second = Secondary {
+        tsih: o.tsih,
+        cid,
+        cmd_sn: o.cmd_sn,
+        params: o.params,
+    };
+    let outcome = match login_once(&mut conn, proposal, chap, o.isid, Some(second), cx)? {
+        Attempt::Complete(outcome) => outcome,
+        Attempt::Redirect(r) => {
+            conn.close();
+            return Err(Error::Protocol(format!(
+                "login of connection {cid} failed: {portal} redirected it to {:?}; a \
+                 session's connections must all reach one portal group",
+                r.address.as_str()
+            )));
+        }
+        Attempt::Refused { status, .. } => {
+            conn.close();
+            return Err(failure::status(status, cx));
+        }
+        Attempt::OfferRejected(e) => {
+            conn.close();
+            return Err(failure::login(e, cx));
+        }
+    };
+    if let Err(e) = check_tag(
+        o.target_portal_group_tag,
+        outcome.target_portal_group_tag,
+        &portal,
+    ) {
+        conn.close();
+        return Err(e);
+    }
+    conn.set_framing(full_feature_framing(&outcome.params));
+    Ok(Session {
+        conn,
+        outcome,
+        portal,
+        moved: None,
+        temporary: false,
+        timeouts: timeouts.clone(),
+    })
+}
+
+/// One login on one connection, until it completes or redirects: a leading
+/// one, or with `secondary` a further connection of a session.
 fn login_once(
     conn: &mut Connection,
     proposal: Proposal<'_>,
     chap: Option<ChapConfig<'_>>,
     isid: [u8; 6],
+    secondary: Option<Secondary>,
     cx: &Context<'_>,
 ) -> Result<Attempt, Error> {
     // Fresh for every attempt: a replayed challenge would let a recorded answer pass.
@@ -296,6 +395,12 @@ fn login_once(
     }
     let mut config = LoginConfig::new(proposal, isid);
     config.chap = chap;
+    if let Some(s) = secondary {
+        config.tsih = s.tsih;
+        config.cid = s.cid;
+        config.cmd_sn = s.cmd_sn;
+        config.session = Some(s.params);
+    }
     if mutual {
         config.mutual_challenge = Some(Challenge {
             identifier: identifier[0],

@@ -5,10 +5,13 @@
 //! the user reads and its errors into exit codes.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use iscsi_proto::uapi::{self, c_str_field, state, SessionInfo, DIGEST_CRC32C};
+use iscsi_proto::uapi::{
+    self, c_str_field, conn_state, state, ConnInfo, SessionInfo, DIGEST_CRC32C,
+};
 
 use crate::exit::Error;
 use crate::handoff::{self, HandoffArgs, HandoffError};
@@ -16,7 +19,7 @@ use crate::identity::IsidStore;
 use crate::plan::{LoginRequest, SystemPaths};
 use crate::recipe::Recipe;
 use crate::report::{
-    found_portal_str, session_json, session_verbose, sessions_json, Lun, SessionView,
+    found_portal_str, session_json, session_verbose, sessions_json, ConnView, Lun, SessionView,
 };
 use crate::session::Session;
 
@@ -37,8 +40,18 @@ pub fn queue_depth(wish: Option<u16>) -> u32 {
         .min(uapi::MAX_QUEUE_DEPTH)
 }
 
-/// Gives `session`'s socket to the kernel and returns the SCSI host number.
-pub fn hand_off(device: &Path, session: Session, r: &LoginRequest) -> Result<u32, Error> {
+/// Gives `session`'s socket to the kernel (ADD_SESSION, with one lane per
+/// connection), then each of `extras` (the further connections already logged
+/// in, CIDs 1, 2, …) with ADD_CONNECTION as lanes 1, 2, …; returns the SCSI
+/// host number. An extra the kernel refuses is a notice: the session runs on
+/// the others.
+pub fn hand_off(
+    device: &Path,
+    session: Session,
+    extras: Vec<Session>,
+    r: &LoginRequest,
+    notices: &mut dyn Write,
+) -> Result<u32, Error> {
     let target = r.target_name.as_ref().map(|t| t.as_str()).unwrap_or("");
     let portal = session.portal.to_string();
     let outcome = session.outcome;
@@ -62,11 +75,88 @@ pub fn hand_off(device: &Path, session: Session, r: &LoginRequest) -> Result<u32
         queue_depth,
         recipe: Some(&recipe),
         recovery: r.recovery,
+        connections: u16::try_from(extras.len() + 1).unwrap_or(u16::MAX),
     };
     let host = handoff::add_session(device, &stream, &args).map_err(kernel_error)?;
     // The kernel holds its own reference to the socket now.
     drop(stream);
+    if !extras.is_empty() {
+        let dev = handoff::Device::open(device).map_err(kernel_error)?;
+        let up = add_connections(&dev, host, extras, &args, 0, notices);
+        let _ = writeln!(
+            notices,
+            "iscsictl: SCSI host {host} runs on {} connection{}",
+            up + 1,
+            if up == 0 { "" } else { "s" }
+        );
+    }
     Ok(host)
+}
+
+/// ADD_CONNECTION for each of `extras` (lane = position + 1) to session
+/// `host` in recovery `generation`; `lead` is the leading connection's
+/// argument (names, depth). Returns how many the kernel took. A refusal is a
+/// notice; ENOTTY/EINVAL on the first means a module without multiple
+/// connections, and the rest are not tried.
+pub fn add_connections(
+    dev: &handoff::Device,
+    host: u32,
+    extras: Vec<Session>,
+    lead: &HandoffArgs<'_>,
+    generation: u32,
+    notices: &mut dyn Write,
+) -> usize {
+    let mut up = 0;
+    for (i, extra) in extras.into_iter().enumerate() {
+        let lane = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        let cid = extra.outcome.cid;
+        let outcome = extra.outcome;
+        let Some(stream) = extra.conn.into_stream() else {
+            let _ = writeln!(
+                notices,
+                "iscsictl: connection {cid}: the target sent data after the login \
+                 response; not added"
+            );
+            continue;
+        };
+        let args = HandoffArgs {
+            outcome: &outcome,
+            recipe: None,
+            ..*lead
+        };
+        let r = handoff::build_add_connection(&args, stream.as_raw_fd(), host, lane, generation)
+            .map_err(|e| e.to_string())
+            .and_then(|h| dev.add_connection(&h).map_err(|e| refusal(&e, up == 0)));
+        // The kernel holds its own reference when it took the socket.
+        drop(stream);
+        match r {
+            Ok(()) => up += 1,
+            Err(why) => {
+                let _ = writeln!(notices, "iscsictl: connection {cid} (lane {lane}): {why}");
+                if why.starts_with(OLD_MODULE) {
+                    break;
+                }
+            }
+        }
+    }
+    up
+}
+
+/// How [`add_connections`] words a module without ADD_CONNECTION.
+const OLD_MODULE: &str = "this iscsi_rs module does not add connections";
+
+fn refusal(e: &HandoffError, first: bool) -> String {
+    match e.errno() {
+        Some(handoff::ENOTTY) => format!(
+            "{OLD_MODULE} (ADD_CONNECTION unknown: load a newer module); \
+             the session runs on one connection"
+        ),
+        Some(handoff::EINVAL) if first => format!(
+            "{OLD_MODULE} (ADD_CONNECTION refused its arguments; the kernel log \
+             says which); the session runs on one connection"
+        ),
+        _ => format!("not added: iscsi_rs: {e}"),
+    }
 }
 
 /// What `login` prints for a new session: the host and its disks.
@@ -258,6 +348,34 @@ pub fn view(i: &SessionInfo, sysfs: &Path, store: Option<&IsidStore>) -> Session
             ("exp_stat_sn", u64::from(i.exp_stat_sn)),
         ],
         luns: luns_of(sysfs, h),
+        connections: None,
+    }
+}
+
+/// The lanes of a session for `list -v` / `--json`; `None` when the module
+/// does not know LIST_CONNECTIONS (or the session went away meanwhile).
+fn connections_of(device: &Path, host: u32) -> Option<Vec<ConnView>> {
+    let conns = handoff::list_connections(device, host).ok()?;
+    Some(conns.iter().map(conn_view).collect())
+}
+
+fn conn_view(c: &ConnInfo) -> ConnView {
+    ConnView {
+        lane: c.lane,
+        cid: c.cid,
+        state: if c.state == conn_state::UP {
+            "up"
+        } else {
+            "absent"
+        },
+        exp_stat_sn: c.exp_stat_sn,
+        header_digest: digest_name(c.header_digest),
+        data_digest: digest_name(c.data_digest),
+        max_recv_data_segment_len: c.max_recv_data_segment_len,
+        max_xmit_data_segment_len: c.max_xmit_data_segment_len,
+        local_port: c.local_port,
+        in_flight: c.in_flight,
+        tx_stalled: c.tx_stalled,
     }
 }
 
@@ -276,18 +394,20 @@ pub enum ListFormat {
 pub fn list(paths: &SystemPaths, format: ListFormat, out: &mut dyn Write) -> Result<(), Error> {
     let sessions = handoff::list_sessions(&paths.device).map_err(kernel_error)?;
     let store = IsidStore::new(&paths.state_dir);
+    let full = |i: &SessionInfo| SessionView {
+        connections: connections_of(&paths.device, i.host_no),
+        ..view(i, &paths.sysfs, Some(&store))
+    };
     let text = match format {
         ListFormat::Json => {
-            let rows: Vec<serde_json::Value> = sessions
-                .iter()
-                .map(|i| session_json(&view(i, &paths.sysfs, Some(&store))))
-                .collect();
+            let rows: Vec<serde_json::Value> =
+                sessions.iter().map(|i| session_json(&full(i))).collect();
             sessions_json(&rows)
         }
         _ if sessions.is_empty() => "no sessions\n".to_string(),
         ListFormat::Verbose => sessions
             .iter()
-            .map(|i| session_verbose(&view(i, &paths.sysfs, Some(&store))))
+            .map(|i| session_verbose(&full(i)))
             .collect::<Vec<_>>()
             .join("\n"),
         ListFormat::Short => sessions
@@ -299,10 +419,16 @@ pub fn list(paths: &SystemPaths, format: ListFormat, out: &mut dyn Write) -> Res
         .map_err(|e| Error::Failed(format!("cannot write the result: {e}")))
 }
 
-/// One session of the text listing.
+/// One session of the text listing; `connections=up/lanes` only for a
+/// session with more than one lane (a module without them reports 0).
 fn session_line(i: &SessionInfo, disks: &[String]) -> String {
+    let conns = if i.lanes > 1 {
+        format!(" connections={}/{}", i.connections, i.lanes)
+    } else {
+        String::new()
+    };
     format!(
-        "host{} {} {} {} recoveries={} HeaderDigest={} DataDigest={} disks: {}\n",
+        "host{} {} {} {}{conns} recoveries={} HeaderDigest={} DataDigest={} disks: {}\n",
         i.host_no,
         field("target_name", &i.target_name),
         field("portal", &i.portal),
@@ -409,6 +535,12 @@ mod tests {
         assert_eq!(j["timeouts"]["replacement_timeout"], 120);
         assert_eq!(j["portal"]["port"], 3260);
         assert_eq!(j["params"]["HeaderDigest"], "CRC32C");
+        // No word on connections from a session with one lane, or from a
+        // module that reports none (zeros).
+        assert!(j.get("connections").is_none());
+        assert!(
+            !session_verbose(&view(&i, Path::new("/nonexistent"), None)).contains("Connections")
+        );
         for (s, name) in [
             (state::RUNNING, "running"),
             (state::LOGGING_OUT, "logging-out"),
@@ -417,6 +549,75 @@ mod tests {
         ] {
             assert_eq!(state_name(s), name);
         }
+    }
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_connection_session_shows_its_lanes() {
+        let mut i = SessionInfo::zeroed();
+        i.host_no = 6;
+        i.state = state::RUNNING;
+        uapi::set_c_str("iqn.2001-04.com.example:t", &mut i.target_name).unwrap();
+        uapi::set_c_str("127.0.0.1:3260", &mut i.portal).unwrap();
+        let line = |i: &SessionInfo| session_line(i, &[]);
+        i.lanes = 1;
+        i.connections = 1;
+        assert!(!line(&i).contains("connections="), "{}", line(&i));
+        i.lanes = 4;
+        i.connections = 3;
+        assert_eq!(
+            line(&i),
+            "host6 iqn.2001-04.com.example:t 127.0.0.1:3260 running connections=3/4 \
+             recoveries=0 HeaderDigest=None DataDigest=None disks: \n"
+        );
+        let mut up = ConnInfo::zeroed();
+        up.lane = 0;
+        up.cid = 0;
+        up.state = conn_state::UP;
+        up.header_digest = DIGEST_CRC32C;
+        up.exp_stat_sn = 77;
+        up.max_recv_data_segment_len = 262_144;
+        up.max_xmit_data_segment_len = 65_536;
+        up.local_port = 40_001;
+        up.tx_stalled = 5;
+        let mut gone = ConnInfo::zeroed();
+        gone.lane = 1;
+        gone.cid = 1;
+        let v = SessionView {
+            connections: Some(vec![conn_view(&up), conn_view(&gone)]),
+            ..view(&i, Path::new("/nonexistent"), None)
+        };
+        let j = session_json(&v);
+        let c = &j["connections"];
+        assert_eq!(c.as_array().map(Vec::len), Some(2));
+        assert_eq!(c[0]["state"], "up");
+        assert_eq!(c[0]["exp_stat_sn"], 77);
+        assert_eq!(c[0]["HeaderDigest"], "CRC32C");
+        assert_eq!(c[0]["local_port"], 40_001);
+        assert_eq!(c[0]["tx_stalled"], 5);
+        assert_eq!(c[1]["state"], "absent");
+        assert_eq!(c[1]["cid"], 1);
+        let t = session_verbose(&v);
+        assert!(
+            t.contains(
+                "    Connections:\n        CID 0 lane 0: up ExpStatSN=77 HeaderDigest=CRC32C \
+                 DataDigest=None MaxRecvDataSegmentLength=262144 \
+                 MaxXmitDataSegmentLength=65536 local-port=40001 in_flight=0 tx_stalled=5\n"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("        CID 1 lane 1: absent "), "{t}");
+    }
+
+    #[test]
+    fn no_module_no_connections() {
+        // A device that is no iscsi_rs: LIST_CONNECTIONS fails, nothing shown.
+        assert_eq!(connections_of(Path::new("/nonexistent/iscsi_rs"), 1), None);
+        assert_eq!(connections_of(Path::new("/dev/null"), 1), None);
     }
 }
 

@@ -2,7 +2,9 @@
 //! kernel): discovery with CHAP, the MD5-alone retry after a refused CHAP_A
 //! list (old LIO, Synology), the TargetPortalGroupTag check, permanent
 //! redirects remembered for re-logins (temporary ones not), IPv6 zones, source
-//! binding, and re-login inside the session's network namespace.
+//! binding, and re-login inside the session's network namespace; issue 16's
+//! logins of a session's further connections (TSIH and CID, connection keys
+//! only, a target refusing with "too many connections").
 //!
 //! The fake target speaks just enough RFC 7143 login, built on iscsi-proto's
 //! PDU writers and its target-side negotiation (`negotiate::respond`): CHAP
@@ -30,6 +32,7 @@ use iscsi_proto::pdu::{
 use iscsi_proto::text;
 use iscsictl::daemon::{relogin, relogin_in_namespace};
 use iscsictl::exit::{self, Error};
+use iscsictl::login::{connect_and_login, further_connections};
 use iscsictl::names::{IscsiName, TargetName};
 use iscsictl::netns::{NetNs, NetNsCache, NetNsId};
 use iscsictl::params::Digest;
@@ -72,6 +75,11 @@ struct Script {
     /// Hang up on the first Login Request without answering (LIO's way with an
     /// AuthMethod=None discovery login when discovery auth is enforced).
     hang_up: bool,
+    /// The target's MaxConnections.
+    max_connections: u16,
+    /// Connections a session may really have: a further login beyond them is
+    /// refused with 0x0206 (too many connections), as LIO does when full.
+    room: u16,
 }
 
 impl Default for Script {
@@ -82,9 +90,21 @@ impl Default for Script {
             tag: 1,
             redirect: None,
             hang_up: false,
+            max_connections: 1,
+            room: u16::MAX,
         }
     }
 }
+
+/// A session the fake gave a TSIH to.
+#[derive(Debug, Clone, Copy)]
+struct Issued {
+    tsih: u16,
+    isid: [u8; 6],
+    connections: u16,
+}
+
+type Issuer = Arc<Mutex<Vec<Issued>>>;
 
 /// What one connection showed.
 #[derive(Debug, Default, Clone)]
@@ -96,6 +116,14 @@ struct Seen {
     session_type: Option<String>,
     /// Accept order.
     n: usize,
+    /// TSIH, CID and CmdSN of the first Login Request.
+    tsih: u16,
+    cid: u16,
+    cmd_sn: u32,
+    /// Every key the initiator sent, in order.
+    keys: Vec<String>,
+    /// The login's answer: 0 or the refusal (class << 8 | detail).
+    status: u16,
 }
 
 struct Fake {
@@ -114,6 +142,7 @@ impl Fake {
         };
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let log = Arc::clone(&seen);
+        let issuer: Issuer = Arc::default();
         thread::spawn(move || {
             for (n, s) in l.incoming().enumerate() {
                 let Ok(s) = s else { return };
@@ -121,13 +150,14 @@ impl Fake {
                 // next login (a re-login) arrives.
                 let log = Arc::clone(&log);
                 let script = script.clone();
+                let issuer = Arc::clone(&issuer);
                 thread::spawn(move || {
                     let mut one = Seen {
                         peer: s.peer_addr().ok(),
                         n,
                         ..Seen::default()
                     };
-                    let _ = Conn::new(s, &script).run(&mut one);
+                    let _ = Conn::new(s, &script, issuer).run(&mut one);
                     log.lock().unwrap().push(one);
                 });
             }
@@ -157,6 +187,11 @@ impl Fake {
 struct Conn<'a> {
     s: TcpStream,
     script: &'a Script,
+    issuer: Issuer,
+    /// The TSIH this login completes with: the one the request named (a
+    /// further connection), or a new one.
+    tsih: u16,
+    first: bool,
     stat_sn: u32,
     auth_done: bool,
     challenge: Option<(u8, Vec<u8>)>,
@@ -191,11 +226,12 @@ fn unhex(s: &str) -> Vec<u8> {
     out
 }
 
-/// LIO-like values for the operational keys.
-fn target_local(key: Key) -> Option<Local<'static>> {
+/// LIO-like values for the operational keys, with `max_connections`.
+fn target_local(key: Key, max_connections: u16) -> Option<Local<'static>> {
     Some(match key {
         Key::HeaderDigest | Key::DataDigest => Local::List("None"),
-        Key::MaxConnections | Key::MaxOutstandingR2T => Local::Number(1),
+        Key::MaxConnections => Local::Number(max_connections.into()),
+        Key::MaxOutstandingR2T => Local::Number(1),
         Key::MaxBurstLength => Local::Number(262_144),
         Key::FirstBurstLength => Local::Number(65_536),
         Key::DefaultTime2Wait => Local::Number(2),
@@ -216,11 +252,14 @@ fn reply_string(v: ReplyValue<'_>) -> String {
 }
 
 impl<'a> Conn<'a> {
-    fn new(s: TcpStream, script: &'a Script) -> Conn<'a> {
+    fn new(s: TcpStream, script: &'a Script, issuer: Issuer) -> Conn<'a> {
         let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
         Conn {
             s,
             script,
+            issuer,
+            tsih: 0,
+            first: true,
             stat_sn: 100,
             auth_done: script.chap.is_none(),
             challenge: None,
@@ -336,9 +375,9 @@ impl<'a> Conn<'a> {
             version_active: 0,
             isid: req.isid,
             tsih: if transit && nsg == Stage::FullFeature {
-                0x1234
+                self.tsih
             } else {
-                0
+                req.tsih
             },
             itt: req.itt,
             stat_sn: self.stat_sn,
@@ -350,6 +389,33 @@ impl<'a> Conn<'a> {
         }
         .emit(&mut h);
         self.send(&h, body)
+    }
+
+    /// The TSIH for a login: a new session gets the next one; a further
+    /// connection must name a session this fake issued (else 0x020a, session
+    /// does not exist) that has room for it (else 0x0206).
+    fn admit(&mut self, req: &LoginRequest) -> Result<(), (u8, u8)> {
+        let mut issued = self.issuer.lock().unwrap();
+        if req.tsih == 0 {
+            let tsih = 0x1234 + issued.len() as u16;
+            issued.push(Issued {
+                tsih,
+                isid: req.isid,
+                connections: 1,
+            });
+            self.tsih = tsih;
+            return Ok(());
+        }
+        let s = issued
+            .iter_mut()
+            .find(|s| s.tsih == req.tsih && s.isid == req.isid)
+            .ok_or((2, 0x0a))?;
+        if s.connections >= self.script.room.min(self.script.max_connections) {
+            return Err((2, 0x06));
+        }
+        s.connections += 1;
+        self.tsih = req.tsih;
+        Ok(())
     }
 
     /// One Login Request; false when it was refused.
@@ -369,6 +435,15 @@ impl<'a> Conn<'a> {
         let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
         if let Some(t) = get("SessionType") {
             seen.session_type = Some(t);
+        }
+        seen.keys.extend(pairs.iter().map(|(k, _)| k.clone()));
+        if std::mem::take(&mut self.first) {
+            (seen.tsih, seen.cid, seen.cmd_sn) = (req.tsih, req.cid, req.cmd_sn);
+            if let Err(status) = self.admit(&req) {
+                seen.status = u16::from(status.0) << 8 | u16::from(status.1);
+                self.respond_login(&req, false, req.csg, status, &[])?;
+                return Ok(false);
+            }
         }
         if let (Some((detail, to)), false) = (&self.script.redirect, self.redirected) {
             self.redirected = true;
@@ -443,7 +518,7 @@ impl<'a> Conn<'a> {
             let Some(key) = Key::from_name(k) else {
                 continue;
             };
-            if let Some(local) = target_local(key) {
+            if let Some(local) = target_local(key, self.script.max_connections) {
                 if let Ok(Some(answer)) = respond(key, v, local) {
                     out.push(pair(k, &reply_string(answer)));
                 }
@@ -704,6 +779,7 @@ fn recipe(portal: &str, source: Source) -> Recipe {
         header_digest: Digest::None,
         data_digest: Digest::None,
         queue_depth: None,
+        connections: None,
         params: Vec::new(),
         connect_timeout: Duration::from_secs(5),
         login_timeout: Duration::from_secs(5),
@@ -1051,4 +1127,195 @@ fn ipv6_loopback_discovery_and_login() {
     iscsictl(&["login", "-p", &fake.portal, "-t", IQN, "--dry-run"])
         .expect(exit::OK)
         .stdout_has(&format!("Portal = {}\n", fake.portal));
+}
+
+// ---------------------------------------------------------------------------
+// Further connections of a session (issue 16)
+// ---------------------------------------------------------------------------
+
+const LEAD_ISID: [u8; 6] = [0x80, 0x16, 0, 0, 0, 1];
+
+/// Keys a login of a further connection may send: the connection's own
+/// (RFC 7143 §13: declarative names, authentication, digests, receive size).
+const CONNECTION_KEYS: &[&str] = &[
+    "InitiatorName",
+    "TargetName",
+    "AuthMethod",
+    "CHAP_A",
+    "CHAP_N",
+    "CHAP_R",
+    "CHAP_I",
+    "CHAP_C",
+    "HeaderDigest",
+    "DataDigest",
+    "MaxRecvDataSegmentLength",
+];
+
+/// A login request wanting `connections` connections of the fake's target.
+fn mcs_request(fake: &Fake, connections: u16, auth: Auth) -> iscsictl::plan::LoginRequest {
+    let mut rc = recipe(&fake.portal, Source::default());
+    rc.connections = Some(connections);
+    rc.auth = auth;
+    rc.request(Portal::parse(&fake.portal).unwrap(), None)
+}
+
+/// The leading login and the further ones, as `iscsictl login` does them
+/// before the handoff; returns the sessions and the notices.
+fn log_in_all(
+    req: &iscsictl::plan::LoginRequest,
+    wanted: u16,
+) -> (
+    iscsictl::session::Session,
+    Vec<iscsictl::session::Session>,
+    String,
+) {
+    let mut notices = Vec::new();
+    let lead = connect_and_login(req, Some(LEAD_ISID), &mut notices).expect("leading login");
+    let extras = further_connections(&lead, req, wanted, &mut notices);
+    (lead, extras, String::from_utf8(notices).unwrap())
+}
+
+#[test]
+fn further_connections_carry_the_tsih_and_their_cid_and_only_connection_keys() {
+    let fake = Fake::start(Script {
+        max_connections: 4,
+        ..Script::default()
+    });
+    let req = mcs_request(&fake, 4, Auth::None);
+    let (lead, extras, notices) = log_in_all(&req, 4);
+    assert_eq!(notices, "");
+    // We offered 4 and the target allows 4.
+    assert_eq!(lead.outcome.params.max_connections, 4);
+    assert_eq!(lead.outcome.cid, 0);
+    assert_eq!(extras.len(), 3);
+    for (i, x) in extras.iter().enumerate() {
+        assert_eq!(x.outcome.tsih, lead.outcome.tsih);
+        assert_eq!(x.outcome.isid, LEAD_ISID);
+        assert_eq!(usize::from(x.outcome.cid), i + 1);
+        // Session-wide values are the leading login's.
+        assert_eq!(
+            x.outcome.params.max_burst_len,
+            lead.outcome.params.max_burst_len
+        );
+        assert_eq!(x.conn.peer(), lead.conn.peer());
+    }
+    // The fake logs a connection when it closes.
+    let tsih = lead.outcome.tsih;
+    drop((lead, extras));
+    let seen = fake.seen(4);
+    assert_eq!(seen.len(), 4);
+    let lead_seen = &seen[0];
+    assert_eq!((lead_seen.tsih, lead_seen.cid), (0, 0));
+    assert!(lead_seen.keys.iter().any(|k| k == "MaxConnections"));
+    let mut cids: Vec<u16> = seen[1..].iter().map(|s| s.cid).collect();
+    cids.sort_unstable();
+    assert_eq!(cids, [1, 2, 3]);
+    for s in &seen[1..] {
+        assert_eq!(s.tsih, tsih, "connection {}", s.cid);
+        assert_eq!(s.status, 0);
+        // Nothing ran yet: every login carries the leading login's CmdSN.
+        assert_eq!(s.cmd_sn, lead_seen.cmd_sn);
+        let foreign: Vec<&String> = s
+            .keys
+            .iter()
+            .filter(|k| !CONNECTION_KEYS.contains(&k.as_str()))
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "connection {} offered {foreign:?}",
+            s.cid
+        );
+        assert!(s.session_type.is_none());
+    }
+}
+
+#[test]
+fn every_further_connection_runs_its_own_chap() {
+    let fake = Fake::start(Script {
+        chap: Some(SECRET),
+        max_connections: 2,
+        ..Script::default()
+    });
+    let creds = iscsictl::plan::ChapCredentials {
+        name: USER.into(),
+        secret: iscsictl::secret::Secret::from_bytes(SECRET.as_bytes().to_vec()).unwrap(),
+        algs: iscsictl::params::ChapAlgs::parse("sha256,md5").unwrap(),
+        mutual: None,
+    };
+    let req = mcs_request(&fake, 2, Auth::Chap(creds));
+    let (lead, extras, notices) = log_in_all(&req, 2);
+    assert_eq!(notices, "");
+    assert_eq!(extras.len(), 1);
+    assert_eq!(extras[0].outcome.tsih, lead.outcome.tsih);
+    drop((lead, extras));
+    let seen = fake.seen(2);
+    // The leading login offered the list; the further one the algorithm the
+    // leading login ended with, and answered a challenge of its own.
+    assert_eq!(seen[0].chap_a, ["7,5"]);
+    assert_eq!(seen[1].chap_a, ["5"]);
+    assert!(seen[1].keys.iter().any(|k| k == "CHAP_R"));
+}
+
+#[test]
+fn a_target_without_room_gives_fewer_connections_and_no_error() {
+    // MaxConnections says 4, but the session is full after 2 (0x0206).
+    let fake = Fake::start(Script {
+        max_connections: 4,
+        room: 2,
+        ..Script::default()
+    });
+    let req = mcs_request(&fake, 4, Auth::None);
+    let (lead, extras, notices) = log_in_all(&req, 4);
+    assert_eq!(extras.len(), 1, "{notices}");
+    assert_eq!(extras[0].outcome.cid, 1);
+    assert!(
+        notices.contains("connection 2 not logged in")
+            && notices.contains("too many connections")
+            && notices.contains("goes on with 2 connections"),
+        "{notices}"
+    );
+    assert_eq!(lead.outcome.params.max_connections, 4);
+    drop((lead, extras));
+    // The series stops at the first refusal: no login for CID 3.
+    let seen = fake.seen(3);
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|s| s.cid != 3));
+    assert_eq!(seen.iter().filter(|s| s.status == 0x0206).count(), 1);
+}
+
+#[test]
+fn a_target_with_max_connections_1_gets_one_connection() {
+    let fake = Fake::start(Script::default());
+    let req = mcs_request(&fake, 4, Auth::None);
+    let (lead, extras, notices) = log_in_all(&req, 4);
+    assert_eq!(lead.outcome.params.max_connections, 1);
+    assert!(extras.is_empty());
+    assert!(
+        notices.contains("allows 1 connection per session (MaxConnections); using 1 of the 4"),
+        "{notices}"
+    );
+    drop(lead);
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(fake.seen(1).len(), 1, "no further login tried");
+}
+
+#[test]
+fn one_connection_offers_max_connections_1_as_before() {
+    let fake = Fake::start(Script {
+        max_connections: 4,
+        ..Script::default()
+    });
+    let r = iscsictl(&["login", "-p", &fake.portal, "-t", IQN, "--dry-run"]);
+    r.expect(exit::OK).stdout_has("MaxConnections = 1\n");
+    let r = iscsictl(&[
+        "login",
+        "-p",
+        &fake.portal,
+        "-t",
+        IQN,
+        "--dry-run",
+        "--connections",
+        "3",
+    ]);
+    r.expect(exit::OK).stdout_has("MaxConnections = 3\n");
 }

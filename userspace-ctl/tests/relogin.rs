@@ -39,6 +39,7 @@ fn recipe(t: &Tgtd, target: &str, auth: Auth) -> Recipe {
         header_digest: Digest::Crc32c,
         data_digest: Digest::None,
         queue_depth: Some(16),
+        connections: None,
         params: Vec::new(),
         connect_timeout: Duration::from_secs(5),
         login_timeout: Duration::from_secs(5),
@@ -89,7 +90,7 @@ fn twice(target: &str, auth: Auth) {
 
     let first = relogin(&r, isid, &mut notices).unwrap_or_else(|e| panic!("first login: {e}"));
     assert_eq!(first.outcome.isid, isid);
-    let (h1, mut s1) = relogin_handoff(first, &r, 3, 1).unwrap();
+    let (h1, mut s1) = relogin_handoff(first, &r, 3, 1, 0).unwrap();
     let c = h1
         .validate(false)
         .unwrap_or_else(|e| panic!("first handoff: {e}"));
@@ -102,11 +103,13 @@ fn twice(target: &str, auth: Auth) {
     );
     assert_eq!(c.target_name(), target);
     assert_eq!((c.raw.recipe, c.raw.recipe_len), (0, 0));
+    // One connection: the multiple-connection fields stay zero, as before.
+    assert_eq!((c.raw.connections, c.raw.lane, c.connections), (0, 0, 0));
 
     // The first session is still logged in: this is session reinstatement.
     let second = relogin(&r, isid, &mut notices).unwrap_or_else(|e| panic!("reinstatement: {e}"));
     assert_eq!(second.outcome.isid, isid);
-    let (h2, _s2) = relogin_handoff(second, &r, 3, 2).unwrap();
+    let (h2, _s2) = relogin_handoff(second, &r, 3, 2, 0).unwrap();
     let c2 = h2
         .validate(false)
         .unwrap_or_else(|e| panic!("second handoff: {e}"));

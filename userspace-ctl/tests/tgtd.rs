@@ -1,6 +1,7 @@
 //! `iscsictl discover` and `login --dry-run` against a real tgtd (issue 4's "done
-//! when"), plus the failure paths against fake servers: nothing listening, a
-//! peer that hangs up mid-login, one that never answers, and redirects.
+//! when"), a second connection of a session (issue 16), plus the failure
+//! paths against fake servers: nothing listening, a peer that hangs up
+//! mid-login, one that never answers, and redirects.
 //!
 //! Each test starts its own tgtd (see `fixture`), so they run in parallel. A
 //! missing tgt package fails the tests with a message saying so.
@@ -388,4 +389,64 @@ fn redirect(mut s: TcpStream, to: &str, detail: u8) {
     s.write_all(&out[..n]).expect("send redirect");
     // Let the initiator read it before the socket goes away.
     drain(s, Duration::from_secs(5));
+}
+
+/// A login request for `iqn` at tgtd wanting `connections` connections (a
+/// re-login recipe's, as the daemon would make it).
+fn mcs_request(t: &Tgtd, iqn: &str, connections: u16) -> iscsictl::plan::LoginRequest {
+    let text = format!(
+        "RecipeVersion=1\0TargetName={iqn}\0InitiatorName={INITIATOR}\0Portal={}\0\
+         AuthMethod=None\0HeaderDigest=None\0DataDigest=None\0Connections={connections}\0\
+         ConnectTimeout=5\0LoginTimeout=10\0",
+        t.portal()
+    );
+    let rc = iscsictl::recipe::Recipe::decode(text.as_bytes()).expect("recipe");
+    rc.request(rc.portal.clone(), None)
+}
+
+/// tgt accepts MaxConnections=2, but answers the login of the second
+/// connection with MaxConnections again, a leading-only key (RFC 7143 §13.2)
+/// that iscsi-proto refuses on a non-leading connection. So with tgt a
+/// session stays on one connection, said in a notice, and the leading
+/// connection is unharmed. (If tgt is ever fixed, or iscsi-proto learns to
+/// tolerate a repeated value, this test says so by failing.)
+#[test]
+fn tgtd_repeats_max_connections_on_a_second_connection_so_the_session_keeps_one() {
+    let t = Tgtd::start();
+    t.set_target_param(1, "MaxConnections", "2");
+    let req = mcs_request(&t, PLAIN_IQN, 2);
+    let mut notices = Vec::new();
+    let isid = [0x80, 0x16, 0, 0, 0, 2];
+    let lead =
+        iscsictl::login::connect_and_login(&req, Some(isid), &mut notices).expect("leading login");
+    assert_eq!(lead.outcome.params.max_connections, 2);
+    let extras = iscsictl::login::further_connections(&lead, &req, 2, &mut notices);
+    let notices = String::from_utf8_lossy(&notices);
+    assert!(extras.is_empty(), "tgt took a second connection: {notices}");
+    assert!(
+        notices.contains(
+            "connection 1 not logged in (login failed: protocol violation by the target: \
+             negotiation: target negotiated MaxConnections on a non-leading connection); \
+             the session goes on with 1 connection"
+        ),
+        "{notices}"
+    );
+    // The session itself is fine: it logs out normally.
+    let seq = lead.outcome.sequence();
+    lead.logout(seq).expect("logout");
+}
+
+#[test]
+fn tgtd_with_max_connections_1_gives_one_connection() {
+    let t = Tgtd::start();
+    let req = mcs_request(&t, PLAIN_IQN, 2);
+    let mut notices = Vec::new();
+    let lead =
+        iscsictl::login::connect_and_login(&req, Some([0x80, 0x16, 0, 0, 0, 3]), &mut notices)
+            .expect("leading login");
+    assert_eq!(lead.outcome.params.max_connections, 1);
+    let extras = iscsictl::login::further_connections(&lead, &req, 2, &mut notices);
+    assert!(extras.is_empty());
+    let seq = lead.outcome.sequence();
+    lead.logout(seq).expect("logout");
 }

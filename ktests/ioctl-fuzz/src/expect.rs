@@ -7,7 +7,9 @@
 //! session lookup) may come in any order, so each defect adds its errno to the
 //! accepted set and success is accepted only when there is no defect at all.
 
-use iscsi_proto::uapi::{Event, Handoff, List, ReloginFailed, RemoveSession};
+use iscsi_proto::uapi::{
+    ConnList, Event, Handoff, HandoffKind, List, ReloginFailed, RemoveSession,
+};
 
 use crate::mem::Ptr;
 use crate::peers::PeerKind;
@@ -213,19 +215,19 @@ fn read_first(main: Ptr, judge: impl FnOnce() -> Expect) -> Expect {
     }
 }
 
-/// ADD_SESSION (`add`) or HANDOFF: the argument validated, then (if valid)
-/// the checks of `valid` and the descriptor's, in any order.
+/// ADD_SESSION, HANDOFF or ADD_CONNECTION (`kind`): the argument validated,
+/// then (if valid) the checks of `valid` and the descriptor's, in any order.
 fn handoff_like(
     main: Ptr,
     bytes: &[u8; Handoff::SIZE],
-    add: bool,
+    kind: HandoffKind,
     fd: FdKind,
     valid: impl FnOnce(&Handoff, &mut Expect),
 ) -> Expect {
     read_first(main, || {
         let h = Handoff::from_bytes(bytes);
         let mut x = Expect::success();
-        match h.validate(add) {
+        match h.validate_kind(kind) {
             Err(e) => x.defect(libc::EINVAL, e.to_string()),
             Ok(_) => {
                 valid(&h, &mut x);
@@ -239,7 +241,7 @@ fn handoff_like(
 /// ADD_SESSION with the argument at `main` holding `bytes`, its recipe (if
 /// any) at `recipe`, and a descriptor of kind `fd`.
 pub fn add_session(main: Ptr, bytes: &[u8; Handoff::SIZE], recipe: Ptr, fd: FdKind) -> Expect {
-    handoff_like(main, bytes, true, fd, |h, x| {
+    handoff_like(main, bytes, HandoffKind::Add, fd, |h, x| {
         if h.recipe_len > 0 && !recipe.readable() {
             x.defect(libc::EFAULT, format!("recipe {}", recipe.name()));
         }
@@ -254,7 +256,9 @@ pub enum Target {
     /// The session exists; the handoff matches it and answers its current
     /// generation while it is failed.
     Answers,
-    /// The session exists but target, initiator, ISID or queue depth differ.
+    /// The session exists but target, initiator, ISID or queue depth differ,
+    /// or (ADD_CONNECTION) `lane` is not below its lanes, or the TSIH or a
+    /// session-wide key is not the session's.
     Mismatch,
     /// The session exists but the generation is not current, or it is running.
     Stale,
@@ -262,11 +266,51 @@ pub enum Target {
 
 /// HANDOFF, like [`add_session`]; `target` says what the host number names.
 pub fn handoff(main: Ptr, bytes: &[u8; Handoff::SIZE], fd: FdKind, target: Target) -> Expect {
-    handoff_like(main, bytes, false, fd, |h, x| match target {
-        Target::Missing => x.defect(libc::ENODEV, format!("no host {}", h.host_no)),
-        Target::Mismatch => x.defect(libc::EINVAL, "not this session's names/ISID/depth"),
-        Target::Stale => x.defect(libc::ESTALE, "stale generation"),
-        Target::Answers => {}
+    session_call(main, bytes, HandoffKind::Handoff, fd, &[target])
+}
+
+/// ADD_CONNECTION, like [`handoff`]. `Stale` also covers a session that is
+/// not running (recovering or failed): a lane is only added to a running
+/// session, in the generation it runs in.
+pub fn add_connection(
+    main: Ptr,
+    bytes: &[u8; Handoff::SIZE],
+    fd: FdKind,
+    target: Target,
+) -> Expect {
+    add_connection_to(main, bytes, fd, &[target])
+}
+
+/// ADD_CONNECTION with several defects found against the session (say a
+/// lane beyond its lanes while it is recovering): any of their errnos.
+pub fn add_connection_to(
+    main: Ptr,
+    bytes: &[u8; Handoff::SIZE],
+    fd: FdKind,
+    targets: &[Target],
+) -> Expect {
+    session_call(main, bytes, HandoffKind::AddConnection, fd, targets)
+}
+
+fn session_call(
+    main: Ptr,
+    bytes: &[u8; Handoff::SIZE],
+    kind: HandoffKind,
+    fd: FdKind,
+    targets: &[Target],
+) -> Expect {
+    handoff_like(main, bytes, kind, fd, |h, x| {
+        for t in targets {
+            match t {
+                Target::Missing => x.defect(libc::ENODEV, format!("no host {}", h.host_no)),
+                Target::Mismatch => x.defect(
+                    libc::EINVAL,
+                    "not this session's (names/ISID/depth/lanes/keys)",
+                ),
+                Target::Stale => x.defect(libc::ESTALE, "stale generation or not running"),
+                Target::Answers => {}
+            }
+        }
     })
 }
 
@@ -292,6 +336,37 @@ pub fn list(main: Ptr, bytes: &[u8; List::SIZE], entries: Ptr, sessions: usize) 
         }
         let mut x = Expect::success();
         let want = (l.capacity as usize).min(sessions);
+        if want > 0 && !entries.writable() {
+            x.defect(
+                libc::EFAULT,
+                format!("{want} entries to {}", entries.name()),
+            );
+        }
+        if !main.writable() {
+            x.defect(libc::EFAULT, format!("answer to {}", main.name()));
+        }
+        x
+    })
+}
+
+/// LIST_CONNECTIONS; `lanes` is the named session's lane count (`None`: no
+/// such session) and the entries buffer is at `entries`.
+pub fn list_connections(
+    main: Ptr,
+    bytes: &[u8; ConnList::SIZE],
+    entries: Ptr,
+    lanes: Option<usize>,
+) -> Expect {
+    read_first(main, || {
+        let l = ConnList::from_bytes(bytes);
+        if let Err(e) = l.validate() {
+            return Expect::error(libc::EINVAL, e.to_string());
+        }
+        let Some(lanes) = lanes else {
+            return Expect::error(libc::ENODEV, format!("no host {}", l.host_no));
+        };
+        let mut x = Expect::success();
+        let want = (l.capacity as usize).min(lanes);
         if want > 0 && !entries.writable() {
             x.defect(
                 libc::EFAULT,
@@ -400,6 +475,66 @@ mod tests {
         assert!(
             handoff(Ptr::Kernel(u64::MAX), &b, FdKind::Closed, Target::Answers).errs
                 == [libc::EFAULT]
+        );
+    }
+
+    #[test]
+    fn add_connection_oracle() {
+        let mut h = gen::valid_handoff_kind(&mut Rng::new(9), HandoffKind::AddConnection, 3);
+        h.host_no = 4;
+        let b = h.to_bytes();
+        let echo = FdKind::Peer(PeerKind::Echo);
+        assert_eq!(
+            add_connection(Ptr::Valid, &b, echo, Target::Missing).errs,
+            [libc::ENODEV]
+        );
+        let x = add_connection(Ptr::Valid, &b, FdKind::Closed, Target::Mismatch);
+        assert_eq!(x.errs, [libc::EINVAL, libc::EBADF]);
+        assert!(!x.ok);
+        assert_eq!(
+            add_connection(Ptr::Valid, &b, echo, Target::Stale).errs,
+            [libc::ESTALE]
+        );
+        assert!(add_connection(Ptr::ReadOnly, &b, echo, Target::Answers).ok);
+        let both = add_connection_to(Ptr::Valid, &b, echo, &[Target::Mismatch, Target::Stale]);
+        assert!(!both.ok && both.errs == [libc::EINVAL, libc::ESTALE]);
+        // A leading-connection argument (lane 0) is refused before the lookup.
+        let mut lead = h;
+        lead.lane = 0;
+        let x = add_connection(Ptr::Valid, &lead.to_bytes(), echo, Target::Answers);
+        assert_eq!(x.errs, [libc::EINVAL]);
+        // And a lane > 0 is refused by HANDOFF.
+        let x = handoff(Ptr::Valid, &b, echo, Target::Answers);
+        assert_eq!(x.errs, [libc::EINVAL]);
+    }
+
+    #[test]
+    fn list_connections_oracle() {
+        let l = ConnList::new(3, 4, 0x1000);
+        let b = l.to_bytes();
+        assert_eq!(
+            list_connections(Ptr::Valid, &b, Ptr::Guard, None).errs,
+            [libc::ENODEV]
+        );
+        assert!(list_connections(Ptr::Valid, &b, Ptr::Valid, Some(2)).ok);
+        assert_eq!(
+            list_connections(Ptr::Valid, &b, Ptr::Guard, Some(1)).errs,
+            [libc::EFAULT]
+        );
+        assert_eq!(
+            list_connections(Ptr::ReadOnly, &b, Ptr::Valid, Some(1)).errs,
+            [libc::EFAULT]
+        );
+        let mut z = ConnList::new(3, 0, 0);
+        assert!(list_connections(Ptr::Valid, &z.to_bytes(), Ptr::Null, Some(4)).ok);
+        z.entry_size = 640;
+        assert_eq!(
+            list_connections(Ptr::Valid, &z.to_bytes(), Ptr::Null, None).errs,
+            [libc::EINVAL]
+        );
+        assert_eq!(
+            list_connections(Ptr::Guard, &b, Ptr::Valid, None).errs,
+            [libc::EFAULT]
         );
     }
 

@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use iscsi_proto::uapi::{
-    self, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo, EVENT_RESCAN,
+    self, ConnInfo, ConnList, Event, Handoff, HandoffKind, List, ReloginFailed, RemoveSession,
+    SessionConfig, SessionInfo, EVENT_RESCAN,
 };
 
 use crate::sys::Outcome;
@@ -22,6 +23,11 @@ use crate::sys::Outcome;
 struct Session {
     host_no: u32,
     cfg: Handoff,
+    /// The validated ADD_SESSION, for ADD_CONNECTION's comparisons.
+    typed: SessionConfig,
+    /// CID of each lane's connection, `None` while the lane has none; the
+    /// lane count is fixed at ADD_SESSION (it is the hardware queue count).
+    lanes: Vec<Option<u16>>,
     recipe: Vec<u8>,
     /// Running, or failed (state FAILED/RECOVERING).
     failed: bool,
@@ -210,8 +216,19 @@ fn fail_session(m: &mut Model, host: u32) {
     }
 }
 
+/// Lanes with a connection, counting none while the session is failed.
+fn lanes_up(s: &Session) -> u16 {
+    if s.failed {
+        0
+    } else {
+        s.lanes.iter().filter(|l| l.is_some()).count() as u16
+    }
+}
+
 fn info(s: &Session) -> SessionInfo {
     let mut i = SessionInfo::zeroed();
+    i.connections = lanes_up(s);
+    i.lanes = s.lanes.len() as u16;
     copy_fields!(i, s; host_no, recoveries, generation);
     copy_fields!(i, s.cfg; cid, isid, tsih, queue_depth, target_name, initiator_name, portal,
         header_digest, data_digest, max_recv_data_segment_len, max_xmit_data_segment_len,
@@ -259,6 +276,8 @@ pub fn ioctl(cmd: u32, arg: u64) -> Outcome {
             Ok(infos.len() as i64)
         }
         uapi::HANDOFF => handoff(arg),
+        uapi::ADD_CONNECTION => add_connection(arg),
+        uapi::LIST_CONNECTIONS => list_connections(arg),
         uapi::WAIT_EVENT => wait(arg),
         uapi::FAIL_RELOGIN => {
             let (f, ()) = read_arg(arg, ReloginFailed::from_bytes, ReloginFailed::validate)?;
@@ -275,7 +294,7 @@ pub fn ioctl(cmd: u32, arg: u64) -> Outcome {
 }
 
 fn add(arg: u64) -> Outcome {
-    let (h, _) = read_arg(arg, Handoff::from_bytes, |h| h.validate(true))?;
+    let (h, typed) = read_arg(arg, Handoff::from_bytes, |h| h.validate(true))?;
     let recipe = read_user(h.recipe, h.recipe_len as usize)?;
     let (sock, ino) = socket_from(h.fd)?;
     let host = model(|m| {
@@ -284,9 +303,13 @@ fn add(arg: u64) -> Outcome {
         }
         let host = m.next_host;
         m.next_host += 1;
+        let mut lanes = vec![None; usize::from(typed.connections)];
+        lanes[0] = Some(h.cid);
         m.sessions.push(Session {
             host_no: host,
             cfg: h,
+            typed,
+            lanes,
             recipe,
             failed: false,
             generation: 0,
@@ -324,6 +347,9 @@ fn handoff(arg: u64) -> Outcome {
         if !s.failed || s.generation != h.generation {
             return Err(libc::ESTALE);
         }
+        // Reinstatement: only the leading connection is back.
+        s.lanes.iter_mut().for_each(|l| *l = None);
+        s.lanes[0] = Some(h.cid);
         s._sock = sock;
         s.ino = ino;
         s.failed = false;
@@ -334,6 +360,79 @@ fn handoff(arg: u64) -> Outcome {
         fail_session(m, host);
         Ok(i64::from(host))
     })
+}
+
+/// ADD_CONNECTION, in src/session/link.rs's order: the same lookup and
+/// descriptor checks as HANDOFF, then (EINVAL) the session's names, ISID and
+/// queue depth and a lane below its lane count; (ESTALE) a running session
+/// in the generation answered; (EINVAL) its current TSIH and its
+/// session-wide keys; (EBUSY) a free lane; (EINVAL) a CID no other lane uses.
+fn add_connection(arg: u64) -> Outcome {
+    let (h, cfg) = read_arg(arg, Handoff::from_bytes, |h| {
+        h.validate_kind(HandoffKind::AddConnection)
+    })?;
+    if !model(|m| m.session_mut(h.host_no).is_some()) {
+        return Err(libc::ENODEV);
+    }
+    let (sock, _ino) = socket_from(h.fd)?;
+    model(|m| {
+        let s = m.session_mut(h.host_no).ok_or(libc::ENODEV)?;
+        let lane = usize::from(cfg.lane);
+        if s.typed.same_session(&cfg).is_err() || lane >= s.lanes.len() {
+            return Err(libc::EINVAL);
+        }
+        if s.failed || s.generation != h.generation {
+            return Err(libc::ESTALE);
+        }
+        if s.cfg.tsih != h.tsih || s.typed.same_session_keys(&cfg).is_err() {
+            return Err(libc::EINVAL);
+        }
+        if s.lanes[lane].is_some() {
+            return Err(libc::EBUSY);
+        }
+        if s.lanes.contains(&Some(h.cid)) {
+            return Err(libc::EINVAL);
+        }
+        s.lanes[lane] = Some(h.cid);
+        drop(sock);
+        // The peer is not a target: the session fails at once.
+        let host = s.host_no;
+        fail_session(m, host);
+        Ok(i64::from(host))
+    })
+}
+
+/// LIST_CONNECTIONS: one entry per lane of the session named.
+fn list_connections(arg: u64) -> Outcome {
+    let (mut l, ()) = read_arg(arg, ConnList::from_bytes, ConnList::validate)?;
+    let infos: Vec<ConnInfo> = model(|m| -> Result<Vec<ConnInfo>, i32> {
+        let s = m.session_mut(l.host_no).ok_or(libc::ENODEV)?;
+        let up = !s.failed;
+        Ok(s.lanes
+            .iter()
+            .enumerate()
+            .map(|(i, cid)| {
+                let mut c = ConnInfo::zeroed();
+                c.lane = i as u16;
+                c.cid = cid.unwrap_or(0);
+                if up && cid.is_some() {
+                    c.state = uapi::conn_state::UP;
+                }
+                c
+            })
+            .collect())
+    })?;
+    let want = (l.capacity as usize).min(infos.len());
+    let mut bytes = Vec::new();
+    for i in infos.iter().take(want) {
+        bytes.extend_from_slice(&i.to_bytes());
+    }
+    if want > 0 {
+        write_user(l.entries, &bytes)?;
+    }
+    l.count = infos.len() as u32;
+    write_user(arg, &l.to_bytes())?;
+    Ok(infos.len() as i64)
 }
 
 fn wait(arg: u64) -> Outcome {
@@ -360,6 +459,13 @@ fn wait(arg: u64) -> Outcome {
             e.delay_ms = if attempt > 0 { 0 } else { 2000 };
             copy_fields!(e, s.cfg; tsih, cid, isid, target_name, initiator_name, portal);
             e.recipe_len = s.recipe.len() as u32;
+            // 0 for one lane, as before multiple connections.
+            e.connections = match s.lanes.len() {
+                1 => 0,
+                n => n as u16,
+            };
+            // The lane that failed: an output, never the caller's bytes.
+            e.lane = 0;
             Some((e, s.recipe.clone(), host, generation))
         });
         if let Some((e, recipe, host, generation)) = got {

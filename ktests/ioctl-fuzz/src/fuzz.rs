@@ -9,7 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use iscsi_proto::uapi::{
-    self, state, Event, Handoff, List, ReloginFailed, RemoveSession, SessionInfo, EVENT_RESCAN,
+    self, state, ConnInfo, ConnList, Event, Handoff, HandoffKind, List, ReloginFailed,
+    RemoveSession, SessionInfo, EVENT_RESCAN,
 };
 
 use crate::expect::{self, Expect, FdKind, Target};
@@ -102,13 +103,16 @@ impl Fd {
     }
 }
 
-/// ADD_SESSION or HANDOFF, with what the oracle needs besides the argument.
+/// ADD_SESSION, HANDOFF or ADD_CONNECTION, with what the oracle needs
+/// besides the argument.
 #[derive(Debug, Clone, Copy)]
 enum Via {
     /// ADD_SESSION, its recipe at the `Ptr`.
     Add(Ptr),
     /// HANDOFF, its host number naming the `Target`.
     Handoff(Target),
+    /// ADD_CONNECTION, its host number naming the `Target`.
+    AddConnection(Target),
 }
 
 impl Via {
@@ -121,6 +125,10 @@ impl Via {
                 expect::add_session(main, bytes, recipe, kind),
             ),
             Via::Handoff(target) => (uapi::HANDOFF, expect::handoff(main, bytes, kind, target)),
+            Via::AddConnection(target) => (
+                uapi::ADD_CONNECTION,
+                expect::add_connection(main, bytes, kind, target),
+            ),
         }
     }
 }
@@ -532,6 +540,67 @@ impl Fuzzer {
         h
     }
 
+    /// A valid ADD_CONNECTION argument for `fd` naming a host no session has.
+    fn orphan_connection(&mut self, fd: i32) -> Handoff {
+        let mut h = gen::valid_handoff_kind(&mut self.rng, HandoffKind::AddConnection, fd);
+        h.host_no = self.no_host();
+        h
+    }
+
+    /// LIST_CONNECTIONS of `host` (whose lane count is `lanes`, `None` if it
+    /// is no session) into up to `cap` entries at `entries`, the argument at
+    /// `main`; checked against the oracle, and the entries read back when
+    /// they can be. Returns the entries read.
+    fn list_connections(
+        &mut self,
+        label: &str,
+        host: u32,
+        lanes: Option<usize>,
+        (main, entries): (Ptr, Ptr),
+        cap: u32,
+    ) -> Vec<ConnInfo> {
+        let eaddr = self.nested.place(entries, &[]);
+        let b = ConnList::new(host, cap, eaddr).to_bytes();
+        let want = expect::list_connections(main, &b, entries, lanes);
+        let arg = self.main.place(main, &b);
+        let r = self.expect_r(label, uapi::LIST_CONNECTIONS, arg, &want);
+        let (Ok(n), Some(lanes)) = (r, lanes) else {
+            return Vec::new();
+        };
+        self.rep.check(n as usize == lanes, || {
+            format!("{label}: LIST_CONNECTIONS says {n} lanes, expected {lanes}")
+        });
+        if let Some(back) = self.main.read_array(arg) {
+            let got = ConnList::from_bytes(&back);
+            self.rep.check(got.count as i64 == n, || {
+                format!("{label}: count {} != return {n}", got.count)
+            });
+        }
+        let written = (cap as usize).min(lanes);
+        if !entries.writable() {
+            return Vec::new();
+        }
+        let end = eaddr + (written * ConnInfo::SIZE) as u64;
+        self.rep.check(self.nested.canary_intact_from(end), || {
+            format!("{label}: LIST_CONNECTIONS wrote past {written} entries")
+        });
+        let Some(bytes) = self.nested.read(eaddr, written * ConnInfo::SIZE) else {
+            return Vec::new();
+        };
+        let infos: Vec<ConnInfo> = bytes
+            .chunks_exact(ConnInfo::SIZE)
+            .map(|c| ConnInfo::from_bytes(c.try_into().expect("chunk size")))
+            .collect();
+        let in_order = infos
+            .iter()
+            .enumerate()
+            .all(|(i, c)| usize::from(c.lane) == i);
+        self.rep.check(in_order, || {
+            format!("{label}: LIST_CONNECTIONS entries not one per lane in order: {infos:?}")
+        });
+        infos
+    }
+
     /// A tame HANDOFF argument for `fd` naming a host no session has.
     fn orphan_handoff(&mut self, fd: i32) -> Handoff {
         let mut h = self.tame_handoff(false, fd, 0);
@@ -570,6 +639,8 @@ impl Fuzzer {
         let mut wait = Event::request(0, 0, 0).to_bytes().to_vec();
         let mut add = self.tame_handoff(true, -1, 0).to_bytes().to_vec();
         let mut fail = ReloginFailed::new(0xffff_fff0, 1, 1, 0).to_bytes().to_vec();
+        let mut conn = self.orphan_connection(-1).to_bytes().to_vec();
+        let mut conns = ConnList::new(0xffff_fff0, 0, 0).to_bytes().to_vec();
         let named = [
             ("LIST", uapi::LIST, list.as_mut_ptr() as u64),
             (
@@ -580,6 +651,16 @@ impl Fuzzer {
             ("WAIT_EVENT", uapi::WAIT_EVENT, wait.as_mut_ptr() as u64),
             ("ADD_SESSION", uapi::ADD_SESSION, add.as_mut_ptr() as u64),
             ("FAIL_RELOGIN", uapi::FAIL_RELOGIN, fail.as_mut_ptr() as u64),
+            (
+                "ADD_CONNECTION",
+                uapi::ADD_CONNECTION,
+                conn.as_mut_ptr() as u64,
+            ),
+            (
+                "LIST_CONNECTIONS",
+                uapi::LIST_CONNECTIONS,
+                conns.as_mut_ptr() as u64,
+            ),
             ("unknown", 0xe3_00, 0),
         ];
         let calls = named.map(|(_, cmd, arg)| (cmd, arg));
@@ -708,6 +789,18 @@ impl Fuzzer {
                         self.send(&label, cmd, p, &b, &expect::remove_session(p, &b, false));
                     }
                     uapi::LIST => self.list_once(&label, p, Ptr::Valid, 4),
+                    uapi::ADD_CONNECTION => {
+                        let Some(fd) = self.make_fd(pipe) else {
+                            continue;
+                        };
+                        let h = self.orphan_connection(fd.raw);
+                        let via = Via::AddConnection(Target::Missing);
+                        let _ = self.handoff_call(&label, via, p, &h, pipe);
+                    }
+                    uapi::LIST_CONNECTIONS => {
+                        let host = self.no_host();
+                        let _ = self.list_connections(&label, host, None, (p, Ptr::Valid), 4);
+                    }
                     uapi::WAIT_EVENT => {
                         let b = Event::request(0, 0, 0).to_bytes();
                         self.wait_idle(&label, p, &b);
@@ -864,6 +957,10 @@ impl Fuzzer {
             let label = format!("HANDOFF with {} to no session", kind.name());
             let via = Via::Handoff(Target::Missing);
             let _ = self.handoff_call(&label, via, Ptr::Valid, &h, kind);
+            let h = self.orphan_connection(fd.raw);
+            let label = format!("ADD_CONNECTION with {} to no session", kind.name());
+            let via = Via::AddConnection(Target::Missing);
+            let _ = self.handoff_call(&label, via, Ptr::Valid, &h, kind);
         }
         // The same socket handed over while nothing else is wrong but the
         // host number: ENODEV, and the socket is left alone.
@@ -911,9 +1008,33 @@ impl Fuzzer {
                 continue;
             }
             let main = self.random_ptr();
-            match self.rng.below(6) {
-                0 => self.random_handoff(i, main, true),
-                1 => self.random_handoff(i, main, false),
+            match self.rng.below(8) {
+                0 => self.random_handoff(i, main, HandoffKind::Add),
+                1 => self.random_handoff(i, main, HandoffKind::Handoff),
+                6 => self.random_handoff(i, main, HandoffKind::AddConnection),
+                7 => {
+                    let ep = self.random_ptr();
+                    let eaddr = self.nested.place(ep, &[]);
+                    let mut l = ConnList::new(self.no_host(), self.rng.edgy_u32(), eaddr);
+                    let what = self.maybe_break(1, 2, &mut l, gen::break_conn_list);
+                    let b = self.maybe_random(l.to_bytes());
+                    if self.live().contains(&ConnList::from_bytes(&b).host_no) {
+                        // Random bytes named a live session: checked elsewhere.
+                        continue;
+                    }
+                    let want = expect::list_connections(main, &b, ep, None);
+                    self.send(
+                        &format!(
+                            "#{i} LIST_CONNECTIONS {what} at {} entries {}",
+                            main.name(),
+                            ep.name()
+                        ),
+                        uapi::LIST_CONNECTIONS,
+                        main,
+                        &b,
+                        &want,
+                    );
+                }
                 2 => {
                     let mut r = RemoveSession::new(self.no_host(), self.rng.chance(1, 2));
                     let what = self.maybe_break(2, 3, &mut r, gen::break_remove);
@@ -1040,10 +1161,10 @@ impl Fuzzer {
     }
 
     /// Applies one of the hostile handoff mutations, chosen at random.
-    fn break_randomly(&mut self, h: &mut Handoff, add: bool) -> Option<&'static str> {
+    fn break_randomly(&mut self, h: &mut Handoff, k: HandoffKind) -> Option<&'static str> {
         let n = self.rng.below(gen::HANDOFF_BREAKS as u64) as usize;
         let raddr = self.nested.place(Ptr::Valid, &[1u8; 16]);
-        gen::break_handoff(h, n, &mut self.rng, add, raddr)
+        gen::break_handoff(h, n, &mut self.rng, k, raddr)
     }
 
     /// Sometimes replaces a struct's bytes with random ones.
@@ -1056,8 +1177,9 @@ impl Fuzzer {
         }
     }
 
-    fn random_handoff(&mut self, i: u64, main: Ptr, add: bool) {
-        let name = if add { "ADD_SESSION" } else { "HANDOFF" };
+    fn random_handoff(&mut self, i: u64, main: Ptr, k: HandoffKind) {
+        let add = k == HandoffKind::Add;
+        let name = gen::kind_name(k);
         // Any descriptor; a usable socket only with some other defect below.
         let kind = if self.rng.chance(1, 3) {
             FdKind::Peer(self.rng.pick(&PeerKind::LISTENING))
@@ -1065,7 +1187,7 @@ impl Fuzzer {
             self.rng.pick(&FdKind::PLAIN)
         };
         let Some(fd) = self.make_fd(kind) else { return };
-        let mut h = gen::valid_handoff(&mut self.rng, add, fd.raw);
+        let mut h = gen::valid_handoff_kind(&mut self.rng, k, fd.raw);
         if add {
             gen::tame(&mut h, 0);
         } else {
@@ -1094,16 +1216,16 @@ impl Fuzzer {
         let roll = self.rng.below(10);
         if roll < 6 {
             for _ in 0..self.rng.range(1, 3) {
-                what.extend(self.break_randomly(&mut h, add));
+                what.extend(self.break_randomly(&mut h, k));
             }
         } else if roll < 8 {
             let n = self.rng.below(gen::HANDOFF_NUDGES as u64) as usize;
-            what.extend(gen::nudge_handoff(&mut h, n, &mut self.rng, add));
+            what.extend(gen::nudge_handoff(&mut h, n, &mut self.rng, k));
         }
-        let via = if add {
-            Via::Add(rp)
-        } else {
-            Via::Handoff(Target::Missing)
+        let via = match k {
+            HandoffKind::Add => Via::Add(rp),
+            HandoffKind::Handoff => Via::Handoff(Target::Missing),
+            HandoffKind::AddConnection => Via::AddConnection(Target::Missing),
         };
         let mut b = self.maybe_random(h.to_bytes());
         let (cmd, mut want) = via.judge(main, &b, kind);
@@ -1111,7 +1233,7 @@ impl Fuzzer {
             // Would create a session over an arbitrary peer with arbitrary
             // timeouts: break it instead (a session is the sessions suite's job).
             let mut h2 = Handoff::from_bytes(&b);
-            match self.break_randomly(&mut h2, add) {
+            match self.break_randomly(&mut h2, k) {
                 Some(w) => what.push(w),
                 None => {
                     h2.tsih = 0;
@@ -1291,7 +1413,9 @@ impl Fuzzer {
                 let ok = same_fields!(s, h; target_name, initiator_name, portal, isid, cid,
                     queue_depth, replacement_timeout, max_recv_data_segment_len,
                     max_xmit_data_segment_len, header_digest)
-                    && s.recoveries == 0;
+                    && s.recoveries == 0
+                    && s.lanes == h.connections.max(1)
+                    && s.connections <= s.lanes;
                 self.rep.check(ok, || {
                     format!("{label}: LIST entry does not match the handoff: {s:?}")
                 });
@@ -1307,9 +1431,55 @@ impl Fuzzer {
                 );
             }
         }
+        let lanes = usize::from(h.connections.max(1));
+        let entries = self.rng.pick(&[Ptr::Valid, Ptr::Misaligned(1), Ptr::Guard]);
+        let cap = self.rng.pick(&[0, 1, lanes as u32, u32::MAX]);
+        let infos = self.list_connections(
+            &format!("LIST_CONNECTIONS of host{host} ({what})"),
+            host,
+            Some(lanes),
+            (Ptr::Valid, entries),
+            cap,
+        );
+        // Only the leading connection was handed over.
+        let extra_up = infos
+            .iter()
+            .skip(1)
+            .any(|c| c.state != uapi::conn_state::ABSENT);
+        self.rep.check(!extra_up, || {
+            format!("{label}: lanes other than 0 up without ADD_CONNECTION: {infos:?}")
+        });
         let secs = self.opts.fail_within.as_secs();
         let failed = || format!("{label}: the session did not fail within {secs} s");
-        self.fails_then_remove(host, failed, &label);
+        let now = self.wait_failed(host, 0);
+        self.rep.check(now.is_some(), failed);
+        if let Some(now) = now {
+            // A further connection for the failed session, in its current
+            // generation: refused as it is not running (and, with one lane,
+            // as it has no lane 1).
+            let mut x = handoff_to(&h, host);
+            x.generation = now.generation;
+            (x.connections, x.lane, x.cid) = (0, 1, 1);
+            let silent = FdKind::Peer(PeerKind::Silent);
+            if let Some((_fd, x)) = self.with_fd(&x, silent) {
+                let mut targets = vec![Target::Stale];
+                if lanes == 1 {
+                    targets.push(Target::Mismatch);
+                }
+                let b = x.to_bytes();
+                let want = expect::add_connection_to(Ptr::Valid, &b, silent, &targets);
+                let label = format!("ADD_CONNECTION to failed host{host} ({what}, {lanes} lanes)");
+                self.send(&label, uapi::ADD_CONNECTION, Ptr::Valid, &b, &want);
+            }
+        }
+        self.remove_ours(host, &label);
+        let _ = self.list_connections(
+            &format!("LIST_CONNECTIONS of removed host{host}"),
+            host,
+            None,
+            (Ptr::Valid, Ptr::Valid),
+            4,
+        );
         // Gone for every ioctl.
         self.send(
             &format!("REMOVE_SESSION host{host} again"),
@@ -1332,6 +1502,17 @@ impl Fuzzer {
         if let Some((_fd, x)) = self.with_fd(&hh, FdKind::Peer(PeerKind::Silent)) {
             let removed = Expect::error(libc::ENODEV, "removed");
             self.send(&label, uapi::HANDOFF, Ptr::Valid, &x.to_bytes(), &removed);
+            let mut y = x;
+            y.lane = 1;
+            y.connections = 0;
+            let label = format!("ADD_CONNECTION to removed host{host}");
+            self.send(
+                &label,
+                uapi::ADD_CONNECTION,
+                Ptr::Valid,
+                &y.to_bytes(),
+                &removed,
+            );
         }
     }
 
@@ -1481,6 +1662,11 @@ impl Fuzzer {
         // stalls the receiver fail too.
         let mut h = self.tame_handoff(true, fd.as_raw_fd(), 1);
         self.name_test(&mut h, "recovery", PeerKind::ResetOnFirstByte);
+        // Several lanes, so that an ADD_CONNECTION can fit one and be refused
+        // only because the session is not running.
+        h.max_connections = h.max_connections.max(2);
+        let most = h.max_connections.min(uapi::MAX_CONNECTIONS);
+        h.connections = self.rng.range(2, u32::from(most)) as u16;
         let recipe = self.random_recipe(16);
         let rlen = recipe.len() as u32;
         self.put_recipe(&mut h, Ptr::Valid, &recipe);
@@ -1516,6 +1702,31 @@ impl Fuzzer {
             Ptr::ReadOnly,
             Ptr::Valid,
             8,
+        );
+        let lanes = usize::from(h.connections.max(1));
+        for p in Ptr::all() {
+            let cap = self.rng.pick(&[1, lanes as u32, u32::MAX]);
+            let _ = self.list_connections(
+                &format!(
+                    "recovery: LIST_CONNECTIONS entries {} capacity {cap}",
+                    p.name()
+                ),
+                host,
+                Some(lanes),
+                (Ptr::Valid, p),
+                cap,
+            );
+        }
+        let infos = self.list_connections(
+            "recovery: LIST_CONNECTIONS of the failed session",
+            host,
+            Some(lanes),
+            (Ptr::Misaligned(3), Ptr::Valid),
+            u32::MAX,
+        );
+        self.rep.check(
+            infos.iter().all(|c| c.state == uapi::conn_state::ABSENT),
+            || format!("recovery: a lane of the failed session is up: {infos:?}"),
         );
 
         // WAIT_EVENT with the request pending.
@@ -1647,6 +1858,7 @@ impl Fuzzer {
         good.generation = g;
         good.tsih = good.tsih.wrapping_add(1).max(1);
         self.refused_handoffs(&good);
+        self.refused_connections(&c);
         let now = self.session(host);
         self.rep.check(
             now.is_some_and(|s| {
@@ -1847,6 +2059,86 @@ impl Fuzzer {
         }
     }
 
+    /// ADD_CONNECTIONs to the failed session of the recovery conversation:
+    /// it is not running, so even one that fits is refused (ESTALE); each
+    /// other defect adds its own errno.
+    fn refused_connections(&mut self, c: &Conv) {
+        let lanes = c.h.connections.max(1);
+        let mut base = handoff_to(&c.h, c.host);
+        base.generation = c.g;
+        base.connections = 0;
+        base.lane = if lanes > 1 {
+            self.rng.range(1, u32::from(lanes) - 1) as u16
+        } else {
+            1
+        };
+        base.cid = base.lane;
+        type Mutate = fn(&mut Handoff, u16);
+        let cases: [(&str, Mutate, &[Target]); 7] = [
+            ("to a session that is not running", |_, _| {}, &[]),
+            (
+                "lane beyond the session's lanes",
+                |x, lanes| x.lane = lanes.clamp(1, uapi::MAX_CONNECTIONS - 1),
+                &[Target::Mismatch],
+            ),
+            (
+                "other InitialR2T",
+                |x, _| x.initial_r2t ^= 1,
+                &[Target::Mismatch],
+            ),
+            (
+                "other MaxBurstLength",
+                |x, _| {
+                    if x.max_burst_len > uapi::MIN_DATA_SEGMENT_LEN {
+                        x.max_burst_len -= 1;
+                    } else {
+                        x.max_burst_len += 1;
+                    }
+                    x.first_burst_len = x.first_burst_len.min(x.max_burst_len);
+                },
+                &[Target::Mismatch],
+            ),
+            ("other ISID", |x, _| x.isid[0] ^= 1, &[Target::Mismatch]),
+            (
+                "newer generation",
+                |x, _| x.generation = x.generation.wrapping_add(1),
+                &[],
+            ),
+            (
+                "no such host",
+                |x, _| x.host_no = 0xffff_fff0,
+                &[Target::Missing],
+            ),
+        ];
+        let garbage = FdKind::Peer(PeerKind::Garbage);
+        for (what, m, extra) in cases {
+            let Some((_fd, mut x)) = self.with_fd(&base, garbage) else {
+                continue;
+            };
+            m(&mut x, lanes);
+            let mut targets = extra.to_vec();
+            if !targets.contains(&Target::Missing) {
+                targets.push(Target::Stale);
+                if x.lane >= lanes && !targets.contains(&Target::Mismatch) {
+                    targets.push(Target::Mismatch);
+                }
+            }
+            let label = format!("recovery: ADD_CONNECTION {what}");
+            let b = x.to_bytes();
+            let want = expect::add_connection_to(Ptr::Valid, &b, garbage, &targets);
+            self.send(&label, uapi::ADD_CONNECTION, Ptr::Valid, &b, &want);
+        }
+        for kind in FdKind::PLAIN {
+            let Some((_fd, x)) = self.with_fd(&base, kind) else {
+                continue;
+            };
+            let label = format!("recovery: ADD_CONNECTION with {}", kind.name());
+            let b = x.to_bytes();
+            let want = expect::add_connection(Ptr::Valid, &b, kind, Target::Stale);
+            self.send(&label, uapi::ADD_CONNECTION, Ptr::Valid, &b, &want);
+        }
+    }
+
     /// A WAIT_EVENT while a request is pending, as `w` says, checked against
     /// `want`.
     fn pending_wait(&mut self, label: &str, w: Wait, want: &Expect) -> Waited {
@@ -1929,7 +2221,9 @@ impl Fuzzer {
             && (1..=7).contains(&e.reason)
             && e.attempt == attempt
             && same_fields!(e, h; cid, isid, target_name, initiator_name, portal)
-            && e.recipe_len == recipe.len() as u32;
+            && e.recipe_len == recipe.len() as u32
+            && e.connections == if h.connections > 1 { h.connections } else { 0 }
+            && e.lane < e.connections.max(1);
         self.rep.check(fields, || {
             format!(
                 "recovery: event kind {} host{} gen {} reason {} attempt {} recipe_len {} (want host{host} gen {g} attempt {attempt} recipe_len {})",

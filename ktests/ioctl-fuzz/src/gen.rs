@@ -6,20 +6,41 @@
 
 use iscsi_proto::negotiate::SessionParams;
 use iscsi_proto::uapi::{
-    self, set_c_str, Event, Handoff, List, ReloginFailed, RemoveSession, NAME_LEN, PORTAL_LEN,
+    self, set_c_str, ConnList, Event, Handoff, HandoffKind, List, ReloginFailed, RemoveSession,
+    MAX_CONNECTIONS, NAME_LEN, PORTAL_LEN,
 };
 
 use crate::rng::Rng;
 
-/// The six ioctls of the ABI, with names.
-pub const KNOWN: [(u32, &str); 6] = [
+/// The eight ioctls of the ABI, with names.
+pub const KNOWN: [(u32, &str); 8] = [
     (uapi::ADD_SESSION, "ADD_SESSION"),
     (uapi::REMOVE_SESSION, "REMOVE_SESSION"),
     (uapi::LIST, "LIST"),
     (uapi::HANDOFF, "HANDOFF"),
     (uapi::WAIT_EVENT, "WAIT_EVENT"),
     (uapi::FAIL_RELOGIN, "FAIL_RELOGIN"),
+    (uapi::ADD_CONNECTION, "ADD_CONNECTION"),
+    (uapi::LIST_CONNECTIONS, "LIST_CONNECTIONS"),
 ];
+
+/// ADD_SESSION (`add`) or HANDOFF.
+pub fn kind(add: bool) -> HandoffKind {
+    if add {
+        HandoffKind::Add
+    } else {
+        HandoffKind::Handoff
+    }
+}
+
+/// The ioctl's name.
+pub fn kind_name(k: HandoffKind) -> &'static str {
+    match k {
+        HandoffKind::Add => "ADD_SESSION",
+        HandoffKind::Handoff => "HANDOFF",
+        HandoffKind::AddConnection => "ADD_CONNECTION",
+    }
+}
 
 /// ioctl type bytes `do_vfs_ioctl` handles itself before the driver sees the
 /// call (FIGETBSZ, FS_IOC_GETFSUUID, FIO*, FIFREEZE/FITHAW, FS_IOC_*FLAGS and
@@ -108,10 +129,19 @@ pub fn set_names(h: &mut Handoff, target: &str, initiator: &str, portal: &str) {
     set_c_str(portal, &mut h.portal).expect("portal fits");
 }
 
-/// A random ADD_SESSION (`add`) or HANDOFF argument that passes validation:
-/// every field anywhere in its allowed range, extremes often. `fd` is used
-/// as is; no recipe; `host_no` and `generation` 0.
+/// A random ADD_SESSION (`add`) or HANDOFF argument that passes validation
+/// (see [`valid_handoff_kind`]).
 pub fn valid_handoff(rng: &mut Rng, add: bool, fd: i32) -> Handoff {
+    valid_handoff_kind(rng, kind(add), fd)
+}
+
+/// A random argument for the ioctl `k` that passes validation: every field
+/// anywhere in its allowed range, extremes often. `fd` is used as is; no
+/// recipe; `host_no` and `generation` 0. ADD_SESSION asks for one
+/// connection most of the time and up to [`MAX_CONNECTIONS`] otherwise; a
+/// HANDOFF says 0 ("unchanged"); ADD_CONNECTION names lane 1..16.
+pub fn valid_handoff_kind(rng: &mut Rng, k: HandoffKind, fd: i32) -> Handoff {
+    let add = k == HandoffKind::Add;
     let mut isid = [0u8; 6];
     rng.fill(&mut isid);
     let stat_sn = rng.edgy_u32();
@@ -206,10 +236,25 @@ pub fn valid_handoff(rng: &mut Rng, add: bool, fd: i32) -> Handoff {
             h.noop_out_timeout = 0;
         }
     } else {
-        // Ignored by HANDOFF: anything goes.
+        // Ignored by HANDOFF and ADD_CONNECTION: anything goes.
         h.replacement_timeout = rng.edgy_u32();
         h.noop_out_interval = rng.next_u32() as u16;
         h.noop_out_timeout = rng.next_u32() as u16;
+    }
+    match k {
+        HandoffKind::Add => {
+            let most = h.max_connections.min(MAX_CONNECTIONS);
+            h.connections = match rng.below(4) {
+                0 | 1 => 0,
+                2 => 1,
+                _ => rng.range(1, u32::from(most)) as u16,
+            };
+        }
+        HandoffKind::Handoff => {}
+        HandoffKind::AddConnection => {
+            h.lane = rng.range(1, u32::from(MAX_CONNECTIONS) - 1) as u16;
+            h.cid = h.lane;
+        }
     }
     h
 }
@@ -260,7 +305,7 @@ macro_rules! header {
     )+};
 }
 
-header!(Handoff, RemoveSession, List, Event, ReloginFailed);
+header!(Handoff, RemoveSession, List, Event, ReloginFailed, ConnList);
 
 /// Versions no struct has.
 const BAD_VERSIONS: [u32; 3] = [0, 2, u32::MAX];
@@ -300,19 +345,21 @@ const NAME_BREAKS: [&str; 9] = [
 ];
 
 /// Number of hostile handoff mutations (see [`break_handoff`]).
-pub const HANDOFF_BREAKS: usize = 53;
+pub const HANDOFF_BREAKS: usize = 57;
 
 /// Applies hostile mutation `n` (< [`HANDOFF_BREAKS`]) to a valid handoff so
-/// that validation for `add` fails; `None` when `n` does not apply to that
-/// ioctl (e.g. a non-zero `host_no` is fine on HANDOFF). `recipe_addr` is a
-/// mapped address for the mutations that need a non-null recipe.
+/// that validation for ioctl `k` fails; `None` when `n` does not apply to
+/// that ioctl (e.g. a non-zero `host_no` is fine on HANDOFF). `recipe_addr`
+/// is a mapped address for the mutations that need a non-null recipe.
 pub fn break_handoff(
     h: &mut Handoff,
     n: usize,
     rng: &mut Rng,
-    add: bool,
+    k: HandoffKind,
     recipe_addr: u64,
 ) -> Option<&'static str> {
+    let add = k == HandoffKind::Add;
+    let leading = k != HandoffKind::AddConnection;
     let bad_char = rng.pick(&[b' ', 0x7f, 0x80, 0xff, b'\t', 0x01]);
     let size = Handoff::SIZE as u32;
     Some(match n {
@@ -349,12 +396,12 @@ pub fn break_handoff(
         12 if !add => {
             h.recipe = recipe_addr;
             h.recipe_len = 16;
-            "recipe on HANDOFF"
+            "recipe on HANDOFF / ADD_CONNECTION"
         }
         13 if !add => {
             h.recipe = 0;
             h.recipe_len = rng.pick(&[1, u32::MAX]);
-            "recipe_len on HANDOFF"
+            "recipe_len on HANDOFF / ADD_CONNECTION"
         }
         14 if add => {
             bad!(h.replacement_timeout = rng.pick(&[uapi::MAX_REPLACEMENT_TIMEOUT + 1, u32::MAX]))
@@ -464,16 +511,50 @@ pub fn break_handoff(
             }
             "queue_depth x max_outstanding_r2t above MAX_R2T_JOBS"
         }
+        53 if leading => bad!(
+            h.lane = rng.range(1, u32::from(u16::MAX)) as u16,
+            "lane on a leading connection"
+        ),
+        53 => bad!(
+            h.lane = rng.pick(&[0, MAX_CONNECTIONS, MAX_CONNECTIONS + 1, u16::MAX]),
+            "lane outside 1..16"
+        ),
+        54 if leading => {
+            h.max_connections = u16::MAX;
+            h.connections = rng.range(u32::from(MAX_CONNECTIONS) + 1, u32::from(u16::MAX)) as u16;
+            "connections above 16"
+        }
+        54 => bad!(
+            h.connections = rng.range(1, u32::from(u16::MAX)) as u16,
+            "connections on ADD_CONNECTION"
+        ),
+        55 if leading => {
+            h.max_connections = rng.range(1, u32::from(MAX_CONNECTIONS) - 1) as u16;
+            h.connections =
+                rng.range(u32::from(h.max_connections) + 1, u32::from(MAX_CONNECTIONS)) as u16;
+            "connections above MaxConnections"
+        }
+        56 if !leading => {
+            h.recipe = rng.pick(&[0, recipe_addr]);
+            h.recipe_len = if h.recipe == 0 { 1 } else { 0 };
+            "recipe on ADD_CONNECTION"
+        }
         _ => return None,
     })
 }
 
 /// Number of benign handoff mutations (see [`nudge_handoff`]).
-pub const HANDOFF_NUDGES: usize = 9;
+pub const HANDOFF_NUDGES: usize = 12;
 
 /// Applies benign mutation `n`: odd-looking but valid; validation must still
-/// pass. `None` when `n` does not apply to `add`.
-pub fn nudge_handoff(h: &mut Handoff, n: usize, rng: &mut Rng, add: bool) -> Option<&'static str> {
+/// pass. `None` when `n` does not apply to ioctl `k`.
+pub fn nudge_handoff(
+    h: &mut Handoff,
+    n: usize,
+    rng: &mut Rng,
+    k: HandoffKind,
+) -> Option<&'static str> {
+    let add = k == HandoffKind::Add;
     Some(match n {
         0 => {
             h.stat_sn = u32::MAX;
@@ -522,7 +603,22 @@ pub fn nudge_handoff(h: &mut Handoff, n: usize, rng: &mut Rng, add: bool) -> Opt
             h.replacement_timeout = u32::MAX;
             h.noop_out_interval = u16::MAX;
             h.noop_out_timeout = 0;
-            "HANDOFF ignores the recovery knobs"
+            "HANDOFF / ADD_CONNECTION ignore the recovery knobs"
+        }
+        9 if k != HandoffKind::AddConnection => {
+            h.max_connections = MAX_CONNECTIONS;
+            h.connections = MAX_CONNECTIONS;
+            "16 connections"
+        }
+        10 if k != HandoffKind::AddConnection => {
+            h.max_connections = 1;
+            h.connections = 1;
+            "connections 1 with MaxConnections 1"
+        }
+        11 if k == HandoffKind::AddConnection => {
+            h.lane = rng.pick(&[1, MAX_CONNECTIONS - 1]);
+            h.cid = rng.next_u32() as u16;
+            "lane at the edges, any CID"
         }
         _ => return None,
     })
@@ -545,6 +641,22 @@ pub fn break_list(l: &mut List, rng: &mut Rng) -> &'static str {
         0 => break_version(l, rng, &BAD_VERSIONS),
         1 => break_size(l, rng, &[0, List::SIZE as u32 - 8, u32::MAX]),
         2 => bad!(l.entry_size = rng.pick(&[0, 1, entry - 1, entry + 1, u32::MAX])),
+        3 => break_spare(l, rng),
+        _ => {
+            l.capacity = rng.pick(&[1, 2, u32::MAX]);
+            l.entries = 0;
+            "capacity without entries"
+        }
+    }
+}
+
+/// Breaks a LIST_CONNECTIONS argument (one of 5 ways).
+pub fn break_conn_list(l: &mut ConnList, rng: &mut Rng) -> &'static str {
+    let entry = uapi::ConnInfo::SIZE as u32;
+    match rng.below(5) {
+        0 => break_version(l, rng, &BAD_VERSIONS),
+        1 => break_size(l, rng, &[0, ConnList::SIZE as u32 - 8, u32::MAX]),
+        2 => bad!(l.entry_size = rng.pick(&[0, 1, entry - 1, entry + 1, 640, u32::MAX])),
         3 => break_spare(l, rng),
         _ => {
             l.capacity = rng.pick(&[1, 2, u32::MAX]);
@@ -580,6 +692,8 @@ pub fn junk_event_outputs(e: &mut Event, rng: &mut Rng) {
     e.delay_ms = rng.next_u32();
     e.tsih = rng.next_u32() as u16;
     e.recipe_len = rng.next_u32();
+    e.connections = rng.next_u32() as u16;
+    e.lane = rng.next_u32() as u16;
     rng.fill(&mut e.target_name);
 }
 
@@ -613,33 +727,48 @@ pub fn random_struct(rng: &mut Rng, size: usize) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    const KINDS: [HandoffKind; 3] = [
+        HandoffKind::Add,
+        HandoffKind::Handoff,
+        HandoffKind::AddConnection,
+    ];
+
     #[test]
     fn valid_handoffs_validate() {
         let mut rng = Rng::new(1);
-        for i in 0..20_000 {
-            let add = i % 2 == 0;
-            let h = valid_handoff(&mut rng, add, 3);
-            if let Err(e) = h.validate(add) {
-                panic!("iteration {i}: {e} in {h:?}");
+        let mut many = 0;
+        for i in 0..30_000 {
+            let k = KINDS[i % 3];
+            let h = valid_handoff_kind(&mut rng, k, 3);
+            match h.validate_kind(k) {
+                Err(e) => panic!("iteration {i}: {e} in {h:?}"),
+                Ok(c) if c.connections > 1 => many += 1,
+                Ok(_) => {}
             }
             let mut t = h;
             tame(&mut t, 0);
-            assert!(t.validate(add).is_ok());
+            assert!(t.validate_kind(k).is_ok());
         }
+        // Multi-connection sessions are generated, not just allowed.
+        assert!(many > 1000, "{many}");
+        let add = valid_handoff(&mut rng, true, 3);
+        assert_eq!(add.lane, 0);
+        assert!(valid_handoff(&mut rng, false, 3).validate(false).is_ok());
     }
 
     #[test]
     fn every_break_is_refused_and_every_nudge_accepted() {
         let mut rng = Rng::new(2);
         let mut applied = vec![0u32; HANDOFF_BREAKS + 2];
+        let mut nudged = vec![0u32; HANDOFF_NUDGES + 2];
         for round in 0..400 {
-            for add in [true, false] {
+            for k in KINDS {
                 for n in 0..HANDOFF_BREAKS + 2 {
-                    let mut h = valid_handoff(&mut rng, add, 5);
-                    if let Some(what) = break_handoff(&mut h, n, &mut rng, add, 0x1000) {
+                    let mut h = valid_handoff_kind(&mut rng, k, 5);
+                    if let Some(what) = break_handoff(&mut h, n, &mut rng, k, 0x1000) {
                         assert!(
-                            h.validate(add).is_err(),
-                            "round {round} break {n} ({what}) add={add} accepted: {h:?}"
+                            h.validate_kind(k).is_err(),
+                            "round {round} break {n} ({what}) {k:?} accepted: {h:?}"
                         );
                         if let Some(a) = applied.get_mut(n) {
                             *a += 1;
@@ -647,17 +776,28 @@ mod tests {
                     }
                 }
                 for n in 0..HANDOFF_NUDGES + 2 {
-                    let mut h = valid_handoff(&mut rng, add, 5);
-                    if let Some(what) = nudge_handoff(&mut h, n, &mut rng, add) {
+                    let mut h = valid_handoff_kind(&mut rng, k, 5);
+                    if let Some(what) = nudge_handoff(&mut h, n, &mut rng, k) {
                         assert!(
-                            h.validate(add).is_ok(),
-                            "nudge {n} ({what}) add={add}: {:?}",
-                            h.validate(add)
+                            h.validate_kind(k).is_ok(),
+                            "nudge {n} ({what}) {k:?}: {:?}",
+                            h.validate_kind(k)
                         );
+                        if let Some(a) = nudged.get_mut(n) {
+                            *a += 1;
+                        }
                     }
                 }
             }
         }
+        assert!(
+            nudged[..HANDOFF_NUDGES].iter().all(|&a| a > 0),
+            "{nudged:?}"
+        );
+        assert!(
+            nudged[HANDOFF_NUDGES..].iter().all(|&a| a == 0),
+            "{nudged:?}"
+        );
         // Every mutation applies to at least one of the ioctls; none past the end.
         assert!(
             applied[..HANDOFF_BREAKS].iter().all(|&a| a > 0),
@@ -682,6 +822,11 @@ mod tests {
             assert!(l.validate().is_ok());
             let w = break_list(&mut l, &mut rng);
             assert!(l.validate().is_err(), "{w}");
+
+            let mut c = ConnList::new(rng.next_u32(), rng.range(0, 4), 0x10000);
+            assert!(c.validate().is_ok());
+            let w = break_conn_list(&mut c, &mut rng);
+            assert!(c.validate().is_err(), "{w}");
 
             let mut e = Event::request(rng.below(2) as u32, 0x10000, rng.range(0, 4096));
             junk_event_outputs(&mut e, &mut rng);
@@ -710,7 +855,7 @@ mod tests {
             assert!(!VFS_TYPES.contains(&(((c >> 8) & 0xff) as u8)), "{c:#x}");
         }
         let w = wrong_encodings();
-        assert!(w.len() >= 6 * 9);
+        assert!(w.len() >= 8 * 9);
         for (c, what) in w {
             assert!(
                 !KNOWN.iter().any(|(k, _)| *k == c),
@@ -728,6 +873,14 @@ mod tests {
         assert_eq!(
             ioc(1, uapi::IOC_MAGIC, 6, ReloginFailed::SIZE as u32),
             uapi::FAIL_RELOGIN
+        );
+        assert_eq!(
+            ioc(3, uapi::IOC_MAGIC, 7, Handoff::SIZE as u32),
+            uapi::ADD_CONNECTION
+        );
+        assert_eq!(
+            ioc(3, uapi::IOC_MAGIC, 8, ConnList::SIZE as u32),
+            uapi::LIST_CONNECTIONS
         );
     }
 

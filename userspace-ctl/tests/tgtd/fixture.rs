@@ -154,6 +154,12 @@ impl Tgtd {
         self.tgtadm(bind, &[MUTUAL_USER, "--outgoing"]);
     }
 
+    /// Sets target `tid`'s iSCSI parameter `key` (tgtadm -n/-v).
+    pub fn set_target_param(&self, tid: u32, key: &str, value: &str) {
+        let update = format!("--op update --mode target --tid {tid} -n {key}");
+        self.tgtadm(&update, &["-v", value]);
+    }
+
     /// Runs tgtadm against this daemon with the words of `cmd` then `extra`
     /// (values that may hold spaces); panics with its output on failure.
     fn tgtadm(&self, cmd: &str, extra: &[&str]) {
