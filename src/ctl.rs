@@ -345,6 +345,8 @@ impl Control {
             // Lanes the daemon restores (0: one connection, as before).
             let lanes = session.nr_lanes();
             e.connections = if lanes > 1 { lanes as u16 } else { 0 };
+            // Every connection failed together (ERL 0): none is singled out.
+            e.lane = 0;
             e.isid = c.raw.isid;
             e.target_name = c.raw.target_name;
             e.initiator_name = c.raw.initiator_name;

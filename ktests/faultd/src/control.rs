@@ -48,6 +48,9 @@ pub enum CorruptPart {
 pub enum Command {
     /// Close every proxied connection now.
     Drop,
+    /// Close one proxied connection now: the one accepted last (the others
+    /// of a multi-connection session stay).
+    DropOne,
     /// Drop, then refuse new connections until `Up`.
     Down,
     /// Accept connections again.
@@ -80,6 +83,7 @@ impl Command {
         };
         let cmd = match words.first().copied() {
             Some("drop") => Command::Drop,
+            Some("drop-one") => Command::DropOne,
             Some("down") => Command::Down,
             Some("up") => Command::Up,
             Some("stall") => Command::Stall(ms(words.get(1))?),
@@ -165,6 +169,7 @@ mod tests {
     #[test]
     fn grammar() {
         assert_eq!(Command::parse("drop"), Ok(Command::Drop));
+        assert_eq!(Command::parse("drop-one"), Ok(Command::DropOne));
         assert_eq!(Command::parse(" stall 0 "), Ok(Command::Stall(0)));
         assert_eq!(
             Command::parse("hold-scsi 1500"),

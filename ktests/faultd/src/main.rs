@@ -38,7 +38,7 @@ enum Cmd {
         control: PathBuf,
     },
     /// Send one command to a proxy and print its reply; exit 0 on "ok …".
-    /// Commands: drop | down | up | stall MS | resume | hold-scsi MS [discard] [until-tmf] | delay MS |
+    /// Commands: drop | drop-one | down | up | stall MS | resume | hold-scsi MS [discard] [until-tmf] | delay MS |
     /// corrupt-data t2i|i2t | corrupt-header t2i|i2t | stats
     Ctl {
         /// The proxy's control socket.

@@ -152,20 +152,32 @@ impl Proxy {
     fn drop_all(&self, st: &mut State) -> usize {
         let n = st.conns.len();
         for (id, c) in st.conns.drain() {
-            c.dropped.store(true, Ordering::SeqCst);
-            abort(&c.initiator);
-            let _ = c.target.shutdown(Shutdown::Both);
-            log!("proxy: conn {id}: dropped");
+            cut(id, &c);
         }
         st.stats.drops += n as u64;
         self.changed.notify_all();
         n
     }
 
+    /// Drops the connection accepted last; how many were dropped (0 or 1).
+    fn drop_newest(&self, st: &mut State) -> usize {
+        let Some(id) = st.conns.keys().max().copied() else {
+            return 0;
+        };
+        let Some(c) = st.conns.remove(&id) else {
+            return 0;
+        };
+        cut(id, &c);
+        st.stats.drops += 1;
+        self.changed.notify_all();
+        1
+    }
+
     fn execute(&self, cmd: Command) -> String {
         let mut st = self.lock();
         let reply = match cmd {
             Command::Drop => format!("ok dropped {}", self.drop_all(&mut st)),
+            Command::DropOne => format!("ok dropped {}", self.drop_newest(&mut st)),
             Command::Down => {
                 st.down = true;
                 format!("ok down dropped {}", self.drop_all(&mut st))
@@ -734,4 +746,13 @@ fn writer(ctx: &ConnCtx, dir: Dir, rx: Receiver<Item>, mut dst: TcpStream) {
     }
     // The source closed: pass the half-close on.
     let _ = dst.shutdown(Shutdown::Write);
+}
+
+/// Cuts proxied connection `id`: a reset towards the initiator, a shutdown
+/// towards the target.
+fn cut(id: u64, c: &ConnHandles) {
+    c.dropped.store(true, Ordering::SeqCst);
+    abort(&c.initiator);
+    let _ = c.target.shutdown(Shutdown::Both);
+    log!("proxy: conn {id}: dropped");
 }
