@@ -2650,6 +2650,39 @@ mod tests {
         assert_eq!(o.params.max_burst_len, 131_072);
     }
 
+    /// tgt's shape on a second connection: the operational response stays (T=0)
+    /// and offers MaxConnections, a leading-only key, at the session's value; the
+    /// answer goes in a third request and the login completes. Another value fails.
+    #[test]
+    fn secondary_connection_confirms_a_repeated_leading_only_key() {
+        let mut c = normal();
+        c.tsih = TSIH;
+        c.cid = 1;
+        let mut session = SessionParams::DEFAULT;
+        session.max_connections = 2;
+        c.session = Some(session);
+        let mut t = FakeTarget::new();
+        t.op_offers = vec![pair("MaxConnections", "2")];
+        let o = complete(drive(c, &mut t));
+        assert_eq!(t.requests.len(), 3);
+        assert_eq!(bits(&t)[2], (true, false, Op, Ffp));
+        assert_eq!(get(&t.answers_seen, "MaxConnections"), Some("2"));
+        assert_eq!((o.cid, o.params.max_connections), (1, 2));
+        let mut t = FakeTarget::new();
+        t.op_offers = vec![pair("MaxConnections", "4")];
+        assert_eq!(
+            drive(c, &mut t),
+            Err(
+                ProtocolError::Negotiation(NegotiationError::LeadingOnlyChanged {
+                    key: Key::MaxConnections,
+                    session: Local::Number(2),
+                    offered: Some(Local::Number(4)),
+                })
+                .into()
+            )
+        );
+    }
+
     #[test]
     fn new_session_needs_a_tsih() {
         assert_eq!(

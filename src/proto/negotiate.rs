@@ -726,6 +726,16 @@ pub enum Local<'a> {
     List(&'a str),
 }
 
+impl fmt::Display for Local<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Local::Number(n) => write!(f, "{n}"),
+            Local::Bool(b) => f.write_str(if b { "Yes" } else { "No" }),
+            Local::List(l) => f.write_str(l),
+        }
+    }
+}
+
 /// A value to send back for a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyValue<'a> {
@@ -837,10 +847,22 @@ pub enum NegotiationError {
         /// The key.
         key: Key,
     },
-    /// The target negotiated a leading-only key on a secondary connection.
+    /// The target offered a leading-only key on a non-leading connection that has
+    /// no session value to compare with.
     LeadingOnly {
         /// The key.
         key: Key,
+    },
+    /// On a non-leading connection the target offered a leading-only key with a
+    /// value other than the session's (what the leading login settled, or the RFC
+    /// default where it settled nothing): a session-wide value cannot change there.
+    LeadingOnlyChanged {
+        /// The key.
+        key: Key,
+        /// The session's value.
+        session: Local<'static>,
+        /// The target's value; `None` for a list that lacks the session's value.
+        offered: Option<Local<'static>>,
     },
     /// The target answered `Reject` (or `Irrelevant`) where the default is not
     /// acceptable to us (e.g. AuthMethod, or a digest we require).
@@ -905,6 +927,24 @@ impl fmt::Display for NegotiationError {
             Self::LeadingOnly { key } => {
                 write!(f, "target negotiated {key} on a non-leading connection")
             }
+            Self::LeadingOnlyChanged {
+                key,
+                session,
+                offered: Some(offered),
+            } => write!(
+                f,
+                "target offered {key}={offered} on a non-leading connection, but the session \
+                 has {key}={session} (leading-only: only the leading login sets it)"
+            ),
+            Self::LeadingOnlyChanged {
+                key,
+                session,
+                offered: None,
+            } => write!(
+                f,
+                "target offered a {key} list without the session's {session} on a non-leading \
+                 connection (leading-only: only the leading login sets it)"
+            ),
             Self::Rejected { key } => write!(f, "target rejected {key}"),
             Self::NotUnderstood { key } => write!(f, "target does not understand {key}"),
             Self::NoResponse { key } => write!(f, "target never answered {key}"),
@@ -1073,7 +1113,9 @@ impl<'a> Negotiator<'a> {
     }
 
     /// Starts negotiating an additional connection of an existing session: only
-    /// connection-scoped keys are offered, session-wide values come from `session`.
+    /// connection-scoped keys are offered, session-wide values come from `session`
+    /// and stay as they are: a leading-only key the target offers again is answered
+    /// when its value is the session's, and fails the login otherwise.
     pub fn new_secondary(
         proposal: Proposal<'a>,
         session: &SessionParams,
@@ -1372,7 +1414,7 @@ impl<'a> Negotiator<'a> {
             return Ok(Reply::Nothing);
         }
         if !self.leading && k.leading_only() {
-            return Err(NegotiationError::LeadingOnly { key: k });
+            return self.confirm_session_value(k, value);
         }
         if self.proposal.session_type == SessionType::Discovery && k.irrelevant_for_discovery() {
             return Ok(Reply::Answer {
@@ -1408,6 +1450,86 @@ impl<'a> Negotiator<'a> {
                 _ => {}
             },
         }
+        Ok(Reply::Answer {
+            key: k.name(),
+            value: answer,
+        })
+    }
+
+    /// The session-wide value of leading-only key `k`, in the form [`respond`] takes.
+    ///
+    /// On a non-leading connection `params` holds what the leading login settled
+    /// (see [`new_secondary`](Self::new_secondary)); nothing on this connection
+    /// writes a leading-only field. A key the leading login never negotiated holds
+    /// its RFC default there, which is then the session's value. TaskReporting and
+    /// RDMAExtensions are not kept: RFC3720 and No are the only values we run with.
+    fn session_value(&self, k: Key) -> Option<Local<'static>> {
+        let p = &self.params;
+        Some(match k {
+            Key::MaxConnections => Local::Number(p.max_connections.into()),
+            Key::MaxBurstLength => Local::Number(p.max_burst_len.into()),
+            Key::FirstBurstLength => Local::Number(p.first_burst_len.into()),
+            Key::DefaultTime2Wait => Local::Number(p.default_time2wait.into()),
+            Key::DefaultTime2Retain => Local::Number(p.default_time2retain.into()),
+            Key::MaxOutstandingR2T => Local::Number(p.max_outstanding_r2t.into()),
+            Key::ErrorRecoveryLevel => Local::Number(p.error_recovery_level.into()),
+            Key::ProtocolLevel => Local::Number(p.protocol_level.into()),
+            Key::InitialR2T => Local::Bool(p.initial_r2t),
+            Key::ImmediateData => Local::Bool(p.immediate_data),
+            Key::DataPduInOrder => Local::Bool(p.data_pdu_in_order),
+            Key::DataSequenceInOrder => Local::Bool(p.data_sequence_in_order),
+            Key::TaskReporting => Local::List("RFC3720"),
+            Key::RdmaExtensions => Local::Bool(false),
+            // SessionType is declarative and checked in `take_declaration`.
+            _ => return None,
+        })
+    }
+
+    /// A leading-only key offered on a non-leading connection (RFC 7143 §13: "LO"
+    /// keys belong to the leading login). Some targets offer them again anyway: tgt
+    /// offers every session key it holds at a non-default value that the request
+    /// left out, and waits one more round for an answer. A value equal to the
+    /// session's changes nothing, so it is answered with that value, which such a
+    /// target checks against its offer; any other value would change a session-wide
+    /// parameter from one connection, and fails the login.
+    fn confirm_session_value<'k>(
+        &self,
+        k: Key,
+        value: &'k str,
+    ) -> Result<Reply<'k>, NegotiationError> {
+        let Some(session) = self.session_value(k) else {
+            return Err(NegotiationError::LeadingOnly { key: k });
+        };
+        let changed = |offered| NegotiationError::LeadingOnlyChanged {
+            key: k,
+            session,
+            offered,
+        };
+        let answer = match session {
+            Local::Number(ours) => {
+                let theirs = parse_number(k, value)?;
+                if theirs != ours {
+                    return Err(changed(Some(Local::Number(theirs))));
+                }
+                ReplyValue::Number(ours)
+            }
+            Local::Bool(ours) => {
+                let theirs = parse_bool(k, value)?;
+                if theirs != ours {
+                    return Err(changed(Some(Local::Bool(theirs))));
+                }
+                ReplyValue::Bool(ours)
+            }
+            Local::List(ours) => {
+                // A list offer agrees if negotiating it could only give our value.
+                text::check_list(value)
+                    .map_err(|error| NegotiationError::Malformed { key: k, error })?;
+                if !text::list_contains(value, ours) {
+                    return Err(changed(None));
+                }
+                ReplyValue::Text(ours)
+            }
+        };
         Ok(Reply::Answer {
             key: k.name(),
             value: answer,
@@ -1640,12 +1762,229 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
         );
         assert_eq!(
             n.apply_response("MaxBurstLength", "512"),
-            Err(NegotiationError::LeadingOnly {
-                key: Key::MaxBurstLength
+            Err(NegotiationError::LeadingOnlyChanged {
+                key: Key::MaxBurstLength,
+                session: Local::Number(65_536),
+                offered: Some(Local::Number(512)),
             })
         );
         let p = n.finish().unwrap();
         assert_eq!((p.max_burst_len, p.max_connections), (65_536, 4));
+    }
+
+    /// A non-leading negotiator of a session whose leading login settled
+    /// MaxConnections=2, MaxBurstLength=65536, InitialR2T=No, ImmediateData=No.
+    fn secondary() -> Negotiator<'static> {
+        let mut session = SessionParams::DEFAULT;
+        session.max_connections = 2;
+        session.max_burst_len = 65_536;
+        session.first_burst_len = 65_536;
+        session.initial_r2t = false;
+        session.immediate_data = false;
+        let mut n = Negotiator::new_secondary(normal(), &session).unwrap();
+        offer(&mut n, Stage::Security);
+        offer(&mut n, Stage::Operational);
+        n
+    }
+
+    fn answer_text(r: Reply<'_>) -> std::string::String {
+        let mut buf = [0u8; 64];
+        let mut w = TextWriter::new(&mut buf);
+        r.write_to(&mut w).unwrap();
+        std::string::String::from_utf8(w.as_bytes().to_vec()).unwrap()
+    }
+
+    /// tgt on the second connection: the connection keys answered, then
+    /// MaxConnections offered again at the value the session has.
+    #[test]
+    fn secondary_answers_a_repeated_leading_only_key_with_the_session_value() {
+        let mut n = secondary();
+        for (k, v) in [("HeaderDigest", "None"), ("DataDigest", "None")] {
+            assert_eq!(n.apply_response(k, v), Ok(Reply::Nothing));
+        }
+        let r = n.apply_response("MaxConnections", "2").unwrap();
+        assert_eq!(answer_text(r), "MaxConnections=2\0");
+        // Every kind of leading-only key, each at the session's value.
+        let same = [
+            ("InitialR2T", "No", "InitialR2T=No\0"),
+            ("ImmediateData", "No", "ImmediateData=No\0"),
+            ("MaxBurstLength", "65536", "MaxBurstLength=65536\0"),
+            ("FirstBurstLength", "65536", "FirstBurstLength=65536\0"),
+            ("DefaultTime2Wait", "2", "DefaultTime2Wait=2\0"),
+            ("DefaultTime2Retain", "20", "DefaultTime2Retain=20\0"),
+            ("MaxOutstandingR2T", "1", "MaxOutstandingR2T=1\0"),
+            ("DataPDUInOrder", "Yes", "DataPDUInOrder=Yes\0"),
+            ("DataSequenceInOrder", "Yes", "DataSequenceInOrder=Yes\0"),
+            ("ErrorRecoveryLevel", "0", "ErrorRecoveryLevel=0\0"),
+        ];
+        for (k, v, want) in same {
+            let r = n.apply_response(k, v).unwrap();
+            assert_eq!(answer_text(r), want, "{k}={v}");
+        }
+        // Confirming changes nothing: the session's values stand.
+        let p = n.finish().unwrap();
+        assert_eq!(p.max_connections, 2);
+        assert_eq!((p.max_burst_len, p.first_burst_len), (65_536, 65_536));
+        assert!(!p.initial_r2t && !p.immediate_data);
+        assert_eq!(p.max_recv_data_segment_len, 8192);
+    }
+
+    #[test]
+    fn secondary_refuses_a_leading_only_key_at_another_value() {
+        let changed = |key, value, session, offered| {
+            let mut n = secondary();
+            let e = n.apply_response(key, value).unwrap_err();
+            assert_eq!(
+                e,
+                NegotiationError::LeadingOnlyChanged {
+                    key: Key::from_name(key).unwrap(),
+                    session,
+                    offered,
+                },
+                "{key}={value}"
+            );
+            e
+        };
+        // tgt configured for 4 connections offers its own value, not the session's.
+        let e = changed(
+            "MaxConnections",
+            "4",
+            Local::Number(2),
+            Some(Local::Number(4)),
+        );
+        assert_eq!(
+            std::format!("{e}"),
+            "target offered MaxConnections=4 on a non-leading connection, but the session has \
+             MaxConnections=2 (leading-only: only the leading login sets it)"
+        );
+        changed(
+            "MaxConnections",
+            "1",
+            Local::Number(2),
+            Some(Local::Number(1)),
+        );
+        let e = changed(
+            "InitialR2T",
+            "Yes",
+            Local::Bool(false),
+            Some(Local::Bool(true)),
+        );
+        assert!(std::format!("{e}").contains("InitialR2T=Yes"), "{e}");
+        changed(
+            "MaxBurstLength",
+            "262144",
+            Local::Number(65_536),
+            Some(Local::Number(262_144)),
+        );
+        // Malformed or out-of-range values are what they always were.
+        let mut n = secondary();
+        assert!(matches!(
+            n.apply_response("MaxConnections", "many"),
+            Err(NegotiationError::Malformed { .. })
+        ));
+        let mut n = secondary();
+        assert_eq!(
+            n.apply_response("MaxConnections", "0"),
+            Err(NegotiationError::OutOfRange {
+                key: Key::MaxConnections,
+                value: 0
+            })
+        );
+        // A repeat is still a duplicate, even at the same value.
+        let mut n = secondary();
+        n.apply_response("MaxConnections", "2").unwrap();
+        assert_eq!(
+            n.apply_response("MaxConnections", "2"),
+            Err(NegotiationError::Duplicate {
+                key: Key::MaxConnections
+            })
+        );
+    }
+
+    /// Keys the leading login never negotiated have their RFC default as the
+    /// session's value: the default is confirmed, anything else refused.
+    #[test]
+    fn secondary_compares_keys_the_session_never_negotiated_with_their_default() {
+        // iSCSIProtocolLevel was not offered on the leading login (0).
+        let mut n = secondary();
+        let r = n.apply_response("iSCSIProtocolLevel", "0").unwrap();
+        assert_eq!(answer_text(r), "iSCSIProtocolLevel=0\0");
+        let mut n = secondary();
+        assert_eq!(
+            n.apply_response("iSCSIProtocolLevel", "1"),
+            Err(NegotiationError::LeadingOnlyChanged {
+                key: Key::ProtocolLevel,
+                session: Local::Number(0),
+                offered: Some(Local::Number(1)),
+            })
+        );
+        // RDMAExtensions: never Yes over TCP.
+        let mut n = secondary();
+        let r = n.apply_response("RDMAExtensions", "No").unwrap();
+        assert_eq!(answer_text(r), "RDMAExtensions=No\0");
+        let mut n = secondary();
+        assert!(matches!(
+            n.apply_response("RDMAExtensions", "Yes"),
+            Err(NegotiationError::LeadingOnlyChanged {
+                key: Key::RdmaExtensions,
+                ..
+            })
+        ));
+        // TaskReporting: a list that includes RFC3720 can only give RFC3720.
+        let mut n = secondary();
+        let r = n
+            .apply_response("TaskReporting", "ResponseFence,RFC3720")
+            .unwrap();
+        assert_eq!(answer_text(r), "TaskReporting=RFC3720\0");
+        let mut n = secondary();
+        let e = n
+            .apply_response("TaskReporting", "ResponseFence")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            NegotiationError::LeadingOnlyChanged {
+                key: Key::TaskReporting,
+                session: Local::List("RFC3720"),
+                offered: None,
+            }
+        );
+        assert_eq!(
+            std::format!("{e}"),
+            "target offered a TaskReporting list without the session's RFC3720 on a \
+             non-leading connection (leading-only: only the leading login sets it)"
+        );
+        // An unsolicited special value still answers nothing of ours.
+        let mut n = secondary();
+        assert_eq!(
+            n.apply_response("MaxConnections", "Irrelevant"),
+            Ok(Reply::Nothing)
+        );
+        // SessionType stays a declaration: the same type passes, another fails.
+        let mut n = secondary();
+        assert_eq!(
+            n.apply_response("SessionType", "Normal"),
+            Ok(Reply::Nothing)
+        );
+        assert_eq!(n.finish().map(|p| p.session_type), Ok(SessionType::Normal));
+        let mut n = secondary();
+        assert_eq!(
+            n.apply_response("SessionType", "Discovery"),
+            Err(NegotiationError::SessionTypeMismatch)
+        );
+    }
+
+    /// The leading login is unchanged: a leading-only key the target offers there
+    /// is negotiated, not compared.
+    #[test]
+    fn leading_login_still_negotiates_leading_only_offers() {
+        let mut n = offered(normal());
+        let r = n.apply_response("TaskReporting", "RFC3720").unwrap();
+        assert_eq!(answer_text(r), "TaskReporting=RFC3720\0");
+        let mut n = Negotiator::new(normal()).unwrap();
+        offer(&mut n, Stage::Security);
+        // Not offered yet: the target's MaxConnections is an offer, answered by min.
+        let r = n.apply_response("MaxConnections", "4").unwrap();
+        assert_eq!(answer_text(r), "MaxConnections=1\0");
     }
 
     #[test]

@@ -160,6 +160,19 @@ impl Tgtd {
         self.tgtadm(&update, &["-v", value]);
     }
 
+    /// tgtadm's `--op show --mode conn` listing of target `tid`: one entry
+    /// ("Session: <TSIH>", "Connection: <CID>", the initiator, its address) for
+    /// each connection tgtd holds in a session of that target.
+    pub fn show_connections(&self, tid: u32) -> String {
+        let tid = tid.to_string();
+        let args = ["--op", "show", "--mode", "conn", "--tid", &tid];
+        let o = self
+            .tgtadm_quiet(&args)
+            .unwrap_or_else(|e| panic!("cannot run tgtadm: {e}"));
+        assert!(o.status.success(), "tgtadm {args:?} failed: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     /// Runs tgtadm against this daemon with the words of `cmd` then `extra`
     /// (values that may hold spaces); panics with its output on failure.
     fn tgtadm(&self, cmd: &str, extra: &[&str]) {
