@@ -62,6 +62,7 @@ test: deps unit module ctl
 	@$(ENV); [ ! -x ktests/fuzz-smoke.sh ] || ktests/fuzz-smoke.sh
 	@$(MAKE) --no-print-directory check-pkg
 	@$(ENV); ktests/run.sh
+	@$(ENV); GUEST_CPUS=4 KTEST_OUT=$(CURDIR)/ktests/out-4cpu ktests/run.sh
 	@$(ENV); ktests/selftest.sh
 	@$(MAKE) --no-print-directory bench-quick
 
@@ -102,6 +103,6 @@ bench-profile: deps ctl
 clean:
 	@$(ENV); kdir=$$(ls -d $$CACHE/kernel-$(KERNEL_FLAVOUR)-* 2>/dev/null | grep -v '\.' | head -1); \
 	 [ -z "$$kdir" ] || $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 clean
-	rm -rf target build-module.log .module-kdir ktests/out ktests/bench/out
+	rm -rf target build-module.log .module-kdir ktests/out ktests/out-4cpu ktests/bench/out
 
 .PHONY: bench-profile help deps kernel module ctl unit test demo bench bench-quick clean install install-dkms check-pkg

@@ -36,7 +36,8 @@ rm -rf "$out" && mkdir -p "$out"
 if [ $demo = 1 ]; then
     dir=ktests/qemu names=(demo)
 fi
-"$here/qemu/plan.sh" "$repo" "$dir" "${names[@]}" > "$out/plan"
+cpus=${GUEST_CPUS:-2}
+"$here/qemu/plan.sh" "$repo" "$dir" "$cpus" "${names[@]}" > "$out/plan"
 only=$(IFS=,; echo "${names[*]}")
 total=$(wc -l < "$out/plan")
 [ "$total" -gt 0 ] || { echo "run.sh: no cases selected"; exit 1; }
@@ -49,7 +50,7 @@ accel=(-accel tcg,thread=multi -cpu max)
 start=$(date +%s.%N)
 set +e
 timeout -k 10 "${KTEST_TIMEOUT:-3000}" qemu-system-x86_64 "${accel[@]}" \
-    -m "${GUEST_MEM:-2G}" -smp "${GUEST_CPUS:-2}" -display none -no-reboot -nodefaults \
+    -m "${GUEST_MEM:-2G}" -smp "$cpus" -display none -no-reboot -nodefaults \
     -serial stdio -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" \
     -serial "file:$out/channel.txt" \
     -append "$cmdline iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.dir=$dir iscsirs.only=$only iscsirs.ko=$ko" \

@@ -8,6 +8,7 @@
 # all 4 back and verify passes. A target answering MaxConnections=1 gets a
 # single-connection session with no error. Last, 4 connections to istgt
 # (MaxConnections 4 in its configuration).
+# guest-cpus: 4
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
@@ -23,6 +24,8 @@ mkdir -p $acl/lun_0
 ln -s $tpg/lun/lun_0 $acl/lun_0/lun0
 insmod "$KO"
 cpus=$(nproc)
+# Four connections spread only over four CPUs (one hardware queue per CPU).
+[ "$cpus" -ge 4 ] || { echo "needs a guest with 4 vCPUs (GUEST_CPUS=4)" >&2; exit 1; }
 
 # fio over /dev/$1: 4 jobs, each on its own 64 MiB and pinned to a CPU in turn.
 mcs_fio() {
@@ -55,7 +58,9 @@ mcs_check() {
     cat $acl/info >&2
     [ "$(grep -c 'LIO Session ID' $acl/info)" = 1 ]
     [ "$(grep -c 'CID:' $acl/info)" = "$n" ]
-    [ "$(ls /sys/block/$dev/mq | wc -l)" = "$n" ]
+    # blk-mq makes at most one hardware queue per CPU: lanes beyond carry
+    # nothing (the guest's CPUs bound what a case can spread).
+    [ "$(ls /sys/block/$dev/mq | wc -l)" = "$((n < cpus ? n : cpus))" ]
 }
 
 # Every hardware queue of disk $2 with CPUs mapped carried commands on its

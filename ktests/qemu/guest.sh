@@ -42,7 +42,7 @@ for arg in $(cat /proc/cmdline); do
     esac
 done
 # shellcheck disable=SC2086
-"$REPO/ktests/qemu/plan.sh" "$REPO" "$dir" ${only//,/ } > /tmp/plan
+"$REPO/ktests/qemu/plan.sh" "$REPO" "$dir" "$(nproc)" ${only//,/ } > /tmp/plan
 
 echo "guest: up after $(cut -d' ' -f1 /proc/uptime) s"
 dmesg -c > "$OUT/dmesg-boot.txt"

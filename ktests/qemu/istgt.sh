@@ -127,7 +127,8 @@ istgt_stop() {
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -9 "$pid" 2>/dev/null
+        # Gone already (the usual case): not a failure under `set -e`.
+        kill -9 "$pid" 2>/dev/null || true
         [ "$pid" = "${ISTGT_PID:-}" ] && wait "$pid" 2>/dev/null
     fi
     ISTGT_PID=

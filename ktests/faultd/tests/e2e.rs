@@ -1294,7 +1294,12 @@ fn flat_luns_report_three_independent_disks() {
     assert!(matches!(Pdu::parse(&f.bhs), Ok(Pdu::ScsiResponse(r)) if r.status == 0x02));
     s.ping();
     assert_eq!(s.logout().response, 0);
+    // The target logs after it answered: wait for the line, not just read.
+    assert!(
+        t.wait_log("LOGICAL UNIT NOT SUPPORTED"),
+        "{}",
+        t.log()
+    );
     let log = t.log();
     assert!(!log.contains("Data-Out for unknown ITT"), "{log}");
-    assert!(log.contains("LOGICAL UNIT NOT SUPPORTED"), "{log}");
 }
