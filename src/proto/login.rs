@@ -2651,8 +2651,10 @@ mod tests {
     }
 
     /// tgt's shape on a second connection: the operational response stays (T=0)
-    /// and offers MaxConnections, a leading-only key, at the session's value; the
-    /// answer goes in a third request and the login completes. Another value fails.
+    /// and offers MaxConnections, a leading-only key, at the session's value or at
+    /// tgt's configured one; the answer (the session's value, the outcome of min)
+    /// goes in a third request and the login completes. An offer whose outcome
+    /// differs fails.
     #[test]
     fn secondary_connection_confirms_a_repeated_leading_only_key() {
         let mut c = normal();
@@ -2661,26 +2663,40 @@ mod tests {
         let mut session = SessionParams::DEFAULT;
         session.max_connections = 2;
         c.session = Some(session);
-        let mut t = FakeTarget::new();
-        t.op_offers = vec![pair("MaxConnections", "2")];
-        let o = complete(drive(c, &mut t));
-        assert_eq!(t.requests.len(), 3);
-        assert_eq!(bits(&t)[2], (true, false, Op, Ffp));
-        assert_eq!(get(&t.answers_seen, "MaxConnections"), Some("2"));
-        assert_eq!((o.cid, o.params.max_connections), (1, 2));
-        let mut t = FakeTarget::new();
-        t.op_offers = vec![pair("MaxConnections", "4")];
-        assert_eq!(
-            drive(c, &mut t),
-            Err(
-                ProtocolError::Negotiation(NegotiationError::LeadingOnlyChanged {
-                    key: Key::MaxConnections,
-                    session: Local::Number(2),
-                    offered: Some(Local::Number(4)),
-                })
-                .into()
-            )
-        );
+        for offered in ["2", "4"] {
+            let mut t = FakeTarget::new();
+            t.op_offers = vec![pair("MaxConnections", offered)];
+            let o = complete(drive(c, &mut t));
+            assert_eq!(t.requests.len(), 3, "{offered}");
+            assert_eq!(bits(&t)[2], (true, false, Op, Ffp));
+            assert_eq!(get(&t.answers_seen, "MaxConnections"), Some("2"));
+            assert_eq!((o.cid, o.params.max_connections), (1, 2));
+            // Every session-wide value stands (the target's declarations aside).
+            let declared = SessionParams {
+                max_xmit_data_segment_len: session.max_xmit_data_segment_len,
+                target_portal_group_tag: session.target_portal_group_tag,
+                ..o.params
+            };
+            assert_eq!(declared, session);
+        }
+        let refused = [
+            ("MaxConnections", "1", Local::Number(2), Local::Number(1)),
+            ("ImmediateData", "No", Local::Bool(true), Local::Bool(false)),
+        ];
+        for (key, offered, ours, theirs) in refused {
+            let mut t = FakeTarget::new();
+            t.op_offers = vec![pair(key, offered)];
+            let changed = NegotiationError::LeadingOnlyChanged {
+                key: Key::from_name(key).unwrap(),
+                session: ours,
+                offered: Some(theirs),
+            };
+            assert_eq!(
+                drive(c, &mut t),
+                Err(ProtocolError::Negotiation(changed).into()),
+                "{key}={offered}"
+            );
+        }
     }
 
     #[test]

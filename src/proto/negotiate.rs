@@ -758,6 +758,17 @@ impl ReplyValue<'_> {
     }
 }
 
+impl<'a> From<Local<'a>> for ReplyValue<'a> {
+    /// The value as sent: a list is sent as it stands (one item, for a result).
+    fn from(l: Local<'a>) -> Self {
+        match l {
+            Local::Number(n) => ReplyValue::Number(n),
+            Local::Bool(b) => ReplyValue::Bool(b),
+            Local::List(t) => ReplyValue::Text(t),
+        }
+    }
+}
+
 impl From<Special> for ReplyValue<'static> {
     fn from(s: Special) -> Self {
         ReplyValue::Text(s.as_str())
@@ -853,15 +864,17 @@ pub enum NegotiationError {
         /// The key.
         key: Key,
     },
-    /// On a non-leading connection the target offered a leading-only key with a
-    /// value other than the session's (what the leading login settled, or the RFC
-    /// default where it settled nothing): a session-wide value cannot change there.
+    /// On a non-leading connection the target offered a leading-only key whose
+    /// outcome under the key's rule (min, max, AND, OR, list) is not the session's
+    /// value (what the leading login settled, or the RFC default where it settled
+    /// nothing): a session-wide value cannot change there.
     LeadingOnlyChanged {
         /// The key.
         key: Key,
         /// The session's value.
         session: Local<'static>,
-        /// The target's value; `None` for a list that lacks the session's value.
+        /// The target's value (for a number or boolean also the outcome it would
+        /// give); `None` for a list that lacks the session's value.
         offered: Option<Local<'static>>,
     },
     /// The target answered `Reject` (or `Irrelevant`) where the default is not
@@ -1115,7 +1128,8 @@ impl<'a> Negotiator<'a> {
     /// Starts negotiating an additional connection of an existing session: only
     /// connection-scoped keys are offered, session-wide values come from `session`
     /// and stay as they are: a leading-only key the target offers again is answered
-    /// when its value is the session's, and fails the login otherwise.
+    /// with the session's value when negotiating the offer against it gives that
+    /// value (MaxConnections=4 against 2 gives 2), and fails the login otherwise.
     pub fn new_secondary(
         proposal: Proposal<'a>,
         session: &SessionParams,
@@ -1488,10 +1502,12 @@ impl<'a> Negotiator<'a> {
     /// A leading-only key offered on a non-leading connection (RFC 7143 §13: "LO"
     /// keys belong to the leading login). Some targets offer them again anyway: tgt
     /// offers every session key it holds at a non-default value that the request
-    /// left out, and waits one more round for an answer. A value equal to the
-    /// session's changes nothing, so it is answered with that value, which such a
-    /// target checks against its offer; any other value would change a session-wide
-    /// parameter from one connection, and fails the login.
+    /// left out, at its configured value (MaxConnections=4 when the session settled
+    /// on 2), and waits one more round for an answer, which it takes. The offer is
+    /// negotiated against the session's value by the key's own rule ([`respond`]:
+    /// min, max, AND, OR, list); an outcome equal to the session's value changes
+    /// nothing and is answered with that value. Any other outcome would change a
+    /// session-wide parameter from one connection, and fails the login.
     fn confirm_session_value<'k>(
         &self,
         k: Key,
@@ -1500,40 +1516,24 @@ impl<'a> Negotiator<'a> {
         let Some(session) = self.session_value(k) else {
             return Err(NegotiationError::LeadingOnly { key: k });
         };
-        let changed = |offered| NegotiationError::LeadingOnlyChanged {
-            key: k,
-            session,
-            offered,
-        };
-        let answer = match session {
-            Local::Number(ours) => {
-                let theirs = parse_number(k, value)?;
-                if theirs != ours {
-                    return Err(changed(Some(Local::Number(theirs))));
-                }
-                ReplyValue::Number(ours)
-            }
-            Local::Bool(ours) => {
-                let theirs = parse_bool(k, value)?;
-                if theirs != ours {
-                    return Err(changed(Some(Local::Bool(theirs))));
-                }
-                ReplyValue::Bool(ours)
-            }
-            Local::List(ours) => {
-                // A list offer agrees if negotiating it could only give our value.
-                text::check_list(value)
-                    .map_err(|error| NegotiationError::Malformed { key: k, error })?;
-                if !text::list_contains(value, ours) {
-                    return Err(changed(None));
-                }
-                ReplyValue::Text(ours)
-            }
-        };
-        Ok(Reply::Answer {
-            key: k.name(),
-            value: answer,
-        })
+        let ours = ReplyValue::from(session);
+        match respond(k, value, session)? {
+            Some(outcome) if outcome == ours => Ok(Reply::Answer {
+                key: k.name(),
+                value: ours,
+            }),
+            outcome => Err(NegotiationError::LeadingOnlyChanged {
+                key: k,
+                session,
+                // Under min/max/AND/OR an outcome other than ours is the offer itself;
+                // a list outcome other than ours is Reject (the offer lacks ours).
+                offered: match outcome {
+                    Some(ReplyValue::Number(n)) => Some(Local::Number(n)),
+                    Some(ReplyValue::Bool(b)) => Some(Local::Bool(b)),
+                    _ => None,
+                },
+            }),
+        }
     }
 
     /// Offered keys the target has not answered (declarations excluded).
@@ -1772,6 +1772,14 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
         assert_eq!((p.max_burst_len, p.max_connections), (65_536, 4));
     }
 
+    /// A non-leading negotiator of `session`, past its own offers.
+    fn secondary_of(session: &SessionParams) -> Negotiator<'static> {
+        let mut n = Negotiator::new_secondary(normal(), session).unwrap();
+        offer(&mut n, Stage::Security);
+        offer(&mut n, Stage::Operational);
+        n
+    }
+
     /// A non-leading negotiator of a session whose leading login settled
     /// MaxConnections=2, MaxBurstLength=65536, InitialR2T=No, ImmediateData=No.
     fn secondary() -> Negotiator<'static> {
@@ -1781,10 +1789,7 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
         session.first_burst_len = 65_536;
         session.initial_r2t = false;
         session.immediate_data = false;
-        let mut n = Negotiator::new_secondary(normal(), &session).unwrap();
-        offer(&mut n, Stage::Security);
-        offer(&mut n, Stage::Operational);
-        n
+        secondary_of(&session)
     }
 
     fn answer_text(r: Reply<'_>) -> std::string::String {
@@ -1792,6 +1797,18 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
         let mut w = TextWriter::new(&mut buf);
         r.write_to(&mut w).unwrap();
         std::string::String::from_utf8(w.as_bytes().to_vec()).unwrap()
+    }
+
+    /// Asserts that every `(key, offer, answer)` is answered `key=answer` by one
+    /// negotiator and that the session's values stand afterwards.
+    fn confirmed(mut n: Negotiator<'static>, cases: &[(&str, &str, &str)]) {
+        let before = n.params;
+        for &(k, v, want) in cases {
+            let r = n.apply_response(k, v).unwrap();
+            assert_eq!(answer_text(r), std::format!("{k}={want}\0"), "{k}={v}");
+        }
+        let p = n.finish().unwrap();
+        assert_eq!(p, before);
     }
 
     /// tgt on the second connection: the connection keys answered, then
@@ -1802,37 +1819,72 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
         for (k, v) in [("HeaderDigest", "None"), ("DataDigest", "None")] {
             assert_eq!(n.apply_response(k, v), Ok(Reply::Nothing));
         }
-        let r = n.apply_response("MaxConnections", "2").unwrap();
-        assert_eq!(answer_text(r), "MaxConnections=2\0");
         // Every kind of leading-only key, each at the session's value.
-        let same = [
-            ("InitialR2T", "No", "InitialR2T=No\0"),
-            ("ImmediateData", "No", "ImmediateData=No\0"),
-            ("MaxBurstLength", "65536", "MaxBurstLength=65536\0"),
-            ("FirstBurstLength", "65536", "FirstBurstLength=65536\0"),
-            ("DefaultTime2Wait", "2", "DefaultTime2Wait=2\0"),
-            ("DefaultTime2Retain", "20", "DefaultTime2Retain=20\0"),
-            ("MaxOutstandingR2T", "1", "MaxOutstandingR2T=1\0"),
-            ("DataPDUInOrder", "Yes", "DataPDUInOrder=Yes\0"),
-            ("DataSequenceInOrder", "Yes", "DataSequenceInOrder=Yes\0"),
-            ("ErrorRecoveryLevel", "0", "ErrorRecoveryLevel=0\0"),
-        ];
-        for (k, v, want) in same {
-            let r = n.apply_response(k, v).unwrap();
-            assert_eq!(answer_text(r), want, "{k}={v}");
-        }
-        // Confirming changes nothing: the session's values stand.
-        let p = n.finish().unwrap();
-        assert_eq!(p.max_connections, 2);
-        assert_eq!((p.max_burst_len, p.first_burst_len), (65_536, 65_536));
-        assert!(!p.initial_r2t && !p.immediate_data);
-        assert_eq!(p.max_recv_data_segment_len, 8192);
+        confirmed(
+            n,
+            &[
+                ("MaxConnections", "2", "2"),
+                ("InitialR2T", "No", "No"),
+                ("ImmediateData", "No", "No"),
+                ("MaxBurstLength", "65536", "65536"),
+                ("FirstBurstLength", "65536", "65536"),
+                ("DefaultTime2Wait", "2", "2"),
+                ("DefaultTime2Retain", "20", "20"),
+                ("MaxOutstandingR2T", "1", "1"),
+                ("DataPDUInOrder", "Yes", "Yes"),
+                ("DataSequenceInOrder", "Yes", "Yes"),
+                ("ErrorRecoveryLevel", "0", "0"),
+            ],
+        );
+    }
+
+    /// tgt offers its configured value, not the session's: MaxConnections=4 on the
+    /// second connection of a session that settled on 2. Negotiated by the key's
+    /// rule against the session's value, such an offer gives the session's value,
+    /// which is the answer; the session changes in nothing.
+    #[test]
+    fn secondary_answers_an_offer_that_negotiates_to_the_session_value() {
+        confirmed(
+            secondary(),
+            &[
+                // min
+                ("MaxConnections", "4", "2"),
+                ("MaxBurstLength", "262144", "65536"),
+                ("FirstBurstLength", "16777215", "65536"),
+                ("DefaultTime2Retain", "3600", "20"),
+                ("MaxOutstandingR2T", "8", "1"),
+                ("ErrorRecoveryLevel", "2", "0"),
+                ("iSCSIProtocolLevel", "1", "0"),
+                // max
+                ("DefaultTime2Wait", "0", "2"),
+                // AND with the session's No
+                ("ImmediateData", "Yes", "No"),
+                ("RDMAExtensions", "Yes", "No"),
+                // OR with the session's Yes
+                ("DataPDUInOrder", "No", "Yes"),
+                ("DataSequenceInOrder", "No", "Yes"),
+                // list: the session's value is among the offered ones
+                ("TaskReporting", "ResponseFence,RFC3720", "RFC3720"),
+            ],
+        );
+        // The other way round: OR with the session's Yes takes any offer; AND with
+        // its Yes and OR with its No take only the session's own value.
+        let mut session = SessionParams::DEFAULT;
+        session.max_connections = 2;
+        session.data_pdu_in_order = false;
+        confirmed(
+            secondary_of(&session),
+            &[
+                ("InitialR2T", "No", "Yes"),
+                ("ImmediateData", "Yes", "Yes"),
+                ("DataPDUInOrder", "No", "No"),
+            ],
+        );
     }
 
     #[test]
-    fn secondary_refuses_a_leading_only_key_at_another_value() {
-        let changed = |key, value, session, offered| {
-            let mut n = secondary();
+    fn secondary_refuses_an_offer_that_negotiates_to_another_value() {
+        let changed = |mut n: Negotiator<'static>, key, value, session, offered| {
             let e = n.apply_response(key, value).unwrap_err();
             assert_eq!(
                 e,
@@ -1845,36 +1897,61 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
             );
             e
         };
-        // tgt configured for 4 connections offers its own value, not the session's.
+        // min below the session's value: MaxConnections=1 would leave one connection.
         let e = changed(
-            "MaxConnections",
-            "4",
-            Local::Number(2),
-            Some(Local::Number(4)),
-        );
-        assert_eq!(
-            std::format!("{e}"),
-            "target offered MaxConnections=4 on a non-leading connection, but the session has \
-             MaxConnections=2 (leading-only: only the leading login sets it)"
-        );
-        changed(
+            secondary(),
             "MaxConnections",
             "1",
             Local::Number(2),
             Some(Local::Number(1)),
         );
+        assert_eq!(
+            std::format!("{e}"),
+            "target offered MaxConnections=1 on a non-leading connection, but the session has \
+             MaxConnections=2 (leading-only: only the leading login sets it)"
+        );
+        changed(
+            secondary(),
+            "MaxBurstLength",
+            "512",
+            Local::Number(65_536),
+            Some(Local::Number(512)),
+        );
+        // max above it.
+        changed(
+            secondary(),
+            "DefaultTime2Wait",
+            "5",
+            Local::Number(2),
+            Some(Local::Number(5)),
+        );
+        // OR with the session's No.
         let e = changed(
+            secondary(),
             "InitialR2T",
             "Yes",
             Local::Bool(false),
             Some(Local::Bool(true)),
         );
         assert!(std::format!("{e}").contains("InitialR2T=Yes"), "{e}");
+        // AND with the session's Yes.
+        let mut session = SessionParams::DEFAULT;
+        session.max_connections = 2;
+        session.protocol_level = 1;
+        let e = changed(
+            secondary_of(&session),
+            "ImmediateData",
+            "No",
+            Local::Bool(true),
+            Some(Local::Bool(false)),
+        );
+        assert!(std::format!("{e}").contains("ImmediateData=No"), "{e}");
         changed(
-            "MaxBurstLength",
-            "262144",
-            Local::Number(65_536),
-            Some(Local::Number(262_144)),
+            secondary_of(&session),
+            "iSCSIProtocolLevel",
+            "0",
+            Local::Number(1),
+            Some(Local::Number(0)),
         );
         // Malformed or out-of-range values are what they always were.
         let mut n = secondary();
@@ -1890,11 +1967,16 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
                 value: 0
             })
         );
-        // A repeat is still a duplicate, even at the same value.
         let mut n = secondary();
-        n.apply_response("MaxConnections", "2").unwrap();
+        assert!(matches!(
+            n.apply_response("ImmediateData", "Maybe"),
+            Err(NegotiationError::Malformed { .. })
+        ));
+        // A repeat is still a duplicate, even of an accepted offer.
+        let mut n = secondary();
+        n.apply_response("MaxConnections", "4").unwrap();
         assert_eq!(
-            n.apply_response("MaxConnections", "2"),
+            n.apply_response("MaxConnections", "4"),
             Err(NegotiationError::Duplicate {
                 key: Key::MaxConnections
             })
@@ -1902,40 +1984,30 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
     }
 
     /// Keys the leading login never negotiated have their RFC default as the
-    /// session's value: the default is confirmed, anything else refused.
+    /// session's value, and offers are negotiated against it.
     #[test]
-    fn secondary_compares_keys_the_session_never_negotiated_with_their_default() {
-        // iSCSIProtocolLevel was not offered on the leading login (0).
+    fn secondary_negotiates_keys_the_session_never_negotiated_against_their_default() {
+        // iSCSIProtocolLevel was not offered on the leading login (0); min keeps 0.
         let mut n = secondary();
         let r = n.apply_response("iSCSIProtocolLevel", "0").unwrap();
         assert_eq!(answer_text(r), "iSCSIProtocolLevel=0\0");
         let mut n = secondary();
+        let r = n.apply_response("iSCSIProtocolLevel", "2").unwrap();
+        assert_eq!(answer_text(r), "iSCSIProtocolLevel=0\0");
+        assert_eq!(n.finish().map(|p| p.protocol_level), Ok(0));
+        let mut n = secondary();
         assert_eq!(
-            n.apply_response("iSCSIProtocolLevel", "1"),
-            Err(NegotiationError::LeadingOnlyChanged {
+            n.apply_response("iSCSIProtocolLevel", "32"),
+            Err(NegotiationError::OutOfRange {
                 key: Key::ProtocolLevel,
-                session: Local::Number(0),
-                offered: Some(Local::Number(1)),
+                value: 32
             })
         );
-        // RDMAExtensions: never Yes over TCP.
+        // RDMAExtensions: No over TCP, and AND keeps it No.
         let mut n = secondary();
         let r = n.apply_response("RDMAExtensions", "No").unwrap();
         assert_eq!(answer_text(r), "RDMAExtensions=No\0");
-        let mut n = secondary();
-        assert!(matches!(
-            n.apply_response("RDMAExtensions", "Yes"),
-            Err(NegotiationError::LeadingOnlyChanged {
-                key: Key::RdmaExtensions,
-                ..
-            })
-        ));
-        // TaskReporting: a list that includes RFC3720 can only give RFC3720.
-        let mut n = secondary();
-        let r = n
-            .apply_response("TaskReporting", "ResponseFence,RFC3720")
-            .unwrap();
-        assert_eq!(answer_text(r), "TaskReporting=RFC3720\0");
+        // TaskReporting: a list without RFC3720 cannot give RFC3720.
         let mut n = secondary();
         let e = n
             .apply_response("TaskReporting", "ResponseFence")
@@ -1953,6 +2025,11 @@ TargetName=iqn.2003-01.org.linux-iscsi:t1\0AuthMethod=CHAP,None\0"
             "target offered a TaskReporting list without the session's RFC3720 on a \
              non-leading connection (leading-only: only the leading login sets it)"
         );
+        let mut n = secondary();
+        assert!(matches!(
+            n.apply_response("TaskReporting", "RFC3720,,x"),
+            Err(NegotiationError::Malformed { .. })
+        ));
         // An unsolicited special value still answers nothing of ours.
         let mut n = secondary();
         assert_eq!(
