@@ -1295,11 +1295,7 @@ fn flat_luns_report_three_independent_disks() {
     s.ping();
     assert_eq!(s.logout().response, 0);
     // The target logs after it answered: wait for the line, not just read.
-    assert!(
-        t.wait_log("LOGICAL UNIT NOT SUPPORTED"),
-        "{}",
-        t.log()
-    );
+    assert!(t.wait_log("LOGICAL UNIT NOT SUPPORTED"), "{}", t.log());
     let log = t.log();
     assert!(!log.contains("Data-Out for unknown ITT"), "{log}");
 }
