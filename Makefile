@@ -86,8 +86,8 @@ check-pkg: deps module ctl
 	@$(ENV); ktests/install-test.sh
 
 # Builds the non-debug kernel and a module for it, boots the guest with all host CPUs
-# and compares iscsi_rs, open-iscsi, nvme-tcp and tcm_loop on one brd RAM disk:
-# 5 interleaved rounds of 20 s jobs (~65 min under TCG). Writes
+# and compares iscsi_rs (1 and 2 connections), open-iscsi, nvme-tcp and tcm_loop on
+# one brd RAM disk: 5 interleaved rounds of 20 s jobs (~90 min under TCG). Writes
 # bench/results/latest.{md,png,csv} and latency-cdf.png.
 bench: deps ctl
 	@$(ENV); ktests/bench/run.sh full

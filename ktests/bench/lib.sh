@@ -1,8 +1,9 @@
 # Guest side of `make bench` (source this file; ktests/bench/guest/*.sh call
 # bench_round N). One brd RAM disk (/dev/ram0, sized on the kernel command line by
-# ktests/bench/run.sh) is the device behind every path, exported four ways in turn:
-# iscsi_rs (iscsictl) and open-iscsi (iscsiadm + iscsi_tcp) to LIO's iSCSI target
-# over an iblock backstore on it, tcm_loop (a local SCSI disk on the same iblock
+# ktests/bench/run.sh) is the device behind every path, five paths in turn:
+# iscsi_rs (iscsictl) with one connection and with two (`--connections 2`, MC/S,
+# issue 16) and open-iscsi (iscsiadm + iscsi_tcp) to LIO's iSCSI target over an
+# iblock backstore on it, tcm_loop (a local SCSI disk on the same iblock
 # backstore, no network) and nvme-tcp to the kernel's nvmet-tcp target whose
 # namespace is the same /dev/ram0. The same fio jobs run on each. The raw fio JSON
 # (json+, with total-latency histograms), /proc/stat and per-thread CPU snapshots
@@ -41,8 +42,10 @@ for arg in $(cat /proc/cmdline); do
 done
 if [ "$BENCH_MODE" = quick ]; then BENCH_RUNTIME=5 BENCH_RAMP=2; else BENCH_RUNTIME=20 BENCH_RAMP=5; fi
 B=/tmp/bench
-# name rw bs iodepth; digest sessions run only the jobs in BENCH_DIGEST_JOBS.
-BENCH_JOBS="randread-4k-qd32:randread:4k:32 randread-4k-qd1:randread:4k:1 randwrite-4k-qd32:randwrite:4k:32 read-1m-qd8:read:1m:8 write-1m-qd8:write:1m:8"
+# name:rw:bs:iodepth[:numjobs]; digest sessions run only the jobs in
+# BENCH_DIGEST_JOBS. The -2j jobs (issue 16's goals) are the QD32 random read and
+# the 1 MiB read with two fio jobs (each at that iodepth), on every path.
+BENCH_JOBS="randread-4k-qd32:randread:4k:32 randread-4k-qd32-2j:randread:4k:32:2 randread-4k-qd1:randread:4k:1 randwrite-4k-qd32:randwrite:4k:32 read-1m-qd8:read:1m:8 read-1m-qd8-2j:read:1m:8:2 write-1m-qd8:write:1m:8"
 BENCH_DIGEST_JOBS="randread-4k-qd32 read-1m-qd8"
 # Operational keys both iSCSI initiators ask for (LIO is set to the same).
 BENCH_MRDSL=262144 BENCH_FBL=262144 BENCH_MBL=1048576
@@ -76,16 +79,23 @@ bench_snap() {
         END { print "N", n; getline u < "/proc/uptime"; split(u, e, " "); print "E", e[1] }' > "$1"
 }
 
-# bench_fio_start TAG DEV SPEC: starts the fio job of SPEC (name:rw:bs:iodepth) on
-# /dev/DEV in the background (JSON to $B/fio-TAG-NAME.json); sets BENCH_FIO_PID
-# and BENCH_FIO_NAME. lat_percentiles: percentiles of the total latency (submit +
-# completion), not only completion; json+ adds its histogram (the CDF plot). fio
-# is not pinned (no cpus_allowed): the scheduler places it, as for a user.
+# bench_fio_start TAG DEV SPEC: starts the fio job of SPEC
+# (name:rw:bs:iodepth[:numjobs]) on /dev/DEV in the background (JSON to
+# $B/fio-TAG-NAME.json); sets BENCH_FIO_PID and BENCH_FIO_NAME. lat_percentiles:
+# percentiles of the total latency (submit + completion), not only completion;
+# json+ adds its histogram (the CDF plot). fio is not pinned (no cpus_allowed):
+# the scheduler places it, as for a user; with numjobs N too (each job its own
+# process), and then each job gets its own 1/N of the disk (two sequential
+# readers do not read the same blocks in step) and group_reporting sums them
+# into the one result report.py reads.
 bench_fio_start() {
-    local tag=$1 dev=$2 name rw bs qd
-    IFS=: read -r name rw bs qd <<<"$3"
+    local tag=$1 dev=$2 name rw bs qd nj more=()
+    IFS=: read -r name rw bs qd nj <<<"$3"
+    nj=${nj:-1}
+    [ "$nj" -gt 1 ] && more=(--group_reporting --size=$((BENCH_SIZE_MB / nj))m
+                              --offset_increment=$((BENCH_SIZE_MB / nj))m)
     fio --name="$name" --filename="/dev/$dev" --direct=1 --ioengine=libaio \
-        --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --norandommap --randrepeat=0 \
+        --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" "${more[@]}" --norandommap --randrepeat=0 \
         --time_based --runtime="$BENCH_RUNTIME" --ramp_time="$BENCH_RAMP" \
         --lat_percentiles=1 --output-format=json+ --output="$B/fio-$tag-$name.json" > "$B/fio-$tag-$name.log" 2>&1 &
     BENCH_FIO_PID=$! BENCH_FIO_NAME=$name
@@ -152,16 +162,28 @@ bench_threadinfo() {
     done
 }
 
-bench_rs() {  # bench_rs TAG [digest]
-    local host dev dig=()
+# bench_rs TAG [digest] [CONNECTIONS]: iscsi_rs, with CONNECTIONS (default 1)
+# TCP connections per session (MC/S: one per blk-mq hardware queue). The params
+# file records how many came up ("connections: UP of ASKED"; `iscsictl list`
+# prints connections=UP/LANES only for a session of more than one lane); any
+# other count than asked (fewer: the target or a login refused; more: a config
+# default) is a "not ok" row and its jobs are not run (their numbers would not
+# be what the row says).
+bench_rs() {
+    local host dev dig=() conn=() n=${3:-1} up
     [ -n "${2:-}" ] && dig=(--header-digest crc32c --data-digest crc32c)
+    [ "$n" -gt 1 ] && conn=(--connections "$n")
     host=$(rs_login -t $BENCH_IQN --queue-depth $BENCH_QD --param MaxRecvDataSegmentLength=$BENCH_MRDSL \
         --param FirstBurstLength=$BENCH_FBL --param MaxBurstLength=$BENCH_MBL \
-        --param InitialR2T=No --param ImmediateData=Yes "${dig[@]}") || { bench_fail=1; return; }
+        --param InitialR2T=No --param ImmediateData=Yes "${dig[@]}" "${conn[@]}") \
+        || { echo "not ok bench $1 login" >> "$BENCH_SUBTESTS"; bench_fail=1; return; }
     dev=$(rs_disk "$host")
     [ -n "$dev" ] || { echo "bench: no disk on host$host" >&2; bench_fail=1; rs_remove "$host"; return; }
+    up=$("$CTL" list | sed -n "s|^host$host .* connections=\([0-9]*\)/[0-9]* .*|\1|p")
+    up=${up:-1}
     {
         local h=/sys/class/scsi_host/host$host f
+        echo "connections: $up of $n"
         for f in header_digest data_digest max_recv_data_segment_length max_xmit_data_segment_length \
                  first_burst_length max_burst_length initial_r2t immediate_data max_outstanding_r2t can_queue; do
             echo "$f: $(cat $h/$f 2>/dev/null)"
@@ -169,7 +191,14 @@ bench_rs() {  # bench_rs TAG [digest]
         bench_blockinfo "$dev"
         bench_threadinfo
     } > "$B/params-$1.txt"
-    bench_jobs "$1" "$dev" "${2:-}"
+    if [ "$up" != "$n" ]; then
+        echo "not ok bench $1 connections ($up up, $n asked for; its jobs not run)" >> "$BENCH_SUBTESTS"
+        echo "bench: $1: $up connection(s) up, $n asked for" >&2
+        "$CTL" list >&2
+        bench_fail=1
+    else
+        bench_jobs "$1" "$dev" "${2:-}"
+    fi
     rs_remove "$host"
 }
 
@@ -315,9 +344,12 @@ bench_lio_setup() {
     echo Yes > $tpg/param/ImmediateData
     echo CRC32C,None > $tpg/param/HeaderDigest
     echo CRC32C,None > $tpg/param/DataDigest
+    # For iscsi_rs's 2-connection session (MC/S); a single-connection
+    # initiator (open-iscsi, iscsi_rs without --connections) offers 1 and gets 1.
+    echo 2 > $tpg/param/MaxConnections
     echo 1 > $tpg/enable
     for f in MaxRecvDataSegmentLength MaxXmitDataSegmentLength FirstBurstLength MaxBurstLength \
-             InitialR2T ImmediateData HeaderDigest DataDigest; do
+             InitialR2T ImmediateData HeaderDigest DataDigest MaxConnections; do
         echo "$f: $(cat $tpg/param/$f)"
     done > $B/params-lio.txt
 }
@@ -343,9 +375,10 @@ bench_placement() {
 }
 
 # bench_round N: one round; the initiators' order rotates with N so that drift
-# within a round does not always hit the same one.
+# within a round does not always hit the same one (five paths, five rounds: each
+# path runs once in each position).
 bench_round() {
-    local r=$1 who paths=(rs oi loop nvme) order=() i
+    local r=$1 who paths=(rs oi rs2c loop nvme) order=() i
     trap bench_cleanup EXIT
     rm -rf $B && mkdir -p $B
     BENCH_SUBTESTS=$OUT/subtests-bench-r$r
@@ -379,6 +412,7 @@ bench_round() {
     for who in "${order[@]}"; do
         case $who in
         rs) bench_rs "r$r-rs"; bench_rs "r$r-rsdig" digest ;;
+        rs2c) bench_rs "r$r-rs2c" "" 2 ;;
         oi) bench_oi "r$r-oi"; bench_oi "r$r-oidig" digest ;;
         loop) bench_loop "r$r-loop" ;;
         nvme) bench_nvme "r$r-nvme" ;;

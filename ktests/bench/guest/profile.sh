@@ -1,5 +1,6 @@
 # `make bench-profile` (ktests/bench/run.sh profile): where the guest's CPU time
-# goes for iscsi_rs, open-iscsi and nvme-tcp (the peer to beat) on the 1 MiB
+# goes for iscsi_rs (one connection and two: tag rs2c), open-iscsi and nvme-tcp
+# (the peer to beat) on the 1 MiB
 # sequential read and write and the 4 KiB QD1 and QD32 reads. The same setup as a bench
 # round (lib.sh: one brd disk behind every path) with the fio job wrapped in
 # a system-wide `perf record` (cpu-clock sampling: TCG has no PMU; tinyconfig
