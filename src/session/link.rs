@@ -306,7 +306,7 @@ impl Session {
         let mut out = KVec::with_capacity(self.nr_lanes, GFP_KERNEL)?;
         let lanes = self.lanes();
         let st = self.state.lock();
-        for (k, (lane, _)) in lanes.iter().enumerate().take(self.nr_lanes) {
+        for (k, (lane, conn)) in lanes.iter().enumerate().take(self.nr_lanes) {
             let mut i = ConnInfo::zeroed();
             i.lane = k as u16;
             if let Some(l) = st.e.lane(k) {
@@ -327,6 +327,9 @@ impl Session {
                     .iter()
                     .filter(|t| usize::from(t.lane) == k)
                     .count() as u32;
+            if let Some(conn) = conn.as_ref().filter(|_| i.state == uapi::conn_state::UP) {
+                i.local_port = conn.sock.local_port();
+            }
             if let Some(lane) = lane {
                 i.tx_handed_over = lane.txf.handed_over.load(Ordering::Relaxed);
                 i.tx_stalled = lane.txf.stalled.load(Ordering::Relaxed);

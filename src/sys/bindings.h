@@ -64,6 +64,7 @@ int iscsi_rs_pages_get(struct iscsi_rs_pages *p, struct scatterlist *sgl, unsign
 ssize_t iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, size_t skip,
 			    bool more, bool nonblock);
 bool iscsi_rs_sk_writeable(struct sock *sk);
+u16 iscsi_rs_sk_local_port(struct sock *sk);
 void iscsi_rs_tcp_push(struct sock *sk);
 void iscsi_rs_sysfs_attr_init(struct attribute *attr);
 

@@ -331,6 +331,13 @@ bool iscsi_rs_sk_writeable(struct sock *sk)
 	return sk_stream_is_writeable(sk);
 }
 
+/* inet_sk() is a static inline: the socket's local port, host order (0 while
+ * it has none). */
+u16 iscsi_rs_sk_local_port(struct sock *sk)
+{
+	return ntohs(inet_sk(sk)->inet_sport);
+}
+
 /* scsi_cmd_to_rq() is a static inline. */
 unsigned int iscsi_rs_cmd_unique_tag(struct scsi_cmnd *cmd)
 {

@@ -454,6 +454,13 @@ impl<T: SocketEvents> TcpSocket<T> {
         unsafe { bindings::iscsi_rs_sk_writeable(self.sk()) }
     }
 
+    /// The local TCP port (0 if it has none).
+    pub(crate) fn local_port(&self) -> u16 {
+        // SAFETY: the socket is valid (owned by `self`); the helper only reads
+        // a field of its inet part (a TCP socket is an inet socket).
+        unsafe { bindings::iscsi_rs_sk_local_port(self.sk()) }
+    }
+
     /// Sends at once what earlier sends with `more` left queued. Blocks
     /// (takes the socket lock).
     pub(crate) fn push(&self) {
