@@ -1,14 +1,14 @@
 # Guest side of `make bench` (source this file; ktests/bench/guest/*.sh call
 # bench_round N). One brd RAM disk (/dev/ram0, sized on the kernel command line by
 # ktests/bench/run.sh) is the device behind every path, five paths in turn:
-# iscsi_rs (iscsictl) with one connection and with two (`--connections 2`, MC/S,
-# issue 16) and open-iscsi (iscsiadm + iscsi_tcp) to LIO's iSCSI target over an
-# iblock backstore on it, tcm_loop (a local SCSI disk on the same iblock
-# backstore, no network) and nvme-tcp to the kernel's nvmet-tcp target whose
-# namespace is the same /dev/ram0. The same fio jobs run on each. The raw fio JSON
-# (json+, with total-latency histograms), /proc/stat and per-thread CPU snapshots
-# and the negotiated parameters of a round go back to the host as one tarball,
-# bench-rN.tar.gz (ktests/bench/report.py reads it).
+# iscsi_rs (iscsictl) with one connection (`--connections 1`) and with two
+# (`--connections 2`, MC/S, issue 16) and open-iscsi (iscsiadm + iscsi_tcp) to
+# LIO's iSCSI target over an iblock backstore on it, tcm_loop (a local SCSI
+# disk on the same iblock backstore, no network) and nvme-tcp to the kernel's
+# nvmet-tcp target whose namespace is the same /dev/ram0. The same fio jobs run
+# on each. The raw fio JSON (json+, with total-latency histograms), /proc/stat
+# and per-thread CPU snapshots and the negotiated parameters of a round go back
+# to the host as one tarball, bench-rN.tar.gz (ktests/bench/report.py reads it).
 # Mode: iscsirs.bench=quick|full on the kernel command line (ktests/bench/run.sh).
 # Guest scripts run under `set -u` only, like the cases: a failed job is recorded
 # as "not ok" and the round goes on to the next one.
@@ -163,16 +163,17 @@ bench_threadinfo() {
 }
 
 # bench_rs TAG [digest] [CONNECTIONS]: iscsi_rs, with CONNECTIONS (default 1)
-# TCP connections per session (MC/S: one per blk-mq hardware queue). The params
+# TCP connections per session (MC/S: one per blk-mq hardware queue), always
+# passed as --connections (iscsictl's own default is one per CPU, and LIO here
+# allows 2, so the single-connection rows must ask for 1). The params
 # file records how many came up ("connections: UP of ASKED"; `iscsictl list`
 # prints connections=UP/LANES only for a session of more than one lane); any
-# other count than asked (fewer: the target or a login refused; more: a config
-# default) is a "not ok" row and its jobs are not run (their numbers would not
-# be what the row says).
+# other count than asked (fewer: the target or a login refused) is a "not ok"
+# row and its jobs are not run (their numbers would not be what the row says).
 bench_rs() {
     local host dev dig=() conn=() n=${3:-1} up
     [ -n "${2:-}" ] && dig=(--header-digest crc32c --data-digest crc32c)
-    [ "$n" -gt 1 ] && conn=(--connections "$n")
+    conn=(--connections "$n")
     host=$(rs_login -t $BENCH_IQN --queue-depth $BENCH_QD --param MaxRecvDataSegmentLength=$BENCH_MRDSL \
         --param FirstBurstLength=$BENCH_FBL --param MaxBurstLength=$BENCH_MBL \
         --param InitialR2T=No --param ImmediateData=Yes "${dig[@]}" "${conn[@]}") \
@@ -345,7 +346,7 @@ bench_lio_setup() {
     echo CRC32C,None > $tpg/param/HeaderDigest
     echo CRC32C,None > $tpg/param/DataDigest
     # For iscsi_rs's 2-connection session (MC/S); a single-connection
-    # initiator (open-iscsi, iscsi_rs without --connections) offers 1 and gets 1.
+    # initiator (open-iscsi, iscsi_rs with --connections 1) offers 1 and gets 1.
     echo 2 > $tpg/param/MaxConnections
     echo 1 > $tpg/enable
     for f in MaxRecvDataSegmentLength MaxXmitDataSegmentLength FirstBurstLength MaxBurstLength \

@@ -282,8 +282,9 @@ pub struct LoginArgs {
     pub queue_depth: Option<u16>,
 
     /// TCP connections per session (1-16; more than one needs a target that
-    /// negotiates MaxConnections above 1, and gets as many as it allows)
-    /// [default: 1].
+    /// negotiates MaxConnections above 1, and gets as many as it allows; 1
+    /// keeps one connection whatever the target allows) [default: number of
+    /// CPUs, at most 16].
     #[arg(long, value_name = "N", value_parser = parse_connections)]
     pub connections: Option<u16>,
 

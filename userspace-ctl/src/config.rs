@@ -64,7 +64,8 @@ pub struct Target {
     pub session_type: SessionType,
     /// `tags`: queue depth.
     pub queue_depth: Option<u16>,
-    /// `connections` (or iscsi.conf's `MaxConnections`): TCP connections.
+    /// `connections` (or iscsi.conf's `MaxConnections`): TCP connections
+    /// (None: the default, one per CPU up to 16).
     pub connections: Option<u16>,
     pub chap_algs: Option<ChapAlgs>,
     /// `replacementTimeout`: seconds I/O waits for a lost connection.

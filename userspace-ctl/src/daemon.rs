@@ -439,7 +439,8 @@ fn recipe_for(ev: &Event, bytes: &[u8]) -> Result<Recipe, String> {
         header_digest: Digest::None,
         data_digest: Digest::None,
         queue_depth: None,
-        connections: None,
+        // The lanes the kernel has, as a recipe records them.
+        connections: (ev.connections > 1).then_some(ev.connections),
         params: Vec::new(),
         connect_timeout: Duration::from_secs(crate::cli::DEFAULT_TIMEOUT_SECS),
         login_timeout: Duration::from_secs(crate::cli::DEFAULT_TIMEOUT_SECS),

@@ -2,7 +2,8 @@
 //! redirects: all iscsi-proto's), then either `--dry-run`'s report of the
 //! negotiated parameters and a Logout, or the handoff to the kernel: after
 //! checking that the kernel has no session on this path yet, with the path's
-//! stable ISID (`identity.rs`), and with `--connections N` the logins of the
+//! stable ISID (`identity.rs`), and with more than one connection wanted
+//! (`--connections N`, or by default one per CPU up to 16) the logins of the
 //! session's further connections before the handoff. The connect-and-login
 //! step and the further connections are shared with the recovery daemon's
 //! re-login.
@@ -198,21 +199,29 @@ fn attach(
             );
         }
     }
-    let wanted = r.connections.unwrap_or(1);
-    let extras = if wanted > 1 {
+    let wanted = r.connections.count();
+    let extras = if connection_count(wanted, session.outcome.params.max_connections) > 1 {
         let dev = handoff::Device::open(&paths.device).map_err(kernel_error)?;
         if dev.has_connections() {
             further_connections(&session, r, wanted, notices)
         } else {
-            let _ = writeln!(
-                notices,
-                "iscsictl: this iscsi_rs module has one connection per session \
+            let why = format!(
+                "this iscsi_rs module has one connection per session \
                  (no LIST_CONNECTIONS); logging in one, not {wanted}"
             );
+            // Only a count someone chose is worth a notice.
+            if r.connections.asked() {
+                let _ = writeln!(notices, "iscsictl: {why}");
+            } else {
+                log::debug!("{why}");
+            }
             Vec::new()
         }
     } else {
-        Vec::new()
+        // One connection, wanted or all the target allows (MaxConnections=1):
+        // the single-connection path, without asking the kernel anything;
+        // this only says so when a larger count was asked for.
+        further_connections(&session, r, wanted, notices)
     };
     let host = hand_off(&paths.device, session, extras, r, notices)?;
     // The kernel lists the session now: the next login's check sees it.
@@ -243,7 +252,9 @@ pub fn connection_count(wanted: u16, negotiated: u16) -> u16 {
 
 /// Logs in connections 1..n of the session `lead` logged in (n from
 /// [`connection_count`]), before anything runs on it: each login then carries
-/// the leading one's CmdSN. CHAP runs afresh on each. The first that fails
+/// the leading one's CmdSN. CHAP runs afresh on each. A target allowing fewer
+/// than `wanted` is a notice when `r` asked for its count, and quiet when the
+/// count is the default (one per CPU). The first that fails
 /// (the target refusing with "too many connections", or any other error) is
 /// a notice and ends the series, so that the lanes stay contiguous: the
 /// session goes on with the connections logged in so far.
@@ -256,13 +267,21 @@ pub fn further_connections(
     let negotiated = lead.outcome.params.max_connections;
     let n = connection_count(wanted, negotiated);
     if n < wanted {
-        let _ = writeln!(
-            notices,
-            "iscsictl: {} allows {negotiated} connection{} per session \
-             (MaxConnections); using {n} of the {wanted} asked for",
-            lead.portal,
-            if negotiated == 1 { "" } else { "s" }
-        );
+        let plural = if negotiated == 1 { "" } else { "s" };
+        if r.connections.asked() {
+            let _ = writeln!(
+                notices,
+                "iscsictl: {} allows {negotiated} connection{plural} per session \
+                 (MaxConnections); using {n} of the {wanted} asked for",
+                lead.portal,
+            );
+        } else {
+            log::debug!(
+                "{} allows {negotiated} connection{plural} per session (MaxConnections); \
+                 using {n} (the default is {wanted}, one per CPU)",
+                lead.portal,
+            );
+        }
     }
     let mut extras = Vec::new();
     for cid in 1..n {

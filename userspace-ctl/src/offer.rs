@@ -34,9 +34,11 @@ pub fn proposal(r: &LoginRequest) -> Result<Proposal<'_>, Error> {
     }
     p.header_digest = digest_offer(r.header_digest);
     p.data_digest = digest_offer(r.data_digest);
-    // More than one connection needs the target to agree to as many; a
-    // `--param MaxConnections` (applied below) wins.
-    if let Some(n) = r.connections.filter(|&n| n > 1) {
+    // More than one connection (asked for, or the default of one per CPU)
+    // needs the target to agree to as many; one offers nothing new, as before
+    // MC/S. A `--param MaxConnections` (applied below) wins.
+    let n = r.connections.count();
+    if n > 1 {
         p.max_connections = n;
     }
     for param in &r.params {
@@ -137,6 +139,7 @@ pub fn chap_config<'a>(c: &'a ChapCredentials, algorithms: &'a [ChapAlgorithm]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::Connections;
     use iscsi_proto::negotiate::SessionParams;
 
     fn param(s: &str) -> Param {
@@ -169,13 +172,23 @@ InitiatorName=iqn.2001-04.com.example:i\0Portal=127.0.0.1:3260\0AuthMethod=None\
 HeaderDigest=None\0DataDigest=None\0ConnectTimeout=5\0LoginTimeout=5\0";
         let rc = crate::recipe::Recipe::decode(text).unwrap();
         let mut r = rc.request(rc.portal.clone(), None);
+        // A recipe without Connections: one, offered as before MC/S.
+        assert_eq!(r.connections, Connections::Asked(1));
         assert_eq!(proposal(&r).unwrap().max_connections, 1);
-        r.connections = Some(1);
-        assert_eq!(proposal(&r).unwrap().max_connections, 1);
-        r.connections = Some(4);
+        r.connections = Connections::Asked(4);
         assert_eq!(proposal(&r).unwrap().max_connections, 4);
+        // The default (one per CPU) is offered like a count asked for.
+        r.connections = Connections::Default(2);
+        assert_eq!(proposal(&r).unwrap().max_connections, 2);
+        r.connections = Connections::Default(1);
+        assert_eq!(proposal(&r).unwrap().max_connections, 1);
+        r.connections = Connections::Asked(4);
         r.params = vec![param("MaxConnections=2")];
         assert_eq!(proposal(&r).unwrap().max_connections, 2);
+        r.connections = Connections::Default(16);
+        assert_eq!(proposal(&r).unwrap().max_connections, 2);
+        r.params = vec![param("MaxConnections=1")];
+        assert_eq!(proposal(&r).unwrap().max_connections, 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Small value types shared by the command line and the config file: digests, CHAP
-//! algorithms, auth method, session type, queue depth and `--param Key=Value`.
+//! algorithms, auth method, session type, queue depth, connection count and
+//! `--param Key=Value`.
 //!
 //! Each has one parser used by both front ends, so `--header-digest crc32c` and
 //! `HeaderDigest = CRC32C` cannot drift apart. These are the user's wishes only;
@@ -199,6 +200,52 @@ pub fn parse_queue_depth(s: &str) -> Result<u16, String> {
     }
 }
 
+/// Most connections a session gets by default, however many CPUs there are.
+pub const DEFAULT_CONNECTIONS_MAX: u16 = 16;
+const _: () = assert!(DEFAULT_CONNECTIONS_MAX <= iscsi_proto::uapi::MAX_CONNECTIONS);
+
+/// The connection count of a session nobody chose one for, on a machine with
+/// `cpus` online CPUs: one per CPU (blk-mq makes at most one hardware queue
+/// per CPU, so more would carry nothing), at most [`DEFAULT_CONNECTIONS_MAX`].
+/// The target's MaxConnections then bounds it like any other count.
+pub fn default_connections(cpus: usize) -> u16 {
+    u16::try_from(cpus)
+        .unwrap_or(u16::MAX)
+        .clamp(1, DEFAULT_CONNECTIONS_MAX)
+}
+
+/// This machine's online CPUs as [`default_connections`] counts them
+/// (`std::thread::available_parallelism`: CPUs this process may run on; 1
+/// when that cannot be told).
+pub fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How many connections a login asks for, and whether someone chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// `--connections`, the config's `connections`, or a recipe repeating a
+    /// session's lanes: a target that allows fewer is worth a notice.
+    Asked(u16),
+    /// Nobody said ([`default_connections`]): quietly as many as the target
+    /// allows, so a target answering MaxConnections=1 gets one, as it always did.
+    Default(u16),
+}
+
+impl Connections {
+    /// The count wanted.
+    pub fn count(self) -> u16 {
+        match self {
+            Connections::Asked(n) | Connections::Default(n) => n,
+        }
+    }
+
+    /// Whether the count was chosen rather than defaulted.
+    pub fn asked(self) -> bool {
+        matches!(self, Connections::Asked(_))
+    }
+}
+
 /// Parses a connection count (`--connections`, config `connections`,
 /// recipe `Connections`): 1..=16, the kernel's lane limit.
 pub fn parse_connections(s: &str) -> Result<u16, String> {
@@ -341,6 +388,28 @@ mod tests {
         assert!(parse_queue_depth("65536").is_err());
         assert!(parse_queue_depth("-1").is_err());
         assert!(parse_queue_depth("").is_err());
+    }
+
+    #[test]
+    fn default_connections_one_per_cpu_at_most_16() {
+        assert_eq!(default_connections(1), 1);
+        assert_eq!(default_connections(2), 2);
+        assert_eq!(default_connections(12), 12);
+        assert_eq!(default_connections(16), 16);
+        assert_eq!(default_connections(17), 16);
+        assert_eq!(default_connections(256), 16);
+        assert_eq!(default_connections(usize::MAX), 16);
+        // No CPU count at all still means one connection.
+        assert_eq!(default_connections(0), 1);
+        // Every default is a count `--connections` and the kernel accept.
+        for cpus in 0..300 {
+            let n = default_connections(cpus);
+            assert_eq!(parse_connections(&n.to_string()), Ok(n));
+        }
+        assert!(online_cpus() >= 1);
+        assert_eq!(Connections::Default(3).count(), 3);
+        assert!(!Connections::Default(3).asked());
+        assert!(Connections::Asked(1).asked());
     }
 
     #[test]

@@ -16,12 +16,13 @@ use crate::config::{self, Config, ConfigError, ConfigErrorKind, Target};
 use crate::exit::Error;
 use crate::identity::HostName;
 use crate::names::{self, IscsiName, NameSource, TargetName};
-use crate::params::{AuthMethod, ChapAlgs, Digest, Param, SessionType};
+use crate::params::{self, AuthMethod, ChapAlgs, Connections, Digest, Param, SessionType};
 use crate::portal::{Portal, TaggedPortal};
 use crate::secret::{read_secret_file, Secret};
 use crate::transport::Source;
 
-/// Files iscsictl reads from fixed places; tests point them into a tempdir.
+/// Files iscsictl reads from fixed places, and the machine's CPU count; tests
+/// point the files into a tempdir and fix the count.
 #[derive(Debug, Clone)]
 pub struct SystemPaths {
     /// The kernel module's control device.
@@ -37,10 +38,14 @@ pub struct SystemPaths {
     pub modprobe: PathBuf,
     /// Where sysfs is mounted (SCSI hosts, their LUNs and disks).
     pub sysfs: PathBuf,
+    /// Online CPUs ([`params::online_cpus`]): the default connection count
+    /// comes from it ([`params::default_connections`]).
+    pub cpus: usize,
 }
 
 impl SystemPaths {
-    /// Every path below `dir` (tests); modprobe is a program that does not exist.
+    /// Every path below `dir` (tests); modprobe is a program that does not
+    /// exist; 4 CPUs, whatever the host has.
     pub fn under(dir: &std::path::Path) -> SystemPaths {
         SystemPaths {
             device: dir.join("iscsi_rs"),
@@ -49,6 +54,7 @@ impl SystemPaths {
             state_dir: dir.join("state"),
             modprobe: dir.join("no-modprobe"),
             sysfs: dir.join("sys"),
+            cpus: 4,
         }
     }
 }
@@ -62,6 +68,7 @@ impl Default for SystemPaths {
             state_dir: crate::identity::default_state_dir(),
             modprobe: PathBuf::from("modprobe"),
             sysfs: PathBuf::from("/sys"),
+            cpus: params::online_cpus(),
         }
     }
 }
@@ -111,8 +118,10 @@ pub struct LoginRequest {
     pub data_digest: Digest,
     /// None: the kernel module's default.
     pub queue_depth: Option<u16>,
-    /// Connections wanted (None: one).
-    pub connections: Option<u16>,
+    /// Connections wanted: the command line's or the block's count, else one
+    /// per CPU up to 16 for a Normal session (one for Discovery); the target's
+    /// MaxConnections bounds either.
+    pub connections: Connections,
     pub params: Vec<Param>,
     pub connect_timeout: Duration,
     pub login_timeout: Duration,
@@ -586,7 +595,13 @@ impl Planner<'_> {
                 .or(block.and_then(|t| t.data_digest))
                 .unwrap_or(Digest::None),
             queue_depth: a.queue_depth.or(block.and_then(|t| t.queue_depth)),
-            connections: a.connections.or(block.and_then(|t| t.connections)),
+            connections: match a.connections.or(block.and_then(|t| t.connections)) {
+                Some(n) => Connections::Asked(n),
+                None if who.session_type == SessionType::Normal => {
+                    Connections::Default(params::default_connections(self.paths.cpus))
+                }
+                None => Connections::Default(1),
+            },
             params: a.params.clone(),
             connect_timeout: a.connect.connect_timeout(),
             login_timeout: a.connect.login_timeout(),
@@ -861,6 +876,51 @@ chaptest { targetaddress = iscsi2; targetname = …; authmethod = CHAP; chapsecr
         assert_eq!(c.name, "iqn.2001-04.com.example:file");
         assert_eq!(c.secret.len(), 16);
         assert!(c.mutual.is_none());
+    }
+
+    #[test]
+    fn connections_default_to_one_per_cpu_at_most_16() {
+        let mut b = Bench::new();
+        b.file(
+            "iscsi-rs.conf",
+            "a { TargetAddress = h; TargetName = iqn.2001-04.com.example:a }\n\
+             b { TargetAddress = h; TargetName = iqn.2001-04.com.example:b; connections = 3 }\n\
+             d { TargetAddress = h; SessionType = Discovery }\n",
+            0o600,
+        );
+        let name = "--initiator-name=iqn.2001-04.com.example:i";
+        let count = |b: &Bench, args: &[&str]| {
+            let p = b.plan(&[args, &[name]].concat()).unwrap();
+            let [r] = &p.requests[..] else { panic!() };
+            r.connections
+        };
+        // The host's CPU count plays no part: the paths fix it.
+        for (cpus, n) in [(1, 1), (2, 2), (4, 4), (16, 16), (17, 16), (64, 16)] {
+            b.paths.cpus = cpus;
+            assert_eq!(
+                count(&b, &["-p", "h", "-t", TGT]),
+                Connections::Default(n),
+                "{cpus} CPUs"
+            );
+            assert_eq!(count(&b, &["-n", "a"]), Connections::Default(n));
+            // The flag and the block's key win, asked for even when one.
+            assert_eq!(
+                count(&b, &["-p", "h", "-t", TGT, "--connections", "1"]),
+                Connections::Asked(1)
+            );
+            assert_eq!(count(&b, &["-n", "b"]), Connections::Asked(3));
+            assert_eq!(
+                count(&b, &["-n", "b", "--connections", "2"]),
+                Connections::Asked(2)
+            );
+            // Discovery sessions run one connection.
+            assert_eq!(count(&b, &["-n", "d"]), Connections::Default(1));
+        }
+        assert_eq!(
+            SystemPaths::default().cpus,
+            crate::params::online_cpus(),
+            "the real paths count this machine's CPUs"
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ use crate::cli::MAX_TIMEOUT_SECS;
 use crate::cli::{parse_iface, parse_initiator_address};
 use crate::names::{IscsiName, TargetName};
 use crate::netns::{NetNs, NetNsId};
-use crate::params::{parse_connections, parse_queue_depth, ChapAlgs, Digest, Param, SessionType};
+use crate::params::{
+    parse_connections, parse_queue_depth, ChapAlgs, Connections, Digest, Param, SessionType,
+};
 use crate::plan::{Auth, ChapCredentials, LoginRequest, MutualChap};
 use crate::portal::Portal;
 use crate::secret::Secret;
@@ -72,8 +74,10 @@ pub struct Recipe {
     pub header_digest: Digest,
     pub data_digest: Digest,
     pub queue_depth: Option<u16>,
-    /// Connections wanted (`--connections`); `None` for one, so that a
-    /// single-connection recipe stays what older daemons decode.
+    /// Connections: at `iscsictl login`, the count wanted (asked for or the
+    /// default); in the recipe handed to the kernel, the session's lanes, so
+    /// that a re-login offers what the daemon logs in. `None` for one, so that
+    /// a single-connection recipe stays what older daemons decode.
     pub connections: Option<u16>,
     /// `--param` keys, in order.
     pub params: Vec<Param>,
@@ -141,7 +145,7 @@ impl Recipe {
             header_digest: r.header_digest,
             data_digest: r.data_digest,
             queue_depth: r.queue_depth,
-            connections: r.connections.filter(|&n| n > 1),
+            connections: Some(r.connections.count()).filter(|&n| n > 1),
             params: r.params.clone(),
             connect_timeout: r.connect_timeout,
             login_timeout: r.login_timeout,
@@ -219,7 +223,9 @@ impl Recipe {
             header_digest: self.header_digest,
             data_digest: self.data_digest,
             queue_depth: self.queue_depth,
-            connections: self.connections,
+            // What the session ran on: a count asked for, so that a target
+            // now allowing fewer is a notice in the daemon's log.
+            connections: Connections::Asked(self.connections.unwrap_or(1)),
             params: self.params.clone(),
             connect_timeout: self.connect_timeout,
             login_timeout: self.login_timeout,
@@ -789,7 +795,27 @@ mod tests {
         assert!(s.contains("\0Connections=4\0"), "{s:?}");
         let back = Recipe::decode(&b4).unwrap();
         assert_eq!(back.connections, Some(4));
-        assert_eq!(back.request(back.portal.clone(), None).connections, Some(4));
+        assert_eq!(
+            back.request(back.portal.clone(), None).connections,
+            Connections::Asked(4)
+        );
+        // No Connections: the re-login asks for one, as before MC/S.
+        assert_eq!(
+            one.request(one.portal.clone(), None).connections,
+            Connections::Asked(1)
+        );
+        // A login's count becomes the recipe's only when more than one,
+        // whether asked for or the default.
+        let mut req = one.request(one.portal.clone(), None);
+        for (c, want) in [
+            (Connections::Default(1), None),
+            (Connections::Asked(1), None),
+            (Connections::Default(2), Some(2)),
+            (Connections::Asked(4), Some(4)),
+        ] {
+            req.connections = c;
+            assert_eq!(Recipe::from_request(&req, None).unwrap().connections, want);
+        }
         // Out of range or twice: refused like any bad value.
         let bad =
             String::from_utf8_lossy(&bytes).replace("LoginTimeout", "Connections=17\0LoginTimeout");

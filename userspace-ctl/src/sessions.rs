@@ -59,8 +59,16 @@ pub fn hand_off(
     // kernel with the session and wiped here when it goes out of scope.
     // The namespace we run in: the daemon logs in again from the same one.
     let netns = crate::netns::current().ok();
+    let lanes = u16::try_from(extras.len() + 1).unwrap_or(u16::MAX);
     let recipe = Recipe::from_login(r, &session, netns)
-        .and_then(|rc| rc.encode())
+        .and_then(|mut rc| {
+            // The lanes the session gets, not the count wanted: the daemon
+            // logs in as many as the kernel has lanes, and its re-login then
+            // offers the same MaxConnections. One writes no key at all (a
+            // target answering MaxConnections=1 leaves the recipe as before).
+            rc.connections = (lanes > 1).then_some(lanes);
+            rc.encode()
+        })
         .map_err(|e| Error::Usage(format!("{e}; not handing off")))?;
     let queue_depth = queue_depth(r.queue_depth);
     // The kernel must start at a PDU boundary with nothing buffered here.
@@ -75,7 +83,7 @@ pub fn hand_off(
         queue_depth,
         recipe: Some(&recipe),
         recovery: r.recovery,
-        connections: u16::try_from(extras.len() + 1).unwrap_or(u16::MAX),
+        connections: lanes,
     };
     let host = handoff::add_session(device, &stream, &args).map_err(kernel_error)?;
     // The kernel holds its own reference to the socket now.

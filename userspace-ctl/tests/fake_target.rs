@@ -35,7 +35,7 @@ use iscsictl::exit::{self, Error};
 use iscsictl::login::{connect_and_login, further_connections};
 use iscsictl::names::{IscsiName, TargetName};
 use iscsictl::netns::{NetNs, NetNsCache, NetNsId};
-use iscsictl::params::Digest;
+use iscsictl::params::{default_connections, online_cpus, Connections, Digest};
 use iscsictl::plan::Auth;
 use iscsictl::portal::Portal;
 use iscsictl::recipe::Recipe;
@@ -1300,22 +1300,59 @@ fn a_target_with_max_connections_1_gets_one_connection() {
 }
 
 #[test]
-fn one_connection_offers_max_connections_1_as_before() {
-    let fake = Fake::start(Script {
-        max_connections: 4,
-        ..Script::default()
-    });
+fn a_target_with_max_connections_1_gives_the_default_one_connection_quietly() {
+    // The default count (one per CPU, here a fixed 4 whatever the host has)
+    // against a target answering MaxConnections=1: the single-connection
+    // path, and nothing said about it.
+    let fake = Fake::start(Script::default());
+    let mut req = mcs_request(&fake, 4, Auth::None);
+    req.connections = Connections::Default(4);
+    let mut notices = Vec::new();
+    let lead = connect_and_login(&req, Some(LEAD_ISID), &mut notices).expect("leading login");
+    assert_eq!(lead.outcome.params.max_connections, 1);
+    let extras = further_connections(&lead, &req, req.connections.count(), &mut notices);
+    assert!(extras.is_empty());
+    assert_eq!(String::from_utf8(notices).unwrap(), "");
+    drop(lead);
+    thread::sleep(Duration::from_millis(100));
+    let seen = fake.seen(1);
+    assert_eq!(seen.len(), 1, "no further login tried");
+    // The default was offered (MaxConnections) and the target said 1.
+    assert!(seen[0].keys.iter().any(|k| k == "MaxConnections"));
+    // The same through the binary, with the host's own default: one
+    // connection's worth of parameters and no notice.
     let r = iscsictl(&["login", "-p", &fake.portal, "-t", IQN, "--dry-run"]);
     r.expect(exit::OK).stdout_has("MaxConnections = 1\n");
-    let r = iscsictl(&[
-        "login",
-        "-p",
-        &fake.portal,
-        "-t",
-        IQN,
-        "--dry-run",
-        "--connections",
-        "3",
-    ]);
-    r.expect(exit::OK).stdout_has("MaxConnections = 3\n");
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn connections_default_to_one_per_cpu_at_most_16_and_1_offers_as_before() {
+    let fake = Fake::start(Script {
+        max_connections: 16,
+        ..Script::default()
+    });
+    // The host's CPU count decides the default; the expected value follows
+    // it, so this holds on any host (the rule itself is tested with fixed
+    // counts in params.rs and plan.rs).
+    let n = default_connections(online_cpus());
+    assert!((1..=16).contains(&n));
+    let default = n.to_string();
+    for (extra, offered) in [
+        (&[][..], default.as_str()),
+        // One asked for: MaxConnections=1, as before MC/S.
+        (&["--connections", "1"][..], "1"),
+        (&["--connections", "3"][..], "3"),
+        // `--param MaxConnections` still wins over the default.
+        (&["--param", "MaxConnections=1"][..], "1"),
+    ] {
+        let args = [
+            &["login", "-p", &fake.portal, "-t", IQN, "--dry-run"][..],
+            extra,
+        ]
+        .concat();
+        iscsictl(&args)
+            .expect(exit::OK)
+            .stdout_has(&format!("MaxConnections = {offered}\n"));
+    }
 }

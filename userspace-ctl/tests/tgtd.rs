@@ -126,6 +126,9 @@ fn login_without_auth_prints_negotiated_parameters() {
         .stdout_has("HeaderDigest = None\n")
         .stdout_has("MaxBurstLength = ")
         .stdout_has("ErrorRecoveryLevel = 0\n")
+        // tgt's default MaxConnections is 1: whatever the default count
+        // offered (one per CPU), the session keeps one connection.
+        .stdout_has("MaxConnections = 1\n")
         .stdout_has("logged out\n");
     assert!(!r.stdout.contains("CHAP_A"), "{}", r.stdout);
 }
@@ -511,17 +514,34 @@ fn tgtd_configured_for_4_connections_gives_the_2_asked_for() {
     two_connections_in_one_session(&t, 4);
 }
 
+/// Logs in to tgtd's plain target (default MaxConnections=1) as `req` asks,
+/// with ISID tail `isid_tail`, then its further connections; returns how
+/// many further ones came up and the notices.
+fn one_connection_target(req: &iscsictl::plan::LoginRequest, isid_tail: u8) -> (usize, String) {
+    let mut notices = Vec::new();
+    let lead = iscsictl::login::connect_and_login(
+        req,
+        Some([0x80, 0x16, 0, 0, 0, isid_tail]),
+        &mut notices,
+    )
+    .expect("leading login");
+    assert_eq!(lead.outcome.params.max_connections, 1);
+    let extras =
+        iscsictl::login::further_connections(&lead, req, req.connections.count(), &mut notices);
+    let seq = lead.outcome.sequence();
+    lead.logout(seq).expect("logout");
+    (extras.len(), String::from_utf8(notices).unwrap())
+}
+
 #[test]
 fn tgtd_with_max_connections_1_gives_one_connection() {
     let t = Tgtd::start();
-    let req = mcs_request(&t, PLAIN_IQN, 2);
-    let mut notices = Vec::new();
-    let lead =
-        iscsictl::login::connect_and_login(&req, Some([0x80, 0x16, 0, 0, 0, 3]), &mut notices)
-            .expect("leading login");
-    assert_eq!(lead.outcome.params.max_connections, 1);
-    let extras = iscsictl::login::further_connections(&lead, &req, 2, &mut notices);
-    assert!(extras.is_empty());
-    let seq = lead.outcome.sequence();
-    lead.logout(seq).expect("logout");
+    let (extras, notices) = one_connection_target(&mcs_request(&t, PLAIN_IQN, 2), 3);
+    assert_eq!(extras, 0);
+    assert!(notices.contains("using 1 of the 2 asked for"), "{notices}");
+    // The default count (fixed at 4 here, whatever the host's CPUs): the
+    // same single connection, and not a word about it.
+    let mut req = mcs_request(&t, PLAIN_IQN, 4);
+    req.connections = iscsictl::params::Connections::Default(4);
+    assert_eq!(one_connection_target(&req, 4), (0, String::new()));
 }
