@@ -16,7 +16,7 @@ use kernel::ThisModule;
 
 use crate::proto::uapi::{
     self, ConnInfo, ConnList, Event, Handoff, HandoffKind, List, ReloginFailed, RemoveSession,
-    SessionInfo,
+    SessionConfig, SessionInfo,
 };
 use crate::recovery::{estale, Board};
 use crate::session::Queues;
@@ -117,15 +117,7 @@ impl Control {
     }
 
     fn add(&self, arg: usize) -> Result<isize> {
-        let mut bytes = [0u8; Handoff::SIZE];
-        UserSlice::new(arg, Handoff::SIZE)
-            .reader()
-            .read_slice(&mut bytes)?;
-        let h = Handoff::from_bytes(&bytes);
-        let cfg = h.validate(true).map_err(|e| {
-            pr_err!("ADD_SESSION refused: {}\n", e);
-            EINVAL
-        })?;
+        let (h, cfg) = read_handoff(arg, HandoffKind::Add, "ADD_SESSION")?;
         let mut recipe = KVec::new();
         if h.recipe_len > 0 {
             recipe = KVec::from_elem(0u8, h.recipe_len as usize, GFP_KERNEL)?;
@@ -251,15 +243,7 @@ impl Control {
 
     /// HANDOFF: a re-logged-in socket for a session in recovery.
     fn handoff(&self, arg: usize) -> Result<isize> {
-        let mut bytes = [0u8; Handoff::SIZE];
-        UserSlice::new(arg, Handoff::SIZE)
-            .reader()
-            .read_slice(&mut bytes)?;
-        let h = Handoff::from_bytes(&bytes);
-        let cfg = h.validate(false).map_err(|e| {
-            pr_err!("HANDOFF refused: {}\n", e);
-            EINVAL
-        })?;
+        let (h, cfg) = read_handoff(arg, HandoffKind::Handoff, "HANDOFF")?;
         let session = self.session(h.host_no).ok_or(ENODEV)?;
         let sock = socket_from(h.fd, "HANDOFF")?;
         session.reconnect(cfg, sock)?;
@@ -268,15 +252,7 @@ impl Control {
 
     /// ADD_CONNECTION: a further logged-in socket of a running session.
     fn add_connection(&self, arg: usize) -> Result<isize> {
-        let mut bytes = [0u8; Handoff::SIZE];
-        UserSlice::new(arg, Handoff::SIZE)
-            .reader()
-            .read_slice(&mut bytes)?;
-        let h = Handoff::from_bytes(&bytes);
-        let cfg = h.validate_kind(HandoffKind::AddConnection).map_err(|e| {
-            pr_err!("ADD_CONNECTION refused: {}\n", e);
-            EINVAL
-        })?;
+        let (h, cfg) = read_handoff(arg, HandoffKind::AddConnection, "ADD_CONNECTION")?;
         let session = self.session(h.host_no).ok_or(ENODEV)?;
         let sock = socket_from(h.fd, "ADD_CONNECTION")?;
         session.add_connection(cfg, sock)?;
@@ -297,14 +273,7 @@ impl Control {
         let session = self.session(l.host_no).ok_or(ENODEV)?;
         // Snapshot first: copying to user memory may fault and sleep.
         let infos = session.conn_infos()?;
-        let want = (l.capacity as usize).min(infos.len());
-        if want > 0 {
-            let len = want.checked_mul(ConnInfo::SIZE).ok_or(EINVAL)?;
-            let mut w = UserSlice::new(l.entries as usize, len).writer();
-            for i in infos.iter().take(want) {
-                w.write_slice(&i.to_bytes())?;
-            }
-        }
+        write_entries(l.entries, l.capacity, infos.iter().map(ConnInfo::to_bytes))?;
         l.count = infos.len() as u32;
         UserSlice::new(arg, ConnList::SIZE)
             .writer()
@@ -425,20 +394,51 @@ impl Control {
                 infos.push(e.session.info(), GFP_KERNEL)?;
             }
         }
-        let want = (l.capacity as usize).min(infos.len());
-        if want > 0 {
-            let len = want.checked_mul(SessionInfo::SIZE).ok_or(EINVAL)?;
-            let mut w = UserSlice::new(l.entries as usize, len).writer();
-            for i in infos.iter().take(want) {
-                w.write_slice(&i.to_bytes())?;
-            }
-        }
+        write_entries(
+            l.entries,
+            l.capacity,
+            infos.iter().map(SessionInfo::to_bytes),
+        )?;
         l.count = infos.len() as u32;
         UserSlice::new(arg, List::SIZE)
             .writer()
             .write_slice(&l.to_bytes())?;
         Ok(infos.len() as isize)
     }
+}
+
+/// Reads the [`Handoff`] at user address `arg` and validates it for `kind`
+/// (`what` names the ioctl in the log line of a refusal).
+fn read_handoff(arg: usize, kind: HandoffKind, what: &str) -> Result<(Handoff, SessionConfig)> {
+    let mut bytes = [0u8; Handoff::SIZE];
+    UserSlice::new(arg, Handoff::SIZE)
+        .reader()
+        .read_slice(&mut bytes)?;
+    let h = Handoff::from_bytes(&bytes);
+    let cfg = h.validate(kind).map_err(|e| {
+        pr_err!("{} refused: {}\n", what, e);
+        EINVAL
+    })?;
+    Ok((h, cfg))
+}
+
+/// Writes the first `capacity` of `entries` (LIST / LIST_CONNECTIONS entries,
+/// each an ABI struct's bytes) to user address `to`.
+fn write_entries<const N: usize>(
+    to: u64,
+    capacity: u32,
+    entries: impl ExactSizeIterator<Item = [u8; N]>,
+) -> Result {
+    let want = (capacity as usize).min(entries.len());
+    if want == 0 {
+        return Ok(());
+    }
+    let len = want.checked_mul(N).ok_or(EINVAL)?;
+    let mut w = UserSlice::new(to as usize, len).writer();
+    for e in entries.take(want) {
+        w.write_slice(&e)?;
+    }
+    Ok(())
 }
 
 /// Removes the host (its devices flush through the live connection), logs out

@@ -12,7 +12,7 @@ use crate::proto::crc32c::crc32c;
 use crate::proto::framing::{write_pdu, FramingError, FramingSettings, RxFramer};
 use crate::proto::negotiate::SessionParams;
 use crate::proto::pdu::{DataIn, Pdu};
-use crate::proto::uapi::{self, Handoff, UapiError};
+use crate::proto::uapi::{self, Handoff, HandoffKind, UapiError};
 
 /// A case: name and body. The body returns a failure message.
 pub(crate) type Case = (&'static CStr, fn() -> Result<(), &'static str>);
@@ -189,7 +189,7 @@ fn uapi_handoff_codec_and_validation() -> Result<(), &'static str> {
     uapi::set_c_str("iqn.2026-11.dev.iscsi-rs:i", &mut h.initiator_name).ok_or("initiator")?;
     uapi::set_c_str("127.0.0.1:3260", &mut h.portal).ok_or("portal")?;
     check(Handoff::from_bytes(&h.to_bytes()) == h, "byte round trip")?;
-    let c = h.validate(true).map_err(|_| "valid handoff refused")?;
+    let c = h.validate(HandoffKind::Add).map_err(|_| "valid handoff refused")?;
     check(
         c.cmd_sn.get() == 2 && c.exp_stat_sn.get() == 2,
         "sequence numbers",
@@ -201,19 +201,19 @@ fn uapi_handoff_codec_and_validation() -> Result<(), &'static str> {
     let mut bad = h;
     bad.queue_depth = 0;
     check(
-        matches!(bad.validate(true), Err(UapiError::OutOfRange { .. })),
+        matches!(bad.validate(HandoffKind::Add), Err(UapiError::OutOfRange { .. })),
         "queue depth 0 accepted",
     )?;
     let mut bad = h;
     bad.portal = [b'x'; uapi::PORTAL_LEN];
     check(
-        matches!(bad.validate(true), Err(UapiError::Unterminated { .. })),
+        matches!(bad.validate(HandoffKind::Add), Err(UapiError::Unterminated { .. })),
         "unterminated portal accepted",
     )?;
     let mut bad = h;
     bad.max_cmd_sn = bad.exp_cmd_sn.wrapping_sub(3);
     check(
-        bad.validate(true) == Err(UapiError::BadWindow),
+        bad.validate(HandoffKind::Add) == Err(UapiError::BadWindow),
         "bad window accepted",
     )
 }

@@ -1279,22 +1279,11 @@ impl Handoff {
         h
     }
 
-    /// Checks an ADD_SESSION argument (`add` = true) or a HANDOFF (`add` =
-    /// false): [`Handoff::validate_kind`] with [`HandoffKind::Add`] or
-    /// [`HandoffKind::Handoff`].
-    pub fn validate(&self, add: bool) -> Result<SessionConfig, UapiError> {
-        self.validate_kind(if add {
-            HandoffKind::Add
-        } else {
-            HandoffKind::Handoff
-        })
-    }
-
     /// Checks every field for the ioctl `kind` (on HANDOFF and ADD_CONNECTION
     /// `host_no` names the session) and returns the typed view. What needs
     /// the running session (is `lane` below its lanes, is the CID free, do
     /// the keys match: [`SessionConfig::same_session_keys`]) is the caller's.
-    pub fn validate_kind(&self, kind: HandoffKind) -> Result<SessionConfig, UapiError> {
+    pub fn validate(&self, kind: HandoffKind) -> Result<SessionConfig, UapiError> {
         let add = kind == HandoffKind::Add;
         check_version(self.version, self.size, Self::SIZE)?;
         if self.flags != 0 {
@@ -1712,7 +1701,7 @@ mod tests {
 
     #[test]
     fn valid_handoff_gives_typed_config() {
-        let c = sample().validate(true).unwrap();
+        let c = sample().validate(HandoffKind::Add).unwrap();
         assert_eq!(c.params.header_digest, Digest::Crc32c);
         assert_eq!(c.params.data_digest, Digest::None);
         assert_eq!(c.params.max_recv_data_segment_len, 262_144);
@@ -1899,7 +1888,7 @@ mod tests {
         for (i, (mutate, want)) in cases.iter().enumerate() {
             let mut h = sample();
             mutate(&mut h);
-            assert_eq!(h.validate(true).err(), Some(*want), "case {i}");
+            assert_eq!(h.validate(HandoffKind::Add).err(), Some(*want), "case {i}");
         }
     }
 
@@ -1908,19 +1897,19 @@ mod tests {
         let mut h = sample();
         h.host_no = 3;
         h.generation = 2;
-        let c = h.validate(false).unwrap();
+        let c = h.validate(HandoffKind::Handoff).unwrap();
         assert_eq!(c.raw.generation, 2);
         h.recipe = 0x1000;
         h.recipe_len = 4;
         assert_eq!(
-            h.validate(false),
+            h.validate(HandoffKind::Handoff),
             Err(UapiError::WrongIoctl { field: "recipe" })
         );
         // Pings off: a zero timeout is fine.
         let mut h = sample();
         h.noop_out_interval = 0;
         h.noop_out_timeout = 0;
-        let c = h.validate(true).unwrap();
+        let c = h.validate(HandoffKind::Add).unwrap();
         assert_eq!(c.noop_out_interval, 0);
         assert_eq!(c.replacement_timeout, DEFAULT_REPLACEMENT_TIMEOUT);
     }
@@ -1963,20 +1952,20 @@ mod tests {
     fn window_edges_accepted() {
         let mut h = sample();
         h.cmd_sn = h.max_cmd_sn + 1;
-        assert!(h.validate(true).is_ok());
+        assert!(h.validate(HandoffKind::Add).is_ok());
         // A closed window at login (MaxCmdSN = ExpCmdSN - 1) is legal.
         h.max_cmd_sn = h.exp_cmd_sn - 1;
         h.cmd_sn = h.exp_cmd_sn;
-        assert!(h.validate(true).is_ok());
+        assert!(h.validate(HandoffKind::Add).is_ok());
         // Wrap-around.
         h.exp_cmd_sn = u32::MAX;
         h.max_cmd_sn = 30;
         h.cmd_sn = u32::MAX;
-        assert!(h.validate(true).is_ok());
+        assert!(h.validate(HandoffKind::Add).is_ok());
         // HANDOFF names an existing host.
         let mut h = sample();
         h.host_no = 5;
-        assert!(h.validate(false).is_ok());
+        assert!(h.validate(HandoffKind::Handoff).is_ok());
     }
 
     #[test]
@@ -2053,19 +2042,19 @@ mod tests {
     fn zeros_in_the_new_fields_mean_one_connection() {
         let h = sample();
         assert_eq!((h.connections, h.lane), (0, 0));
-        let c = h.validate(true).unwrap();
+        let c = h.validate(HandoffKind::Add).unwrap();
         assert_eq!((c.connections, c.lane), (1, 0));
-        assert_eq!(h.validate_kind(HandoffKind::Add), Ok(c));
+        assert_eq!(h.validate(HandoffKind::Add), Ok(c));
         let mut r = sample();
         r.host_no = 3;
-        let c = r.validate(false).unwrap();
+        let c = r.validate(HandoffKind::Handoff).unwrap();
         assert_eq!((c.connections, c.lane), (0, 0), "HANDOFF 0: unchanged");
-        assert_eq!(r.validate_kind(HandoffKind::Handoff), Ok(c));
+        assert_eq!(r.validate(HandoffKind::Handoff), Ok(c));
         // 1 is one connection too.
         let mut one = sample();
         one.connections = 1;
         one.max_connections = 1;
-        assert_eq!(one.validate(true).map(|c| c.connections), Ok(1));
+        assert_eq!(one.validate(HandoffKind::Add).map(|c| c.connections), Ok(1));
     }
 
     #[test]
@@ -2074,8 +2063,11 @@ mod tests {
         h.max_connections = 16;
         for n in [2, 4, 16] {
             h.connections = n;
-            assert_eq!(h.validate(true).map(|c| c.connections), Ok(n));
-            assert_eq!(h.validate(false).map(|c| c.connections), Ok(n));
+            assert_eq!(h.validate(HandoffKind::Add).map(|c| c.connections), Ok(n));
+            assert_eq!(
+                h.validate(HandoffKind::Handoff).map(|c| c.connections),
+                Ok(n)
+            );
         }
         h.max_connections = u16::MAX;
         h.connections = MAX_CONNECTIONS + 1;
@@ -2083,22 +2075,22 @@ mod tests {
             field: "connections",
             value: 17,
         };
-        assert_eq!(h.validate(true).err(), Some(above));
-        assert_eq!(h.validate(false).err(), Some(above));
+        assert_eq!(h.validate(HandoffKind::Add).err(), Some(above));
+        assert_eq!(h.validate(HandoffKind::Handoff).err(), Some(above));
         h.max_connections = 2;
         h.connections = 3;
         let neg = UapiError::ConnectionsAboveMaxConnections {
             connections: 3,
             max_connections: 2,
         };
-        assert_eq!(h.validate(true).err(), Some(neg));
-        assert_eq!(h.validate(false).err(), Some(neg));
+        assert_eq!(h.validate(HandoffKind::Add).err(), Some(neg));
+        assert_eq!(h.validate(HandoffKind::Handoff).err(), Some(neg));
         // The leading connection is lane 0 on both ioctls.
         let mut h = sample();
         h.lane = 1;
         let lane = UapiError::WrongIoctl { field: "lane" };
-        assert_eq!(h.validate(true).err(), Some(lane));
-        assert_eq!(h.validate(false).err(), Some(lane));
+        assert_eq!(h.validate(HandoffKind::Add).err(), Some(lane));
+        assert_eq!(h.validate(HandoffKind::Handoff).err(), Some(lane));
     }
 
     fn secondary(lane: u16) -> Handoff {
@@ -2114,7 +2106,7 @@ mod tests {
     fn add_connection_rules() {
         for lane in [1, 7, MAX_CONNECTIONS - 1] {
             let c = secondary(lane)
-                .validate_kind(HandoffKind::AddConnection)
+                .validate(HandoffKind::AddConnection)
                 .unwrap();
             assert_eq!((c.lane, c.connections), (lane, 1));
             assert_eq!(c.raw.generation, 2);
@@ -2122,7 +2114,7 @@ mod tests {
         // Host 0 is a host number like any other; the kernel looks it up.
         let mut h = secondary(1);
         h.host_no = 0;
-        assert!(h.validate_kind(HandoffKind::AddConnection).is_ok());
+        assert!(h.validate(HandoffKind::AddConnection).is_ok());
         type Mutator = fn(&mut Handoff);
         let cases: &[(Mutator, UapiError)] = &[
             (
@@ -2167,7 +2159,7 @@ mod tests {
             let mut h = secondary(1);
             mutate(&mut h);
             assert_eq!(
-                h.validate_kind(HandoffKind::AddConnection).err(),
+                h.validate(HandoffKind::AddConnection).err(),
                 Some(*want),
                 "case {i}"
             );
@@ -2177,7 +2169,7 @@ mod tests {
         h.noop_out_interval = u16::MAX;
         h.noop_out_timeout = 0;
         h.replacement_timeout = u32::MAX;
-        assert!(h.validate_kind(HandoffKind::AddConnection).is_ok());
+        assert!(h.validate(HandoffKind::AddConnection).is_ok());
     }
 
     #[test]
@@ -2185,7 +2177,7 @@ mod tests {
         let mut lead = sample();
         lead.max_connections = 4;
         lead.connections = 4;
-        let lead = lead.validate(true).unwrap();
+        let lead = lead.validate(HandoffKind::Add).unwrap();
         let mut s = secondary(1);
         s.max_connections = 4;
         // Connection keys may differ.
@@ -2193,7 +2185,7 @@ mod tests {
         s.data_digest = DIGEST_CRC32C;
         s.max_recv_data_segment_len = 8192;
         s.max_xmit_data_segment_len = 4096;
-        let ok = s.validate_kind(HandoffKind::AddConnection).unwrap();
+        let ok = s.validate(HandoffKind::AddConnection).unwrap();
         assert_eq!(lead.same_session_keys(&ok), Ok(()));
         assert_eq!(lead.same_session(&ok), Ok(()));
         type Mutator = fn(&mut Handoff);
@@ -2211,7 +2203,7 @@ mod tests {
         for (mutate, key) in keys {
             let mut x = s;
             mutate(&mut x);
-            let c = x.validate_kind(HandoffKind::AddConnection).unwrap();
+            let c = x.validate(HandoffKind::AddConnection).unwrap();
             assert_eq!(
                 lead.same_session_keys(&c),
                 Err(UapiError::SessionKeyDiffers { key })
@@ -2236,7 +2228,7 @@ mod tests {
         for (mutate, field) in ids {
             let mut x = s;
             mutate(&mut x);
-            let c = x.validate_kind(HandoffKind::AddConnection).unwrap();
+            let c = x.validate(HandoffKind::AddConnection).unwrap();
             assert_eq!(
                 lead.same_session(&c),
                 Err(UapiError::NotThisSession { field })

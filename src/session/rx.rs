@@ -201,12 +201,6 @@ impl<'a> Receiver<'a> {
         self.st.get_or_insert_with(|| s.state.lock())
     }
 
-    /// The engine's placement for a Data-In header on this pass's lane.
-    fn lane_data_in_header(&mut self, d: &DataIn) -> Result<Placement, SessionError> {
-        let lane = self.lane;
-        self.state().e.data_in_header(lane, d)
-    }
-
     /// Applies what the engine decided for one PDU.
     fn apply(&mut self, out: RxOutcome<'_, Cmd>, resumed: Option<i64>) {
         let host_no = self.s.host_no();
@@ -274,7 +268,8 @@ impl PduSink for Receiver<'_> {
         let Pdu::DataIn(d) = Pdu::parse(bhs).map_err(SessionError::Malformed)? else {
             return Ok(Dest::Scratch);
         };
-        match self.lane_data_in_header(&d)? {
+        let lane = self.lane;
+        match self.state().e.data_in_header(lane, &d)? {
             Placement::Discard => Ok(Dest::Scratch),
             Placement::Into { tag, seq, base } => Ok(Dest::Direct(DataInDest {
                 tag,

@@ -439,9 +439,6 @@ impl Lane {
     ) -> Next {
         let exp_stat_sn = st.e.exp_stat_sn(self.idx);
         let cmd_sn = st.e.seq.next_cmd_sn().get();
-        // The session's keys and this connection's own.
-        let params = st.e.lane(self.idx).map_or(st.e.params, |l| l.params);
-        let cid = st.e.lane(self.idx).map_or(0, |l| l.cid);
         let ctl = |hdr| Next::Pdu {
             hdr,
             staged: Staged::Nothing,
@@ -459,6 +456,7 @@ impl Lane {
                     // connection's end and is retried on the next one.
                     return Next::Nothing;
                 }
+                let params = st.e.lane_params(self.idx);
                 let by_ref = self.s.by_ref(&params);
                 let Some(task) = st.e.tasks.get(tag, seq) else {
                     // Taken back before it went out: fill its CmdSN.
@@ -531,7 +529,7 @@ impl Lane {
                     immediate: true,
                     reason: LogoutReason::CloseConnection,
                     itt: st.e.internal_itt(LOGOUT_LOW).get(),
-                    cid,
+                    cid: st.e.lane(self.idx).map_or(0, |l| l.cid),
                     cmd_sn,
                     exp_stat_sn,
                 }
@@ -561,7 +559,7 @@ impl Lane {
             let Some(conn) = self.conn(&st) else {
                 return Ok(None);
             };
-            let params = st.e.lane(self.idx).map_or(st.e.params, |l| l.params);
+            let params = st.e.lane_params(self.idx);
             let max = params.max_xmit_data_segment_len.min(buf.len() as u32);
             let Some(piece) = run.burst.next_piece(max) else {
                 return Ok(None);

@@ -397,6 +397,7 @@ fn errno_words(errno: i32) -> &'static str {
 mod tests {
     use super::*;
     use iscsi_proto::negotiate::SessionParams;
+    use iscsi_proto::uapi::HandoffKind;
 
     fn outcome() -> LoginOutcome {
         LoginOutcome {
@@ -432,7 +433,7 @@ mod tests {
     fn handoff_passes_the_kernel_validation() {
         let o = outcome();
         let h = build_handoff(&args(&o, "iqn.2026-11.dev.iscsi-rs:t"), 7).unwrap();
-        let c = h.validate(true).unwrap();
+        let c = h.validate(HandoffKind::Add).unwrap();
         assert_eq!(c.raw.fd, 7);
         assert_eq!(c.raw.tpgt, 2);
         assert_eq!(c.queue_depth, 64);
@@ -455,13 +456,13 @@ mod tests {
         let h = build_handoff(&a, 7).unwrap();
         assert_eq!(h.recipe, recipe.as_ptr() as u64);
         assert_eq!(h.recipe_len, 16);
-        let c = h.validate(true).unwrap();
+        let c = h.validate(HandoffKind::Add).unwrap();
         assert_eq!(c.replacement_timeout, 10);
         assert_eq!(c.noop_out_interval, 0);
         let h = build_relogin_handoff(&a, 7, 4, 9).unwrap();
         assert_eq!((h.recipe, h.recipe_len), (0, 0));
         assert_eq!((h.host_no, h.generation), (4, 9));
-        h.validate(false).unwrap();
+        h.validate(HandoffKind::Handoff).unwrap();
     }
 
     #[test]
@@ -478,10 +479,13 @@ mod tests {
         p.params.max_connections = 4;
         let mut a = args(&p, "iqn.2026-11.dev.iscsi-rs:t");
         a.connections = 3;
-        let c = build_handoff(&a, 7).unwrap().validate(true).unwrap();
+        let c = build_handoff(&a, 7)
+            .unwrap()
+            .validate(HandoffKind::Add)
+            .unwrap();
         assert_eq!(c.connections, 3);
         let h = build_relogin_handoff(&a, 7, 4, 9).unwrap();
-        assert_eq!(h.validate(false).unwrap().connections, 3);
+        assert_eq!(h.validate(HandoffKind::Handoff).unwrap().connections, 3);
         // A further connection: its own CID and lane, no count, no recipe.
         let mut second = p;
         second.cid = 2;
@@ -490,7 +494,7 @@ mod tests {
         a.connections = 3;
         a.recipe = Some(&recipe);
         let h = build_add_connection(&a, 8, 4, 2, 9).unwrap();
-        let c = h.validate_kind(uapi::HandoffKind::AddConnection).unwrap();
+        let c = h.validate(uapi::HandoffKind::AddConnection).unwrap();
         assert_eq!(
             (c.lane, c.raw.cid, c.raw.host_no, c.raw.generation),
             (2, 2, 4, 9)

@@ -52,6 +52,14 @@ pub struct Timeouts {
     pub tag: Option<u16>,
 }
 
+impl Timeouts {
+    /// A TCP connection to `portal` from our source, ready for a login under
+    /// these timeouts.
+    fn connect_for_login(&self, portal: &Portal) -> Result<Connection, TransportError> {
+        Connection::connect(portal, &self.source, self.connect, Phase::Login, self.login)
+    }
+}
+
 /// A connection in the full feature phase.
 #[derive(Debug)]
 pub struct Session {
@@ -123,13 +131,7 @@ pub fn login_with_isid(
     let mut moved = None;
     let mut temporary = false;
     loop {
-        let mut conn = Connection::connect(
-            &portal,
-            &timeouts.source,
-            timeouts.connect,
-            Phase::Login,
-            timeouts.login,
-        )?;
+        let mut conn = timeouts.connect_for_login(&portal)?;
         match login_once(&mut conn, proposal, chap, isid, None, cx)? {
             Attempt::Complete(outcome) => {
                 if let Err(e) = check_tag(want_tag, outcome.target_portal_group_tag, &portal) {
@@ -324,13 +326,7 @@ pub fn add_connection(
         ))
     })?;
     let timeouts = &lead.timeouts;
-    let mut conn = Connection::connect(
-        &portal,
-        &timeouts.source,
-        timeouts.connect,
-        Phase::Login,
-        timeouts.login,
-    )?;
+    let mut conn = timeouts.connect_for_login(&portal)?;
     let second = Secondary {
         tsih: o.tsih,
         cid,

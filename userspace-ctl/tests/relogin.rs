@@ -14,6 +14,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use fixture::*;
+use iscsi_proto::uapi::HandoffKind;
 use iscsictl::daemon::{relogin, relogin_handoff};
 use iscsictl::names::{IscsiName, TargetName};
 use iscsictl::params::{ChapAlgs, Digest};
@@ -92,7 +93,7 @@ fn twice(target: &str, auth: Auth) {
     assert_eq!(first.outcome.isid, isid);
     let (h1, mut s1) = relogin_handoff(first, &r, 3, 1, 0).unwrap();
     let c = h1
-        .validate(false)
+        .validate(HandoffKind::Handoff)
         .unwrap_or_else(|e| panic!("first handoff: {e}"));
     assert_eq!((c.raw.host_no, c.raw.generation), (3, 1));
     assert_eq!(c.raw.isid, isid);
@@ -111,7 +112,7 @@ fn twice(target: &str, auth: Auth) {
     assert_eq!(second.outcome.isid, isid);
     let (h2, _s2) = relogin_handoff(second, &r, 3, 2, 0).unwrap();
     let c2 = h2
-        .validate(false)
+        .validate(HandoffKind::Handoff)
         .unwrap_or_else(|e| panic!("second handoff: {e}"));
     assert_eq!((c2.raw.generation, c2.raw.isid), (2, isid));
     assert_ne!(c2.raw.tsih, 0);

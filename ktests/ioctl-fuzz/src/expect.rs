@@ -227,7 +227,7 @@ fn handoff_like(
     read_first(main, || {
         let h = Handoff::from_bytes(bytes);
         let mut x = Expect::success();
-        match h.validate_kind(kind) {
+        match h.validate(kind) {
             Err(e) => x.defect(libc::EINVAL, e.to_string()),
             Ok(_) => {
                 valid(&h, &mut x);
@@ -334,19 +334,24 @@ pub fn list(main: Ptr, bytes: &[u8; List::SIZE], entries: Ptr, sessions: usize) 
         if let Err(e) = l.validate() {
             return Expect::error(libc::EINVAL, e.to_string());
         }
-        let mut x = Expect::success();
-        let want = (l.capacity as usize).min(sessions);
-        if want > 0 && !entries.writable() {
-            x.defect(
-                libc::EFAULT,
-                format!("{want} entries to {}", entries.name()),
-            );
-        }
-        if !main.writable() {
-            x.defect(libc::EFAULT, format!("answer to {}", main.name()));
-        }
-        x
+        list_answer(main, entries, (l.capacity as usize).min(sessions))
     })
+}
+
+/// What a valid list request expects: `want` entries written to `entries`,
+/// then the answer to `main`.
+fn list_answer(main: Ptr, entries: Ptr, want: usize) -> Expect {
+    let mut x = Expect::success();
+    if want > 0 && !entries.writable() {
+        x.defect(
+            libc::EFAULT,
+            format!("{want} entries to {}", entries.name()),
+        );
+    }
+    if !main.writable() {
+        x.defect(libc::EFAULT, format!("answer to {}", main.name()));
+    }
+    x
 }
 
 /// LIST_CONNECTIONS; `lanes` is the named session's lane count (`None`: no
@@ -365,18 +370,7 @@ pub fn list_connections(
         let Some(lanes) = lanes else {
             return Expect::error(libc::ENODEV, format!("no host {}", l.host_no));
         };
-        let mut x = Expect::success();
-        let want = (l.capacity as usize).min(lanes);
-        if want > 0 && !entries.writable() {
-            x.defect(
-                libc::EFAULT,
-                format!("{want} entries to {}", entries.name()),
-            );
-        }
-        if !main.writable() {
-            x.defect(libc::EFAULT, format!("answer to {}", main.name()));
-        }
-        x
+        list_answer(main, entries, (l.capacity as usize).min(lanes))
     })
 }
 

@@ -142,6 +142,20 @@ fn write_user(addr: u64, data: &[u8]) -> Result<(), i32> {
     unsafe { copy_user(addr, data.as_ptr().cast_mut().cast(), data.len(), true) }
 }
 
+/// Writes the first `capacity` of `entries` (a list answer's entries, each an
+/// ABI struct's bytes) to `to`, as the kernel does.
+fn write_entries<const N: usize>(
+    to: u64,
+    capacity: u32,
+    entries: impl Iterator<Item = [u8; N]>,
+) -> Result<(), i32> {
+    let bytes: Vec<u8> = entries.take(capacity as usize).flatten().collect();
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    write_user(to, &bytes)
+}
+
 fn sockopt(fd: i32, level: i32, opt: i32) -> Result<i32, i32> {
     let mut v: i32 = 0;
     let mut len = 4 as libc::socklen_t;
@@ -263,14 +277,11 @@ pub fn ioctl(cmd: u32, arg: u64) -> Outcome {
         uapi::LIST => {
             let (mut l, ()) = read_arg(arg, List::from_bytes, List::validate)?;
             let infos: Vec<SessionInfo> = model(|m| m.sessions.iter().map(info).collect());
-            let want = (l.capacity as usize).min(infos.len());
-            let mut bytes = Vec::new();
-            for i in infos.iter().take(want) {
-                bytes.extend_from_slice(&i.to_bytes());
-            }
-            if want > 0 {
-                write_user(l.entries, &bytes)?;
-            }
+            write_entries(
+                l.entries,
+                l.capacity,
+                infos.iter().map(SessionInfo::to_bytes),
+            )?;
             l.count = infos.len() as u32;
             write_user(arg, &l.to_bytes())?;
             Ok(infos.len() as i64)
@@ -294,7 +305,7 @@ pub fn ioctl(cmd: u32, arg: u64) -> Outcome {
 }
 
 fn add(arg: u64) -> Outcome {
-    let (h, typed) = read_arg(arg, Handoff::from_bytes, |h| h.validate(true))?;
+    let (h, typed) = read_arg(arg, Handoff::from_bytes, |h| h.validate(HandoffKind::Add))?;
     let recipe = read_user(h.recipe, h.recipe_len as usize)?;
     let (sock, ino) = socket_from(h.fd)?;
     let host = model(|m| {
@@ -328,7 +339,9 @@ fn add(arg: u64) -> Outcome {
 }
 
 fn handoff(arg: u64) -> Outcome {
-    let (h, _) = read_arg(arg, Handoff::from_bytes, |h| h.validate(false))?;
+    let (h, _) = read_arg(arg, Handoff::from_bytes, |h| {
+        h.validate(HandoffKind::Handoff)
+    })?;
     if !model(|m| m.session_mut(h.host_no).is_some()) {
         return Err(libc::ENODEV);
     }
@@ -369,7 +382,7 @@ fn handoff(arg: u64) -> Outcome {
 /// session-wide keys; (EBUSY) a free lane; (EINVAL) a CID no other lane uses.
 fn add_connection(arg: u64) -> Outcome {
     let (h, cfg) = read_arg(arg, Handoff::from_bytes, |h| {
-        h.validate_kind(HandoffKind::AddConnection)
+        h.validate(HandoffKind::AddConnection)
     })?;
     if !model(|m| m.session_mut(h.host_no).is_some()) {
         return Err(libc::ENODEV);
@@ -422,14 +435,7 @@ fn list_connections(arg: u64) -> Outcome {
             })
             .collect())
     })?;
-    let want = (l.capacity as usize).min(infos.len());
-    let mut bytes = Vec::new();
-    for i in infos.iter().take(want) {
-        bytes.extend_from_slice(&i.to_bytes());
-    }
-    if want > 0 {
-        write_user(l.entries, &bytes)?;
-    }
+    write_entries(l.entries, l.capacity, infos.iter().map(ConnInfo::to_bytes))?;
     l.count = infos.len() as u32;
     write_user(arg, &l.to_bytes())?;
     Ok(infos.len() as i64)

@@ -740,20 +740,22 @@ mod tests {
         for i in 0..30_000 {
             let k = KINDS[i % 3];
             let h = valid_handoff_kind(&mut rng, k, 3);
-            match h.validate_kind(k) {
+            match h.validate(k) {
                 Err(e) => panic!("iteration {i}: {e} in {h:?}"),
                 Ok(c) if c.connections > 1 => many += 1,
                 Ok(_) => {}
             }
             let mut t = h;
             tame(&mut t, 0);
-            assert!(t.validate_kind(k).is_ok());
+            assert!(t.validate(k).is_ok());
         }
         // Multi-connection sessions are generated, not just allowed.
         assert!(many > 1000, "{many}");
         let add = valid_handoff(&mut rng, true, 3);
         assert_eq!(add.lane, 0);
-        assert!(valid_handoff(&mut rng, false, 3).validate(false).is_ok());
+        assert!(valid_handoff(&mut rng, false, 3)
+            .validate(HandoffKind::Handoff)
+            .is_ok());
     }
 
     #[test]
@@ -767,7 +769,7 @@ mod tests {
                     let mut h = valid_handoff_kind(&mut rng, k, 5);
                     if let Some(what) = break_handoff(&mut h, n, &mut rng, k, 0x1000) {
                         assert!(
-                            h.validate_kind(k).is_err(),
+                            h.validate(k).is_err(),
                             "round {round} break {n} ({what}) {k:?} accepted: {h:?}"
                         );
                         if let Some(a) = applied.get_mut(n) {
@@ -779,9 +781,9 @@ mod tests {
                     let mut h = valid_handoff_kind(&mut rng, k, 5);
                     if let Some(what) = nudge_handoff(&mut h, n, &mut rng, k) {
                         assert!(
-                            h.validate_kind(k).is_ok(),
+                            h.validate(k).is_ok(),
                             "nudge {n} ({what}) {k:?}: {:?}",
-                            h.validate_kind(k)
+                            h.validate(k)
                         );
                         if let Some(a) = nudged.get_mut(n) {
                             *a += 1;

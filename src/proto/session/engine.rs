@@ -194,9 +194,10 @@ impl<St: Storage> Engine<St> {
         self.lanes.get(lane)
     }
 
-    /// Lane `lane`, if the session has it.
-    pub fn lane_mut(&mut self, lane: usize) -> Option<&mut Lane<St::Jobs>> {
-        self.lanes.get_mut(lane)
+    /// What lane `lane`'s connection negotiated (the session's keys and its
+    /// own); the leading connection's for a lane the session lacks.
+    pub fn lane_params(&self, lane: usize) -> SessionParams {
+        self.lanes.get(lane).map_or(self.params, |l| l.params)
     }
 
     /// Lane `lane`, or the violation of a PDU said to come on a lane the

@@ -33,6 +33,16 @@ pub const fn ping_low(lane: usize) -> u16 {
     }
 }
 
+/// Lane `k`'s bit in a lane mask (`timers::Due::pings`, the driver's push
+/// requests); none beyond the [`MAX_LANES`] a session has.
+pub const fn lane_bit(k: usize) -> u16 {
+    if k < MAX_LANES {
+        1 << k
+    } else {
+        0
+    }
+}
+
 /// What a logged-in connection brings to its lane: from its final Login
 /// Response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! time, does what it says and sleeps until `wake_at` (or an event).
 
 use super::engine::{Engine, Phase, Storage};
+use super::lane::lane_bit;
 use super::window_watch::WindowAction;
 
 /// The session's timer settings.
@@ -138,14 +139,5 @@ impl<St: Storage> Engine<St> {
             }
         }
         due
-    }
-}
-
-/// Lane `k`'s bit in [`Due::pings`] (none beyond the 16 a session has).
-pub const fn lane_bit(k: usize) -> u16 {
-    if k < 16 {
-        1 << k
-    } else {
-        0
     }
 }

@@ -6,8 +6,8 @@
 use super::*;
 use crate::proto::session::engine::{AddError, Phase, Refused};
 use crate::proto::session::error::SessionError;
-use crate::proto::session::lane::{ping_low, LaneStart};
-use crate::proto::session::timers::{lane_bit, Expiry, Timers};
+use crate::proto::session::lane::{lane_bit, ping_low, LaneStart};
+use crate::proto::session::timers::{Expiry, Timers};
 
 /// An engine with `n` lanes all up: lane k has CID k and ExpStatSN 100·k + 1.
 fn engine_lanes(depth: usize, n: usize) -> TestEngine {
