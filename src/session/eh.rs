@@ -29,7 +29,7 @@ impl Session {
                     return None;
                 }
                 let age_bits = st.e.internal_itt(0).get();
-                itt = st.e.tmf.start(age_bits);
+                itt = st.e.tmf.start(age_bits, lane as u8);
                 // Immediate: CmdSN is carried, not advanced.
                 TaskMgmtRequest {
                     immediate: true,

@@ -376,12 +376,20 @@ impl<St: Storage> Engine<St> {
             Pdu::Reject(r) => self.reject(lane, r, data),
             Pdu::TaskMgmtResponse(t) => {
                 self.ack(lane, t.stat_sn, t.exp_cmd_sn, t.max_cmd_sn);
-                Ok(match self.tmf.on_response(t.itt, t.response) {
+                Ok(match self.tmf.on_response(t.itt, t.response, lane) {
                     TmfRx::Answer => RxOutcome {
                         wake: true,
                         ..RxOutcome::default()
                     },
                     TmfRx::Late => RxOutcome::noting(Note::LateTmf { itt: t.itt }),
+                    TmfRx::WrongConnection(task_lane) => {
+                        return Err(SessionError::WrongConnection {
+                            what: "Task Management Response",
+                            itt: t.itt,
+                            lane,
+                            task_lane,
+                        })
+                    }
                 })
             }
             Pdu::LoginResponse(_) => Err(SessionError::Unexpected("Login Response")),
@@ -587,6 +595,15 @@ impl<St: Storage> Engine<St> {
         });
         match bhs.opcode() {
             Opcode::ScsiCommand if self.tasks.by_itt(itt).is_some() => {
+                let task_lane = self.tasks.by_itt(itt).map_or(0, |t| t.lane);
+                if usize::from(task_lane) != lane {
+                    return Err(SessionError::WrongConnection {
+                        what: "Reject of a SCSI Command",
+                        itt: itt.get(),
+                        lane,
+                        task_lane,
+                    });
+                }
                 // The command was not executed: the midlayer may retry it.
                 if let Some(t) = self.tasks.take(itt.tag()) {
                     out.complete = Some(Completion {
@@ -607,7 +624,18 @@ impl<St: Storage> Engine<St> {
                 out.wake = true;
             }
             Opcode::TaskMgmtRequest => {
-                out.wake = self.tmf.on_response(itt.get(), TmfResponse::Rejected) == TmfRx::Answer;
+                match self.tmf.on_response(itt.get(), TmfResponse::Rejected, lane) {
+                    TmfRx::Answer => out.wake = true,
+                    TmfRx::Late => {}
+                    TmfRx::WrongConnection(task_lane) => {
+                        return Err(SessionError::WrongConnection {
+                            what: "Reject of a TMF",
+                            itt: itt.get(),
+                            lane,
+                            task_lane,
+                        })
+                    }
+                }
             }
             _ => {}
         }

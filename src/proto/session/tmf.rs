@@ -25,6 +25,10 @@ pub enum TmfRx {
     Answer,
     /// The answer to a TMF no longer waited for (timed out): ignored.
     Late,
+    /// The answer to the TMF being waited for, on another connection than
+    /// the one the TMF went out on (connection allegiance, RFC 7143 §5.1):
+    /// a protocol violation. Carries the TMF's lane.
+    WrongConnection(u8),
 }
 
 /// The session's TMF slot.
@@ -32,25 +36,31 @@ pub enum TmfRx {
 pub struct TmfSlot {
     /// Index of the next TMF ITT.
     next: u32,
-    /// The TMF being waited for and, once in, its answer.
-    waiting: Option<(u32, Option<TmfResponse>)>,
+    /// The TMF being waited for: its ITT, its lane and, once in, its answer.
+    waiting: Option<(u32, u8, Option<TmfResponse>)>,
 }
 
 impl TmfSlot {
     /// Arms the slot for a new TMF and returns its ITT: `age_bits` (the
     /// connection's ITT high half) | a low half no earlier TMF of the last
-    /// [`TMF_LOW_COUNT`] used. Any TMF still waited for is abandoned.
-    pub fn start(&mut self, age_bits: u32) -> u32 {
+    /// [`TMF_LOW_COUNT`] used. Any TMF still waited for is abandoned. The
+    /// TMF goes out on lane `lane`, where its answer must come.
+    pub fn start(&mut self, age_bits: u32, lane: u8) -> u32 {
         let itt = (age_bits & 0xffff_0000) | (TMF_LOW_FIRST + self.next);
         self.next = (self.next + 1) % TMF_LOW_COUNT;
-        self.waiting = Some((itt, None));
+        self.waiting = Some((itt, lane, None));
         itt
     }
 
-    /// A TMF Response arrived for `itt`.
-    pub fn on_response(&mut self, itt: u32, response: TmfResponse) -> TmfRx {
+    /// A TMF Response (or a Reject of the TMF) for `itt` arrived on lane
+    /// `lane`. One on the wrong connection leaves the slot waiting: the
+    /// connection fails, and the TMF with it.
+    pub fn on_response(&mut self, itt: u32, response: TmfResponse, lane: usize) -> TmfRx {
         match &mut self.waiting {
-            Some((waited, answer @ None)) if *waited == itt => {
+            Some((waited, on, None)) if *waited == itt && usize::from(*on) != lane => {
+                TmfRx::WrongConnection(*on)
+            }
+            Some((waited, _, answer @ None)) if *waited == itt => {
                 *answer = Some(response);
                 TmfRx::Answer
             }
@@ -61,7 +71,7 @@ impl TmfSlot {
     /// The answer to TMF `itt` if it is in; the slot is then free.
     pub fn take_answer(&mut self, itt: u32) -> Option<TmfResponse> {
         match self.waiting {
-            Some((waited, Some(r))) if waited == itt => {
+            Some((waited, _, Some(r))) if waited == itt => {
                 self.waiting = None;
                 Some(r)
             }
@@ -72,14 +82,14 @@ impl TmfSlot {
     /// Stops waiting for TMF `itt` (timeout, connection loss): a late answer
     /// is then [`TmfRx::Late`], never taken for a later TMF.
     pub fn abandon(&mut self, itt: u32) {
-        if matches!(self.waiting, Some((waited, _)) if waited == itt) {
+        if matches!(self.waiting, Some((waited, _, _)) if waited == itt) {
             self.waiting = None;
         }
     }
 
     /// Whether TMF `itt` is still waited for.
     pub fn is_waiting(&self, itt: u32) -> bool {
-        matches!(self.waiting, Some((waited, None)) if waited == itt)
+        matches!(self.waiting, Some((waited, _, None)) if waited == itt)
     }
 }
 
@@ -122,7 +132,7 @@ mod tests {
         let mut slot = TmfSlot::default();
         let mut seen = [false; TMF_LOW_COUNT as usize];
         for _ in 0..TMF_LOW_COUNT {
-            let itt = slot.start(AGE | 0x1234);
+            let itt = slot.start(AGE | 0x1234, 0);
             assert_eq!(itt >> 16, 7);
             let low = itt & 0xffff;
             // Tasks: low 12 bits < 0x800; reserved: 0xfffd..=0xffff.
@@ -139,16 +149,19 @@ mod tests {
         // TASK answer arrives. With one shared ITT and the slot left armed,
         // the late answer completed the LUN RESET.
         let mut slot = TmfSlot::default();
-        let abort = slot.start(AGE);
+        let abort = slot.start(AGE, 0);
         assert_eq!(slot.take_answer(abort), None);
         slot.abandon(abort);
-        let reset = slot.start(AGE);
+        let reset = slot.start(AGE, 0);
         assert_ne!(abort, reset);
-        assert_eq!(slot.on_response(abort, TmfResponse::Complete), TmfRx::Late);
+        assert_eq!(
+            slot.on_response(abort, TmfResponse::Complete, 0),
+            TmfRx::Late
+        );
         assert_eq!(slot.take_answer(reset), None);
         assert!(slot.is_waiting(reset));
         assert_eq!(
-            slot.on_response(reset, TmfResponse::Complete),
+            slot.on_response(reset, TmfResponse::Complete, 0),
             TmfRx::Answer
         );
         assert_eq!(slot.take_answer(reset), Some(TmfResponse::Complete));
@@ -158,20 +171,36 @@ mod tests {
     #[test]
     fn starting_a_tmf_abandons_the_previous_one_even_without_abandon() {
         let mut slot = TmfSlot::default();
-        let first = slot.start(AGE);
-        let second = slot.start(AGE);
-        assert_eq!(slot.on_response(first, TmfResponse::Complete), TmfRx::Late);
+        let first = slot.start(AGE, 0);
+        let second = slot.start(AGE, 0);
+        assert_eq!(
+            slot.on_response(first, TmfResponse::Complete, 0),
+            TmfRx::Late
+        );
         assert_eq!(slot.take_answer(second), None);
+    }
+
+    #[test]
+    fn an_answer_on_another_lane_is_a_violation_and_answers_nothing() {
+        let mut slot = TmfSlot::default();
+        let t = slot.start(AGE, 2);
+        assert_eq!(
+            slot.on_response(t, TmfResponse::Complete, 0),
+            TmfRx::WrongConnection(2)
+        );
+        assert!(slot.is_waiting(t));
+        assert_eq!(slot.on_response(t, TmfResponse::Complete, 2), TmfRx::Answer);
+        assert_eq!(slot.take_answer(t), Some(TmfResponse::Complete));
     }
 
     #[test]
     fn a_second_answer_for_the_same_tmf_is_late() {
         let mut slot = TmfSlot::default();
-        let t = slot.start(AGE);
-        assert_eq!(slot.on_response(t, TmfResponse::Complete), TmfRx::Answer);
-        assert_eq!(slot.on_response(t, TmfResponse::Rejected), TmfRx::Late);
+        let t = slot.start(AGE, 0);
+        assert_eq!(slot.on_response(t, TmfResponse::Complete, 0), TmfRx::Answer);
+        assert_eq!(slot.on_response(t, TmfResponse::Rejected, 0), TmfRx::Late);
         assert_eq!(slot.take_answer(t), Some(TmfResponse::Complete));
-        assert_eq!(slot.on_response(t, TmfResponse::Complete), TmfRx::Late);
+        assert_eq!(slot.on_response(t, TmfResponse::Complete, 0), TmfRx::Late);
     }
 
     #[test]

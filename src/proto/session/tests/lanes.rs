@@ -4,6 +4,7 @@
 //! connection, and ERL 0 taking every connection down together.
 
 use super::*;
+use crate::proto::pdu::{RejectReason, TmfResponse};
 use crate::proto::session::engine::{AddError, Phase, Refused};
 use crate::proto::session::error::SessionError;
 use crate::proto::session::lane::{lane_bit, ping_low, LaneStart};
@@ -127,6 +128,55 @@ fn a_tasks_pdus_on_another_connection_are_a_violation() {
     // On its own connection the same PDUs are fine.
     assert!(on(&mut e, 0, &din).is_ok());
     assert_eq!(e.tasks.peek(0).map(|t| t.received), Some(512));
+}
+
+#[test]
+fn a_tmf_answer_and_a_reject_come_on_their_requests_connection() {
+    let mut e = engine_lanes(4, 2);
+    let s = submit_on(&mut e, 1, 0, Dir::Read);
+    let age_bits = e.internal_itt(0).get();
+    // ABORT TASK goes on the task's lane, 1: its answer on lane 0 is a
+    // violation and answers nothing.
+    let itt = e.tmf.start(age_bits, 1);
+    let answer = tmf_resp(&e, itt, TmfResponse::Complete, 1);
+    assert!(matches!(
+        on(&mut e, 0, &answer),
+        Err(SessionError::WrongConnection {
+            what: "Task Management Response",
+            lane: 0,
+            task_lane: 1,
+            ..
+        })
+    ));
+    assert!(e.tmf.is_waiting(itt));
+    let reject = reject_pdu(&e, RejectReason::ProtocolError, 1);
+    assert!(matches!(
+        e.on_pdu(0, &reject, &rejected_tmf(itt), 0),
+        Err(SessionError::WrongConnection {
+            what: "Reject of a TMF",
+            ..
+        })
+    ));
+    assert!(e.tmf.is_waiting(itt));
+    // A Reject of the command itself on the wrong connection completes nothing.
+    assert!(matches!(
+        e.on_pdu(0, &reject, &rejected_cmd(s.itt.get()), 0),
+        Err(SessionError::WrongConnection {
+            what: "Reject of a SCSI Command",
+            lane: 0,
+            task_lane: 1,
+            ..
+        })
+    ));
+    assert_eq!(e.tasks.in_flight(), 1);
+    // On lane 1 both are what they always were.
+    let answer = tmf_resp(&e, itt, TmfResponse::Complete, 101);
+    assert!(on(&mut e, 1, &answer).unwrap().wake);
+    assert_eq!(e.tmf.take_answer(itt), Some(TmfResponse::Complete));
+    let reject = reject_pdu(&e, RejectReason::ProtocolError, 102);
+    let data = rejected_cmd(s.itt.get());
+    let out = e.on_pdu(1, &reject, &data, 0).unwrap();
+    assert_eq!(out.complete.map(|c| c.cmd.id), Some(0));
 }
 
 #[test]

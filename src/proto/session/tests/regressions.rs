@@ -14,7 +14,7 @@ const LUN1: u64 = 0x0001_0000_0000_0000;
 
 fn start_tmf(e: &mut TestEngine) -> u32 {
     let age_bits = e.internal_itt(0).get();
-    e.tmf.start(age_bits)
+    e.tmf.start(age_bits, 0)
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::proto::session::tmf::{abort_outcome, AbortOutcome, TMF_LOW_FIRST};
 /// Starts a TMF as eh.rs does: its ITT under this connection's age.
 fn start_tmf(e: &mut TestEngine) -> u32 {
     let age_bits = e.internal_itt(0).get();
-    e.tmf.start(age_bits)
+    e.tmf.start(age_bits, 0)
 }
 
 const LUN1: u64 = 0x0001_0000_0000_0000;
