@@ -92,7 +92,7 @@ check-pkg: deps module ctl
 bench: deps ctl
 	@$(ENV); ktests/bench/run.sh full
 
-# One round of 5 s jobs into ktests/bench/out/quick-results: proves the bench runs
+# One round of 3 s jobs into ktests/bench/out/quick-results: proves the bench runs
 # end to end (every row of the table present); asserts nothing about speed.
 bench-quick: deps ctl
 	@$(ENV); ktests/bench/run.sh quick
