@@ -21,17 +21,6 @@ closes=${LIFECYCLE_CLOSES:-25}
 hiqn=iqn.2026-11.dev.iscsi-rs:hostile
 insmod "$KO"
 
-# Waits until HOST is gone from sysfs and LIST.
-gone() {
-    local _
-    for _ in $(seq 100); do
-        [ ! -e /sys/class/scsi_host/host$1 ] && ! "$CTL" list | grep -q "^host$1 " && return 0
-        sleep 0.1
-    done
-    echo "host$1 still present" >&2
-    return 1
-}
-
 # A: reject storm, then logout at once.
 RS_PORTAL=127.0.0.1:3262
 for i in $(seq $storms); do
@@ -52,7 +41,7 @@ for i in $(seq $storms); do
     [ $failed = 3 ]
     grep -q "scenario reject-storm triggered" /tmp/hostile.log
     rs_remove $host || true
-    gone $host
+    rs_gone $host
     fd_stop
 done
 echo "ok lifecycle: reject-storm x$storms" >> "$OUT/subtests-lifecycle"
@@ -77,7 +66,7 @@ for i in $(seq $drops); do
     fd_ctl drop
     sleep "0.0$(printf %02d $((RANDOM % 51)))"
     rs_remove $host || true
-    gone $host
+    rs_gone $host
     [ -z "$io" ] || { timeout 120 tail --pid=$io -f /dev/null; wait $io || true; }
 done
 rs_daemon_stop
@@ -95,7 +84,7 @@ for i in $(seq $closes); do
     dd if=/dev/$dev of=/dev/null bs=64k count=4 iflag=direct status=none
     # The target answered the Logout: confirmed, however fast it closed.
     rs_remove $host
-    gone $host
+    rs_gone $host
 done
 fd_stop
 ! dmesg | grep -q "logout not confirmed" || exit 1

@@ -13,7 +13,6 @@
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
-. "$REPO/ktests/qemu/faultd.sh"
 iqn=iqn.2026-12.dev.iscsi-rs:mcs-life
 lio_setup -t $iqn -s 128
 echo 4 > $LIO/iscsi/$iqn/tpgt_1/param/MaxConnections
@@ -21,25 +20,14 @@ insmod "$KO"
 cpus=$(nproc)
 [ "$cpus" -ge 4 ] || { echo "needs a guest with 4 vCPUs (GUEST_CPUS=4)" >&2; exit 1; }
 
-# fio on /dev/$1, 4 jobs pinned over the CPUs (so over the lanes), in the
-# background; $2 extra options. Sets FIO.
+# fio on /dev/$1 for up to 30 s, 4 jobs pinned over the CPUs (so over the
+# lanes), in the background. Sets FIO.
 life_fio() {
     fio --name=life --filename=/dev/$1 --direct=1 --ioengine=libaio --iodepth=16 \
         --rw=randrw --bsrange=4k-256k --size=24m --numjobs=4 --offset_increment=24m \
         --cpus_allowed=0-$((cpus - 1)) --cpus_allowed_policy=split \
-        --group_reporting --output-format=terse $2 > /tmp/fio.out 2>&1 &
+        --time_based --runtime=30 --group_reporting --output-format=terse > /tmp/fio.out 2>&1 &
     FIO=$!
-}
-
-# Waits until HOST is gone from sysfs and LIST.
-gone() {
-    local _
-    for _ in $(seq 100); do
-        [ ! -e /sys/class/scsi_host/host$1 ] && ! "$CTL" list | grep -q "^host$1 " && return 0
-        sleep 0.1
-    done
-    echo "host$1 still present" >&2
-    return 1
 }
 
 # Waits for fio (it may fail: its disk went away), at most 120 s.
@@ -53,10 +41,10 @@ for i in 1 2 3; do
     host=$(rs_login -t $iqn --connections 4)
     "$CTL" list | grep -q "^host$host .* connections=4/4 "
     dev=$(rs_disk $host)
-    life_fio $dev "--time_based --runtime=30"
+    life_fio $dev
     sleep "$((i - 1)).$((RANDOM % 10))"
     rs_remove $host
-    gone $host
+    rs_gone $host
     fio_end
     for _ in $(seq 50); do rs_target_has_session $iqn || break; sleep 0.1; done
     ! rs_target_has_session $iqn

@@ -6,6 +6,7 @@
 #                                               (log: /tmp/daemon.log); stop it
 #                                               before rmmod (it holds the device)
 #   rs_wait_state HOST STATE SECS               wait for session_state
+#   rs_gone HOST                                wait until the host is gone
 RS_INAME=iqn.2026-11.dev.iscsi-rs:guest-rs
 RS_PORTAL=${RS_PORTAL:-127.0.0.1:3260}
 
@@ -18,6 +19,18 @@ rs_login() {
 
 rs_remove() {
     "$CTL" logout --host "$1" >&2
+}
+
+# Waits up to 10 s until HOST is gone from sysfs and from iscsictl list;
+# fails otherwise.
+rs_gone() {
+    local _
+    for _ in $(seq 100); do
+        [ ! -e /sys/class/scsi_host/host$1 ] && ! "$CTL" list | grep -q "^host$1 " && return 0
+        sleep 0.1
+    done
+    echo "host$1 still present" >&2
+    return 1
 }
 
 # True while LIO still lists a session of ours on target IQN.
