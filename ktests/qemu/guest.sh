@@ -75,7 +75,9 @@ while IFS=$'\t' read -r name script; do
         ) > /dev/null 2>&1
     fi
     if [ -w $kmemleak ]; then
+        scan_start=$(cut -d' ' -f1 /proc/uptime)
         echo scan > $kmemleak
+        echo "# kmemleak scan took $(awk "BEGIN{print $(cut -d' ' -f1 /proc/uptime) - $scan_start}") s"
         cat $kmemleak > "$OUT/kmemleak-$n.txt"
         echo clear > $kmemleak
     fi
