@@ -454,7 +454,9 @@ fn teardown(entry: Entry, force: bool) {
     if !force && session.phase() == Phase::Running && !session.logout() {
         pr_warn!("host{}: logout not confirmed by the target\n", host_no);
     }
-    session.close();
+    // Returns once the target let go of the connections, so that a login
+    // on the same path right after cannot race their closing.
+    session.close().linger(host_no);
     drop(host);
     pr_info!("host{}: session removed\n", host_no);
 }

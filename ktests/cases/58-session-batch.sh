@@ -28,7 +28,7 @@ for r2t in Yes No; do
     for bs in 4k-4k 4k-256k; do
         fio --name=batch --filename=/dev/$dev --direct=1 --ioengine=libaio --iodepth=32 \
             --iodepth_batch_submit=32 --iodepth_batch_complete_min=32 \
-            --rw=randrw --bsrange=$bs --size=32m --verify=crc32c --verify_fatal=1 \
+            --rw=randrw --bsrange=$bs --size=16m --verify=crc32c --verify_fatal=1 \
             --do_verify=1 --randrepeat=0 --max_latency=3s --output-format=terse > /tmp/fio.out
     done
     # Batching shows on the wire: 4 KiB reads, 32 per io_submit, against
@@ -39,7 +39,7 @@ for r2t in Yes No; do
         before=$(segs); [ -n "$before" ]
         fio --name=segs --filename=/dev/$dev --direct=1 --ioengine=libaio --iodepth=32 \
             --iodepth_batch_submit=$batch --iodepth_batch_complete_min=32 \
-            --rw=randread --bs=4k --size=16m --randrepeat=0 --max_latency=3s --output-format=terse > /tmp/fio.out
+            --rw=randread --bs=4k --size=8m --randrepeat=0 --max_latency=3s --output-format=terse > /tmp/fio.out
         after=$(segs); [ -n "$after" ]
         n=$(( (after - before) * 1000 / 4096 ))
         if [ $batch = 1 ]; then single=$n; else batched=$n; fi

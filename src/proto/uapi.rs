@@ -504,6 +504,10 @@ pub mod conn_state {
     pub const ABSENT: u8 = 0;
     /// Logged in, full feature phase.
     pub const UP: u8 = 1;
+    /// Lost (the session is recovering or closed) and shut by us, but the
+    /// target has not closed its end yet: it may still be tearing the
+    /// connection down. A login with the session's ISID waits for it.
+    pub const CLOSING: u8 = 2;
 }
 
 /// One lane in a LIST_CONNECTIONS answer.

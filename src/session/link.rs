@@ -313,6 +313,8 @@ impl Session {
                 i.cid = l.cid;
                 i.state = if l.up {
                     uapi::conn_state::UP
+                } else if conn.as_ref().is_some_and(|c| c.sock.awaits_peer_close()) {
+                    uapi::conn_state::CLOSING
                 } else {
                     uapi::conn_state::ABSENT
                 };

@@ -11,3 +11,10 @@ pub(crate) mod lock;
 pub(crate) mod scsi;
 pub(crate) mod socket;
 pub(crate) mod workqueue;
+
+/// Sleeps `ms` milliseconds (`msleep`). Process context only, no spinlock
+/// held (its callers: ioctl, module exit and command revocation paths).
+pub(crate) fn sleep_ms(ms: u32) {
+    // SAFETY: a plain sleep; it touches no memory of ours.
+    unsafe { bindings::iscsi_rs_sleep_ms(ms) };
+}

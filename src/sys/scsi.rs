@@ -220,9 +220,9 @@ impl CmdSlots {
                 return;
             }
             if w & USERS != 0 {
-                // Accessors copy bytes or read a socket without blocking.
-                // SAFETY: plain sleep; callers are in process context.
-                unsafe { bindings::iscsi_rs_sleep_ms(1) };
+                // Accessors copy bytes or read a socket without blocking;
+                // callers are in process context.
+                super::sleep_ms(1);
                 w = slot.word.load(Ordering::Acquire);
                 continue;
             }

@@ -30,6 +30,10 @@ use crate::proto::crc32c::{crc32c_finish, CRC32C_INIT};
 const IPPROTO_TCP: c_int = 6;
 /// `TCP_ESTABLISHED` (include/net/tcp_states.h).
 const TCP_ESTABLISHED: c_int = 1;
+/// The states (include/net/tcp_states.h) a socket reaches only once the peer
+/// closed its end (its FIN or a reset came in): TIME_WAIT, CLOSE, CLOSE_WAIT,
+/// LAST_ACK, CLOSING.
+const TCP_PEER_DONE: [c_int; 5] = [6, 7, 8, 9, 11];
 
 /// What a socket's owner does when the socket signals. Called in softirq context
 /// (or in a task releasing the socket lock) with `sk_callback_lock` read-held:
@@ -491,6 +495,19 @@ impl<T: SocketEvents> TcpSocket<T> {
     /// Whether `reading` is this socket's lock.
     pub(crate) fn is_read_by(&self, reading: &Reading<'_>) -> bool {
         reading.sk == self.sk()
+    }
+
+    /// Whether this socket, ours (it once owned the callbacks), still waits
+    /// for the peer to close its end: its FIN or a reset has not come yet.
+    /// False for a socket that was never ours.
+    pub(crate) fn awaits_peer_close(&self) -> bool {
+        if !self.claimed.load(Ordering::Acquire) {
+            return false;
+        }
+        // SAFETY: the socket is valid (owned by `self`); the helper only reads
+        // `sk_state`.
+        let state = unsafe { bindings::iscsi_rs_sk_state(self.sk()) };
+        !TCP_PEER_DONE.contains(&state)
     }
 
     /// Shuts both directions down: blocked senders fail, receivers see EOF.

@@ -288,6 +288,9 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
         // The HANDOFF answers for the session anyway; LIST is only a precaution.
         Err(e) => warn(&format!("host{host}: {}", refused(&e))),
     }
+    if ev.connections > 1 {
+        await_old_connections(dev, host);
+    }
     let mut recipe = match recipe_for(ev, &recipe) {
         Ok(r) => r,
         Err(e) => return fail(dev, ev, start, &Error::Usage(e)),
@@ -397,6 +400,48 @@ pub fn still_waiting(sessions: &[SessionInfo], ev: &Event) -> bool {
             && i.generation == ev.generation
             && matches!(i.state, uapi::state::RECOVERING | uapi::state::FAILED)
     })
+}
+
+/// How long a re-login waits for the target to close the old connections.
+const OLD_CONNECTIONS_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits (at most [`OLD_CONNECTIONS_WAIT`]) until the target has closed its end
+/// of every old connection of a multi-connection session (none `closing` in
+/// LIST_CONNECTIONS). Our login reinstates the session by its ISID, and LIO
+/// crashes when it stops a session while two or more of its connections still
+/// close (`iscsit_stop_session` walks the connection list with the lock
+/// dropped). A module without LIST_CONNECTIONS, or a session gone, is not
+/// waited for: the HANDOFF answers for it.
+fn await_old_connections(dev: &Device, host: u32) {
+    let start = Instant::now();
+    loop {
+        let closing = match dev.connections(host) {
+            Ok(conns) => conns
+                .iter()
+                .filter(|c| c.state == uapi::conn_state::CLOSING)
+                .count(),
+            Err(_) => return,
+        };
+        let waited = start.elapsed();
+        if closing == 0 {
+            if waited >= Duration::from_millis(50) {
+                log(&format!(
+                    "host{host}: the target closed the old connections after {} ms",
+                    waited.as_millis()
+                ));
+            }
+            return;
+        }
+        if waited >= OLD_CONNECTIONS_WAIT {
+            warn(&format!(
+                "host{host}: the target has not closed {closing} old connections after {} s; \
+                 logging in anyway",
+                waited.as_secs()
+            ));
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Decodes the event's recipe. A session without one (added by an iscsictl

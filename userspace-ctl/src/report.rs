@@ -270,7 +270,7 @@ pub struct SessionView {
 pub struct ConnView {
     pub lane: u16,
     pub cid: u16,
-    /// "up" or "absent".
+    /// "up", "closing" (lost; the target has not closed its end yet) or "absent".
     pub state: &'static str,
     pub exp_stat_sn: u32,
     pub header_digest: &'static str,

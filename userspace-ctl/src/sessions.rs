@@ -371,10 +371,10 @@ fn conn_view(c: &ConnInfo) -> ConnView {
     ConnView {
         lane: c.lane,
         cid: c.cid,
-        state: if c.state == conn_state::UP {
-            "up"
-        } else {
-            "absent"
+        state: match c.state {
+            conn_state::UP => "up",
+            conn_state::CLOSING => "closing",
+            _ => "absent",
         },
         exp_stat_sn: c.exp_stat_sn,
         header_digest: digest_name(c.header_digest),
@@ -595,13 +595,27 @@ mod connection_tests {
         let mut gone = ConnInfo::zeroed();
         gone.lane = 1;
         gone.cid = 1;
+        let mut closing = ConnInfo::zeroed();
+        closing.lane = 2;
+        closing.cid = 2;
+        closing.state = conn_state::CLOSING;
+        let mut unknown = ConnInfo::zeroed();
+        unknown.state = 9;
         let v = SessionView {
-            connections: Some(vec![conn_view(&up), conn_view(&gone)]),
+            connections: Some(vec![
+                conn_view(&up),
+                conn_view(&gone),
+                conn_view(&closing),
+                conn_view(&unknown),
+            ]),
             ..view(&i, Path::new("/nonexistent"), None)
         };
         let j = session_json(&v);
         let c = &j["connections"];
-        assert_eq!(c.as_array().map(Vec::len), Some(2));
+        assert_eq!(c.as_array().map(Vec::len), Some(4));
+        assert_eq!(c[2]["state"], "closing");
+        // A state a newer module may add reads as no connection.
+        assert_eq!(c[3]["state"], "absent");
         assert_eq!(c[0]["state"], "up");
         assert_eq!(c[0]["exp_stat_sn"], 77);
         assert_eq!(c[0]["HeaderDigest"], "CRC32C");
