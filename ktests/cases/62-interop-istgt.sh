@@ -18,5 +18,10 @@ iop_start() {
     istgt_lu -t "$IOP_MUTUAL" -s 8 -c "$IOP_MUSER:$IOP_MSECRET" -m "$IOP_TUSER:$IOP_TSECRET" || return 1
     istgt_start 127.0.0.1:3260
 }
-iop_stop() { istgt_stop; }
+# istgt's own account (why it closed a connection, say) goes with the case log.
+iop_stop() {
+    echo "--- istgt log (tail)" >&2
+    tail -n 80 "$ISTGT_DIR/istgt.log" >&2
+    istgt_stop
+}
 . "$REPO/ktests/qemu/interop.sh"

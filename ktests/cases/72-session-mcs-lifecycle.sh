@@ -89,8 +89,12 @@ done
 dmesg | grep "target closed the session's connections within" >&2
 echo "ok mcs-lifecycle: logout racing reinstatement, login right after x6" >> "$OUT/subtests-mcs-lifecycle"
 
-# C: failures meeting reinstatements half done, under fio verify.
-host=$(rs_login -t $iqn --connections 4 --replacement-timeout 60)
+# C: failures meeting reinstatements half done, under fio verify. With
+# DefaultTime2Wait 0 the daemon logs in again at once, while LIO still closes
+# the old connections (the kernel's, or those of a re-login cut before all
+# were handed over): it must wait for their closes first.
+echo 0 > $LIO/iscsi/$iqn/tpgt_1/param/DefaultTime2Wait
+host=$(rs_login -t $iqn --connections 4 --replacement-timeout 60 --param DefaultTime2Wait=0)
 dev=$(rs_disk $host)
 "$CTL" list | grep -q "^host$host .* connections=4/4 "
 life_fio $dev "--verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0"
@@ -110,6 +114,7 @@ recoveries=$(cat /sys/class/scsi_host/host$host/recoveries)
 "$CTL" list | tee /tmp/list.out >&2
 grep -q "^host$host .* connections=[1-4]/4 " /tmp/list.out
 dd if=/dev/$dev of=/dev/null bs=1M count=16 iflag=direct status=none
+grep "closed the old connections after" /tmp/daemon.log >&2
 echo "ok mcs-lifecycle: $cuts cuts, $recoveries reinstatements, verify clean" >> "$OUT/subtests-mcs-lifecycle"
 rs_remove $host
 rs_gone $host

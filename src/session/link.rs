@@ -284,6 +284,18 @@ impl Session {
             );
             return Err(e);
         }
+        // A failure of another lane, or the close, since the update above
+        // shut the lanes' sockets while this one was not ours yet (`shutdown`
+        // skips it): shut it now. Later ones find it claimed.
+        let passed = {
+            let st = self.state.lock();
+            st.generation != cfg.raw.generation || st.e.phase == Phase::Closed
+        };
+        if passed {
+            conn.sock.restore_callbacks();
+            conn.sock.shutdown();
+            return Err(crate::recovery::estale());
+        }
         Lane::kick_rx(lane.as_arc_borrow());
         pr_info!(
             "host{}: connection CID {} up on lane {} ({} of {})\n",
@@ -305,6 +317,13 @@ impl Session {
     pub(crate) fn conn_infos(&self) -> Result<KVec<ConnInfo>> {
         let mut out = KVec::with_capacity(self.nr_lanes, GFP_KERNEL)?;
         let lanes = self.lanes();
+        // Sleeps (drains what a given-up socket received): before the lock.
+        let closing: [bool; MAX_LANES] = core::array::from_fn(|k| {
+            lanes[k]
+                .1
+                .as_ref()
+                .is_some_and(|c| c.sock.awaits_peer_close())
+        });
         let st = self.state.lock();
         for (k, (lane, conn)) in lanes.iter().enumerate().take(self.nr_lanes) {
             let mut i = ConnInfo::zeroed();
@@ -313,7 +332,7 @@ impl Session {
                 i.cid = l.cid;
                 i.state = if l.up {
                     uapi::conn_state::UP
-                } else if conn.as_ref().is_some_and(|c| c.sock.awaits_peer_close()) {
+                } else if closing[k] {
                     uapi::conn_state::CLOSING
                 } else {
                     uapi::conn_state::ABSENT

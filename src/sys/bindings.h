@@ -24,6 +24,7 @@ struct iscsi_rs_sk_ops {
 int iscsi_rs_sk_family(struct sock *sk);
 int iscsi_rs_sk_protocol(struct sock *sk);
 int iscsi_rs_sk_state(struct sock *sk);
+int iscsi_rs_sock_discard(struct socket *sock);
 void iscsi_rs_sk_prepare(struct sock *sk);
 int iscsi_rs_sk_install(struct sock *sk, void *user, const struct iscsi_rs_sk_ops *ops,
 			struct iscsi_rs_sk_ops *saved);

@@ -324,6 +324,26 @@ ssize_t iscsi_rs_pages_send(struct socket *sock, struct iscsi_rs_pages *p, size_
 	return sent;
 }
 
+/* Reads and throws away what a socket we gave up has received (at most
+ * 16 MiB a call), without blocking: the peer's data after our FIN must not
+ * fill the receive window, or its own FIN could not come in. */
+int iscsi_rs_sock_discard(struct socket *sock)
+{
+	struct msghdr msg = {};
+	int total = 0;
+
+	while (total < (16 << 20)) {
+		int n;
+
+		iov_iter_discard(&msg.msg_iter, ITER_DEST, 1 << 20);
+		n = sock_recvmsg(sock, &msg, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		total += n;
+	}
+	return total;
+}
+
 /* sk_stream_is_writeable() is a static inline: whether a sender that met a
  * full send buffer may try again (the space TCP's write_space waits for). */
 bool iscsi_rs_sk_writeable(struct sock *sk)

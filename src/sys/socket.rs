@@ -240,6 +240,9 @@ pub(crate) struct TcpSocket<T: SocketEvents> {
     /// Set once `install_callbacks` succeeded: only then is the connection
     /// ours to shut down (a refused second user must not end the owner's).
     claimed: AtomicBool,
+    /// Set by [`TcpSocket::shutdown`]: the connection is given up, and what
+    /// it still receives may be thrown away.
+    shut: AtomicBool,
     _owner: PhantomData<Arc<T>>,
 }
 
@@ -265,6 +268,7 @@ impl<T: SocketEvents> TcpSocket<T> {
             sock,
             hook: AtomicPtr::new(ptr::null_mut()),
             claimed: AtomicBool::new(false),
+            shut: AtomicBool::new(false),
             _owner: PhantomData,
         };
         // From here on `drop` puts the reference.
@@ -497,32 +501,41 @@ impl<T: SocketEvents> TcpSocket<T> {
         reading.sk == self.sk()
     }
 
-    /// Whether this socket, ours (it once owned the callbacks), still waits
-    /// for the peer to close its end: its FIN or a reset has not come yet.
-    /// False for a socket that was never ours.
+    /// Whether this socket, shut by [`TcpSocket::shutdown`], still waits for
+    /// the peer to close its end: its FIN or a reset has not come yet. Reads
+    /// and drops what came meanwhile first, so the peer's FIN finds room
+    /// behind its data. False for a socket not shut (a live connection's
+    /// data is never touched). Sleeps (takes the socket lock).
     pub(crate) fn awaits_peer_close(&self) -> bool {
-        if !self.claimed.load(Ordering::Acquire) {
+        if !self.shut.load(Ordering::Acquire) {
             return false;
         }
+        // SAFETY: the socket is valid (owned by `self`); the helper reads it
+        // with `sock_recvmsg` into a discarding iterator, in process context
+        // (this method's contract).
+        unsafe { bindings::iscsi_rs_sock_discard(self.sock.as_ptr()) };
         // SAFETY: the socket is valid (owned by `self`); the helper only reads
         // `sk_state`.
         let state = unsafe { bindings::iscsi_rs_sk_state(self.sk()) };
         !TCP_PEER_DONE.contains(&state)
     }
 
-    /// Shuts both directions down: blocked senders fail, receivers see EOF.
-    /// Does nothing unless this handle once owned the callbacks: a socket
-    /// refused with `EBUSY` belongs to someone else.
+    /// Shuts the sending direction down (our FIN): blocked senders fail.
+    /// The receiving side stays open: shut too, the peer's data still in
+    /// flight would make TCP answer with a reset (data after `SHUT_RD` in
+    /// FIN_WAIT), so the socket would read as closed while the peer still
+    /// tears its end down (see [`TcpSocket::awaits_peer_close`]). Nothing
+    /// reads it after its callbacks are restored. Does nothing unless this
+    /// handle once owned the callbacks: a socket refused with `EBUSY`
+    /// belongs to someone else.
     pub(crate) fn shutdown(&self) {
         if !self.claimed.load(Ordering::Acquire) {
             return;
         }
+        self.shut.store(true, Ordering::Release);
         // SAFETY: the socket is valid. Errors (already shut down) do not matter.
         unsafe {
-            bindings::kernel_sock_shutdown(
-                self.sock.as_ptr(),
-                bindings::sock_shutdown_cmd_SHUT_RDWR,
-            )
+            bindings::kernel_sock_shutdown(self.sock.as_ptr(), bindings::sock_shutdown_cmd_SHUT_WR)
         };
     }
 }

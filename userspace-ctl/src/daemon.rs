@@ -54,7 +54,7 @@ use crate::plan::{Auth, RecoveryKnobs};
 use crate::portal::Portal;
 use crate::recipe::Recipe;
 use crate::session::Session;
-use crate::sessions::{add_connections, queue_depth};
+use crate::sessions::{add_connections, close_unhanded, queue_depth, CLOSE_WAIT};
 
 /// First retry delay after a failed re-login.
 pub const BACKOFF_FIRST_MS: u32 = 1_000;
@@ -353,12 +353,21 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
     };
     let (h, stream) = match relogin_handoff(session, &recipe, host, ev.generation, back) {
         Ok(got) => got,
-        Err(e) => return fail(dev, ev, start, &e),
+        Err(e) => {
+            close_unused(host, Vec::new(), extras);
+            return fail(dev, ev, start, &e);
+        }
     };
     let handed = dev.handoff(&h);
-    // The kernel holds its own reference now (or refused: then the target drops
-    // the unused session when the connection closes).
-    drop(stream);
+    // The kernel holds its own reference now; refused, the target drops the
+    // unused session when its connections close.
+    let extras = if handed.is_ok() {
+        drop(stream);
+        extras
+    } else {
+        close_unused(host, vec![stream], extras);
+        Vec::new()
+    };
     match handed {
         Ok(()) => {
             let mut up = 0;
@@ -403,7 +412,20 @@ pub fn still_waiting(sessions: &[SessionInfo], ev: &Event) -> bool {
 }
 
 /// How long a re-login waits for the target to close the old connections.
-const OLD_CONNECTIONS_WAIT: Duration = Duration::from_secs(10);
+const OLD_CONNECTIONS_WAIT: Duration = CLOSE_WAIT;
+
+/// Closes the logged-in connections of a re-login that was not handed over
+/// (see [`close_unhanded`]): this session's next re-login waits for this
+/// thread.
+fn close_unused(host: u32, streams: Vec<TcpStream>, extras: Vec<Session>) {
+    let open = close_unhanded(streams, extras);
+    if open > 0 {
+        warn(&format!(
+            "host{host}: the target has not closed {open} unused connections after {} s",
+            CLOSE_WAIT.as_secs()
+        ));
+    }
+}
 
 /// Waits (at most [`OLD_CONNECTIONS_WAIT`]) until the target has closed its end
 /// of every old connection of a multi-connection session (none `closing` in

@@ -5,6 +5,7 @@
 //! the user reads and its errors into exit codes.
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use crate::report::{
     found_portal_str, session_json, session_verbose, sessions_json, ConnView, Lun, SessionView,
 };
 use crate::session::Session;
+use crate::transport;
 
 pub(crate) fn kernel_error(e: HandoffError) -> Error {
     match e {
@@ -85,7 +87,20 @@ pub fn hand_off(
         recovery: r.recovery,
         connections: lanes,
     };
-    let host = handoff::add_session(device, &stream, &args).map_err(kernel_error)?;
+    let host = match handoff::add_session(device, &stream, &args) {
+        Ok(host) => host,
+        Err(e) => {
+            let open = close_unhanded(vec![stream], extras);
+            if open > 0 {
+                let _ = writeln!(
+                    notices,
+                    "iscsictl: the target has not closed {open} of the connections after {} s",
+                    CLOSE_WAIT.as_secs()
+                );
+            }
+            return Err(kernel_error(e));
+        }
+    };
     // The kernel holds its own reference to the socket now.
     drop(stream);
     if !extras.is_empty() {
@@ -115,6 +130,7 @@ pub fn add_connections(
     notices: &mut dyn Write,
 ) -> usize {
     let mut up = 0;
+    let mut refused = Vec::new();
     for (i, extra) in extras.into_iter().enumerate() {
         let lane = u16::try_from(i + 1).unwrap_or(u16::MAX);
         let cid = extra.outcome.cid;
@@ -135,11 +151,11 @@ pub fn add_connections(
         let r = handoff::build_add_connection(&args, stream.as_raw_fd(), host, lane, generation)
             .map_err(|e| e.to_string())
             .and_then(|h| dev.add_connection(&h).map_err(|e| refusal(&e, up == 0)));
-        // The kernel holds its own reference when it took the socket.
-        drop(stream);
         match r {
+            // The kernel holds its own reference.
             Ok(()) => up += 1,
             Err(why) => {
+                refused.push(stream);
                 let _ = writeln!(notices, "iscsictl: connection {cid} (lane {lane}): {why}");
                 if why.starts_with(OLD_MODULE) {
                     break;
@@ -147,7 +163,33 @@ pub fn add_connections(
             }
         }
     }
+    // Logged in but refused: the target closes them before a login with the
+    // session's ISID may come (a re-login of this session, say).
+    let open = transport::close_awaiting_peer(refused, CLOSE_WAIT);
+    if open > 0 {
+        let _ = writeln!(
+            notices,
+            "iscsictl: the target has not closed {open} refused connections after {} s",
+            CLOSE_WAIT.as_secs()
+        );
+    }
     up
+}
+
+/// How long connections we close wait for the target to close its end.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Closes the logged-in connections of a session the kernel did not take,
+/// `streams` and `extras`, and, when there are two or more, waits (at most
+/// [`CLOSE_WAIT`]) until the target closed them; returns how many it had not.
+/// The next login on this path reinstates that session by its ISID, and must
+/// not meet several of its connections closing (LIO oopses).
+pub fn close_unhanded(mut streams: Vec<TcpStream>, extras: Vec<Session>) -> usize {
+    streams.extend(extras.into_iter().map(|s| s.conn.into_raw_stream()));
+    if streams.len() < 2 {
+        return 0;
+    }
+    transport::close_awaiting_peer(streams, CLOSE_WAIT)
 }
 
 /// How [`add_connections`] words a module without ADD_CONNECTION.

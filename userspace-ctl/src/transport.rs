@@ -337,6 +337,11 @@ impl Connection {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
+    /// The socket, to close it: whatever was read past the last PDU is lost.
+    pub fn into_raw_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Gives up the socket, e.g. to hand it to the kernel after login; `None`
     /// when bytes past the last PDU were already read, since they would be lost.
     pub fn into_stream(self) -> Option<TcpStream> {
@@ -417,6 +422,56 @@ impl Connection {
 
 /// Receive buffer length for `settings`: what the framer lets through, at least the
 /// login limit so a login PDU always fits.
+/// Closes `streams` and waits, at most `within` in all, until the peer has
+/// closed its end of each (end of stream or a reset), throwing away what it
+/// still sends. Returns how many it had not closed by then. Logged-in
+/// connections of a session we give up are closed this way before a login
+/// with the session's ISID may follow: a target reinstating a session while
+/// several of its connections still close can fail badly (LIO oopses).
+pub fn close_awaiting_peer(streams: Vec<TcpStream>, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    for s in &streams {
+        let _ = s.shutdown(Shutdown::Write);
+    }
+    let mut open = 0;
+    let mut buf = [0u8; 4096];
+    for mut s in streams {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Past the bound only what already came counts (no waiting).
+            let set = if left.is_zero() {
+                s.set_nonblocking(true)
+            } else {
+                s.set_nonblocking(false)
+                    .and_then(|()| s.set_read_timeout(Some(left)))
+            };
+            if set.is_err() {
+                open += 1;
+                break;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if left.is_zero() {
+                        open += 1;
+                        break;
+                    }
+                }
+                // Reset: closed too.
+                Err(_) => break,
+            }
+        }
+    }
+    open
+}
+
 fn data_buf_len(settings: FramingSettings) -> usize {
     let max = settings
         .max_recv_data_segment_len
@@ -567,6 +622,50 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::thread;
+
+    #[test]
+    fn closing_waits_for_the_peer_to_close_and_no_longer() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // A peer that closes once it reads our end of stream, after a while
+        // and after sending something we must throw away.
+        let polite = thread::spawn({
+            let l = l.try_clone().unwrap();
+            move || {
+                let (mut s, _) = l.accept().unwrap();
+                let mut b = [0u8; 16];
+                while s.read(&mut b).unwrap() > 0 {}
+                s.write_all(b"late bytes").unwrap();
+                thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let a = TcpStream::connect(addr).unwrap();
+        let t = Instant::now();
+        assert_eq!(close_awaiting_peer(vec![a], Duration::from_secs(10)), 0);
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+        polite.join().unwrap();
+        // A peer that never closes: counted as open once the bound passes.
+        let b = TcpStream::connect(addr).unwrap();
+        let (_held, _) = l.accept().unwrap();
+        let c = TcpStream::connect(addr).unwrap();
+        let (c_peer, _) = l.accept().unwrap();
+        drop(c_peer);
+        let t = Instant::now();
+        assert_eq!(
+            close_awaiting_peer(vec![b, c], Duration::from_millis(300)),
+            1
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
 
     fn listener() -> (TcpListener, Portal) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
