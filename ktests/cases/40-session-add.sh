@@ -36,7 +36,6 @@ rs_remove $host
 ! test -b /dev/$dev || exit 1
 "$CTL" list > /tmp/list
 ! grep -q "^host$host " /tmp/list || exit 1
-for _ in $(seq 50); do rs_target_has_session $iqn || break; sleep 0.1; done
-! rs_target_has_session $iqn || exit 1
+rs_target_gone $iqn || exit 1
 rmmod iscsi_rs
 lio_teardown

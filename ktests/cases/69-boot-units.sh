@@ -107,10 +107,7 @@ for h in $(sed -n 's/^host\([0-9]*\) .*/\1/p' /tmp/list); do [ -n "$(rs_disk $h)
 run_unit_cmds "$login_unit" ExecStop
 "$CTL" list | tee /tmp/list
 grep -qx 'no sessions' /tmp/list
-for t in $a $b; do
-    for _ in $(seq 50); do rs_target_has_session $t || break; sleep 0.1; done
-    not rs_target_has_session $t
-done
+for t in $a $b; do rs_target_gone $t; done
 # Stopping again (nothing logged in) is no failure.
 run_unit_cmds "$login_unit" ExecStop
 

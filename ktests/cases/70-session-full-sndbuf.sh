@@ -80,10 +80,6 @@ if kill -0 $writer 2>/dev/null; then
 fi
 wait $writer || true
 awk "BEGIN{print \"logout under stopped sends took \" $(rs_now) - $t0 \" s\"}"
-for _ in $(seq 50); do
-    rs_target_has_session $iqn || break
-    sleep 0.1
-done
-! rs_target_has_session $iqn
+rs_target_gone $iqn
 rmmod iscsi_rs
 lio_teardown

@@ -57,8 +57,7 @@ for i in 1 2 3; do
     rs_remove $host
     rs_gone $host
     fio_end
-    for _ in $(seq 50); do rs_target_has_session $iqn || break; sleep 0.1; done
-    ! rs_target_has_session $iqn
+    rs_target_gone $iqn
 done
 echo "ok mcs-lifecycle: logout under I/O x3" >> "$OUT/subtests-mcs-lifecycle"
 
@@ -138,9 +137,6 @@ rmmod iscsi_rs
 fd_stop
 ! test -e /sys/class/scsi_host/host$ha || exit 1
 ! test -e /sys/class/scsi_host/host$hb || exit 1
-for t in $iqn $iqn2; do
-    for _ in $(seq 100); do rs_target_has_session $t || break; sleep 0.1; done
-    ! rs_target_has_session $t || exit 1
-done
+for t in $iqn $iqn2; do rs_target_gone $t 10 || exit 1; done
 echo "ok mcs-lifecycle: rmmod with a running and a recovering session" >> "$OUT/subtests-mcs-lifecycle"
 lio_teardown

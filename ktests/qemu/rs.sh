@@ -7,6 +7,7 @@
 #                                               before rmmod (it holds the device)
 #   rs_wait_state HOST STATE SECS               wait for session_state
 #   rs_gone HOST                                wait until the host is gone
+#   rs_target_gone IQN [SECS]                   wait until LIO lists no session of ours
 RS_INAME=iqn.2026-11.dev.iscsi-rs:guest-rs
 RS_PORTAL=${RS_PORTAL:-127.0.0.1:3260}
 
@@ -36,6 +37,18 @@ rs_gone() {
 # True while LIO still lists a session of ours on target IQN.
 rs_target_has_session() {
     grep -q "$RS_INAME" "/sys/kernel/config/target/iscsi/$1/tpgt_1/dynamic_sessions"
+}
+
+# Waits up to SECS (default 5) until LIO lists no session of ours on target
+# IQN (it ends a session a little after our logout returns); fails otherwise.
+rs_target_gone() {
+    local _
+    for _ in $(seq $((${2:-5} * 10))); do
+        rs_target_has_session "$1" || return 0
+        sleep 0.1
+    done
+    echo "LIO still lists our session on $1" >&2
+    return 1
 }
 
 # Prints the block device (sdX) of LUN 0 of SCSI host HOST, waiting up to 10 s

@@ -30,8 +30,7 @@ impl Session {
                         let conn = st.conns.get(k).and_then(Clone::clone);
                         drop(st);
                         if let Some(conn) = conn {
-                            conn.sock.restore_callbacks();
-                            conn.sock.shutdown();
+                            shut(&conn);
                         }
                         return;
                     }
@@ -292,8 +291,7 @@ impl Session {
             st.generation != cfg.raw.generation || st.e.phase == Phase::Closed
         };
         if passed {
-            conn.sock.restore_callbacks();
-            conn.sock.shutdown();
+            shut(&conn);
             return Err(crate::recovery::estale());
         }
         Lane::kick_rx(lane.as_arc_borrow());
@@ -363,9 +361,63 @@ impl Session {
 }
 
 /// Takes every connection of `conns` from its lane and shuts it.
-fn shut_all(conns: &[Option<Arc<SessionConn>>]) {
-    for conn in conns.iter().flatten() {
-        conn.sock.restore_callbacks();
-        conn.sock.shutdown();
+pub(super) fn shut_all(conns: &[Option<Arc<SessionConn>>]) {
+    conns.iter().flatten().for_each(|c| shut(c));
+}
+
+/// Takes `conn` from its lane (no more callbacks) and sends our FIN.
+pub(super) fn shut(conn: &SessionConn) {
+    conn.sock.restore_callbacks();
+    conn.sock.shutdown();
+}
+
+/// How long a closed multi-connection session waits for the target to close
+/// its end of every connection.
+const PEER_CLOSE_WAIT_MS: u32 = 10_000;
+
+/// The connections of a closed session, shut down by us.
+pub(crate) struct ShutConns(pub(super) [Option<Arc<SessionConn>>; MAX_LANES]);
+
+impl ShutConns {
+    /// Waits (bounded) until the target has closed its end of each of two or
+    /// more connections. A login with the session's ISID while the target
+    /// still closes several of its connections is a session reinstatement
+    /// racing those closes, which LIO does not survive: `iscsit_stop_session`
+    /// walks the session's connection list with its lock dropped, and two
+    /// connections unlinking themselves meanwhile send it through a freed
+    /// entry. LIO unlinks a connection before it releases the socket, so once
+    /// every FIN is in, none of them is left to close. One connection cannot
+    /// hit it, and is not held up.
+    pub(crate) fn linger(self, host_no: u32) {
+        const STEP_MS: u32 = 20;
+        let conns = || self.0.iter().flatten();
+        if conns().count() < 2 {
+            return;
+        }
+        let mut waited = 0;
+        loop {
+            let open = conns().filter(|c| c.sock.awaits_peer_close()).count();
+            if open == 0 {
+                break;
+            }
+            if waited >= PEER_CLOSE_WAIT_MS {
+                pr_warn!(
+                    "host{}: the target has not closed {} of its connections after {} ms; releasing them\n",
+                    host_no,
+                    open,
+                    waited
+                );
+                return;
+            }
+            crate::sys::sleep_ms(STEP_MS);
+            waited += STEP_MS;
+        }
+        if waited > 0 {
+            pr_info!(
+                "host{}: the target closed the session's connections within {} ms\n",
+                host_no,
+                waited
+            );
+        }
     }
 }

@@ -95,6 +95,7 @@ mod tx;
 mod watch;
 
 pub(crate) use lane::Lane;
+use link::{shut_all, ShutConns};
 use state::{apply, cmd_sn_filler, nop_out, r2t_jobs};
 
 /// Largest data segment we build in one PDU, whatever the target accepts: the
@@ -124,57 +125,6 @@ impl Storage for KernelStore {
 /// The lane of the leading connection: the only one until the driver runs
 /// several connections per session.
 const LEAD: usize = 0;
-
-/// How long a closed multi-connection session waits for the target to close
-/// its end of every connection.
-const PEER_CLOSE_WAIT_MS: u32 = 10_000;
-
-/// The connections of a closed session, shut down by us.
-pub(crate) struct ShutConns([Option<Arc<SessionConn>>; MAX_LANES]);
-
-impl ShutConns {
-    /// Waits (bounded) until the target has closed its end of each of two or
-    /// more connections. A login with the session's ISID while the target
-    /// still closes several of its connections is a session reinstatement
-    /// racing those closes, which LIO does not survive: `iscsit_stop_session`
-    /// walks the session's connection list with its lock dropped, and two
-    /// connections unlinking themselves meanwhile send it through a freed
-    /// entry. LIO unlinks a connection before it releases the socket, so once
-    /// every FIN is in, none of them is left to close. One connection cannot
-    /// hit it, and is not held up.
-    pub(crate) fn linger(self, host_no: u32) {
-        let open = || {
-            self.0
-                .iter()
-                .flatten()
-                .filter(|c| c.sock.awaits_peer_close())
-                .count()
-        };
-        if self.0.iter().flatten().count() < 2 || open() == 0 {
-            return;
-        }
-        const STEP_MS: u32 = 20;
-        let mut waited = 0;
-        while open() > 0 {
-            if waited >= PEER_CLOSE_WAIT_MS {
-                pr_warn!(
-                    "host{}: the target has not closed {} of its connections after {} ms; releasing them\n",
-                    host_no,
-                    open(),
-                    waited
-                );
-                return;
-            }
-            crate::sys::sleep_ms(STEP_MS);
-            waited += STEP_MS;
-        }
-        pr_info!(
-            "host{}: the target closed the session's connections within {} ms\n",
-            host_no,
-            waited
-        );
-    }
-}
 
 /// What the connection of handoff `cfg` brings to its lane.
 fn lead_start(cfg: &SessionConfig) -> LaneStart {
@@ -740,10 +690,7 @@ impl Session {
                 core::mem::take(&mut st.lanes),
             )
         };
-        for conn in conns.iter().flatten() {
-            conn.sock.restore_callbacks();
-            conn.sock.shutdown();
-        }
+        shut_all(&conns);
         self.complete_all(HostByte::NoConnect);
         self.board.withdraw(self.host_no());
         self.host_ctl.lock().handle = None;

@@ -411,9 +411,6 @@ pub fn still_waiting(sessions: &[SessionInfo], ev: &Event) -> bool {
     })
 }
 
-/// How long a re-login waits for the target to close the old connections.
-const OLD_CONNECTIONS_WAIT: Duration = CLOSE_WAIT;
-
 /// Closes the logged-in connections of a re-login that was not handed over
 /// (see [`close_unhanded`]): this session's next re-login waits for this
 /// thread.
@@ -427,7 +424,7 @@ fn close_unused(host: u32, streams: Vec<TcpStream>, extras: Vec<Session>) {
     }
 }
 
-/// Waits (at most [`OLD_CONNECTIONS_WAIT`]) until the target has closed its end
+/// Waits (at most [`CLOSE_WAIT`]) until the target has closed its end
 /// of every old connection of a multi-connection session (none `closing` in
 /// LIST_CONNECTIONS). Our login reinstates the session by its ISID, and LIO
 /// crashes when it stops a session while two or more of its connections still
@@ -454,7 +451,7 @@ fn await_old_connections(dev: &Device, host: u32) {
             }
             return;
         }
-        if waited >= OLD_CONNECTIONS_WAIT {
+        if waited >= CLOSE_WAIT {
             warn(&format!(
                 "host{host}: the target has not closed {closing} old connections after {} s; \
                  logging in anyway",

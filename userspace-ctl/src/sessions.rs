@@ -165,7 +165,7 @@ pub fn add_connections(
     }
     // Logged in but refused: the target closes them before a login with the
     // session's ISID may come (a re-login of this session, say).
-    let open = transport::close_awaiting_peer(refused, CLOSE_WAIT);
+    let open = close_unhanded(refused, Vec::new());
     if open > 0 {
         let _ = writeln!(
             notices,
