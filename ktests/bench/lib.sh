@@ -131,7 +131,12 @@ bench_jobs() {
         [ -z "${3:-}" ] || [[ " $BENCH_DIGEST_JOBS " == *" ${j%%:*} "* ]] || continue
         bench_fio "$1" "$2" "$j"
     done
+    bench_after_jobs "$@"
 }
+
+# Run after a path's jobs, with bench_jobs' arguments (profile.sh adds its
+# placement runs here).
+bench_after_jobs() { :; }
 
 # Called before the jobs: equalizes what sysfs lets us (no I/O scheduler, queue
 # depth 128 where the driver can change it), then prints it with the blk-mq

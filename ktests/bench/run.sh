@@ -45,7 +45,8 @@ rc=$?
 set -e
 if [ "$mode" = profile ]; then
     mkdir -p "$results"
-    tar -xzf "$out/bench-r1.tar.gz" -C "$results" --wildcards './profile-*.txt' './locks-*.txt' './fio-*.json' './params-*.txt'
+    tar -xzf "$out/bench-r1.tar.gz" -C "$results" --wildcards './profile-*.txt' './locks-*.txt' './comm-*.txt' './placement-*.txt' \
+        './fio-*.json' './params-*.txt'
     [ $rc = 0 ] || { echo "bench: profile run failed (see $out/console.log)"; exit 1; }
     echo "bench: profiles in $results"
     exit 0
