@@ -7,6 +7,14 @@
 # to LUN RESET. The hold ends at the first TMF (`until-tmf`): from then on the
 # target answers, the reset's TEST UNIT READY passes, and the midlayer's retry
 # completes the read with the right data; the session never needed a reconnect.
+# The same on the second connection of a 2-connection session (MC/S, issue
+# 16): the read runs on CPU 1, so lane 1 carries it and its TMFs. Then a
+# target that neither answers nor closes: that session is logged out while the
+# proxy stalls (holding back our FINs too). The Logout Response never comes
+# (10 s), and the end of a multi-connection session waits for the target to
+# close each connection (10 s at most, then a warning): the logout still
+# returns, after both bounds and not much later, nothing leaks, and once the
+# proxy resumes LIO lets the session go.
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
@@ -23,28 +31,79 @@ head -c 1M /dev/urandom > /tmp/pattern
 dd if=/tmp/pattern of=/dev/$dev bs=1M oflag=direct status=none
 echo 5 > /sys/block/$dev/device/timeout
 
-fd_ctl hold-scsi 0 discard until-tmf
-dd if=/dev/$dev of=/tmp/readback bs=1M count=1 iflag=direct status=none &
-reader=$!
-tmf=0
-for _ in $(seq 300); do
+# Abort and LUN reset requests the proxy saw so far.
+tmf_count() {
+    local s
     s=$(fd_ctl stats)
-    a=$(sed -n 's/.* abort_task=\([0-9]*\) .*/\1/p' <<<"$s")
-    l=$(sed -n 's/.* lun_reset=\([0-9]*\) .*/\1/p' <<<"$s")
-    tmf=$((a + l))
-    [ $tmf -gt 0 ] && break
-    sleep 0.1
-done
-fd_ctl stats
-[ $tmf -gt 0 ]
-fd_ctl resume
-wait $reader
-cmp /tmp/pattern /tmp/readback
+    echo $(($(sed -n 's/.* abort_task=\([0-9]*\) .*/\1/p' <<<"$s") + $(sed -n 's/.* lun_reset=\([0-9]*\) .*/\1/p' <<<"$s")))
+}
+
+# Reads 1 MiB of /dev/$1 (on CPU $2 if given) while the proxy throws SCSI
+# completions away until error handling's first TMF; checks the data.
+read_through_eh() {
+    local tmf0 reader _
+    tmf0=$(tmf_count)
+    fd_ctl hold-scsi 0 discard until-tmf
+    ${2:+taskset -c $2} dd if=/dev/$1 of=/tmp/readback bs=1M count=1 iflag=direct status=none &
+    reader=$!
+    for _ in $(seq 300); do
+        [ "$(tmf_count)" -gt $tmf0 ] && break
+        sleep 0.1
+    done
+    fd_ctl stats
+    [ "$(tmf_count)" -gt $tmf0 ]
+    fd_ctl resume
+    wait $reader
+    cmp /tmp/pattern /tmp/readback
+}
+
+# ExpStatSN of lane $2 of host $1.
+lane_stat_sn() {
+    "$CTL" list --json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["sessions"]:
+    if s["host"] == int(sys.argv[1]):
+        for c in s.get("connections", []):
+            if c["lane"] == int(sys.argv[2]):
+                print(c["exp_stat_sn"])
+' "$1" "$2"
+}
+
+read_through_eh $dev
 echo 30 > /sys/block/$dev/device/timeout
 [ "$(cat $sysfs/session_state)" = running ]
 [ "$(cat $sysfs/recoveries)" = 0 ]
 dmesg | grep -E "ABORT_TASK|LUN_RESET|device reset" || true
 rs_remove $host
+rs_gone $host
+
+echo 2 > $LIO/iscsi/$iqn/tpgt_1/param/MaxConnections
+host=$(rs_login -t $iqn --connections 2)
+"$CTL" list | grep -q "^host$host .* connections=2/2 "
+dev=$(rs_disk $host)
+sysfs=/sys/class/scsi_host/host$host
+# EH on a further connection: CPU 1's hardware queue is lane 1, whose
+# connection carries the command and so the TMFs about it (allegiance).
+echo 5 > /sys/block/$dev/device/timeout
+sn=$(lane_stat_sn $host 1)
+[ -n "$sn" ]
+read_through_eh $dev 1
+[ "$(lane_stat_sn $host 1)" != "$sn" ]
+[ "$(cat $sysfs/session_state)" = running ]
+[ "$(cat $sysfs/recoveries)" = 0 ]
+echo 30 > /sys/block/$dev/device/timeout
+dd if=/dev/$dev of=/dev/null bs=64k count=16 iflag=direct status=none
+fd_ctl stall 0
+start=$SECONDS
+rs_remove $host
+took=$((SECONDS - start))
+echo "logout with a silent target took $took s"
+[ $took -ge 20 ] && [ $took -le 40 ]
+dmesg | grep -q "host$host: logout not confirmed by the target"
+dmesg | grep -q "host$host: the target has not closed 2 of its connections after 10000 ms"
+rs_gone $host
+fd_ctl resume
+rs_target_gone $iqn 15
 fd_stop
 rmmod iscsi_rs
 lio_teardown

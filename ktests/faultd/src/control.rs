@@ -55,7 +55,8 @@ pub enum Command {
     Down,
     /// Accept connections again.
     Up,
-    /// Stop forwarding both ways for this many ms (0: until `Resume`).
+    /// Stop forwarding both ways for this many ms (0: until `Resume`),
+    /// half-closes included.
     Stall(u64),
     /// End a stall or a hold.
     Resume,

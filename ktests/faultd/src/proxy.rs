@@ -744,8 +744,11 @@ fn writer(ctx: &ConnCtx, dir: Dir, rx: Receiver<Item>, mut dst: TcpStream) {
             return;
         }
     }
-    // The source closed: pass the half-close on.
-    let _ = dst.shutdown(Shutdown::Write);
+    // The source closed: pass the half-close on, once a stall lets it (a
+    // stalled proxy is a peer that neither answers nor closes).
+    if proxy.wait_stall(&ctx.dropped) {
+        let _ = dst.shutdown(Shutdown::Write);
+    }
 }
 
 /// Cuts proxied connection `id`: a reset towards the initiator, a shutdown

@@ -646,6 +646,30 @@ fn iscsictl_through_the_proxy_and_control_commands() {
 }
 
 #[test]
+fn a_stall_holds_back_a_half_close_until_resumed() {
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (p, ctlp) = proxy(target.local_addr().unwrap());
+    let client = TcpStream::connect(p.addr).unwrap();
+    let (mut server, _) = target.accept().unwrap();
+    ctl_ok(&ctlp, "stall 0");
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let e = server.read(&mut b).expect_err("the FIN passed a stall");
+    assert!(
+        matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{e}"
+    );
+    ctl_ok(&ctlp, "resume");
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(server.read(&mut b).unwrap(), 0, "EOF once resumed");
+}
+
+#[test]
 fn iscsictl_against_the_hostile_target() {
     let t = hostile("good");
     let r = dry_login(t.addr, &[]);
