@@ -31,7 +31,9 @@
 #   failed" in the kernel log; no iscsictl daemon runs, so a failure cannot be
 #   papered over by a relogin). Each logout must remove the SCSI host and be
 #   confirmed by the target, and at the end no TCP connection to the portal may
-#   remain. "target quirk" lines the kernel logs are shown, not failed.
+#   remain. "target quirk" lines the kernel logs are shown, not failed. Last, a
+#   session through the fault proxy, with the daemon, has a connection cut
+#   under fio verify and comes back whole (a reinstatement at that target).
 # A capture from the CHAP session to the first data session's fio: boot with
 # KTEST_APPEND=iscsirs.pcap=1; the case then runs dumpcap on lo and prints what
 # ktests/qemu/pdutrace.py finds in it (the PDUs before the first target PDU
@@ -297,6 +299,45 @@ iop_last_session() {
     iop_logout
 }
 
+# A connection cut under I/O with the daemon running, through the fault proxy
+# on 127.0.0.1:3261, which cuts the connection it accepted last (of a session
+# with several connections, a further one): the session fails, the daemon
+# logs it in again (a reinstatement at the target) with as many connections
+# as it had (istgt takes one per CPU here; LIO and tgt as set up, one), fio
+# verify runs clean across it, and the session recovered exactly once.
+iop_cut_recovery() {
+    local host dev up fio
+    . "$REPO/ktests/qemu/faultd.sh"
+    trap 'rs_daemon_stop; fd_stop' EXIT
+    fd_proxy_start 127.0.0.1:3261 "$RS_PORTAL"
+    rs_daemon_start
+    rs_now > /tmp/iop.since
+    host=$(RS_PORTAL=127.0.0.1:3261 rs_login -t "$IOP_PLAIN" --replacement-timeout 60)
+    dev=$(iop_disk "$host")
+    up=$(iop_connections "$host")
+    fio --name=cut --filename=/dev/$dev --direct=1 --ioengine=libaio --iodepth=16 \
+        --rw=randrw --bsrange=4k-128k --size=16m --verify=crc32c --verify_fatal=1 \
+        --do_verify=1 --randrepeat=0 --output-format=terse > /tmp/iop.fio 2>&1 &
+    fio=$!
+    sleep 1
+    kill -0 $fio
+    fd_ctl drop-one | grep -q "^ok dropped 1"
+    wait $fio || { cat /tmp/iop.fio; return 1; }
+    rs_wait_state "$host" running 30
+    [ "$(cat /sys/class/scsi_host/host$host/recoveries)" = 1 ]
+    [ "$(iop_connections "$host")" = "$up" ]
+    iop_klog "$host"
+    rs_remove "$host"
+    rs_gone "$host"
+}
+
+# Connections up on HOST's session (1 when it has a single lane).
+iop_connections() {
+    local n
+    n=$("$CTL" list | sed -n "s|^host$1 .* connections=\([0-9]*\)/[0-9]* .*|\1|p")
+    echo "${n:-1}"
+}
+
 # Always runs, also when the case fails or times out: a target left running
 # would hold the portal for the cases after this one.
 iop_cleanup() {
@@ -348,6 +389,7 @@ step "digests: ext4: mkfs, files, fsck -f clean" iop_ext4_write /tmp/iop.sums2
 step "digests: logout" iop_logout
 
 step "new session: files written with digests read back equal, logout" iop_last_session
+step "a connection cut under fio verify: one reinstatement, all connections back" iop_cut_recovery
 step "no session or connection left" iop_all_gone
 
 echo "# $IOP_NAME: $iop_fails step(s) failed"
