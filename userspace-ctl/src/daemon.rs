@@ -339,9 +339,7 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
         let mut notices = Vec::new();
         let req = recipe.request(session.portal.clone(), None);
         let extras = further_connections(&session, &req, ev.connections, &mut notices);
-        for line in String::from_utf8_lossy(&notices).lines() {
-            warn(&format!("host{host}: {line}"));
-        }
+        warn_notices(host, &notices);
         extras
     } else {
         Vec::new()
@@ -375,9 +373,7 @@ fn serve(dev: &Device, state: &State, ev: &Event, recipe: Zeroizing<Vec<u8>>) {
                 let args = relogin_args(&lead, &recipe, &at, back);
                 let mut notices = Vec::new();
                 up = add_connections(dev, host, extras, &args, ev.generation, &mut notices);
-                for line in String::from_utf8_lossy(&notices).lines() {
-                    warn(&format!("host{host}: {line}"));
-                }
+                warn_notices(host, &notices);
             }
             let lanes = if ev.connections > 1 {
                 format!(", {} of {} connections", up + 1, ev.connections)
@@ -415,12 +411,16 @@ pub fn still_waiting(sessions: &[SessionInfo], ev: &Event) -> bool {
 /// (see [`close_unhanded`]): this session's next re-login waits for this
 /// thread.
 fn close_unused(host: u32, streams: Vec<TcpStream>, extras: Vec<Session>) {
-    let open = close_unhanded(streams, extras);
-    if open > 0 {
-        warn(&format!(
-            "host{host}: the target has not closed {open} unused connections after {} s",
-            CLOSE_WAIT.as_secs()
-        ));
+    let mut notices = Vec::new();
+    close_unhanded(streams, extras, &mut notices);
+    warn_notices(host, &notices);
+}
+
+/// Logs each line of `notices` (what a step wrote for a user) as a warning
+/// about `host`.
+fn warn_notices(host: u32, notices: &[u8]) {
+    for line in String::from_utf8_lossy(notices).lines() {
+        warn(&format!("host{host}: {line}"));
     }
 }
 

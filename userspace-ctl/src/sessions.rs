@@ -90,14 +90,7 @@ pub fn hand_off(
     let host = match handoff::add_session(device, &stream, &args) {
         Ok(host) => host,
         Err(e) => {
-            let open = close_unhanded(vec![stream], extras);
-            if open > 0 {
-                let _ = writeln!(
-                    notices,
-                    "iscsictl: the target has not closed {open} of the connections after {} s",
-                    CLOSE_WAIT.as_secs()
-                );
-            }
+            close_unhanded(vec![stream], extras, notices);
             return Err(kernel_error(e));
         }
     };
@@ -131,7 +124,8 @@ pub fn add_connections(
 ) -> usize {
     let mut up = 0;
     let mut refused = Vec::new();
-    for (i, extra) in extras.into_iter().enumerate() {
+    let mut extras = extras.into_iter().enumerate();
+    for (i, extra) in extras.by_ref() {
         let lane = u16::try_from(i + 1).unwrap_or(u16::MAX);
         let cid = extra.outcome.cid;
         let outcome = extra.outcome;
@@ -163,16 +157,10 @@ pub fn add_connections(
             }
         }
     }
-    // Logged in but refused: the target closes them before a login with the
-    // session's ISID may come (a re-login of this session, say).
-    let open = close_unhanded(refused, Vec::new());
-    if open > 0 {
-        let _ = writeln!(
-            notices,
-            "iscsictl: the target has not closed {open} refused connections after {} s",
-            CLOSE_WAIT.as_secs()
-        );
-    }
+    // Logged in but refused (or not tried after an old module's refusal):
+    // the target closes them before a login with the session's ISID may come
+    // (a re-login of this session, say).
+    close_unhanded(refused, extras.map(|(_, s)| s).collect(), notices);
     up
 }
 
@@ -181,15 +169,22 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// Closes the logged-in connections of a session the kernel did not take,
 /// `streams` and `extras`, and, when there are two or more, waits (at most
-/// [`CLOSE_WAIT`]) until the target closed them; returns how many it had not.
-/// The next login on this path reinstates that session by its ISID, and must
-/// not meet several of its connections closing (LIO oopses).
-pub fn close_unhanded(mut streams: Vec<TcpStream>, extras: Vec<Session>) -> usize {
+/// [`CLOSE_WAIT`]) until the target closed them; a notice says how many it
+/// had not. The next login on this path reinstates that session by its ISID,
+/// and must not meet several of its connections closing (LIO oopses).
+pub fn close_unhanded(mut streams: Vec<TcpStream>, extras: Vec<Session>, notices: &mut dyn Write) {
     streams.extend(extras.into_iter().map(|s| s.conn.into_raw_stream()));
     if streams.len() < 2 {
-        return 0;
+        return;
     }
-    transport::close_awaiting_peer(streams, CLOSE_WAIT)
+    let open = transport::close_awaiting_peer(streams, CLOSE_WAIT);
+    if open > 0 {
+        let _ = writeln!(
+            notices,
+            "iscsictl: the target has not closed {open} unused connections after {} s",
+            CLOSE_WAIT.as_secs()
+        );
+    }
 }
 
 /// How [`add_connections`] words a module without ADD_CONNECTION.

@@ -420,8 +420,6 @@ impl Connection {
     }
 }
 
-/// Receive buffer length for `settings`: what the framer lets through, at least the
-/// login limit so a login PDU always fits.
 /// Closes `streams` and waits, at most `within` in all, until the peer has
 /// closed its end of each (end of stream or a reset), throwing away what it
 /// still sends. Returns how many it had not closed by then. Logged-in
@@ -472,6 +470,8 @@ pub fn close_awaiting_peer(streams: Vec<TcpStream>, within: Duration) -> usize {
     open
 }
 
+/// Receive buffer length for `settings`: what the framer lets through, at least the
+/// login limit so a login PDU always fits.
 fn data_buf_len(settings: FramingSettings) -> usize {
     let max = settings
         .max_recv_data_segment_len
