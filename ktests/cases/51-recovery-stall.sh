@@ -59,14 +59,9 @@ read_through_eh() {
 
 # ExpStatSN of lane $2 of host $1.
 lane_stat_sn() {
-    "$CTL" list --json | python3 -c '
-import json, sys
-for s in json.load(sys.stdin)["sessions"]:
-    if s["host"] == int(sys.argv[1]):
-        for c in s.get("connections", []):
-            if c["lane"] == int(sys.argv[2]):
-                print(c["exp_stat_sn"])
-' "$1" "$2"
+    local sns
+    read -r -a sns <<<"$(rs_stat_sns "$1")"
+    echo "${sns[$2]:-}"
 }
 
 read_through_eh $dev

@@ -29,7 +29,9 @@
 #   in sysfs that it negotiated the digests it asked for, and after its I/O that
 #   its connection never failed (state running, 0 recoveries, no "connection
 #   failed" in the kernel log; no iscsictl daemon runs, so a failure cannot be
-#   papered over by a relogin). Each logout must remove the SCSI host and be
+#   papered over by a relogin). Then a session pings every connection every
+#   second under fio (pinned to CPU 0): no connection fails, and each answers a
+#   ping once the I/O stops. Each logout must remove the SCSI host and be
 #   confirmed by the target, and at the end no TCP connection to the portal may
 #   remain. "target quirk" lines the kernel logs are shown, not failed. Last, a
 #   session through the fault proxy, with the daemon, has a connection cut
@@ -331,6 +333,35 @@ iop_cut_recovery() {
     rs_gone "$host"
 }
 
+# Keepalive under load: a ping every second on every connection while fio,
+# pinned to CPU 0, keeps commands in flight on the first. On several
+# connections a ping waits until the target has acknowledged every CmdSN and
+# then takes one (istgt drops the connection when an immediate NOP-Out's CmdSN
+# is not its ExpCmdSN, and a command on another connection may still be on its
+# way). No connection may fail under it, and once the I/O stops every
+# connection answers a ping: its ExpStatSN moves.
+iop_pings_under_io() {
+    local host dev k before after
+    iop_login "$IOP_PLAIN" --queue-depth 32 --noop-interval 1 --noop-timeout 5
+    host=$(iop_host)
+    dev=$(iop_dev)
+    taskset -c 0 fio --name=pings --filename=/dev/$dev --direct=1 --ioengine=libaio \
+        --iodepth=32 --rw=randrw --bs=4k --size=16m --time_based --runtime=12 \
+        --randrepeat=0 --output-format=terse > /tmp/iop.fio 2>&1 || { cat /tmp/iop.fio; return 1; }
+    iop_healthy
+    read -r -a before <<<"$(rs_stat_sns "$host")"
+    echo "connections: $(iop_connections "$host"), ExpStatSN after the I/O: ${before[*]}"
+    [ ${#before[@]} = "$(iop_connections "$host")" ]
+    sleep 4
+    read -r -a after <<<"$(rs_stat_sns "$host")"
+    echo "ExpStatSN 4 s later: ${after[*]}"
+    for k in "${!before[@]}"; do
+        [ "${after[$k]:-}" != "${before[$k]}" ] || { echo "connection $k answered no ping"; return 1; }
+    done
+    iop_healthy
+    iop_logout
+}
+
 # Connections up on HOST's session (1 when it has a single lane).
 iop_connections() {
     local n
@@ -389,6 +420,7 @@ step "digests: ext4: mkfs, files, fsck -f clean" iop_ext4_write /tmp/iop.sums2
 step "digests: logout" iop_logout
 
 step "new session: files written with digests read back equal, logout" iop_last_session
+step "pings every second on every connection under fio: none fails, each answers" iop_pings_under_io
 step "a connection cut under fio verify: one reinstatement, all connections back" iop_cut_recovery
 step "no session or connection left" iop_all_gone
 

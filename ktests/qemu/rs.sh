@@ -8,6 +8,7 @@
 #   rs_wait_state HOST STATE SECS               wait for session_state
 #   rs_gone HOST                                wait until the host is gone
 #   rs_target_gone IQN [SECS]                   wait until LIO lists no session of ours
+#   rs_stat_sns HOST                            each connection's ExpStatSN, by lane
 RS_INAME=iqn.2026-11.dev.iscsi-rs:guest-rs
 RS_PORTAL=${RS_PORTAL:-127.0.0.1:3260}
 
@@ -99,4 +100,16 @@ rs_ran_clean() {
     tmo=$(cat "/sys/block/$2/device/iotmo_cnt")
     [ $((tmo)) -eq 0 ] || { echo "$tmo commands timed out" >&2; return 1; }
     [ "$(cat "/sys/class/scsi_host/host$1/recoveries")" = 0 ] || { echo "host$1 recovered" >&2; return 1; }
+}
+
+# Prints the ExpStatSN of each connection of HOST's session, lane 0 first,
+# space-separated (one python run for all: an exec is slow in the guest).
+rs_stat_sns() {
+    "$CTL" list --json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["sessions"]:
+    if s["host"] == int(sys.argv[1]):
+        conns = sorted(s.get("connections", []), key=lambda c: c["lane"])
+        print(" ".join(str(c["exp_stat_sn"]) for c in conns))
+' "$1"
 }

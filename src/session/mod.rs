@@ -64,7 +64,7 @@ use crate::proto::pdu::{
     TaskMgmtRequest, TmfFunction, TmfResponse,
 };
 use crate::proto::session::aborted;
-use crate::proto::session::engine::{AddError, Engine, Parts, Refused, Storage};
+use crate::proto::session::engine::{AddError, Engine, Parts, PingStart, Refused, Storage};
 use crate::proto::session::error::SessionError;
 use crate::proto::session::itt::{LOGOUT_LOW, TAG_MASK};
 use crate::proto::session::lane::{lane_bit, Lane as EngineLane, LaneParts, LaneStart, MAX_LANES};
@@ -96,7 +96,7 @@ mod watch;
 
 pub(crate) use lane::Lane;
 use link::{shut_all, ShutConns};
-use state::{apply, cmd_sn_filler, nop_out, r2t_jobs};
+use state::{apply, nop_out, ordered_nop_out, r2t_jobs};
 
 /// Largest data segment we build in one PDU, whatever the target accepts: the
 /// size of the transmit bounce buffer (and within what one page array holds).

@@ -58,9 +58,10 @@ pub(super) fn nop_out(
     nop_out_header(true, itt, ttt, lun, cmd_sn, exp_stat_sn)
 }
 
-/// A non-immediate NOP-Out standing in for the Command PDU of a task taken
-/// back before it went out: it takes the task's CmdSN (`TxJob::Command`).
-pub(super) fn cmd_sn_filler(itt: u32, cmd_sn: u32, exp_stat_sn: u32) -> [u8; BHS_LEN] {
+/// A non-immediate NOP-Out taking CmdSN `cmd_sn`: in place of the Command
+/// PDU of a task taken back before it went out (`TxJob::Command`), or as a
+/// ping on a session of several connections (`TxJob::Ping`).
+pub(super) fn ordered_nop_out(itt: u32, cmd_sn: u32, exp_stat_sn: u32) -> [u8; BHS_LEN] {
     nop_out_header(false, itt, RESERVED_TAG, 0, cmd_sn, exp_stat_sn)
 }
 

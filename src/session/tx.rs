@@ -460,7 +460,7 @@ impl Lane {
                 let by_ref = self.s.by_ref(&params);
                 let Some(task) = st.e.tasks.get(tag, seq) else {
                     // Taken back before it went out: fill its CmdSN.
-                    return ctl(cmd_sn_filler(itt, cmd_sn, exp_stat_sn));
+                    return ctl(ordered_nop_out(itt, cmd_sn, exp_stat_sn));
                 };
                 let plan = CommandPlan::new(&params, task.dir, task.len, buf.len() as u32);
                 let mut cdb = [0u8; 16];
@@ -489,7 +489,7 @@ impl Lane {
                     // Its data cannot be reached: the command fails alone,
                     // and a NOP-Out takes its CmdSN.
                     let cmd = st.e.take_back(tag).map(|t| t.cmd);
-                    let hdr = cmd_sn_filler(itt, cmd_sn, exp_stat_sn);
+                    let hdr = ordered_nop_out(itt, cmd_sn, exp_stat_sn);
                     return Next::Unreachable { hdr, cmd };
                 };
                 let burst = plan.unsolicited().map(|(offset, len)| BurstJob {
@@ -516,10 +516,20 @@ impl Lane {
             }),
             // A NOP-Out is immediate: CmdSN is carried, not advanced.
             TxJob::NopOut { ttt, lun } => ctl(nop_out(RESERVED_TAG, ttt, lun, cmd_sn, exp_stat_sn)),
-            TxJob::Ping => ctl(nop_out(
+            TxJob::Ping {
+                ordered_cmd_sn: None,
+            } => ctl(nop_out(
                 st.e.ping_itt(self.idx).get(),
                 RESERVED_TAG,
                 0,
+                cmd_sn,
+                exp_stat_sn,
+            )),
+            // Several connections: a ping takes its CmdSN (`Engine::start_ping`).
+            TxJob::Ping {
+                ordered_cmd_sn: Some(cmd_sn),
+            } => ctl(ordered_nop_out(
+                st.e.ping_itt(self.idx).get(),
                 cmd_sn,
                 exp_stat_sn,
             )),

@@ -101,8 +101,10 @@ impl Session {
             t => u32::from(t) * 1000,
         };
         if ping_out(&st, lane).is_none() {
-            if !st.e.start_ping(lane, now_ms()) {
-                // The control queue is full: the connection is busy anyway.
+            if st.e.start_ping(lane, now_ms()) != PingStart::Queued {
+                // The control queue is full (the connection is busy anyway),
+                // or commands on other connections are not yet acknowledged
+                // (no ping is safe then): the TMF that follows finds out.
                 return true;
             }
             drop(st);

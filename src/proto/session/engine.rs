@@ -107,6 +107,19 @@ pub enum AddError {
     DuplicateCid,
 }
 
+/// What [`Engine::start_ping`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingStart {
+    /// A ping is queued or already out on that connection.
+    Queued,
+    /// Not now: the connection is down, or its control queue is full (it
+    /// is busy anyway).
+    Busy,
+    /// Not yet: on a session of several connections, the target has not
+    /// acknowledged every CmdSN sent (see [`Engine::start_ping`]).
+    Deferred,
+}
+
 /// A command accepted by [`Engine::submit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Submitted {
@@ -406,21 +419,42 @@ impl<St: Storage> Engine<St> {
         self.lanes.get(lane).is_some_and(Lane::has_jobs)
     }
 
-    /// Queues a NOP-Out ping on `lane` at `now_ms` unless one is out there;
-    /// false if its control queue is full (the connection is busy anyway)
-    /// or it is down.
-    pub fn start_ping(&mut self, lane: usize, now_ms: i64) -> bool {
+    /// Queues a NOP-Out ping on `lane` at `now_ms` unless one is out there.
+    ///
+    /// On one connection the ping is immediate and carries the next CmdSN
+    /// unconsumed (RFC 7143 §4.2.2.1): every earlier command is ahead of it
+    /// in the byte stream. On several, a command sent earlier on another
+    /// connection may still be on its way, and a target may check an
+    /// immediate PDU's CmdSN strictly against its ExpCmdSN (istgt drops the
+    /// connection on a mismatch, and a non-immediate NOP-Out ahead of a lower
+    /// CmdSN makes it refuse that command). So a ping there waits until the
+    /// target has acknowledged every CmdSN sent, and then takes the next
+    /// CmdSN as a non-immediate NOP-Out: a command sent after it on another
+    /// connection is ordered behind it. With the window closed (no CmdSN to
+    /// take) it goes immediate: no command can overtake it then.
+    pub fn start_ping(&mut self, lane: usize, now_ms: i64) -> PingStart {
+        let several = self.lanes_up() > 1;
+        let settled = self.seq.window().exp_cmd_sn() == self.seq.next_cmd_sn();
+        let credit = self.seq.credits() > 0;
         let Some(l) = self.lanes.get_mut(lane).filter(|l| l.up) else {
-            return false;
+            return PingStart::Busy;
         };
         if l.ping_sent_ms.is_some() {
-            return true;
+            return PingStart::Queued;
         }
-        if !l.ctl_jobs.push(TxJob::Ping) {
-            return false;
+        let ordered_cmd_sn = match (several, settled, credit) {
+            (false, ..) | (true, true, false) => None,
+            (true, true, true) => Some(self.seq.next_cmd_sn().get()),
+            (true, false, _) => return PingStart::Deferred,
+        };
+        if !l.ctl_jobs.push(TxJob::Ping { ordered_cmd_sn }) {
+            return PingStart::Busy;
         }
         l.ping_sent_ms = Some(now_ms);
-        true
+        if ordered_cmd_sn.is_some() {
+            self.seq.take_cmd_sn();
+        }
+        PingStart::Queued
     }
 
     /// A connection is lost: at ERL 0 the session's connections all go (the

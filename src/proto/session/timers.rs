@@ -4,7 +4,7 @@
 //! replacement timeout. The caller's watchdog calls [`Engine::poll`] with the
 //! time, does what it says and sleeps until `wake_at` (or an event).
 
-use super::engine::{Engine, Phase, Storage};
+use super::engine::{Engine, Phase, PingStart, Storage};
 use super::lane::lane_bit;
 use super::window_watch::WindowAction;
 
@@ -132,8 +132,9 @@ impl<St: Storage> Engine<St> {
         if due.fail.is_none() {
             for k in (0..self.lanes.len()).filter(|&k| want_pings & lane_bit(k) != 0) {
                 let idle = self.lane(k).is_some_and(|l| l.ping_sent_ms.is_none());
-                // A full control queue means the connection is busy anyway.
-                if idle && self.start_ping(k, now_ms) {
+                // A full control queue means the connection is busy anyway; a
+                // deferred ping is tried again at the next poll.
+                if idle && self.start_ping(k, now_ms) == PingStart::Queued {
                     due.pings |= lane_bit(k);
                 }
             }

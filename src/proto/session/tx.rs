@@ -146,8 +146,14 @@ pub enum TxJob {
         /// The NOP-In's LUN.
         lun: u64,
     },
-    /// A NOP-Out ping of ours.
-    Ping,
+    /// A NOP-Out ping of ours: immediate, carrying the next CmdSN unconsumed
+    /// (`None`), or, on a session of several connections, non-immediate with
+    /// the CmdSN [`Engine::start_ping`](super::engine::Engine::start_ping)
+    /// took for it.
+    Ping {
+        /// The CmdSN of an ordered (non-immediate) ping.
+        ordered_cmd_sn: Option<u32>,
+    },
     /// A Logout Request closing the connection (the target asked for it).
     Logout,
 }
@@ -374,23 +380,41 @@ mod tests {
     #[test]
     fn ring_is_fifo() {
         let mut r = ring(3);
-        assert!(r.push(TxJob::Ping));
+        assert!(r.push(TxJob::Ping {
+            ordered_cmd_sn: None
+        }));
         assert!(r.push(TxJob::Logout));
-        assert_eq!(r.pop(), Some(TxJob::Ping));
+        assert_eq!(
+            r.pop(),
+            Some(TxJob::Ping {
+                ordered_cmd_sn: None
+            })
+        );
         assert!(r.push(TxJob::NopOut { ttt: 1, lun: 0 }));
-        assert!(r.push(TxJob::Ping));
+        assert!(r.push(TxJob::Ping {
+            ordered_cmd_sn: None
+        }));
         assert_eq!(r.len(), 3);
         assert_eq!(r.pop(), Some(TxJob::Logout));
         assert_eq!(r.pop(), Some(TxJob::NopOut { ttt: 1, lun: 0 }));
-        assert_eq!(r.pop(), Some(TxJob::Ping));
+        assert_eq!(
+            r.pop(),
+            Some(TxJob::Ping {
+                ordered_cmd_sn: None
+            })
+        );
         assert_eq!(r.pop(), None);
     }
 
     #[test]
     fn ring_refuses_when_full() {
         let mut r = ring(2);
-        assert!(r.push(TxJob::Ping));
-        assert!(r.push(TxJob::Ping));
+        assert!(r.push(TxJob::Ping {
+            ordered_cmd_sn: None
+        }));
+        assert!(r.push(TxJob::Ping {
+            ordered_cmd_sn: None
+        }));
         assert!(!r.push(TxJob::Logout));
         assert_eq!(r.len(), 2);
     }
@@ -398,7 +422,9 @@ mod tests {
     #[test]
     fn zero_capacity_ring_holds_nothing() {
         let mut r = ring(0);
-        assert!(!r.push(TxJob::Ping));
+        assert!(!r.push(TxJob::Ping {
+            ordered_cmd_sn: None
+        }));
         assert!(r.pop().is_none());
         assert!(r.is_empty());
     }
@@ -406,7 +432,9 @@ mod tests {
     #[test]
     fn clear_empties_and_ring_is_reusable() {
         let mut r = ring(2);
-        r.push(TxJob::Ping);
+        r.push(TxJob::Ping {
+            ordered_cmd_sn: None,
+        });
         r.push(TxJob::Logout);
         r.clear();
         assert!(r.is_empty());

@@ -190,8 +190,13 @@ fn nop_in_ping_from_target_is_answered() {
 #[test]
 fn nop_in_answers_our_ping() {
     let mut e = engine(4);
-    assert!(e.start_ping(0, 5));
-    assert_eq!(e.lanes[0].ctl_jobs.pop(), Some(TxJob::Ping));
+    assert_eq!(e.start_ping(0, 5), PingStart::Queued);
+    assert_eq!(
+        e.lanes[0].ctl_jobs.pop(),
+        Some(TxJob::Ping {
+            ordered_cmd_sn: None
+        })
+    );
     let itt = e.ping_itt(0).get();
     let out = feed_with(&mut e, |e| nop_in(e, itt, u32::MAX, 1)).unwrap();
     assert!(out.wake);

@@ -197,8 +197,13 @@ fn an_r2ts_burst_and_a_ping_answer_queue_on_the_lane_they_came_on() {
 #[test]
 fn pings_are_per_connection_and_answered_only_on_their_own() {
     let mut e = engine_lanes(4, 3);
-    assert!(e.start_ping(2, 0));
-    assert_eq!(e.next_job(2), Some(TxJob::Ping));
+    assert_eq!(e.start_ping(2, 0), PingStart::Queued);
+    assert_eq!(
+        e.next_job(2),
+        Some(TxJob::Ping {
+            ordered_cmd_sn: Some(1)
+        })
+    );
     assert_ne!(e.ping_itt(2), e.ping_itt(0));
     assert_eq!(e.ping_itt(2).get() & 0xffff, u32::from(ping_low(2)));
     // The answer to lane 2's ping on lane 0 answers nothing there.
@@ -228,11 +233,129 @@ fn a_silent_connection_is_pinged_and_then_fails_the_session() {
     e.lanes[0].last_rx_ms = 4_000;
     let d = e.poll(6_000, &t);
     assert_eq!(d.pings, lane_bit(1));
-    assert_eq!(e.next_job(1), Some(TxJob::Ping));
+    assert_eq!(
+        e.next_job(1),
+        Some(TxJob::Ping {
+            ordered_cmd_sn: Some(1)
+        })
+    );
     assert!(!e.has_jobs(0));
     e.lanes[0].last_rx_ms = 10_500;
     assert_eq!(e.poll(10_999, &t).fail, None);
     assert_eq!(e.poll(11_000, &t).fail, Some(Expiry::NoPingAnswer));
+}
+
+const KEEPALIVE: Timers = Timers {
+    noop_interval_ms: 5_000,
+    noop_timeout_ms: 5_000,
+    replacement_ms: 60_000,
+    failed_at_ms: 0,
+};
+
+// istgt checks an immediate NOP-Out's CmdSN against its ExpCmdSN strictly and
+// dropped a 2-connection session when a ping overtook a command sent earlier
+// on the other connection (interop-istgt, now and then).
+#[test]
+fn a_ping_on_several_connections_waits_for_every_cmd_sn_and_then_takes_one() {
+    let mut e = engine_lanes(8, 2);
+    let s = submit_on(&mut e, 0, 0, Dir::Read);
+    assert_eq!(s.cmd_sn, 1);
+    // Lane 0 heard from the target lately; lane 1 did not.
+    e.lanes[0].last_rx_ms = 4_500;
+    // CmdSN 1 may still be on its way on lane 0: no ping on lane 1 yet, and
+    // the next poll is no later than the idle poll.
+    let d = e.poll(5_000, &KEEPALIVE);
+    assert_eq!(d.pings, 0);
+    assert!(d.wake_at <= 5_000 + crate::proto::session::timers::IDLE_POLL_MS);
+    assert!(!e.has_jobs(1));
+    assert_eq!(e.lanes[1].ping_sent_ms, None);
+    assert_eq!(e.start_ping(1, 5_000), PingStart::Deferred);
+    // The target acknowledges CmdSN 1: the ping goes, non-immediate, with
+    // CmdSN 2, and the next command is ordered behind it.
+    e.window(2, 9);
+    let d = e.poll(6_000, &KEEPALIVE);
+    assert_eq!(d.pings, lane_bit(1));
+    assert_eq!(
+        e.next_job(1),
+        Some(TxJob::Ping {
+            ordered_cmd_sn: Some(2)
+        })
+    );
+    assert_eq!(e.lanes[1].ping_sent_ms, Some(6_000));
+    let later = submit_on(&mut e, 0, 1, Dir::Read);
+    assert_eq!(later.cmd_sn, 3);
+    // Lane 0's own ping is due too, but CmdSN 2 and 3 are not acknowledged.
+    assert_eq!(e.poll(9_500, &KEEPALIVE).pings, 0);
+    // The ping's answer acknowledges its CmdSN and ends it like an
+    // immediate one's.
+    e.window(3, 10);
+    let ans = nop_in(&e, e.ping_itt(1).get(), u32::MAX, 101);
+    assert!(on(&mut e, 1, &ans).unwrap().wake);
+    assert_eq!(e.lanes[1].ping_sent_ms, None);
+    // The command's answer acknowledges CmdSN 3: lane 0's ping goes now.
+    let r = response(&e, later.itt.get(), 0, 1);
+    assert!(on(&mut e, 0, &r).unwrap().complete.is_some());
+    assert_eq!(e.poll(9_600, &KEEPALIVE).pings, lane_bit(0));
+    assert_eq!(
+        e.next_job(0),
+        Some(TxJob::Ping {
+            ordered_cmd_sn: Some(4)
+        })
+    );
+}
+
+#[test]
+fn with_the_window_closed_an_acknowledged_session_pings_immediately() {
+    let mut e = engine_lanes(4, 2);
+    // Every CmdSN acknowledged, MaxCmdSN = ExpCmdSN - 1: no CmdSN to take,
+    // and no command can overtake the ping.
+    for tag in 0..4 {
+        submit_on(&mut e, 0, tag, Dir::None);
+    }
+    e.window(5, 4);
+    assert_eq!(e.seq.credits(), 0);
+    assert_eq!(e.start_ping(1, 0), PingStart::Queued);
+    assert_eq!(
+        e.next_job(1),
+        Some(TxJob::Ping {
+            ordered_cmd_sn: None
+        })
+    );
+    assert_eq!(e.seq.next_cmd_sn(), Sn(5));
+}
+
+#[test]
+fn one_connection_up_pings_immediately_with_commands_in_flight() {
+    for n in [1, 3] {
+        let mut e = engine_lanes(4, n);
+        for k in 1..n {
+            e.lanes[k].go_down();
+        }
+        submit_on(&mut e, 0, 0, Dir::Read);
+        assert_eq!(e.start_ping(0, 0), PingStart::Queued);
+        assert_eq!(
+            e.next_job(0),
+            Some(TxJob::Ping {
+                ordered_cmd_sn: None
+            })
+        );
+        assert_eq!(e.seq.next_cmd_sn(), Sn(2));
+    }
+}
+
+#[test]
+fn a_deferred_ping_is_not_a_busy_one_and_a_full_queue_takes_no_cmd_sn() {
+    let mut e = engine_lanes(4, 2);
+    // Fill lane 1's control queue with target-ping answers.
+    let mut n = 0;
+    while e.lanes[1].ctl_jobs.push(TxJob::NopOut { ttt: n, lun: 0 }) {
+        n += 1;
+    }
+    assert_eq!(e.start_ping(1, 0), PingStart::Busy);
+    assert_eq!(e.seq.next_cmd_sn(), Sn(1));
+    assert_eq!(e.lanes[1].ping_sent_ms, None);
+    e.lanes[1].go_down();
+    assert_eq!(e.start_ping(1, 0), PingStart::Busy);
 }
 
 #[test]
@@ -282,10 +405,10 @@ fn connections_join_only_a_running_session_on_a_free_lane_with_their_own_cid() {
 #[test]
 fn losing_one_connection_takes_every_lane_down_and_reinstatement_brings_back_lane_0() {
     let mut e = engine_lanes(4, 3);
+    assert_eq!(e.start_ping(2, 0), PingStart::Queued);
     submit_on(&mut e, 2, 0, Dir::Write);
     e.submit(1, 1, TestCmd { id: 1 }, 0, Dir::None, 0, 0)
         .unwrap();
-    e.start_ping(2, 0);
     e.phase = Phase::Recovering;
     e.connection_lost();
     assert_eq!(e.lanes_up(), 0);

@@ -17,7 +17,7 @@ use super::super::pdu::{
 };
 use super::super::serial::{CmdWindow, Sn};
 use super::aborted;
-use super::engine::{Engine, Parts, Storage, Submitted};
+use super::engine::{Engine, Parts, PingStart, Storage, Submitted};
 use super::lane::{Lane, LaneParts, LaneStart};
 use super::rx::{Completion, Placement, RxOutcome};
 use super::seq::Sequencer;

@@ -581,7 +581,7 @@ impl Run {
         for _ in 0..rng.range(0, 3) {
             extra.push(nop(u32::MAX, if rng.chance(50) { 0x77 } else { u32::MAX }));
         }
-        if rng.chance(30) && self.e.start_ping(0, 0) {
+        if rng.chance(30) && self.e.start_ping(0, 0) == PingStart::Queued {
             extra.push(nop(self.e.ping_itt(0).get(), u32::MAX));
         }
         let next = self.e.seq.next_cmd_sn().get();
@@ -620,7 +620,7 @@ proptest! {
             let p = run.e.params;
             let lists = batch.iter().map(|s| serve(&run.cfg, &p, s, &mut rng)).collect();
             let mut extra = vec![nop(u32::MAX, 0x55), nop(u32::MAX, u32::MAX)];
-            if run.e.start_ping(0, 0) {
+            if run.e.start_ping(0, 0) == PingStart::Queued {
                 extra.push(nop(run.e.ping_itt(0).get(), u32::MAX));
             }
             let next = run.e.seq.next_cmd_sn().get();

@@ -105,8 +105,8 @@ fn nop_in_refreshes_last_rx() {
 #[test]
 fn start_ping_twice_queues_one() {
     let mut e = engine(2);
-    assert!(e.start_ping(0, 10));
-    assert!(e.start_ping(0, 20));
+    assert_eq!(e.start_ping(0, 10), PingStart::Queued);
+    assert_eq!(e.start_ping(0, 20), PingStart::Queued);
     assert_eq!(e.lanes[0].ctl_jobs.len(), 1);
     assert_eq!(e.lanes[0].ping_sent_ms, Some(10));
 }

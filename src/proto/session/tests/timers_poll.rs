@@ -31,7 +31,12 @@ fn silence_for_the_interval_queues_one_ping() {
     let mut e = engine(2);
     let d = e.poll(5_000, &T);
     assert!(d.pings != 0);
-    assert_eq!(e.lanes[0].ctl_jobs.pop(), Some(TxJob::Ping));
+    assert_eq!(
+        e.lanes[0].ctl_jobs.pop(),
+        Some(TxJob::Ping {
+            ordered_cmd_sn: None
+        })
+    );
     assert_eq!(e.lanes[0].ping_sent_ms, Some(5_000));
     // Not again while it is out.
     assert!(e.poll(6_000, &T).pings == 0);

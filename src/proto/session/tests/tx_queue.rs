@@ -35,8 +35,13 @@ fn accepted_commands_go_out_in_cmd_sn_order_after_control_before_bursts() {
     // An R2T for `a` (as if it had gone out) and a ping queue behind and
     // ahead of the commands respectively.
     feed_with(&mut e, |e| r2t(e, a.itt.get(), 0, 4096, 0)).unwrap();
-    assert!(e.start_ping(0, 0));
-    assert_eq!(e.next_job(0), Some(TxJob::Ping));
+    assert_eq!(e.start_ping(0, 0), PingStart::Queued);
+    assert_eq!(
+        e.next_job(0),
+        Some(TxJob::Ping {
+            ordered_cmd_sn: None
+        })
+    );
     assert_eq!(e.next_job(0), Some(command_job(2, &a)));
     assert_eq!(e.next_job(0), Some(command_job(0, &b)));
     assert!(b.cmd_sn == a.cmd_sn + 1);
@@ -108,7 +113,7 @@ fn a_new_connection_sends_nothing_queued_for_the_old_one() {
     let mut e = engine_with(4, p);
     let a = accept(&mut e, 0);
     feed_with(&mut e, |e| r2t(e, a.itt.get(), 0, 4096, 0)).unwrap();
-    assert!(e.start_ping(0, 0));
+    assert_eq!(e.start_ping(0, 0), PingStart::Queued);
     accept(&mut e, 1);
     assert!(e.has_jobs(0));
     e.phase = crate::proto::session::engine::Phase::Offline;
