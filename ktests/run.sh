@@ -7,7 +7,8 @@
 #   ktests/run.sh [--demo] [--dir CASE_DIR] [CASE_NAME...]
 # Env: KERNEL_FLAVOUR (debug|bench), KTEST_KDIR (kernel tree), KTEST_KO (module),
 #      ISCSI_RS_KVM=1 (use KVM; broken on this host), KTEST_TIMEOUT (whole boot, s),
-#      CASE_TIMEOUT (per case, s), GUEST_MEM, GUEST_CPUS, KTEST_APPEND (cmdline).
+#      CASE_TIMEOUT (per case, s), GUEST_MEM, GUEST_CPUS, KTEST_APPEND (cmdline),
+#      KTEST_BOOT (only that "# guest-boot:" group; a full run sets it per boot).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -37,7 +38,23 @@ if [ $demo = 1 ]; then
     dir=ktests/qemu names=(demo)
 fi
 cpus=${GUEST_CPUS:-2}
-"$here/qemu/plan.sh" "$repo" "$dir" "$cpus" "${names[@]}" > "$out/plan"
+# A full run boots once per "# guest-boot:" group of this CPU count's cases
+# (ktests/qemu/plan.sh), each into $out/boot-B, and fails if any boot failed.
+if [ -z "${KTEST_BOOT:-}" ] && [ ${#names[@]} = 0 ]; then
+    boots=()
+    for b in 1 2 3 4 5 6 7 8 9; do
+        [ -z "$(PLAN_BOOT=$b "$here/qemu/plan.sh" "$repo" "$dir" "$cpus")" ] || boots+=("$b")
+    done
+    if [ ${#boots[@]} -gt 1 ]; then
+        rc=0
+        for b in "${boots[@]}"; do
+            echo "# boot $b of ${#boots[@]} with $cpus vCPUs"
+            KTEST_KDIR=$kdir KTEST_BOOT=$b "$0" --dir "$dir" --out "$out/boot-$b" || rc=1
+        done
+        exit $rc
+    fi
+fi
+PLAN_BOOT=${KTEST_BOOT:-} "$here/qemu/plan.sh" "$repo" "$dir" "$cpus" "${names[@]}" > "$out/plan"
 only=$(IFS=,; echo "${names[*]}")
 total=$(wc -l < "$out/plan")
 [ "$total" -gt 0 ] || { echo "run.sh: no cases selected"; exit 1; }
@@ -53,7 +70,7 @@ timeout -k 10 "${KTEST_TIMEOUT:-3000}" qemu-system-x86_64 "${accel[@]}" \
     -m "${GUEST_MEM:-2G}" -smp "$cpus" -display none -no-reboot -nodefaults \
     -serial stdio -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" \
     -serial "file:$out/channel.txt" \
-    -append "$cmdline iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.dir=$dir iscsirs.only=$only iscsirs.ko=$ko" \
+    -append "$cmdline iscsirs.repo=$repo iscsirs.script=ktests/qemu/guest.sh iscsirs.dir=$dir iscsirs.only=$only iscsirs.ko=$ko iscsirs.boot=${KTEST_BOOT:-}" \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     < /dev/null 2>&1 | tee "$out/console.log" | { if [ $demo = 1 ]; then cat; else
       grep --line-buffered -E '^(ok|not ok|#|guest:|init:)' | sed -u 's/^/guest| /'; fi; }

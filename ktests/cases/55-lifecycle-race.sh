@@ -42,6 +42,7 @@
 # of the 54 takes ~7.5 min in the TCG guest (~10 min with another QEMU busy;
 # none starts after BUDGET_S). The seed is printed; set SEED to repeat an order
 # and its delays.
+# guest-boot: 2
 set -u
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"

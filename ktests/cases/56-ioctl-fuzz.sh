@@ -14,6 +14,7 @@
 # case on any KASAN, lockdep, kmemleak or WARN report.
 #   IOCTL_FUZZ_SEEDS   "seed:iterations:sessions ..." (sessions: how many
 #                      session-creating tests; "all" for every one)
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/rs.sh"
 fuzz="$REPO/target/release/iscsi-ioctl-fuzz"

@@ -11,6 +11,7 @@
 # flat-luns: the target reports flat-space LUNs 0, 1 and 300: exactly three
 # disks appear (Linux LUNs 16384, 16385, 16684; the peripheral LUN 0 says "no
 # device"), each keeps its own data.
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/rs.sh"
 . "$REPO/ktests/qemu/faultd.sh"

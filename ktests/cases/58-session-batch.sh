@@ -5,6 +5,7 @@
 # push them they would sit in TCP until the SCSI timeout (keepalive pings, which
 # would also push, are off). Every I/O must verify and finish within fio's
 # max_latency, and no command may time out.
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"

@@ -6,6 +6,7 @@
 # would sit until the SCSI timeout: every I/O must verify and finish within
 # fio's max_latency, no command may time out, and the hand-over must have
 # happened (sysfs tx_handed_over), or the case proves nothing.
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"

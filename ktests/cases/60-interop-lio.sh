@@ -9,6 +9,7 @@
 # valid values from Acceptor's value list "CHAP"") and LIO closes the
 # connection, so iscsictl exits 7 (target closed the connection during login),
 # not 5; the case checks LIO's log line to know it was the auth refusal.
+# guest-boot: 2
 set -eu
 . "$REPO/ktests/qemu/lio.sh"
 IOP_NAME=lio

@@ -7,6 +7,7 @@
 # us); LUN 0 is tgt's controller, the disk is LUN 1. tgtd refuses the SHA-256
 # CHAP_A list with an initiator error; iscsictl retries with a shorter list and
 # logs in with MD5 (the retry is iscsictl's tgt quirk, shown in the log).
+# guest-boot: 2
 set -eu
 . "$REPO/ktests/qemu/tgt.sh"
 IOP_NAME=tgt

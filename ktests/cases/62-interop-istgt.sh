@@ -8,6 +8,7 @@
 # and ext4 + fsck, without digests and with CRC32C header and data digests
 # ("UseDigest Auto": the initiator's choice); logout. istgt does CHAP with MD5
 # only. Its disk is LUN 0, QueueDepth 32.
+# guest-boot: 2
 set -eu
 . "$REPO/ktests/qemu/istgt.sh"
 IOP_NAME=istgt

@@ -3,6 +3,7 @@
 # config block), one-way and mutual, and fail with a clear message and exit code
 # 5 (authentication) with a wrong secret, none, or a target that proves the
 # wrong mutual secret. Each check asserts the exit code and what the user reads.
+# guest-boot: 2
 set -eu
 . "$REPO/ktests/qemu/lio.sh"
 iqn=iqn.2026-11.dev.iscsi-rs:disc-chap

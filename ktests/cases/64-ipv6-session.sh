@@ -5,6 +5,7 @@
 # connection (TPG disabled and enabled again) and the daemon logs in again over
 # IPv6 from the session's recipe: I/O resumes, verified. The login binds its
 # socket (--iface lo --initiator-address ::1), so the re-login must too.
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"

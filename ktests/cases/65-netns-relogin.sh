@@ -7,6 +7,7 @@
 # 127.0.0.1:3261. The login runs inside t against 127.0.0.1:3261, an address that
 # leads nowhere from the initial namespace, where the daemon runs: only a
 # re-login made inside t can reach the target.
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"

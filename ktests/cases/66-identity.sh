@@ -6,6 +6,7 @@
 # target; `logout -n` and `logout -p`; `list -v` and `list --json` show the
 # LUN's disk; `login` loads the module itself through modprobe (a wrapper
 # here: the guest kernel has no /lib/modules tree) and says so when it cannot.
+# guest-boot: 2
 set -u
 . "$REPO/ktests/qemu/lio.sh"
 T=iqn.2026-11.dev.iscsi-rs:ident

@@ -12,6 +12,7 @@
 # (H:C:T:L in sysfs); no other by-path link may point at our disks (path_id's
 # generic scsi-… name is replaced); a partition gets NAME-part1; after logout
 # the links are gone.
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"

@@ -16,6 +16,7 @@
 # active and I/O must flow through B again. Zero verify errors, zero I/O
 # errors throughout. Prints FIGURE lines: time from the portal loss to dm
 # failing the path, and from the portal's return to B logged in again.
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"

@@ -10,6 +10,7 @@
 # stop must log out of them (no session left anywhere), and a second stop on
 # a host without sessions must succeed. Runs in its own mount namespace: /etc
 # gets a writable overlay (for the config), /lib/modules a tmpfs.
+# guest-boot: 2
 if [ -z "${BOOT_NS:-}" ]; then
     BOOT_NS=1 exec unshare -m --propagation private bash "$0" "$@"
 fi

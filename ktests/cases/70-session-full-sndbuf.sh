@@ -16,6 +16,7 @@
 # through a 16 KiB send buffer TCP moves a few MB/s on loopback (a segment
 # per delayed ACK), and with 64 writes of 1 MiB in flight LIO's 3 s DataOut
 # timeout drops the connection (seen with the blocking sender as well).
+# guest-boot: 2
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
