@@ -40,7 +40,7 @@ BENCH_MODE=full
 for arg in $(cat /proc/cmdline); do
     case "$arg" in iscsirs.bench=*) BENCH_MODE=${arg#*=} ;; esac
 done
-if [ "$BENCH_MODE" = quick ]; then BENCH_RUNTIME=3 BENCH_RAMP=1; else BENCH_RUNTIME=20 BENCH_RAMP=5; fi
+if [ "$BENCH_MODE" = quick ]; then BENCH_RUNTIME=2 BENCH_RAMP=1; else BENCH_RUNTIME=20 BENCH_RAMP=5; fi
 B=/tmp/bench
 # name:rw:bs:iodepth[:numjobs]; digest sessions run only the jobs in
 # BENCH_DIGEST_JOBS. The -2j jobs (issue 16's goals) are the QD32 random read and

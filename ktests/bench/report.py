@@ -451,7 +451,7 @@ def main():
     w = md.write
     w("# iscsi-rs bench: iscsi_rs (1 and 2 connections) vs open-iscsi vs nvme-tcp vs tcm_loop\n\n")
     if quick:
-        w("> **Quick run** (`make bench-quick`: one round of 3 s jobs). It proves the bench works;"
+        w("> **Quick run** (`make bench-quick`: one round of 2 s jobs). It proves the bench works;"
           " its numbers are too short and too few to compare initiators. Run `make bench` for those.\n\n")
     w(f"- date: {now}; mode: {a.mode}, {n} round(s) of {env.get('runtime', '?')} s jobs"
       f" after a {env.get('ramp', '?')} s ramp, paths interleaved (order rotates per round)\n")

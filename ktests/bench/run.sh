@@ -5,7 +5,7 @@
 #   ktests/bench/run.sh full|quick|profile
 # full:  5 rounds of 20 s jobs (5 s ramp) -> bench/results/latest.{md,png,csv}
 #        and latency-cdf.png
-# quick: 1 round of 3 s jobs (1 s ramp)  -> ktests/bench/out/quick-results/, so
+# quick: 1 round of 2 s jobs (1 s ramp)  -> ktests/bench/out/quick-results/, so
 #        `make test` never rewrites the committed results; it only checks that every
 #        row of the table is there (nothing about speed).
 # profile: perf profiles of iscsi_rs and open-iscsi on two jobs (guest/profile.sh)
@@ -34,7 +34,7 @@ cpus=${GUEST_CPUS:-$(nproc)}
 # comes from the command line; lib.sh's BENCH_SIZE_MB must match). A full round
 # (39 jobs of 25 s plus logins: ~17 min; 24 jobs took 640 s before the
 # 2-connection path and the -2j jobs) takes more than guest.sh's default 900 s
-# per case; a quick round (39 jobs of 4 s) about 3.5 min.
+# per case; a quick round (39 jobs of 3 s) about 3 min.
 brd="brd.rd_nr=1 brd.rd_size=$((256 * 1024))"
 echo "bench ($mode): ${#rounds[@]} round(s), $cpus guest CPUs, kernel $kdir"
 set +e

@@ -346,7 +346,7 @@ iop_pings_under_io() {
     host=$(iop_host)
     dev=$(iop_dev)
     taskset -c 0 fio --name=pings --filename=/dev/$dev --direct=1 --ioengine=libaio \
-        --iodepth=32 --rw=randrw --bs=4k --size=16m --time_based --runtime=12 \
+        --iodepth=32 --rw=randrw --bs=4k --size=16m --time_based --runtime=6 \
         --randrepeat=0 --output-format=terse > /tmp/iop.fio 2>&1 || { cat /tmp/iop.fio; return 1; }
     iop_healthy
     read -r -a before <<<"$(rs_stat_sns "$host")"
