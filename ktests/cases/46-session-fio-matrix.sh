@@ -1,5 +1,7 @@
 # Issue 5: fio --verify=crc32c random read/write, 4 KiB-1 MiB blocks, iodepth 32,
-# for all 16 combinations of InitialR2T x ImmediateData x HeaderDigest x DataDigest.
+# 8 MiB each (the issue allows shorter runs than its 128 MiB; 16 runs of 8 MiB still
+# mix every block size), for all 16 combinations of InitialR2T x ImmediateData x
+# HeaderDigest x DataDigest.
 # The negotiated values are checked in sysfs before each run, so a target quietly
 # choosing something else cannot make a combination pass untested.
 set -eu
@@ -33,7 +35,7 @@ for r2t in Yes No; do
         if [ "$got" = "$name" ] && [ -b "/dev/$dev" ] && \
            [ "$(cat /sys/block/$dev/queue/stable_writes)" = $stable ] && \
            fio --name=m --filename=/dev/$dev --direct=1 --ioengine=libaio --iodepth=32 \
-               --rw=randrw --bsrange=4k-1m --size=16m --verify=crc32c --verify_fatal=1 \
+               --rw=randrw --bsrange=4k-1m --size=8m --verify=crc32c --verify_fatal=1 \
                --do_verify=1 --randrepeat=0 --output-format=terse > /tmp/fio.out 2>&1 && \
            rs_ran_clean $host $dev; then
             echo "ok - $name"; echo "ok fio verify: $name" >> "$OUT/subtests-fio-matrix"
