@@ -2,47 +2,57 @@
 # reached freed memory (scsi_host_block on a removed host from the session's
 # watchdog) before the host link became revocable:
 #   A. reject-storm: a target that rejects every command, ping and TMF; three
-#      1 MiB direct reads end in EIO, then an immediate logout (10 times);
+#      1 MiB direct reads end in EIO, then an immediate logout (20 times, two
+#      sessions at a time, each to a hostile target of its own: each logout
+#      waits ~6 s for the closed-window rule to fail the connection);
 #   B. a logout 0-50 ms after the connection failed (fault proxy `drop` in
-#      front of LIO, the daemon running), 25 times;
+#      front of LIO, the daemon running), 50 times;
 #   C. a target that closes the connection right after its Logout Response,
-#      25 logouts.
+#      50 logouts.
 # After all of it no session is left and the module unloads. The harness fails
-# the case on any KASAN, lockdep, kmemleak, hung-task or WARN report.
-# (Counts halved from 20/50/50 to keep `make test` under 60 minutes; the
-# LIFECYCLE_* variables raise them for a soak.)
+# the case on any KASAN, lockdep, kmemleak, hung-task or WARN report. The
+# LIFECYCLE_* variables change the counts (a soak).
 set -eux
 . "$REPO/ktests/qemu/lio.sh"
 . "$REPO/ktests/qemu/rs.sh"
 . "$REPO/ktests/qemu/faultd.sh"
-storms=${LIFECYCLE_STORMS:-10}
-drops=${LIFECYCLE_DROPS:-25}
-closes=${LIFECYCLE_CLOSES:-25}
+storms=${LIFECYCLE_STORMS:-20}
+drops=${LIFECYCLE_DROPS:-50}
+closes=${LIFECYCLE_CLOSES:-50}
 hiqn=iqn.2026-11.dev.iscsi-rs:hostile
 insmod "$KO"
 
-# A: reject storm, then logout at once.
-RS_PORTAL=127.0.0.1:3262
-for i in $(seq $storms); do
+# A: reject storm, then logout at once. storm PORT: one session to a hostile
+# target of its own on PORT (a subshell: its own RS_PORTAL and target).
+storm() {
+    local FD_HOSTILE_LOG=/tmp/hostile-$1.log host dev pids= failed=0 j p
+    RS_PORTAL=127.0.0.1:$1
     fd_hostile_start $RS_PORTAL reject-storm
     host=$(rs_login -t $hiqn --replacement-timeout 30 --noop-interval 1 --noop-timeout 2)
     dev=$(rs_disk $host)
     [ -n "$dev" ]
     echo 3 > /sys/block/$dev/device/timeout
-    pids=
     for j in 1 2 3; do
         timeout 300 dd if=/dev/$dev of=/dev/null bs=1M count=1 skip=$((j * 8)) \
-            iflag=direct status=none 2> /tmp/dd.$j &
+            iflag=direct status=none 2> /tmp/dd.$1.$j &
         pids="$pids $!"
     done
-    failed=0
     for p in $pids; do wait $p || failed=$((failed + 1)); done
     # Each read ends in an error (EIO), never in data or a hang.
     [ $failed = 3 ]
-    grep -q "scenario reject-storm triggered" /tmp/hostile.log
+    grep -q "scenario reject-storm triggered" $FD_HOSTILE_LOG
     rs_remove $host || true
     rs_gone $host
     fd_stop
+}
+for ((i = 0; i < storms; i += 2)); do
+    ( storm 3262 ) &
+    pids=$!
+    if ((i + 1 < storms)); then
+        ( storm 3264 ) &
+        pids="$pids $!"
+    fi
+    for p in $pids; do wait $p; done
 done
 echo "ok lifecycle: reject-storm x$storms" >> "$OUT/subtests-lifecycle"
 
@@ -63,8 +73,10 @@ for i in $(seq $drops); do
         dd if=/dev/$dev of=/dev/null bs=64k count=256 iflag=direct status=none 2>/dev/null &
         io=$!
     fi
+    # rs_nap, not sleep: an exec alone takes longer than 50 ms here.
+    printf -v delay '0.0%02d' $((RANDOM % 51))
     fd_ctl drop
-    sleep "0.0$(printf %02d $((RANDOM % 51)))"
+    rs_nap "$delay"
     rs_remove $host || true
     rs_gone $host
     [ -z "$io" ] || { timeout 120 tail --pid=$io -f /dev/null; wait $io || true; }

@@ -2,8 +2,8 @@
 # this file after rs.sh). Every wait is bounded, and a command that outlives its
 # bound is a hang: race_hang reports it (its kernel stack, the blocked tasks) and
 # ends the case, since nothing after a stuck task can be trusted.
-#   race_init                       call once (sleep FIFO, iscsictl features)
-#   race_sleep SECS                 sleep without forking (fractions fine)
+#   race_init                       call once (iscsictl features)
+#   race_sleep SECS                 sleep without forking (rs_nap; fractions fine)
 #   race_sleep_ms MS                the same in milliseconds
 #   race_ms                         sets RACE_MS: milliseconds, monotonic enough
 #   race_alive PID                  true while PID runs (zombies count as ended)
@@ -16,14 +16,10 @@
 #   race_logout_force HOST          REMOVE_SESSION with the force flag
 #   race_daemon_start / race_daemon_kill [SIG]   iscsictl daemon (log
 #                                   /tmp/race-daemon.log, appended)
-RACE_FIFO=/tmp/race.sleep
 RACE_DAEMON=
 RACE_BG=()
 
 race_init() {
-    rm -f $RACE_FIFO
-    mkfifo $RACE_FIFO
-    exec 9<>$RACE_FIFO
     # `iscsictl logout --force` where this iscsictl has it; otherwise the same
     # ioctl with REMOVE_FORCE from python (uapi: REMOVE_SESSION = _IOW(0xe3, 2,
     # 32 bytes); version 1, size 32, host, flags 1, 4 spare words).
@@ -34,7 +30,7 @@ race_init() {
 }
 
 race_sleep() {
-    read -r -t "$1" -u 9 _ || :
+    rs_nap "$1"
 }
 
 # race_sleep_ms MS: sleeps MS milliseconds.

@@ -9,14 +9,32 @@
 #   rs_gone HOST                                wait until the host is gone
 #   rs_target_gone IQN [SECS]                   wait until LIO lists no session of ours
 #   rs_stat_sns HOST                            each connection's ExpStatSN, by lane
+#   rs_nap SECS                                 sleep without a process
+# The helpers that poll use bash builtins only: an exec costs 0.1-0.3 s in
+# the debug guest (KASAN, lockdep, kmemleak under TCG), more than most waits.
 RS_INAME=iqn.2026-11.dev.iscsi-rs:guest-rs
+
+# A FIFO held open for reading and writing never has data: `read -t` on it
+# is a sleep without a fork (each subshell shares the descriptor).
+if [ -z "${RS_NAP_FD:-}" ]; then
+    mkfifo /tmp/rs-nap.$$ && exec {RS_NAP_FD}<>/tmp/rs-nap.$$ && rm -f /tmp/rs-nap.$$
+fi
+rs_nap() {
+    read -r -t "$1" -u "$RS_NAP_FD" _ || true
+}
 RS_PORTAL=${RS_PORTAL:-127.0.0.1:3260}
 
 rs_login() {
-    local out
+    local out line
     out=$("$CTL" login -p $RS_PORTAL --initiator-name $RS_INAME "$@") || return 1
     echo "$out" >&2
-    sed -n 's/.*: SCSI host \([0-9]*\)$/\1/p' <<<"$out" | head -1
+    while IFS= read -r line; do
+        if [[ $line =~ :\ SCSI\ host\ ([0-9]+)$ ]]; then
+            echo "${BASH_REMATCH[1]}"
+            return 0
+        fi
+    done <<<"$out"
+    return 0
 }
 
 rs_remove() {
@@ -26,10 +44,13 @@ rs_remove() {
 # Waits up to 10 s until HOST is gone from sysfs and from iscsictl list;
 # fails otherwise.
 rs_gone() {
-    local _
-    for _ in $(seq 100); do
-        [ ! -e /sys/class/scsi_host/host$1 ] && ! "$CTL" list | grep -q "^host$1 " && return 0
-        sleep 0.1
+    local i listed
+    for ((i = 0; i < 100; i++)); do
+        if [ ! -e /sys/class/scsi_host/host$1 ]; then
+            listed=$'\n'$("$CTL" list || true)
+            [[ $listed == *$'\n'"host$1 "* ]] || return 0
+        fi
+        rs_nap 0.1
     done
     echo "host$1 still present" >&2
     return 1
@@ -43,10 +64,10 @@ rs_target_has_session() {
 # Waits up to SECS (default 5) until LIO lists no session of ours on target
 # IQN (it ends a session a little after our logout returns); fails otherwise.
 rs_target_gone() {
-    local _
-    for _ in $(seq $((${2:-5} * 10))); do
+    local i
+    for ((i = 0; i < ${2:-5} * 10; i++)); do
         rs_target_has_session "$1" || return 0
-        sleep 0.1
+        rs_nap 0.1
     done
     echo "LIO still lists our session on $1" >&2
     return 1
@@ -55,11 +76,17 @@ rs_target_gone() {
 # Prints the block device (sdX) of LUN 0 of SCSI host HOST, waiting up to 10 s
 # for the scan to create it; prints nothing if it never appears.
 rs_disk() {
-    local d= _
-    for _ in $(seq 100); do
-        d=$(ls "/sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:0/block/" 2>/dev/null | head -1)
-        [ -n "$d" ] && [ -b "/dev/$d" ] && { echo "$d"; return 0; }
-        sleep 0.1
+    local d i
+    for ((i = 0; i < 100; i++)); do
+        for d in "/sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:0/block/"*; do
+            d=${d##*/}
+            if [ "$d" != "*" ] && [ -b "/dev/$d" ]; then
+                echo "$d"
+                return 0
+            fi
+            break
+        done
+        rs_nap 0.1
     done
 }
 
@@ -79,10 +106,12 @@ rs_daemon_stop() {
 
 # Waits up to SECS for HOST's session_state to read STATE; fails otherwise.
 rs_wait_state() {
-    local sysfs=/sys/class/scsi_host/host$1 i
-    for i in $(seq $(($3 * 10))); do
-        [ "$(cat $sysfs/session_state)" = "$2" ] && return 0
-        sleep 0.1
+    local sysfs=/sys/class/scsi_host/host$1 i state
+    for ((i = 0; i < $3 * 10; i++)); do
+        if read -r state < $sysfs/session_state && [ "$state" = "$2" ]; then
+            return 0
+        fi
+        rs_nap 0.1
     done
     echo "host$1 still $(cat $sysfs/session_state) after $3 s, wanted $2" >&2
     return 1
@@ -90,7 +119,9 @@ rs_wait_state() {
 
 # Seconds since boot with fractions (for timing in cases).
 rs_now() {
-    cut -d' ' -f1 /proc/uptime
+    local up _
+    read -r up _ < /proc/uptime
+    echo "$up"
 }
 
 # Fails unless no command of block device DEV (sdX) timed out and session HOST
