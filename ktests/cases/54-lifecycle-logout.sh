@@ -2,13 +2,13 @@
 # reached freed memory (scsi_host_block on a removed host from the session's
 # watchdog) before the host link became revocable:
 #   A. reject-storm: a target that rejects every command, ping and TMF; three
-#      1 MiB direct reads end in EIO, then an immediate logout (20 times, two
+#      1 MiB direct reads end in EIO, then an immediate logout (20 times, four
 #      sessions at a time, each to a hostile target of its own: each logout
 #      waits ~6 s for the closed-window rule to fail the connection);
 #   B. a logout 0-50 ms after the connection failed (fault proxy `drop` in
 #      front of LIO, the daemon running), 50 times;
 #   C. a target that closes the connection right after its Logout Response,
-#      50 logouts.
+#      50 logouts (two sessions at a time).
 # After all of it no session is left and the module unloads. The harness fails
 # the case on any KASAN, lockdep, kmemleak, hung-task or WARN report. The
 # LIFECYCLE_* variables change the counts (a soak).
@@ -45,15 +45,23 @@ storm() {
     rs_gone $host
     fd_stop
 }
-for ((i = 0; i < storms; i += 2)); do
-    ( storm 3262 ) &
-    pids=$!
-    if ((i + 1 < storms)); then
-        ( storm 3264 ) &
-        pids="$pids $!"
-    fi
-    for p in $pids; do wait $p; done
-done
+# side_by_side COUNT FUNC PORT...: COUNT runs of FUNC PORT, one per PORT at a
+# time (each in a subshell); fails if any run failed.
+side_by_side() {
+    local count=$1 fn=$2 i port pids p
+    shift 2
+    for ((i = 0; i < count; )); do
+        pids=
+        for port in "$@"; do
+            ((i < count)) || break
+            ( "$fn" "$port" ) &
+            pids="$pids $!"
+            i=$((i + 1))
+        done
+        for p in $pids; do wait $p; done
+    done
+}
+side_by_side $storms storm 3262 3264 3265 3266
 echo "ok lifecycle: reject-storm x$storms" >> "$OUT/subtests-lifecycle"
 
 # B: logout 0-50 ms after a connection failure.
@@ -85,11 +93,11 @@ rs_daemon_stop
 fd_stop
 echo "ok lifecycle: logout after failure x$drops" >> "$OUT/subtests-lifecycle"
 
-# C: the target closes right after its Logout Response.
-RS_PORTAL=127.0.0.1:3262
-dmesg -C
-fd_hostile_start $RS_PORTAL logout-close
-for i in $(seq $closes); do
+# C: the target closes right after its Logout Response; two sessions at a
+# time, each to a target of its own (started once).
+close_one() {
+    local host dev
+    RS_PORTAL=127.0.0.1:$1
     host=$(rs_login -t $hiqn)
     dev=$(rs_disk $host)
     [ -n "$dev" ]
@@ -97,7 +105,11 @@ for i in $(seq $closes); do
     # The target answered the Logout: confirmed, however fast it closed.
     rs_remove $host
     rs_gone $host
-done
+}
+dmesg -C
+FD_HOSTILE_LOG=/tmp/hostile-3262.log fd_hostile_start 127.0.0.1:3262 logout-close
+FD_HOSTILE_LOG=/tmp/hostile-3264.log fd_hostile_start 127.0.0.1:3264 logout-close
+side_by_side $closes close_one 3262 3264
 fd_stop
 ! dmesg | grep -q "logout not confirmed" || exit 1
 echo "ok lifecycle: logout-close x$closes" >> "$OUT/subtests-lifecycle"
