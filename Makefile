@@ -11,6 +11,8 @@
 #   bench   iscsi_rs vs open-iscsi vs nvme-tcp vs tcm_loop, 5 rounds -> bench/results (issue 14)
 #   bench-quick  one short round of it (part of test; checks it runs, not speed)
 #   bench-profile  perf profiles of iscsi_rs, open-iscsi and nvme-tcp -> bench/results/profile
+#   bench-ab  QD32 two-job read, iscsi_rs 2 connections vs open-iscsi alternating,
+#             CPU per I/O -> bench/results/ab (issue 16's goal row)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help
@@ -100,9 +102,12 @@ bench-quick: deps ctl
 bench-profile: deps ctl
 	@$(ENV); ktests/bench/run.sh profile
 
+bench-ab: deps ctl
+	@$(ENV); ktests/bench/run.sh ab
+
 clean:
 	@$(ENV); kdir=$$(ls -d $$CACHE/kernel-$(KERNEL_FLAVOUR)-* 2>/dev/null | grep -v '\.' | head -1); \
 	 [ -z "$$kdir" ] || $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=1 clean
 	rm -rf target build-module.log .module-kdir ktests/out ktests/out-4cpu ktests/bench/out
 
-.PHONY: bench-profile help deps kernel module ctl unit test demo bench bench-quick clean install install-dkms check-pkg
+.PHONY: bench-profile bench-ab help deps kernel module ctl unit test demo bench bench-quick clean install install-dkms check-pkg

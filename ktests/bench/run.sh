@@ -2,7 +2,7 @@
 # Host side of `make bench` / `make bench-quick` (issue 7): builds the non-debug
 # bench kernel and the module against it, boots the guest with all host CPUs, runs
 # the rounds of ktests/bench/guest/ and writes the report.
-#   ktests/bench/run.sh full|quick|profile
+#   ktests/bench/run.sh full|quick|profile|ab
 # full:  5 rounds of 20 s jobs (5 s ramp) -> bench/results/latest.{md,png,csv}
 #        and latency-cdf.png
 # quick: 1 round of 2 s jobs (1 s ramp)  -> ktests/bench/out/quick-results/, so
@@ -10,6 +10,9 @@
 #        row of the table is there (nothing about speed).
 # profile: perf profiles of iscsi_rs and open-iscsi on two jobs (guest/profile.sh)
 #        -> bench/results/profile/*.txt
+# ab:    issue 16's goal row (QD32, two jobs) on iscsi_rs with two connections
+#        and open-iscsi, alternating in one boot (guest/ab.sh), with CPU per I/O
+#        -> bench/results/ab/ab.txt
 # Env: BENCH_RESULTS (report dir), BENCH_OUT (raw output dir), GUEST_CPUS, GUEST_MEM.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +23,8 @@ case $mode in
 full) rounds=(round1 round2 round3 round4 round5) results=${BENCH_RESULTS:-$repo/bench/results} ;;
 quick) rounds=(round1) results=${BENCH_RESULTS:-$repo/ktests/bench/out/quick-results} ;;
 profile) rounds=(profile) results=${BENCH_RESULTS:-$repo/bench/results/profile} ;;
-*) echo "usage: $0 full|quick|profile" >&2; exit 2 ;;
+ab) rounds=(ab) results=${BENCH_RESULTS:-$repo/bench/results/ab} ;;
+*) echo "usage: $0 full|quick|profile|ab" >&2; exit 2 ;;
 esac
 out=${BENCH_OUT:-$repo/ktests/bench/out/run-$mode}
 
@@ -49,6 +53,13 @@ if [ "$mode" = profile ]; then
         './fio-*.json' './params-*.txt'
     [ $rc = 0 ] || { echo "bench: profile run failed (see $out/console.log)"; exit 1; }
     echo "bench: profiles in $results"
+    exit 0
+fi
+if [ "$mode" = ab ]; then
+    mkdir -p "$results"
+    tar -xzf "$out/bench-r1.tar.gz" -C "$results" --wildcards ./ab.txt './params-*.txt'
+    [ $rc = 0 ] || { echo "bench: A/B run failed (see $out/console.log)"; exit 1; }
+    cat "$results/ab.txt"
     exit 0
 fi
 # Report whatever came back, then fail if the guest run or the table is incomplete.
