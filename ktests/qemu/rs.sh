@@ -41,11 +41,12 @@ rs_remove() {
     "$CTL" logout --host "$1" >&2
 }
 
-# Waits up to 10 s until HOST is gone from sysfs and from iscsictl list;
-# fails otherwise.
+# Waits up to 30 s until HOST is gone from sysfs and from iscsictl list;
+# fails otherwise. (30 s: what 100 rounds of `sleep 0.1` came to in the
+# debug guest before the naps stopped costing an exec.)
 rs_gone() {
     local i listed
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 300; i++)); do
         if [ ! -e /sys/class/scsi_host/host$1 ]; then
             listed=$'\n'$("$CTL" list || true)
             [[ $listed == *$'\n'"host$1 "* ]] || return 0
@@ -73,11 +74,11 @@ rs_target_gone() {
     return 1
 }
 
-# Prints the block device (sdX) of LUN 0 of SCSI host HOST, waiting up to 10 s
-# for the scan to create it; prints nothing if it never appears.
+# Prints the block device (sdX) of LUN 0 of SCSI host HOST, waiting up to 30 s
+# (as rs_gone) for the scan to create it; prints nothing if it never appears.
 rs_disk() {
     local d i
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 300; i++)); do
         for d in "/sys/class/scsi_host/host$1/device/target$1:0:0/$1:0:0:0/block/"*; do
             d=${d##*/}
             if [ "$d" != "*" ] && [ -b "/dev/$d" ]; then
