@@ -39,9 +39,9 @@
 # $OUT/subtests-lifecycle-race. The harness fails the case on any KASAN,
 # lockdep, kmemleak, hung-task or WARN report.
 # ITERATIONS combinations run in all (the matrix, shuffled, cycled): one round
-# of the 54 takes ~7.5 min in the TCG guest (~10 min with another QEMU busy;
-# none starts after BUDGET_S, and any not run fails the case). The seed is printed; set SEED to repeat an order
-# and its delays.
+# of the 54 takes ~6-7.5 min in the TCG guest (~10 min with another QEMU busy;
+# none starts after BUDGET_S, and any not run fails the case). The seed is
+# printed; set SEED to repeat an order and its delays.
 # guest-boot: 2
 set -u
 . "$REPO/ktests/qemu/lio.sh"
