@@ -14,31 +14,22 @@ BENCH_JOBS="randread-4k-qd32-2j:randread:4k:32:2"
 BENCH_DIGEST_JOBS=none
 BENCH_RUNTIME=10 BENCH_RAMP=2
 
-# "busy idle ctxt" from /proc/stat (USER_HZ ticks, all CPUs).
-ab_ticks() { awk '/^cpu /{b = $2 + $3 + $4 + $7 + $8; i = $5 + $6} /^ctxt/{c = $2} END {print b, i, c}' /proc/stat; }
-
-bench_fio() {
-    local tag=$1 dev=$2 name pid rc t0 t1 w0 w1 iops
-    bench_fio_start "$tag" "$dev" "$3"
-    pid=$BENCH_FIO_PID name=$BENCH_FIO_NAME
-    sleep "$BENCH_RAMP"
-    read -r w0 _ < /proc/uptime; t0=$(ab_ticks)
-    sleep $((BENCH_RUNTIME - 2))
-    read -r w1 _ < /proc/uptime; t1=$(ab_ticks)
-    wait $pid; rc=$?
-    iops=$(grep -m1 '"iops"' "$B/fio-$tag-$name.json" | tr -dc '0-9.')
-    if [ $rc = 0 ] && [ -n "$iops" ]; then
-        echo "ok bench $tag $name" >> "$BENCH_SUBTESTS"
-        # fio's IOPS cover its whole run; the window is most of it.
-        echo "$t0 $t1 $w0 $w1 $iops" | awk -v tag="$tag" -v hz="$(getconf CLK_TCK)" '{
-            b = $4 - $1; i = $5 - $2; c = $6 - $3; s = $8 - $7; io = $9 * s
+# After each path's job: its figures from the CPU snapshots lib.sh's
+# bench_fio took at both ends of the measured window (uptime, /proc/stat's cpu
+# and ctxt lines).
+bench_after_jobs() {
+    local name=${BENCH_JOBS%%:*} iops
+    iops=$(grep -m1 '"iops"' "$B/fio-$1-$name.json" | tr -dc '0-9.')
+    [ -n "$iops" ] || return 0
+    awk -v tag="$1" -v iops="$iops" -v hz="$(getconf CLK_TCK)" '
+        FNR == 1 { f++; up[f] = $1 }
+        /^cpu / { busy[f] = $2 + $3 + $4 + $7 + $8; idle[f] = $5 + $6 }
+        /^ctxt / { ctxt[f] = $2 }
+        END {
+            b = busy[2] - busy[1]; i = idle[2] - idle[1]; io = iops * (up[2] - up[1])
             printf "%s iops %.0f busy %.1f%% cpu_us_per_io %.1f ctxt_per_io %.2f\n",
-                tag, $9, 100 * b / (b + i), b * 1e6 / hz / io, c / io }' >> "$B/ab.txt"
-    else
-        echo "not ok bench $tag $name (fio rc=$rc)" >> "$BENCH_SUBTESTS"
-        cat "$B/fio-$tag-$name.log" >&2
-        bench_fail=1
-    fi
+                tag, iops, 100 * b / (b + i), b * 1e6 / hz / io, (ctxt[2] - ctxt[1]) / io
+        }' "$B/snap-$1-$name-1.txt" "$B/snap-$1-$name-2.txt" >> "$B/ab.txt"
 }
 
 # bench_round's setup and teardown with the two paths alternating.
